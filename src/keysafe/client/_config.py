@@ -1,0 +1,92 @@
+"""Where the SDK and the CLI find the server: explicit values, then env, then the profile.
+
+The profile is ``$KEYSAFE_HOME/profile.toml`` (``addr``, ``token``, ``cacert``), written by
+``keysafe up``. Stdlib only: this runs on every CLI call and must stay cheap (no pydantic).
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+
+from keysafe.errors import InvalidInput
+
+PROFILE_NAME = "profile.toml"
+
+
+@dataclass(frozen=True, slots=True)
+class Connection:
+    """A resolved server address, credential and CA bundle."""
+
+    addr: str | None
+    token: str | None = None
+    cacert: Path | None = None
+
+    def __repr__(self) -> str:
+        # Never let a token reach a log line or a traceback through repr().
+        token = "***" if self.token else None
+        return f"Connection(addr={self.addr!r}, token={token!r}, cacert={self.cacert!r})"
+
+
+def home_dir(home: str | Path | None = None) -> Path:
+    """``home``, else ``$KEYSAFE_HOME``, else ``~/.keysafe``."""
+    if home is not None:
+        return Path(home).expanduser()
+    env = os.environ.get("KEYSAFE_HOME")
+    if env:
+        return Path(env).expanduser()
+    return Path.home() / ".keysafe"
+
+
+def profile_path(home: str | Path | None = None) -> Path:
+    return home_dir(home) / PROFILE_NAME
+
+
+def read_profile(path: Path) -> dict[str, str]:
+    """The string entries of a profile file; empty when there is none.
+
+    Raises InvalidInput when the file exists but is not valid TOML.
+    """
+    try:
+        with path.open("rb") as fh:
+            raw = tomllib.load(fh)
+    except FileNotFoundError:
+        return {}
+    except tomllib.TOMLDecodeError as exc:
+        raise InvalidInput(f"profile {path} is not valid TOML: {exc}") from exc
+    return {k: v for k, v in raw.items() if isinstance(v, str)}
+
+
+def resolve(
+    addr: str | None = None,
+    token: str | None = None,
+    cacert: str | Path | None = None,
+    *,
+    home: str | Path | None = None,
+) -> Connection:
+    """Fill each missing value from ``KEYSAFE_*`` env, then the profile.
+
+    The profile's token and CA are used only for the profile's own address: a token saved
+    for the local vault must never be sent to another server named by ``KEYSAFE_ADDR``.
+    """
+    addr = addr or os.environ.get("KEYSAFE_ADDR") or None
+    token = token or os.environ.get("KEYSAFE_TOKEN") or None
+    cacert = cacert or os.environ.get("KEYSAFE_CACERT") or None
+    if addr is None or token is None or cacert is None:
+        profile = read_profile(profile_path(home))
+        profile_addr = profile.get("addr") or None
+        addr = addr or profile_addr
+        if addr is not None and profile_addr is not None and _same(addr, profile_addr):
+            token = token or profile.get("token") or None
+            cacert = cacert or profile.get("cacert") or None
+    return Connection(
+        addr=addr.rstrip("/") if addr else None,
+        token=token,
+        cacert=Path(cacert).expanduser() if cacert else None,
+    )
+
+
+def _same(a: str, b: str) -> bool:
+    return a.rstrip("/").lower() == b.rstrip("/").lower()
