@@ -1,0 +1,185 @@
+"""Tokens: minted, looked up by keyed hash, revoked.
+
+The server stores HMAC-SHA256(token key, token); the token key lives in the keyring,
+so the database alone cannot be used to test guesses. Lookups hash the presented token
+and fetch by that hash; the final comparison is constant-time.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import Connection, Engine, insert, select, update
+
+from keysafe.access.models import MODE_READ, MODE_ROOT, MODE_WRITE, Principal
+from keysafe.clock import Clock
+from keysafe.crypto import keyformat
+from keysafe.errors import InvalidInput, NotFound, Unauthenticated
+from keysafe.store.engine import read_conn, write_txn
+from keysafe.store.tables import tokens
+
+MAX_TTL_SECONDS = 10 * 365 * 24 * 3600
+_UNAUTHENTICATED = "missing, malformed, expired or revoked token"
+
+
+@dataclass(frozen=True, slots=True)
+class IssuedToken:
+    """A freshly minted token: the only moment the secret exists outside the caller."""
+
+    token: str
+    record: dict[str, Any]
+
+
+class TokenService:
+    def __init__(
+        self,
+        engine: Engine,
+        token_key: Callable[[], bytes],
+        clock: Clock,
+        cache_seconds: float = 1.0,
+    ) -> None:
+        self._engine = engine
+        self._token_key = token_key
+        self._clock = clock
+        self._cache_seconds = cache_seconds
+        self._cache: dict[bytes, tuple[float, Principal]] = {}
+        self._lock = threading.Lock()
+
+    def hash(self, token: str) -> bytes:
+        return hmac.new(self._token_key(), token.encode(), hashlib.sha256).digest()
+
+    # -- minting -------------------------------------------------------------------------
+
+    def mint_root(self, conn: Connection) -> IssuedToken:
+        """The root token, minted inside the init transaction."""
+        return self._insert(conn, MODE_ROOT, "root", "", None, "initial root token", "system")
+
+    def mint(
+        self,
+        creator: Principal,
+        prefix: str,
+        mode: str,
+        ttl_seconds: int | None,
+        description: str,
+        conn: Connection,
+    ) -> IssuedToken:
+        if mode not in (MODE_READ, MODE_WRITE):
+            raise InvalidInput("mode must be 'read' or 'write'")
+        if ttl_seconds is not None and not 0 < ttl_seconds <= MAX_TTL_SECONDS:
+            raise InvalidInput(f"ttl_seconds must be between 1 and {MAX_TTL_SECONDS}")
+        expires = None if ttl_seconds is None else self._clock.now_us() + ttl_seconds * 1_000_000
+        return self._insert(conn, mode, "scoped", prefix, expires, description, creator.token_id)
+
+    def _insert(
+        self,
+        conn: Connection,
+        mode: str,
+        kind: str,
+        prefix: str,
+        expires: int | None,
+        description: str,
+        created_by: str,
+    ) -> IssuedToken:
+        token = keyformat.generate(keyformat.KIND_ROOT if kind == "root" else keyformat.KIND_TOKEN)
+        record = {
+            "id": "tok_" + secrets.token_hex(8),
+            "token_hash": self.hash(token),
+            "kind": kind,
+            "prefix": prefix,
+            "mode": mode,
+            "description": description,
+            "created_by": created_by,
+            "created_at": self._clock.now_us(),
+            "expires_at": expires,
+            "revoked_at": None,
+        }
+        conn.execute(insert(tokens).values(**record))
+        return IssuedToken(token, public_record(record))
+
+    # -- lookups -------------------------------------------------------------------------
+
+    def authenticate(self, token: str | None) -> Principal:
+        """The principal behind ``token``; raises Unauthenticated with one vague message."""
+        if not token or keyformat.parse(token) is None:
+            raise Unauthenticated(_UNAUTHENTICATED)
+        digest = self.hash(token)
+        now = time.monotonic()
+        cached = self._cache.get(digest)
+        if cached is not None and now - cached[0] < self._cache_seconds:
+            principal = cached[1]
+        else:
+            principal = self._load(digest)
+            with self._lock:
+                if len(self._cache) > 50_000:
+                    self._cache.clear()
+                self._cache[digest] = (now, principal)
+        if principal.expires_at is not None and principal.expires_at <= self._clock.now_us():
+            raise Unauthenticated(_UNAUTHENTICATED)
+        return principal
+
+    def _load(self, digest: bytes) -> Principal:
+        with read_conn(self._engine) as conn:
+            row = conn.execute(select(tokens).where(tokens.c.token_hash == digest)).first()
+        if row is None or not hmac.compare_digest(bytes(row.token_hash), digest):
+            raise Unauthenticated(_UNAUTHENTICATED)
+        if row.revoked_at is not None:
+            raise Unauthenticated(_UNAUTHENTICATED)
+        return Principal(row.id, row.kind, row.mode, row.prefix, row.expires_at)
+
+    def revoke(self, token_id: str, conn: Connection) -> None:
+        result = conn.execute(
+            update(tokens)
+            .where(tokens.c.id == token_id, tokens.c.revoked_at.is_(None))
+            .values(revoked_at=self._clock.now_us())
+        )
+        if result.rowcount == 0:
+            exists = conn.execute(select(tokens.c.id).where(tokens.c.id == token_id)).first()
+            if exists is None:
+                raise NotFound(f"no token with id {token_id}")
+        self.forget(token_id)
+
+    def forget(self, token_id: str) -> None:
+        """Drop a token from this process's cache (after revocation)."""
+        with self._lock:
+            for digest, (_, principal) in list(self._cache.items()):
+                if principal.token_id == token_id:
+                    del self._cache[digest]
+
+    def list_tokens(self) -> list[dict[str, Any]]:
+        with read_conn(self._engine) as conn:
+            rows = conn.execute(select(tokens).order_by(tokens.c.created_at)).mappings().all()
+        return [public_record(dict(r)) for r in rows]
+
+    def get(self, token_id: str) -> dict[str, Any]:
+        with read_conn(self._engine) as conn:
+            row = conn.execute(select(tokens).where(tokens.c.id == token_id)).mappings().first()
+        if row is None:
+            raise NotFound(f"no token with id {token_id}")
+        return public_record(dict(row))
+
+    def write_txn(self) -> Any:
+        return write_txn(self._engine)
+
+
+def public_record(record: dict[str, Any]) -> dict[str, Any]:
+    """A token record without its hash, times as ISO strings."""
+    from keysafe.timefmt import iso_us
+
+    return {
+        "id": record["id"],
+        "kind": record["kind"],
+        "prefix": record["prefix"],
+        "mode": record["mode"],
+        "description": record["description"],
+        "created_by": record["created_by"],
+        "created_at": iso_us(record["created_at"]),
+        "expires_at": iso_us(record["expires_at"]),
+        "revoked": record["revoked_at"] is not None,
+    }

@@ -1,0 +1,26 @@
+"""Value types the secrets service returns."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+
+@dataclass(frozen=True, slots=True)
+class SecretValue:
+    path: str
+    version: int
+    value: str
+    metadata: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class WriteResult:
+    path: str
+    version: int
+    created_at: str | None
+
+
+def context(path: str, version: int) -> bytes:
+    """Associated data binding a ciphertext to its secret and version."""
+    return f"{path}\x00{version}".encode()

@@ -1,0 +1,544 @@
+"""Versioned, encrypted secrets: read, write, list, history, rollback, delete, destroy.
+
+Every operation is authorised and audited before it answers. Reads run inline (one
+indexed query and two AES-GCM opens) and wait for the group-committed audit event;
+mutations run in a worker thread and append their audit event in their own
+transaction, so a write and its record commit together.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import anyio.to_thread
+import orjson
+from sqlalchemy import Connection, Engine, Row, delete, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+
+from keysafe.access.models import RequestContext, authorize, covers
+from keysafe.audit.models import OUTCOME_DENIED, OUTCOME_ERROR, OUTCOME_OK, AuditEvent
+from keysafe.audit.service import AuditLog
+from keysafe.clock import Clock
+from keysafe.crypto.barrier import Barrier
+from keysafe.crypto.envelope import DecryptionFailed
+from keysafe.crypto.keyring import Envelope
+from keysafe.errors import (
+    AuditUnavailable,
+    CasMismatch,
+    Forbidden,
+    IntegrityError,
+    InvalidInput,
+    KeysafeError,
+    NotFound,
+    ValueTooLarge,
+)
+from keysafe.secrets.models import SecretValue, WriteResult, context
+from keysafe.secrets.paths import validate_path, validate_prefix
+from keysafe.store.engine import read_conn, write_txn
+from keysafe.store.tables import secret_versions, secrets
+from keysafe.timefmt import iso_us, parse_iso_us
+
+T = TypeVar("T")
+
+_READ_QUERY = (
+    select(
+        secrets.c.id,
+        secrets.c.current_version,
+        secrets.c.max_versions,
+        secrets.c.description,
+        secrets.c.owner,
+        secrets.c.tags,
+        secrets.c.expires_at,
+        secrets.c.created_at,
+        secrets.c.updated_at,
+        secret_versions.c.version,
+        secret_versions.c.format,
+        secret_versions.c.kek_version,
+        secret_versions.c.wrapped_dek,
+        secret_versions.c.ciphertext,
+        secret_versions.c.deleted_at,
+        secret_versions.c.destroyed,
+    )
+    .select_from(secrets)
+    .outerjoin(secret_versions, secret_versions.c.secret_id == secrets.c.id)
+)
+
+
+def _metadata(row: Any) -> dict[str, Any]:
+    return {
+        "description": row.description,
+        "owner": row.owner,
+        "tags": orjson.loads(row.tags),
+        "expires_at": iso_us(row.expires_at),
+        "max_versions": row.max_versions,
+        "current_version": row.current_version,
+        "created_at": iso_us(row.created_at),
+        "updated_at": iso_us(row.updated_at),
+    }
+
+
+class SecretsService:
+    def __init__(
+        self,
+        engine: Engine,
+        barrier: Barrier,
+        audit: AuditLog,
+        clock: Clock,
+        *,
+        max_value_bytes: int = 64 * 1024,
+        default_max_versions: int = 20,
+        refresh_keyring: Callable[[], None] | None = None,
+    ) -> None:
+        self._engine = engine
+        self._barrier = barrier
+        self._audit = audit
+        self._clock = clock
+        self._max_value_bytes = max_value_bytes
+        self._default_max_versions = default_max_versions
+        self._refresh_keyring = refresh_keyring
+        self._postgres = engine.dialect.name == "postgresql"
+
+    # -- shared helpers ------------------------------------------------------------------
+
+    def _event(
+        self, ctx: RequestContext, op: str, path: str, outcome: str, detail: str = ""
+    ) -> AuditEvent:
+        return AuditEvent(
+            ts=self._clock.now_us(),
+            request_id=ctx.request_id,
+            actor=ctx.principal.token_id,
+            source=ctx.source,
+            operation=op,
+            path=path,
+            outcome=outcome,
+            detail=detail,
+        )
+
+    async def _authorize(self, ctx: RequestContext, capability: str, op: str, path: str) -> None:
+        decision = authorize(ctx.principal, capability, path)
+        if not decision:
+            await self._audit.record(self._event(ctx, op, path, OUTCOME_DENIED, decision.reason))
+            raise Forbidden(f"permission denied: {decision.reason}")
+
+    async def _audited(
+        self, ctx: RequestContext, op: str, path: str, fn: Callable[[], T], *, thread: bool
+    ) -> T:
+        """Run ``fn`` and audit its outcome (ok events of mutations are written by ``fn``)."""
+        try:
+            result = await anyio.to_thread.run_sync(fn) if thread else fn()
+        except AuditUnavailable:
+            raise
+        except KeysafeError as exc:
+            await self._audit.record(self._event(ctx, op, path, OUTCOME_ERROR, exc.code))
+            raise
+        if not thread:
+            await self._audit.record(self._event(ctx, op, path, OUTCOME_OK))
+        return result
+
+    def _decrypt(self, path: str, row: Any) -> str:
+        envelope = Envelope(
+            row.kek_version, bytes(row.wrapped_dek), bytes(row.ciphertext), row.format
+        )
+        ctx = context(path, row.version)
+        keyring = self._barrier.keyring()
+        if row.kek_version not in keyring.keks and self._refresh_keyring is not None:
+            # Another process rotated the keyring since this one loaded it.
+            self._refresh_keyring()
+            keyring = self._barrier.keyring()
+        try:
+            return keyring.decrypt(envelope, ctx).decode()
+        except DecryptionFailed:
+            raise IntegrityError(
+                f"version {row.version} of {path} failed its integrity check: the stored "
+                "ciphertext was altered, moved or written under an unknown key"
+            ) from None
+
+    # -- reads ---------------------------------------------------------------------------
+
+    async def read(self, ctx: RequestContext, path: str, version: int | None = None) -> SecretValue:
+        """The value of ``path`` at ``version`` (default current)."""
+        validate_path(path)
+        await self._authorize(ctx, "read", "secret:read", path)
+        return await self._audited(
+            ctx, "secret:read", path, lambda: self._read(path, version), thread=False
+        )
+
+    def _read(self, path: str, version: int | None) -> SecretValue:
+        self._barrier.keyring()
+        wanted = secret_versions.c.version == (
+            version if version is not None else secrets.c.current_version
+        )
+        with read_conn(self._engine) as conn:
+            row = conn.execute(_READ_QUERY.where(secrets.c.path == path, wanted)).first()
+        if row is None or row.version is None:
+            if version is not None:
+                raise NotFound(f"{path} has no version {version}")
+            raise NotFound(f"no secret at {path}")
+        if row.destroyed:
+            raise NotFound(f"version {row.version} of {path} was destroyed")
+        if row.deleted_at is not None:
+            raise NotFound(f"version {row.version} of {path} is deleted (undelete it to read it)")
+        return SecretValue(path, row.version, self._decrypt(path, row), _metadata(row))
+
+    async def list_paths(
+        self, ctx: RequestContext, prefix: str, *, recursive: bool = True, values: bool = False
+    ) -> list[dict[str, Any]]:
+        """Paths under ``prefix`` (never values unless ``values`` and read is allowed)."""
+        validate_prefix(prefix)
+        principal = ctx.principal
+        if not principal.is_root and not (
+            covers(principal.prefix, prefix) or covers(prefix, principal.prefix)
+        ):
+            await self._audit.record(
+                self._event(ctx, "secret:list", prefix, OUTCOME_DENIED, "outside token prefix")
+            )
+            raise Forbidden(f"permission denied: the token is limited to {principal.prefix!r}")
+        await self._authorize(
+            ctx,
+            "list",
+            "secret:list",
+            prefix if covers(principal.prefix, prefix) else principal.prefix,
+        )
+        rows = self._list_rows(prefix, recursive, values)
+        items: list[dict[str, Any]] = []
+        for row in rows:
+            if not principal.is_root and not covers(principal.prefix, row.path):
+                continue
+            item: dict[str, Any] = {
+                "path": row.path,
+                "version": row.current_version,
+                "updated_at": iso_us(row.updated_at),
+            }
+            if values:
+                if row.version is None or row.destroyed or row.deleted_at is not None:
+                    continue
+                await self._authorize(ctx, "read", "secret:read", row.path)
+                item["value"] = self._decrypt(row.path, row)
+            items.append(item)
+        if values:
+            for item in items:
+                await self._audit.record(
+                    self._event(ctx, "secret:read", item["path"], OUTCOME_OK, "bulk")
+                )
+        await self._audit.record(self._event(ctx, "secret:list", prefix, OUTCOME_OK))
+        return items
+
+    def _list_rows(self, prefix: str, recursive: bool, values: bool) -> list[Any]:
+        query = _READ_QUERY.where(
+            secrets.c.path.startswith(prefix, autoescape=True),
+            secret_versions.c.version == secrets.c.current_version,
+        ).order_by(secrets.c.path)
+        with read_conn(self._engine) as conn:
+            rows = list(conn.execute(query))
+        if not recursive:
+            rows = [r for r in rows if "/" not in r.path[len(prefix) :]]
+        return rows
+
+    async def history(self, ctx: RequestContext, path: str) -> dict[str, Any]:
+        validate_path(path)
+        await self._authorize(ctx, "list", "secret:history", path)
+
+        def run() -> dict[str, Any]:
+            with read_conn(self._engine) as conn:
+                head = conn.execute(select(secrets).where(secrets.c.path == path)).first()
+                if head is None:
+                    raise NotFound(f"no secret at {path}")
+                rows = conn.execute(
+                    select(secret_versions)
+                    .where(secret_versions.c.secret_id == head.id)
+                    .order_by(secret_versions.c.version)
+                ).all()
+            return {
+                "path": path,
+                "current_version": head.current_version,
+                "versions": [
+                    {
+                        "version": r.version,
+                        "created_at": iso_us(r.created_at),
+                        "created_by": r.created_by,
+                        "deleted_at": iso_us(r.deleted_at),
+                        "destroyed": bool(r.destroyed),
+                    }
+                    for r in rows
+                ],
+            }
+
+        return await self._audited(ctx, "secret:history", path, run, thread=False)
+
+    async def metadata(self, ctx: RequestContext, path: str) -> dict[str, Any]:
+        validate_path(path)
+        await self._authorize(ctx, "list", "secret:metadata", path)
+
+        def run() -> dict[str, Any]:
+            with read_conn(self._engine) as conn:
+                head = conn.execute(select(secrets).where(secrets.c.path == path)).first()
+            if head is None:
+                raise NotFound(f"no secret at {path}")
+            return {"path": path, **_metadata(head)}
+
+        return await self._audited(ctx, "secret:metadata", path, run, thread=False)
+
+    # -- writes --------------------------------------------------------------------------
+
+    async def write(
+        self, ctx: RequestContext, path: str, value: str, cas: int | None = None
+    ) -> WriteResult:
+        """Store ``value`` as a new version; with ``cas`` only if the current version is it."""
+        validate_path(path)
+        size = len(value.encode())
+        if size > self._max_value_bytes:
+            raise ValueTooLarge(f"the value is {size} bytes; the limit is {self._max_value_bytes}")
+        if cas is not None and cas < 0:
+            raise InvalidInput("cas must be 0 (create only) or a version number")
+        await self._authorize(ctx, "write", "secret:write", path)
+        return await self._audited(
+            ctx,
+            "secret:write",
+            path,
+            lambda: self._write(ctx, path, value, cas, "secret:write", ""),
+            thread=True,
+        )
+
+    def _lock_secret(self, conn: Connection, path: str) -> Row[Any] | None:
+        query = select(secrets).where(secrets.c.path == path)
+        if self._postgres:
+            query = query.with_for_update()
+        return conn.execute(query).first()
+
+    def _write(
+        self, ctx: RequestContext, path: str, value: str, cas: int | None, op: str, detail: str
+    ) -> WriteResult:
+        keyring = self._barrier.keyring()
+        now = self._clock.now_us()
+        with write_txn(self._engine) as conn:
+            head = self._lock_secret(conn, path)
+            if head is None:
+                if cas not in (None, 0):
+                    raise CasMismatch(
+                        f"check-and-set failed: {path} does not exist (expected version {cas})"
+                    )
+                dialect_insert = postgresql.insert if self._postgres else sqlite.insert
+                conn.execute(
+                    dialect_insert(secrets)
+                    .values(
+                        path=path,
+                        current_version=0,
+                        max_versions=self._default_max_versions,
+                        description="",
+                        owner="",
+                        tags="{}",
+                        expires_at=None,
+                        created_at=now,
+                        updated_at=now,
+                    )
+                    .on_conflict_do_nothing(index_elements=["path"])
+                )
+                head = self._lock_secret(conn, path)
+                assert head is not None
+            elif cas is not None and cas != head.current_version:
+                raise CasMismatch(
+                    f"check-and-set failed: {path} is at version {head.current_version}, not {cas}",
+                    current_version=head.current_version,
+                )
+            version = head.current_version + 1
+            env = keyring.encrypt(value.encode(), context(path, version))
+            conn.execute(
+                secret_versions.insert().values(
+                    secret_id=head.id,
+                    version=version,
+                    format=env.format,
+                    kek_version=env.kek_version,
+                    wrapped_dek=env.wrapped_dek,
+                    ciphertext=env.ciphertext,
+                    created_at=now,
+                    created_by=ctx.principal.token_id,
+                    deleted_at=None,
+                    destroyed=False,
+                )
+            )
+            conn.execute(
+                update(secrets)
+                .where(secrets.c.id == head.id)
+                .values(current_version=version, updated_at=now)
+            )
+            conn.execute(
+                delete(secret_versions).where(
+                    secret_versions.c.secret_id == head.id,
+                    secret_versions.c.version <= version - head.max_versions,
+                )
+            )
+            self._audit.append_in_txn(
+                conn, [self._event(ctx, op, path, OUTCOME_OK, detail or f"version {version}")]
+            )
+        return WriteResult(path, version, iso_us(now))
+
+    async def rollback(self, ctx: RequestContext, path: str, version: int) -> WriteResult:
+        """A new version whose value equals ``version``'s."""
+        validate_path(path)
+        await self._authorize(ctx, "write", "secret:rollback", path)
+
+        def run() -> WriteResult:
+            old = self._read(path, version)
+            return self._write(
+                ctx, path, old.value, None, "secret:rollback", f"from version {version}"
+            )
+
+        return await self._audited(ctx, "secret:rollback", path, run, thread=True)
+
+    async def set_metadata(
+        self, ctx: RequestContext, path: str, changes: dict[str, Any]
+    ) -> dict[str, Any]:
+        validate_path(path)
+        values: dict[str, Any] = {}
+        if (desc := changes.get("description")) is not None:
+            values["description"] = str(desc)[:4096]
+        if (owner := changes.get("owner")) is not None:
+            values["owner"] = str(owner)[:256]
+        if (tags := changes.get("tags")) is not None:
+            if not isinstance(tags, dict) or not all(
+                isinstance(k, str) and isinstance(v, str) for k, v in tags.items()
+            ):
+                raise InvalidInput("tags must be an object of string keys and string values")
+            values["tags"] = orjson.dumps(tags, option=orjson.OPT_SORT_KEYS).decode()
+        if "expires_at" in changes:
+            raw = changes["expires_at"]
+            try:
+                values["expires_at"] = None if raw in (None, "") else parse_iso_us(str(raw))
+            except ValueError as exc:
+                raise InvalidInput(f"expires_at {raw!r} is not an ISO 8601 date") from exc
+        if (maxv := changes.get("max_versions")) is not None:
+            if not isinstance(maxv, int) or not 1 <= maxv <= 1000:
+                raise InvalidInput("max_versions must be between 1 and 1000")
+            values["max_versions"] = maxv
+        await self._authorize(ctx, "write", "secret:metadata-write", path)
+
+        def run() -> dict[str, Any]:
+            with write_txn(self._engine) as conn:
+                head = self._lock_secret(conn, path)
+                if head is None:
+                    raise NotFound(f"no secret at {path}")
+                if values:
+                    conn.execute(
+                        update(secrets)
+                        .where(secrets.c.id == head.id)
+                        .values(**values, updated_at=self._clock.now_us())
+                    )
+                if "max_versions" in values:
+                    conn.execute(
+                        delete(secret_versions).where(
+                            secret_versions.c.secret_id == head.id,
+                            secret_versions.c.version
+                            <= head.current_version - values["max_versions"],
+                        )
+                    )
+                self._audit.append_in_txn(
+                    conn,
+                    [
+                        self._event(
+                            ctx, "secret:metadata-write", path, OUTCOME_OK, ",".join(sorted(values))
+                        )
+                    ],
+                )
+                new = conn.execute(select(secrets).where(secrets.c.id == head.id)).first()
+            return {"path": path, **_metadata(new)}
+
+        return await self._audited(ctx, "secret:metadata-write", path, run, thread=True)
+
+    async def delete(self, ctx: RequestContext, path: str, versions: list[int] | None) -> None:
+        """Soft delete (restorable); the latest version when ``versions`` is empty."""
+        await self._mark(ctx, path, versions, "delete", "secret:delete")
+
+    async def undelete(self, ctx: RequestContext, path: str, versions: list[int] | None) -> None:
+        await self._mark(ctx, path, versions, "delete", "secret:undelete")
+
+    async def destroy(self, ctx: RequestContext, path: str, versions: list[int]) -> None:
+        """Wipe the ciphertext of ``versions`` for good; metadata stays."""
+        if not versions:
+            raise InvalidInput("name the versions to destroy")
+        await self._mark(ctx, path, versions, "destroy", "secret:destroy")
+
+    async def _mark(
+        self, ctx: RequestContext, path: str, versions: list[int] | None, capability: str, op: str
+    ) -> None:
+        validate_path(path)
+        await self._authorize(ctx, capability, op, path)
+
+        def run() -> None:
+            now = self._clock.now_us()
+            with write_txn(self._engine) as conn:
+                head = self._lock_secret(conn, path)
+                if head is None:
+                    raise NotFound(f"no secret at {path}")
+                targets = versions or [head.current_version]
+                existing = {
+                    r.version
+                    for r in conn.execute(
+                        select(secret_versions.c.version).where(
+                            secret_versions.c.secret_id == head.id,
+                            secret_versions.c.version.in_(targets),
+                        )
+                    )
+                }
+                missing = sorted(set(targets) - existing)
+                if missing:
+                    raise NotFound(f"{path} has no version {', '.join(map(str, missing))}")
+                where = (
+                    secret_versions.c.secret_id == head.id,
+                    secret_versions.c.version.in_(targets),
+                )
+                if op == "secret:delete":
+                    change: dict[str, Any] = {"deleted_at": now}
+                elif op == "secret:undelete":
+                    change = {"deleted_at": None}
+                else:
+                    change = {"wrapped_dek": None, "ciphertext": None, "destroyed": True}
+                conn.execute(update(secret_versions).where(*where).values(**change))
+                detail = "versions " + ",".join(map(str, sorted(targets)))
+                self._audit.append_in_txn(conn, [self._event(ctx, op, path, OUTCOME_OK, detail)])
+
+        await self._audited(ctx, op, path, run, thread=True)
+
+    # -- key maintenance -----------------------------------------------------------------
+
+    def rewrap_batch(self, batch: int) -> tuple[int, int, int]:
+        """Re-wrap up to ``batch`` data keys under the newest KEK; (done, remaining, total)."""
+        keyring = self._barrier.keyring()
+        current = keyring.current_version
+        live = secret_versions.c.ciphertext.is_not(None)
+        with write_txn(self._engine) as conn:
+            rows = conn.execute(
+                select(secret_versions, secrets.c.path)
+                .join(secrets, secrets.c.id == secret_versions.c.secret_id)
+                .where(live, secret_versions.c.kek_version < current)
+                .limit(batch)
+            ).all()
+            for r in rows:
+                env = Envelope(r.kek_version, bytes(r.wrapped_dek), bytes(r.ciphertext), r.format)
+                try:
+                    new = keyring.rewrap(env, context(r.path, r.version))
+                except DecryptionFailed as exc:
+                    raise IntegrityError(
+                        f"version {r.version} of {r.path} failed its integrity check"
+                    ) from exc
+                conn.execute(
+                    update(secret_versions)
+                    .where(
+                        secret_versions.c.secret_id == r.secret_id,
+                        secret_versions.c.version == r.version,
+                    )
+                    .values(kek_version=new.kek_version, wrapped_dek=new.wrapped_dek)
+                )
+            remaining = self._count(conn, live & (secret_versions.c.kek_version < current))
+            total = self._count(conn, live)
+        return len(rows), remaining, total
+
+    @staticmethod
+    def _count(conn: Connection, where: Any) -> int:
+        from sqlalchemy import func
+
+        return int(
+            conn.execute(
+                select(func.count()).select_from(secret_versions).where(where)
+            ).scalar_one()
+        )

@@ -1,0 +1,103 @@
+"""The one engine factory: SQLite pragmas for the embedded mode, a pool for PostgreSQL."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Connection, Engine, create_engine, event
+from sqlalchemy.exc import DBAPIError, OperationalError
+
+from keysafe.errors import InvalidInput, StorageUnavailable
+
+SQLITE_BUSY_TIMEOUT_MS = 5000
+
+
+def normalise_url(url: str) -> str:
+    """Accept ``postgresql://`` and ``postgres://`` and pick the psycopg 3 driver."""
+    for prefix in ("postgresql://", "postgres://"):
+        if url.startswith(prefix):
+            return "postgresql+psycopg://" + url[len(prefix) :]
+    if url.startswith(("sqlite://", "postgresql+psycopg://")):
+        return url
+    raise InvalidInput(f"unsupported database URL scheme in {url.split(':', 1)[0]!r}")
+
+
+def make_engine(url: str) -> Engine:
+    """An engine configured for keysafe's access patterns."""
+    url = normalise_url(url)
+    if url.startswith("sqlite"):
+        return _sqlite_engine(url)
+    return create_engine(url, pool_size=10, max_overflow=20, pool_pre_ping=True)
+
+
+def is_sqlite(engine: Engine) -> bool:
+    return engine.dialect.name == "sqlite"
+
+
+def _sqlite_engine(url: str) -> Engine:
+    path = url.split("///", 1)[-1]
+    if path and path != ":memory:":
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+    engine = create_engine(
+        url,
+        connect_args={"check_same_thread": False, "timeout": SQLITE_BUSY_TIMEOUT_MS / 1000},
+        pool_size=8,
+        max_overflow=16,
+    )
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_conn: Any, _record: Any) -> None:
+        # Let SQLAlchemy's "begin" event decide how a transaction starts (see below).
+        dbapi_conn.isolation_level = None
+        cur = dbapi_conn.cursor()
+        cur.execute("PRAGMA journal_mode=WAL")
+        # NORMAL in WAL mode survives a process crash (kill -9); only an OS crash can
+        # lose the last commits, which is the usual trade for embedded databases.
+        cur.execute("PRAGMA synchronous=NORMAL")
+        cur.execute("PRAGMA foreign_keys=ON")
+        cur.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+        cur.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(conn: Connection) -> None:
+        # Writers take the write lock up front so two writers never deadlock on upgrade.
+        immediate = conn.get_execution_options().get("ks_write", False)
+        conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+
+    return engine
+
+
+@contextlib.contextmanager
+def write_txn(engine: Engine) -> Iterator[Connection]:
+    """A write transaction (SQLite: BEGIN IMMEDIATE); commits on success."""
+    with storage_errors(), engine.connect() as conn:
+        conn = conn.execution_options(ks_write=True)
+        with conn.begin():
+            yield conn
+
+
+@contextlib.contextmanager
+def read_conn(engine: Engine) -> Iterator[Connection]:
+    """A connection for reads; storage failures become StorageUnavailable."""
+    with storage_errors(), engine.connect() as conn:
+        yield conn
+
+
+@contextlib.contextmanager
+def storage_errors() -> Iterator[None]:
+    """Turn driver failures (locked, gone, disk full) into StorageUnavailable."""
+    try:
+        yield
+    except OperationalError as exc:
+        raise StorageUnavailable(f"database unavailable: {_short(exc)}") from exc
+    except DBAPIError as exc:
+        if exc.connection_invalidated:
+            raise StorageUnavailable(f"database connection lost: {_short(exc)}") from exc
+        raise
+
+
+def _short(exc: DBAPIError) -> str:
+    return str(exc.orig).splitlines()[0] if exc.orig else type(exc).__name__

@@ -1,0 +1,102 @@
+"""The tables, as SQLAlchemy Core metadata. Alembic migrations are written against them.
+
+Table and column names are persisted: only ever add (with a migration).
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Column,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Table,
+    Text,
+)
+
+metadata = MetaData()
+
+# Key/value rows for the vault itself: seal configuration, the sealed keyring, seal flag.
+sys_state = Table(
+    "sys_state",
+    metadata,
+    Column("key", String(64), primary_key=True),
+    Column("value", LargeBinary, nullable=False),
+)
+
+secrets = Table(
+    "secrets",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("path", String(512), nullable=False, unique=True),
+    Column("current_version", Integer, nullable=False, default=0),
+    Column("max_versions", Integer, nullable=False),
+    Column("description", Text, nullable=False, default=""),
+    Column("owner", String(256), nullable=False, default=""),
+    Column("tags", Text, nullable=False, default="{}"),
+    Column("expires_at", BigInteger, nullable=True),  # unix microseconds
+    Column("created_at", BigInteger, nullable=False),
+    Column("updated_at", BigInteger, nullable=False),
+)
+
+secret_versions = Table(
+    "secret_versions",
+    metadata,
+    Column("secret_id", Integer, ForeignKey("secrets.id", ondelete="CASCADE"), primary_key=True),
+    Column("version", Integer, primary_key=True),
+    Column("format", Integer, nullable=False),
+    Column("kek_version", Integer, nullable=False),
+    Column("wrapped_dek", LargeBinary, nullable=True),  # NULL once destroyed
+    Column("ciphertext", LargeBinary, nullable=True),  # NULL once destroyed
+    Column("created_at", BigInteger, nullable=False),
+    Column("created_by", String(64), nullable=False),
+    Column("deleted_at", BigInteger, nullable=True),
+    Column("destroyed", Boolean, nullable=False, default=False),
+)
+Index("ix_secret_versions_kek", secret_versions.c.kek_version)
+
+tokens = Table(
+    "tokens",
+    metadata,
+    Column("id", String(40), primary_key=True),
+    Column("token_hash", LargeBinary(32), nullable=False, unique=True),
+    Column("kind", String(16), nullable=False),  # "root" | "scoped"
+    Column("prefix", String(512), nullable=False, default=""),
+    Column("mode", String(16), nullable=False),  # "root" | "read" | "write"
+    Column("description", Text, nullable=False, default=""),
+    Column("created_by", String(40), nullable=False),
+    Column("created_at", BigInteger, nullable=False),
+    Column("expires_at", BigInteger, nullable=True),
+    Column("revoked_at", BigInteger, nullable=True),
+)
+
+audit_events = Table(
+    "audit_events",
+    metadata,
+    Column("seq", BigInteger, primary_key=True, autoincrement=False),
+    Column("ts", BigInteger, nullable=False),
+    Column("request_id", String(64), nullable=False),
+    Column("actor", String(64), nullable=False),
+    Column("source", String(64), nullable=False),
+    Column("operation", String(64), nullable=False),
+    Column("path", String(512), nullable=False),
+    Column("outcome", String(16), nullable=False),
+    Column("detail", Text, nullable=False),
+    Column("prev_hash", LargeBinary(32), nullable=False),
+    Column("hash", LargeBinary(32), nullable=False),
+)
+
+# The chain head: one row, updated in the same transaction as every append, so that
+# a removed tail is noticed and appends from several processes serialise on it.
+audit_head = Table(
+    "audit_head",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("seq", BigInteger, nullable=False),
+    Column("hash", LargeBinary(32), nullable=False),
+)

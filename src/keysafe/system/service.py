@@ -1,0 +1,214 @@
+"""Initialisation, seal and unseal, key rotation: the vault's own lifecycle.
+
+State in ``sys_state`` (names persisted, only ever add):
+``seal_config`` (JSON: mode ``shamir`` or ``key``, shares, threshold), ``keyring``
+(the keyring sealed under the root key) and ``sealed`` (``1``/``0``: the operator's
+intent, which every server process follows so that ``operator seal`` seals them all).
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+from sqlalchemy import Connection, Engine, select
+from sqlalchemy.dialects import postgresql, sqlite
+
+from keysafe.access.service import TokenService
+from keysafe.crypto import rootkey
+from keysafe.crypto.barrier import Barrier
+from keysafe.crypto.keyring import Keyring
+from keysafe.errors import AlreadyInitialized, InvalidInput, NotInitialized
+from keysafe.store.engine import read_conn, write_txn
+from keysafe.store.tables import sys_state
+
+log = logging.getLogger("keysafe.system")
+
+MODE_SHAMIR = "shamir"
+MODE_KEY = "key"
+
+
+@dataclass(frozen=True, slots=True)
+class InitResult:
+    root_token: str
+    shares: list[str]  # Shamir shares, or the single unseal key in key mode
+
+
+class SystemService:
+    def __init__(
+        self,
+        engine: Engine,
+        barrier: Barrier,
+        tokens: TokenService,
+        *,
+        unseal_key: str | None = None,
+    ) -> None:
+        self._engine = engine
+        self._barrier = barrier
+        self._tokens = tokens
+        # An automatic unseal source (embedded mode, key file, KEYSAFE_UNSEAL_KEY).
+        self._unseal_key = unseal_key
+        self._config_cache: dict[str, Any] | None = None
+
+    # -- state ---------------------------------------------------------------------------
+
+    def _get(self, conn: Connection, key: str) -> bytes | None:
+        row = conn.execute(select(sys_state.c.value).where(sys_state.c.key == key)).first()
+        return None if row is None else bytes(row.value)
+
+    def _put(self, conn: Connection, key: str, value: bytes) -> None:
+        dialect_insert = (
+            postgresql.insert if self._engine.dialect.name == "postgresql" else sqlite.insert
+        )
+        stmt = dialect_insert(sys_state).values(key=key, value=value)
+        conn.execute(stmt.on_conflict_do_update(index_elements=["key"], set_={"value": value}))
+
+    def seal_config(self) -> dict[str, Any] | None:
+        if self._config_cache is None:
+            with read_conn(self._engine) as conn:
+                raw = self._get(conn, "seal_config")
+            self._config_cache = None if raw is None else orjson.loads(raw)
+        return self._config_cache
+
+    def status(self) -> dict[str, Any]:
+        config = self.seal_config()
+        return {
+            "initialized": config is not None,
+            "sealed": self._barrier.sealed,
+            "threshold": config["threshold"] if config else 0,
+            "shares": config["shares"] if config else 0,
+            "progress": self._barrier.progress,
+            "unseal_mode": config["mode"] if config else None,
+        }
+
+    # -- init ----------------------------------------------------------------------------
+
+    def initialize(self, shares: int, threshold: int, *, mode: str = MODE_SHAMIR) -> InitResult:
+        """Create the keyring and the root token; returns them once. Stays sealed."""
+        if mode == MODE_SHAMIR and not 1 <= threshold <= shares <= 16:
+            raise InvalidInput("need 1 <= threshold <= shares <= 16")
+        root_key = rootkey.new_root_key()
+        keyring = Keyring.new()
+        with write_txn(self._engine) as conn:
+            if self._get(conn, "seal_config") is not None:
+                raise AlreadyInitialized("the vault is already initialised")
+            if mode == MODE_SHAMIR:
+                texts = rootkey.split(root_key, shares, threshold)
+                config = {"mode": MODE_SHAMIR, "shares": shares, "threshold": threshold}
+            else:
+                texts = [rootkey.encode_unseal_key(root_key)]
+                config = {"mode": MODE_KEY, "shares": 1, "threshold": 1}
+            self._put(conn, "seal_config", orjson.dumps(config))
+            self._put(conn, "keyring", keyring.seal_with(root_key))
+            self._put(conn, "sealed", b"1")
+            # The token key must be usable to hash the root token inside this transaction.
+            self._barrier.unseal_with_root(root_key, keyring.seal_with(root_key))
+            try:
+                issued = self._tokens.mint_root(conn)
+            finally:
+                self._barrier.seal()
+        self._config_cache = config
+        return InitResult(issued.token, texts)
+
+    # -- seal / unseal -------------------------------------------------------------------
+
+    def _keyring_blob(self) -> bytes:
+        with read_conn(self._engine) as conn:
+            blob = self._get(conn, "keyring")
+        if blob is None:
+            raise NotInitialized("the vault is not initialised; run `keysafe operator init`")
+        return blob
+
+    def _set_sealed_flag(self, sealed: bool) -> None:
+        with write_txn(self._engine) as conn:
+            self._put(conn, "sealed", b"1" if sealed else b"0")
+
+    def unseal(self, share: str | None = None, key: str | None = None) -> dict[str, Any]:
+        """Submit one share (Shamir mode) or the unseal key (key mode)."""
+        config = self.seal_config()
+        if config is None:
+            raise NotInitialized("the vault is not initialised; run `keysafe operator init`")
+        if not self._barrier.sealed:
+            return self.status()
+        blob = self._keyring_blob()
+        text = key or share
+        if not text:
+            raise InvalidInput("give an unseal share or key")
+        if text.strip().startswith(rootkey.UNSEAL_KEY_PREFIX):
+            if config["mode"] != MODE_KEY:
+                raise InvalidInput("this vault is unsealed with Shamir shares, not an unseal key")
+            try:
+                root_key = rootkey.decode_unseal_key(text)
+            except rootkey.BadShare as exc:
+                raise InvalidInput(str(exc)) from exc
+            self._barrier.unseal_with_root(root_key, blob)
+        else:
+            if config["mode"] != MODE_SHAMIR:
+                raise InvalidInput("this vault is unsealed with an unseal key (ksu1_...)")
+            self._barrier.add_share(text, int(config["threshold"]), blob)
+        if not self._barrier.sealed:
+            self._set_sealed_flag(False)
+            log.info("vault unsealed")
+        return self.status()
+
+    def auto_unseal(self) -> bool:
+        """Unseal from the configured key source (embedded mode, key file), if any."""
+        if self._unseal_key is None or self.seal_config() is None:
+            return False
+        try:
+            root_key = rootkey.decode_unseal_key(self._unseal_key)
+        except rootkey.BadShare as exc:
+            raise InvalidInput(f"the configured unseal key is invalid: {exc}") from exc
+        self._barrier.unseal_with_root(root_key, self._keyring_blob())
+        self._set_sealed_flag(False)
+        return True
+
+    def seal(self) -> dict[str, Any]:
+        """Drop the keys from memory; every process of this vault follows."""
+        with write_txn(self._engine) as conn:
+            self._put(conn, "sealed", b"1")
+        self._barrier.seal()
+        log.info("vault sealed")
+        return self.status()
+
+    def follow_seal_state(self) -> None:
+        """Poll: seal when the operator sealed; reload a keyring rotated elsewhere."""
+        with read_conn(self._engine) as conn:
+            flag = self._get(conn, "sealed")
+            blob = self._get(conn, "keyring")
+        if flag == b"1" and not self._barrier.sealed:
+            self._barrier.seal()
+            log.info("vault sealed by another process")
+        elif flag == b"0" and self._barrier.sealed and self._unseal_key is not None:
+            self.auto_unseal()
+        elif not self._barrier.sealed and blob is not None:
+            self._reload_keyring(blob)
+
+    # -- keyring rotation ----------------------------------------------------------------
+
+    def rotate_key(self) -> int:
+        """Add a KEK version for all new writes; old versions stay readable."""
+        root_key = self._barrier.root_key()
+        with write_txn(self._engine) as conn:
+            blob = self._get(conn, "keyring")
+            assert blob is not None
+            keyring = Keyring.open_with(root_key, blob)
+            version = keyring.rotate()
+            self._put(conn, "keyring", keyring.seal_with(root_key))
+        self._barrier.replace_keyring(keyring)
+        return version
+
+    def refresh_keyring(self) -> None:
+        self._reload_keyring(self._keyring_blob())
+
+    def _reload_keyring(self, blob: bytes) -> None:
+        current = self._barrier.keyring()
+        try:
+            fresh = Keyring.open_with(self._barrier.root_key(), blob)
+        except Exception:  # a sealed race or a foreign blob: keep what works
+            return
+        if fresh.current_version != current.current_version:
+            self._barrier.replace_keyring(copy.copy(fresh))
