@@ -44,6 +44,7 @@ T = TypeVar("T")
 _READ_QUERY = (
     select(
         secrets.c.id,
+        secrets.c.path,
         secrets.c.current_version,
         secrets.c.max_versions,
         secrets.c.description,

@@ -1,0 +1,131 @@
+"""The FastAPI application: services built once at start-up, routers, seal gate."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+from collections.abc import AsyncIterator
+from typing import Any
+
+import anyio.to_thread
+import orjson
+from fastapi import FastAPI
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from keysafe import __version__
+from keysafe.config import Settings, load_settings
+from keysafe.errors import NotInitialized, Sealed
+from keysafe.server import problems
+from keysafe.server.services import Services, build_services, read_unseal_key
+
+log = logging.getLogger("keysafe.server")
+
+INTERNAL_SETTINGS_ENV = "KEYSAFE_INTERNAL_SERVER_SETTINGS"
+SEAL_POLL_SECONDS = 0.5
+
+# Routes that answer while sealed; everything else gets 503 "sealed".
+_OPEN_WHILE_SEALED = frozenset(
+    {
+        "/api/v1/sys/health",
+        "/api/v1/sys/seal-status",
+        "/api/v1/sys/init",
+        "/api/v1/sys/unseal",
+        "/v1/sys/health",
+        "/v1/sys/seal-status",
+    }
+)
+
+
+class SealGate:
+    """Pure ASGI middleware (cheap): refuse every other route while sealed."""
+
+    def __init__(self, app: ASGIApp, services: Services) -> None:
+        self.app = app
+        self.services = services
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if (
+            scope["type"] == "http"
+            and self.services.barrier.sealed
+            and scope["path"] not in _OPEN_WHILE_SEALED
+        ):
+            initialized = self.services.system.seal_config() is not None
+            error = (
+                Sealed("the vault is sealed; unseal it with `keysafe operator unseal`")
+                if initialized
+                else NotInitialized("the vault is not initialised; run `keysafe operator init`")
+            )
+            vault = scope["path"].startswith("/v1/")
+            body = orjson.dumps(
+                {"errors": [error.detail]} if vault else error.to_problem(instance=scope["path"])
+            )
+            ctype = b"application/json" if vault else problems.PROBLEM_JSON.encode()
+            await send(
+                {
+                    "type": "http.response.start",
+                    "status": 503,
+                    "headers": [(b"content-type", ctype), (b"content-length", b"%d" % len(body))],
+                }
+            )
+            await send({"type": "http.response.body", "body": body})
+            return
+        await self.app(scope, receive, send)
+
+
+def create_app(settings: Settings, *, services: Services | None = None) -> FastAPI:
+    """The application for ``settings``; builds services unless given."""
+    from keysafe.server.routes import audit, secrets, sys, tokens, vault
+
+    svc = services or build_services(settings, unseal_key=read_unseal_key(settings))
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        from keysafe.store.migrate import upgrade
+
+        await anyio.to_thread.run_sync(upgrade, svc.engine)
+        svc.audit.start()
+        if await anyio.to_thread.run_sync(svc.system.auto_unseal):
+            log.info("unsealed from the configured unseal key")
+        poller = asyncio.create_task(_follow_seal_state(svc))
+        try:
+            yield
+        finally:
+            poller.cancel()
+            svc.audit.stop()
+            svc.engine.dispose()
+
+    app = FastAPI(
+        title="keysafe",
+        version=__version__,
+        openapi_url="/api/v1/openapi.json",
+        docs_url="/api/v1/docs",
+        redoc_url=None,
+        lifespan=lifespan,
+    )
+    app.state.services = svc
+    problems.install(app)
+    for module in (sys, secrets, tokens, audit, vault):
+        app.include_router(module.router)
+    app.add_middleware(SealGate, services=svc)
+    return app
+
+
+async def _follow_seal_state(svc: Services) -> None:
+    """Keep this process's seal state and keyring in line with the other processes."""
+    while True:
+        await asyncio.sleep(SEAL_POLL_SECONDS)
+        try:
+            await anyio.to_thread.run_sync(svc.system.follow_seal_state)
+        except Exception as exc:  # keep polling; a database blip must not kill the server
+            log.warning("could not read the seal state: %s", exc)
+
+
+def create_app_from_env() -> FastAPI:
+    """Factory for uvicorn worker processes: settings arrive through the environment."""
+    raw = os.environ.get(INTERNAL_SETTINGS_ENV)
+    if raw is None:
+        return create_app(load_settings())
+    values: dict[str, Any] = orjson.loads(raw)
+    return create_app(Settings.model_validate(values))

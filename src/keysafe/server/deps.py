@@ -1,0 +1,82 @@
+"""Per-request plumbing: the services, the caller, the request id."""
+
+from __future__ import annotations
+
+import os
+
+from starlette.requests import Request
+
+from keysafe.access.models import RequestContext
+from keysafe.audit.models import OUTCOME_DENIED, AuditEvent
+from keysafe.errors import Forbidden, Unauthenticated
+from keysafe.server.services import Services
+
+
+def services(request: Request) -> Services:
+    svc: Services = request.app.state.services
+    return svc
+
+
+def request_id(request: Request) -> str:
+    given = request.headers.get("x-request-id")
+    if given and len(given) <= 64 and given.isascii():
+        return given
+    return os.urandom(8).hex()
+
+
+def bearer_token(request: Request) -> str | None:
+    header = request.headers.get("authorization")
+    if header:
+        scheme, _, value = header.partition(" ")
+        if scheme.lower() == "bearer":
+            return value.strip()
+        return None
+    return request.headers.get("x-vault-token")
+
+
+def source(request: Request) -> str:
+    return request.client.host if request.client else "unknown"
+
+
+async def context(request: Request) -> RequestContext:
+    """Authenticate the caller; failures are audited and answered with one vague 401."""
+    svc = services(request)
+    rid = request_id(request)
+    try:
+        principal = svc.tokens.authenticate(bearer_token(request))
+    except Unauthenticated:
+        await svc.audit.record(
+            AuditEvent(
+                ts=svc.clock.now_us(),
+                request_id=rid,
+                actor="anonymous",
+                source=source(request),
+                operation="auth:token",
+                path=request.url.path[:512],
+                outcome=OUTCOME_DENIED,
+                detail="invalid token",
+            )
+        )
+        raise
+    return RequestContext(principal, source(request), rid)
+
+
+async def root_context(request: Request, operation: str) -> RequestContext:
+    """Like ``context`` but only the root token passes (audited when refused)."""
+    ctx = await context(request)
+    if not ctx.principal.is_root:
+        svc = services(request)
+        await svc.audit.record(
+            AuditEvent(
+                ts=svc.clock.now_us(),
+                request_id=ctx.request_id,
+                actor=ctx.principal.token_id,
+                source=ctx.source,
+                operation=operation,
+                path="",
+                outcome=OUTCOME_DENIED,
+                detail="needs the root token",
+            )
+        )
+        raise Forbidden("permission denied: this operation needs the root token")
+    return ctx

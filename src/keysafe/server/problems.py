@@ -1,0 +1,59 @@
+"""Errors as RFC 9457 problem documents (native API) or Vault's ``{"errors": [...]}``."""
+
+from __future__ import annotations
+
+import logging
+
+import orjson
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.responses import Response
+
+from keysafe.errors import InvalidInput, KeysafeError, NotFound, ServerError
+
+log = logging.getLogger("keysafe.server")
+
+PROBLEM_JSON = "application/problem+json"
+
+
+def problem_response(request: Request, error: KeysafeError) -> Response:
+    if request.url.path.startswith("/v1/"):
+        body = orjson.dumps({"errors": [error.detail]})
+        return Response(body, status_code=error.status, media_type="application/json")
+    body = orjson.dumps(error.to_problem(instance=request.url.path))
+    return Response(body, status_code=error.status, media_type=PROBLEM_JSON)
+
+
+def install(app: FastAPI) -> None:
+    async def on_keysafe_error(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, KeysafeError)
+        return problem_response(request, exc)
+
+    async def on_validation_error(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, RequestValidationError)
+        parts = []
+        for err in exc.errors():
+            where = ".".join(str(p) for p in err.get("loc", ()) if p != "body")
+            parts.append(f"{where}: {err.get('msg')}" if where else str(err.get("msg")))
+        return problem_response(request, InvalidInput("; ".join(parts) or "invalid request"))
+
+    async def on_http_error(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, StarletteHTTPException)
+        if exc.status_code == 404:
+            return problem_response(request, NotFound(f"no route {request.url.path}"))
+        error = KeysafeError(str(exc.detail))
+        error.status = exc.status_code  # type: ignore[misc]
+        error.code = "method_not_allowed" if exc.status_code == 405 else "http_error"  # type: ignore[misc]
+        error.title = "Method not allowed" if exc.status_code == 405 else "HTTP error"  # type: ignore[misc]
+        return problem_response(request, error)
+
+    async def on_unexpected(request: Request, exc: Exception) -> Response:
+        # Never echo internals (they may quote data); the log has the traceback.
+        log.exception("unexpected error on %s %s", request.method, request.url.path)
+        return problem_response(request, ServerError("internal error; see the server log"))
+
+    app.add_exception_handler(KeysafeError, on_keysafe_error)
+    app.add_exception_handler(RequestValidationError, on_validation_error)
+    app.add_exception_handler(StarletteHTTPException, on_http_error)
+    app.add_exception_handler(Exception, on_unexpected)

@@ -1,0 +1,35 @@
+"""``/api/v1/audit``: verify the chain, page through events."""
+
+from __future__ import annotations
+
+import anyio.to_thread
+from fastapi import APIRouter, Query, Request
+from starlette.responses import Response
+
+from keysafe.server import deps
+from keysafe.server.routes.sys import json_response
+
+router = APIRouter(prefix="/api/v1/audit", tags=["audit"])
+
+
+@router.post("/verify")
+async def verify(request: Request, source: str = "db") -> Response:
+    """Walk the chain (``source=db`` or ``file``) and name the first bad event."""
+    await deps.root_context(request, "audit:verify")
+    svc = deps.services(request)
+    fn = svc.audit.verify_file if source == "file" else svc.audit.verify
+    result = await anyio.to_thread.run_sync(fn)
+    doc: dict[str, object] = {"ok": result.ok, "events": result.events}
+    if not result.ok:
+        doc.update(first_bad=result.first_bad, reason=result.reason)
+    return json_response(doc)
+
+
+@router.get("/events")
+async def events(
+    request: Request, after: int = Query(0, ge=0), limit: int = Query(100, ge=1, le=1000)
+) -> Response:
+    await deps.root_context(request, "audit:read")
+    svc = deps.services(request)
+    rows = await anyio.to_thread.run_sync(lambda: svc.audit.events(after, limit))
+    return json_response({"events": [c.as_json() for c in rows]})

@@ -1,0 +1,121 @@
+"""``/api/v1/sys``: health, seal state, init, unseal, seal, key rotation."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import anyio.to_thread
+import orjson
+from fastapi import APIRouter, Request
+from pydantic import BaseModel, Field
+from starlette.responses import Response
+
+from keysafe import __version__
+from keysafe.audit.models import OUTCOME_OK, AuditEvent
+from keysafe.server import deps
+
+router = APIRouter(prefix="/api/v1/sys", tags=["sys"])
+
+
+def json_response(doc: Any, status: int = 200) -> Response:
+    return Response(orjson.dumps(doc), status_code=status, media_type="application/json")
+
+
+class InitRequest(BaseModel):
+    shares: int = Field(5, ge=1, le=16)
+    threshold: int = Field(3, ge=1, le=16)
+
+
+class UnsealRequest(BaseModel):
+    share: str | None = Field(None, max_length=4096)
+    key: str | None = Field(None, max_length=4096)
+    reset: bool = False
+
+
+class RewrapRequest(BaseModel):
+    batch: int = Field(500, ge=1, le=10_000)
+
+
+@router.get("/health")
+async def health(request: Request) -> Response:
+    """Liveness and seal state. 200 unsealed, 503 sealed or not initialised."""
+    svc = deps.services(request)
+    initialized = svc.system.seal_config() is not None
+    sealed = svc.barrier.sealed
+    doc = {"initialized": initialized, "sealed": sealed, "version": __version__}
+    return json_response(doc, 200 if initialized and not sealed else 503)
+
+
+@router.get("/seal-status")
+async def seal_status(request: Request) -> Response:
+    return json_response(deps.services(request).system.status())
+
+
+@router.post("/init")
+async def init(request: Request, body: InitRequest) -> Response:
+    svc = deps.services(request)
+    result = await anyio.to_thread.run_sync(
+        lambda: svc.system.initialize(body.shares, body.threshold)
+    )
+    return json_response({"shares": result.shares, "root_token": result.root_token})
+
+
+@router.post("/unseal")
+async def unseal(request: Request, body: UnsealRequest) -> Response:
+    svc = deps.services(request)
+    if body.reset:
+        svc.barrier.reset_progress()
+        return json_response(svc.system.status())
+    status = await anyio.to_thread.run_sync(lambda: svc.system.unseal(body.share, body.key))
+    return json_response(status)
+
+
+async def _audit_sys(request: Request, operation: str, detail: str = "") -> None:
+    ctx = await deps.root_context(request, operation)
+    svc = deps.services(request)
+    await svc.audit.record(
+        AuditEvent(
+            ts=svc.clock.now_us(),
+            request_id=ctx.request_id,
+            actor=ctx.principal.token_id,
+            source=ctx.source,
+            operation=operation,
+            path="",
+            outcome=OUTCOME_OK,
+            detail=detail,
+        )
+    )
+
+
+@router.post("/seal")
+async def seal(request: Request) -> Response:
+    await _audit_sys(request, "sys:seal")
+    svc = deps.services(request)
+    return json_response(await anyio.to_thread.run_sync(svc.system.seal))
+
+
+@router.post("/rotate-key")
+async def rotate_key(request: Request) -> Response:
+    await deps.root_context(request, "sys:rotate-key")
+    svc = deps.services(request)
+    version = await anyio.to_thread.run_sync(svc.system.rotate_key)
+    await _audit_sys(request, "sys:rotate-key", f"keyring version {version}")
+    return json_response({"keyring_version": version})
+
+
+@router.post("/rewrap")
+async def rewrap(request: Request, body: RewrapRequest) -> Response:
+    await deps.root_context(request, "sys:rewrap")
+    svc = deps.services(request)
+    done, remaining, total = await anyio.to_thread.run_sync(
+        lambda: svc.secrets.rewrap_batch(body.batch)
+    )
+    await _audit_sys(request, "sys:rewrap", f"{done} data keys re-wrapped")
+    return json_response(
+        {
+            "rewrapped": done,
+            "remaining": remaining,
+            "total": total,
+            "keyring_version": svc.barrier.keyring().current_version,
+        }
+    )

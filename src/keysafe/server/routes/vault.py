@@ -1,0 +1,156 @@
+"""``/v1``: the Vault-compatible subset, so clients such as ``hvac`` work unchanged.
+
+KV v2 is mounted at ``secret/``. A KV v2 value is a JSON object; keysafe stores it as
+one secret whose value is the object's JSON text (a plain keysafe value reads back as
+``{"value": "..."}``).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+from fastapi import APIRouter, Request
+from pydantic import BaseModel
+from starlette.responses import Response
+
+from keysafe import __version__
+from keysafe.errors import InvalidInput
+from keysafe.server import deps
+from keysafe.server.routes.sys import json_response
+from keysafe.timefmt import iso_us
+
+router = APIRouter(prefix="/v1", tags=["vault-compatible"])
+
+
+class KvWrite(BaseModel):
+    data: dict[str, Any]
+    options: dict[str, Any] = {}
+
+
+def _as_object(value: str) -> dict[str, Any]:
+    try:
+        doc = orjson.loads(value)
+    except orjson.JSONDecodeError:
+        return {"value": value}
+    return doc if isinstance(doc, dict) else {"value": value}
+
+
+@router.get("/sys/health")
+async def health(request: Request) -> Response:
+    svc = deps.services(request)
+    initialized = svc.system.seal_config() is not None
+    sealed = svc.barrier.sealed
+    doc = {
+        "initialized": initialized,
+        "sealed": sealed,
+        "standby": False,
+        "version": f"keysafe-{__version__}",
+        "cluster_name": "keysafe",
+    }
+    status = 501 if not initialized else (503 if sealed else 200)
+    return json_response(doc, status)
+
+
+@router.get("/sys/seal-status")
+async def seal_status(request: Request) -> Response:
+    status = deps.services(request).system.status()
+    return json_response(
+        {
+            "type": "shamir",
+            "initialized": status["initialized"],
+            "sealed": status["sealed"],
+            "t": status["threshold"],
+            "n": status["shares"],
+            "progress": status["progress"],
+            "version": f"keysafe-{__version__}",
+        }
+    )
+
+
+@router.get("/auth/token/lookup-self")
+async def lookup_self(request: Request) -> Response:
+    ctx = await deps.context(request)
+    p = ctx.principal
+    return json_response(
+        {
+            "data": {
+                "accessor": p.token_id,
+                "id": p.token_id,
+                "policies": ["root"] if p.is_root else [f"{p.mode}:{p.prefix}"],
+                "expire_time": iso_us(p.expires_at),
+                "renewable": False,
+            }
+        }
+    )
+
+
+@router.get("/secret/data/{path:path}")
+async def kv_read(request: Request, path: str, version: int | None = None) -> Response:
+    ctx = await deps.context(request)
+    value = await deps.services(request).secrets.read(ctx, path, version)
+    meta = value.metadata
+    return json_response(
+        {
+            "data": {
+                "data": _as_object(value.value),
+                "metadata": {
+                    "created_time": meta["updated_at"],
+                    "version": value.version,
+                    "deletion_time": "",
+                    "destroyed": False,
+                    "custom_metadata": meta["tags"] or None,
+                },
+            }
+        }
+    )
+
+
+@router.api_route("/secret/data/{path:path}", methods=["POST", "PUT"])
+async def kv_write(request: Request, path: str, body: KvWrite) -> Response:
+    ctx = await deps.context(request)
+    cas = body.options.get("cas")
+    if cas is not None and not isinstance(cas, int):
+        raise InvalidInput("options.cas must be an integer")
+    text = orjson.dumps(body.data, option=orjson.OPT_SORT_KEYS).decode()
+    result = await deps.services(request).secrets.write(ctx, path, text, cas)
+    return json_response(
+        {
+            "data": {
+                "created_time": result.created_at,
+                "version": result.version,
+                "deletion_time": "",
+                "destroyed": False,
+            }
+        }
+    )
+
+
+@router.delete("/secret/data/{path:path}")
+async def kv_delete(request: Request, path: str) -> Response:
+    ctx = await deps.context(request)
+    await deps.services(request).secrets.delete(ctx, path, None)
+    return Response(status_code=204)
+
+
+@router.api_route("/secret/metadata/{path:path}", methods=["GET", "LIST"])
+async def kv_list(request: Request, path: str = "") -> Response:
+    """``LIST`` (or ``GET ?list=true``): the keys directly under a folder."""
+    ctx = await deps.context(request)
+    svc = deps.services(request).secrets
+    if request.method == "GET" and request.query_params.get("list") != "true":
+        meta = await svc.metadata(ctx, path)
+        return json_response({"data": meta})
+    prefix = path.strip("/") + "/" if path.strip("/") else ""
+    items = await svc.list_paths(ctx, prefix, recursive=True)
+    keys: list[str] = []
+    for item in items:
+        rest = item["path"][len(prefix) :]
+        key = rest.split("/", 1)[0] + ("/" if "/" in rest else "")
+        if key not in keys:
+            keys.append(key)
+    if not keys:
+        return Response(
+            orjson.dumps({"errors": []}), status_code=404, media_type="application/json"
+        )
+    return json_response({"data": {"keys": keys}})

@@ -1,0 +1,140 @@
+"""Start the server: the embedded quick start (``keysafe up``) and production mode."""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import socket
+from dataclasses import dataclass
+from pathlib import Path
+
+import orjson
+
+from keysafe.config import Settings
+from keysafe.errors import InvalidInput
+
+UNSEAL_KEY_FILENAME = "unseal.key"
+
+
+@dataclass(frozen=True, slots=True)
+class EmbeddedInit:
+    root_token: str | None  # only on the very first initialisation
+    unseal_key_file: Path
+    created: bool
+
+
+def prepare_embedded(settings: Settings) -> EmbeddedInit:
+    """Create the data dir, the dev unseal key (0600) and the vault on first use."""
+    from keysafe.server.services import build_services
+    from keysafe.store.migrate import upgrade
+    from keysafe.system.service import MODE_KEY
+
+    settings.home.mkdir(parents=True, exist_ok=True, mode=0o700)
+    settings.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    key_file = settings.home / UNSEAL_KEY_FILENAME
+    svc = build_services(settings)
+    try:
+        upgrade(svc.engine)
+        if svc.system.seal_config() is not None:
+            if not key_file.exists():
+                raise InvalidInput(
+                    f"the vault under {settings.home} is initialised but its unseal key "
+                    f"{key_file} is missing"
+                )
+            return EmbeddedInit(None, key_file, created=False)
+        result = svc.system.initialize(1, 1, mode=MODE_KEY)
+        _write_private(key_file, result.shares[0] + "\n")
+        return EmbeddedInit(result.root_token, key_file, created=True)
+    finally:
+        svc.engine.dispose()
+
+
+def _write_private(path: Path, text: str) -> None:
+    tmp = path.with_suffix(".tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        fh.write(text)
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def run_server(
+    settings: Settings,
+    *,
+    host: str,
+    port: int,
+    workers: int,
+    tls_cert: Path | None,
+    tls_key: Path | None,
+    insecure_http: bool,
+    unseal_key_file: Path | None,
+) -> None:
+    """Serve until interrupted. Raises InvalidInput for unsafe or inconsistent options."""
+    import uvicorn
+
+    from keysafe.server.app import INTERNAL_SETTINGS_ENV
+    from keysafe.server.services import read_unseal_key
+    from keysafe.store.engine import make_engine
+    from keysafe.store.migrate import upgrade
+
+    if insecure_http:
+        if not is_loopback(host):
+            raise InvalidInput("--insecure-http is only allowed on a loopback address")
+    elif tls_cert is None or tls_key is None:
+        raise InvalidInput("give --tls-cert and --tls-key, or --insecure-http on loopback")
+    for tls_file in (tls_cert, tls_key):
+        if tls_file is not None and not insecure_http and not tls_file.is_file():
+            raise InvalidInput(f"TLS file {tls_file} does not exist")
+    if unseal_key_file is not None:
+        settings = settings.model_copy(update={"unseal_key_file": unseal_key_file})
+    has_key_source = read_unseal_key(settings) is not None
+    if workers < 1:
+        raise InvalidInput("--workers must be at least 1")
+    if workers > 1 and not has_key_source:
+        raise InvalidInput(
+            "several workers need an unseal key source (--unseal-key-file or "
+            "KEYSAFE_UNSEAL_KEY); with Shamir shares run one worker per node"
+        )
+    _check_port_free(host, port)
+    engine = make_engine(settings.resolved_database_url())
+    upgrade(engine)
+    engine.dispose()
+
+    # Worker processes rebuild the settings from this (the CLI may have merged a file).
+    doc = orjson.loads(settings.model_dump_json(exclude={"token", "unseal_key"}))
+    os.environ[INTERNAL_SETTINGS_ENV] = orjson.dumps(doc).decode()
+    uvicorn.run(
+        "keysafe.server.app:create_app_from_env",
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        ssl_certfile=None if insecure_http else str(tls_cert),
+        ssl_keyfile=None if insecure_http else str(tls_key),
+        http="httptools",
+        loop="uvloop",
+        access_log=False,
+        log_level="warning",
+        timeout_keep_alive=30,
+        server_header=False,
+    )
+
+
+def _check_port_free(host: str, port: int) -> None:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((host, port))
+        except OSError as exc:
+            raise InvalidInput(f"cannot listen on {host}:{port}: {exc.strerror}") from exc
