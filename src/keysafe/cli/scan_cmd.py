@@ -1,0 +1,217 @@
+"""``keysafe scan``: find leaked credentials in files, git history, staged changes or stdin.
+
+Exit codes: 0 nothing found, 1 findings, 2 usage or input error (a bad flag, a bad rule
+file, not a git repository, or, when nothing was found, an input that could not be read).
+Imports stay light (no server, no HTTP client) so the command starts fast.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+EXIT_CLEAN, EXIT_FOUND, EXIT_ERROR = 0, 1, 2
+
+
+def _err(kind: str, message: str) -> None:
+    sys.stderr.write(f"keysafe scan: {kind}: {message}\n")
+
+
+def scan(
+    paths: Annotated[
+        list[str] | None,
+        typer.Argument(help="Files or directories to scan (default: .); '-' reads stdin."),
+    ] = None,
+    git_history: Annotated[
+        bool,
+        typer.Option("--git", help="Scan every commit of every branch of the repository at PATH."),
+    ] = False,
+    staged: Annotated[
+        bool, typer.Option("--staged", help="Scan what is staged for the next commit.")
+    ] = False,
+    fmt: Annotated[
+        str, typer.Option("--format", "-f", help="Output format: text, json or sarif.")
+    ] = "text",
+    output: Annotated[
+        Path | None,
+        typer.Option("--output", "-o", help="Write the report to this file instead of stdout."),
+    ] = None,
+    baseline: Annotated[
+        Path | None,
+        typer.Option("--baseline", help="Report only findings not in this baseline file."),
+    ] = None,
+    write_baseline: Annotated[
+        Path | None,
+        typer.Option(
+            "--write-baseline", help="Accept every current finding into this baseline file."
+        ),
+    ] = None,
+    rules: Annotated[
+        Path | None, typer.Option("--rules", "-r", help="Custom rules (TOML, gitleaks format).")
+    ] = None,
+    show_secrets: Annotated[
+        bool, typer.Option("--show-secrets", help="Print secrets in full instead of redacted.")
+    ] = False,
+    no_ignore: Annotated[
+        bool, typer.Option("--no-ignore", help="Scan files .gitignore excludes.")
+    ] = False,
+    archives: Annotated[
+        bool, typer.Option("--archives", help="Look inside zip and tar archives.")
+    ] = False,
+    exclude: Annotated[
+        list[str] | None,
+        typer.Option("--exclude", "-e", help="Skip paths matching this gitignore-style pattern."),
+    ] = None,
+    jobs: Annotated[
+        int, typer.Option("--jobs", "-j", min=0, help="Worker processes (0: automatic).")
+    ] = 0,
+    no_progress: Annotated[
+        bool, typer.Option("--no-progress", help="Never draw a progress bar.")
+    ] = False,
+) -> None:
+    """Find leaked credentials. Exit 0 clean, 1 findings, 2 usage or input error."""
+    code = run_scan(
+        paths or [],
+        git_history=git_history,
+        staged=staged,
+        fmt=fmt,
+        output=output,
+        baseline=baseline,
+        write_baseline=write_baseline,
+        rules=rules,
+        show_secrets=show_secrets,
+        no_ignore=no_ignore,
+        archives=archives,
+        exclude=exclude or [],
+        jobs=jobs,
+        progress=not no_progress,
+    )
+    raise typer.Exit(code)
+
+
+def run_scan(
+    paths: list[str],
+    *,
+    git_history: bool = False,
+    staged: bool = False,
+    fmt: str = "text",
+    output: Path | None = None,
+    baseline: Path | None = None,
+    write_baseline: Path | None = None,
+    rules: Path | None = None,
+    show_secrets: bool = False,
+    no_ignore: bool = False,
+    archives: bool = False,
+    exclude: list[str] | None = None,
+    jobs: int = 0,
+    progress: bool = True,
+) -> int:
+    """Run one scan as the command would and return its exit code; never raises for
+    user errors (they are reported on stderr in one line)."""
+    from keysafe.errors import KeysafeError
+
+    try:
+        return _run(
+            paths,
+            git_history,
+            staged,
+            fmt,
+            output,
+            baseline,
+            write_baseline,
+            rules,
+            show_secrets,
+            no_ignore,
+            archives,
+            exclude or [],
+            jobs,
+            progress,
+        )
+    except KeysafeError as exc:
+        _err("error", exc.detail)
+        return EXIT_ERROR
+    except KeyboardInterrupt:
+        _err("error", "interrupted")
+        return 130
+
+
+def _run(
+    paths: list[str],
+    git_history: bool,
+    staged: bool,
+    fmt: str,
+    output: Path | None,
+    baseline: Path | None,
+    write_baseline: Path | None,
+    rules_file: Path | None,
+    show_secrets: bool,
+    no_ignore: bool,
+    archives: bool,
+    exclude: list[str],
+    jobs: int,
+    progress: bool,
+) -> int:
+    from keysafe import __version__
+    from keysafe.errors import InvalidInput
+    from keysafe.scan import baseline as baselines
+    from keysafe.scan import custom_rules
+    from keysafe.scan import output as render
+    from keysafe.scan.engine import Engine
+    from keysafe.scan.rules import builtin_rules
+    from keysafe.scan.service import ScanOptions, ScanService
+
+    if fmt not in render.FORMATS:
+        raise InvalidInput(f"unknown format {fmt!r} (choose text, json or sarif)")
+    if git_history and staged:
+        raise InvalidInput("--git and --staged cannot be combined")
+    if "-" in paths and (len(paths) > 1 or git_history or staged):
+        raise InvalidInput("'-' (stdin) cannot be combined with other inputs")
+    ruleset = custom_rules.load(rules_file) if rules_file else custom_rules.RuleSet()
+    for warning in ruleset.warnings:
+        _err("warning", warning)
+    active = (builtin_rules() if ruleset.use_default else []) + ruleset.rules
+    known = baselines.load(baseline) if baseline else set()
+    engine = Engine(active, ruleset.allow_paths, ruleset.allow_values, ruleset.stopwords)
+    options = ScanOptions(
+        no_ignore=no_ignore, archives=archives, exclude=exclude, jobs=jobs, progress=progress
+    )
+    service = ScanService(engine, options)
+    targets = paths or ["."]
+    if git_history or staged:
+        if len(targets) > 1:
+            raise InvalidInput("--git and --staged take one repository path")
+        result = service.scan_git(targets[0]) if git_history else service.scan_staged(targets[0])
+    elif targets == ["-"]:
+        result = service.scan_stream(sys.stdin.buffer)
+    else:
+        result = service.scan_paths(targets)
+    for warning in result.warnings:
+        _err("warning", warning)
+    for problem in result.problems:
+        _err("error", problem)
+    if write_baseline is not None:
+        baselines.write(write_baseline, result.findings)
+        sys.stderr.write(
+            f"keysafe scan: wrote {len(result.findings)} finding(s) to {write_baseline}\n"
+        )
+        return EXIT_ERROR if result.problems else EXIT_CLEAN
+    findings = baselines.filter_new(result.findings, known)
+    report = render.render(fmt, findings, active, show_secrets=show_secrets, version=__version__)
+    if output is not None:
+        try:
+            output.write_text(report, encoding="utf-8")
+        except OSError as exc:
+            raise InvalidInput(f"cannot write {output}: {exc.strerror}") from exc
+    elif report:
+        sys.stdout.write(report)
+    if findings:
+        return EXIT_FOUND
+    return EXIT_ERROR if result.problems else EXIT_CLEAN
+
+
+def register(app: typer.Typer) -> None:
+    """Add ``scan`` to the ``keysafe`` application."""
+    app.command("scan")(scan)

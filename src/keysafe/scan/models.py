@@ -1,0 +1,78 @@
+"""Value types shared by the scanner: findings and where they were found."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True, slots=True)
+class Location:
+    """Where a piece of text came from: a file, a git change, or stdin."""
+
+    path: str
+    commit: str | None = None
+    author: str | None = None
+    date: str | None = None
+    # Maps line n (1-based, in the scanned text) to the line in the real file, for
+    # git diffs where only added lines are scanned.
+    line_map: tuple[int, ...] | None = None
+    line_offset: int = 0
+
+    def real_line(self, line: int) -> int:
+        """The line in the original file for line ``line`` of the scanned text."""
+        if self.line_map is not None and 0 < line <= len(self.line_map):
+            return self.line_map[line - 1]
+        return line + self.line_offset
+
+
+@dataclass(frozen=True, slots=True)
+class Match:
+    """A raw rule hit inside one text, before it is placed in a file."""
+
+    rule_id: str
+    start: int
+    end: int
+    secret: str
+    generic: bool = False
+
+
+@dataclass(slots=True)
+class Finding:
+    """One reported secret."""
+
+    rule: str
+    description: str
+    file: str
+    line: int
+    column: int
+    secret: str
+    severity: str = "high"
+    commit: str | None = None
+    author: str | None = None
+    date: str | None = None
+    end_column: int = 0
+    fingerprint: str = field(default="")
+
+    def __post_init__(self) -> None:
+        if not self.fingerprint:
+            self.fingerprint = fingerprint(self.rule, self.file, self.secret)
+
+
+def fingerprint(rule: str, path: str, secret: str) -> str:
+    """The stable identity of a finding, stored in baselines.
+
+    Persisted in users' baseline files: never change this formula. It leaves out the
+    line and the commit on purpose, so that editing code above a known secret, or the
+    same secret appearing in many commits, keeps the same identity.
+    """
+    digest = hashlib.sha256(f"{rule}\x00{path}\x00{secret}".encode("utf-8", "replace"))
+    return digest.hexdigest()
+
+
+def redact(secret: str) -> str:
+    """``secret`` with all but a short, non-identifying prefix masked."""
+    if len(secret) <= 8:
+        return "*" * len(secret)
+    keep = 4 if len(secret) >= 16 else 2
+    return secret[:keep] + "*" * min(len(secret) - keep, 16)

@@ -1,0 +1,108 @@
+"""The shape every detector shares, and the helpers detectors use.
+
+Rule ids are persisted in baselines, SARIF history and users' allowlists: only ever add
+rules, never rename one.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+from keysafe.scan.entropy import shannon
+
+# Values that are obviously not real secrets, whatever rule matched them.
+PLACEHOLDER = re.compile(
+    r"(?i)(?:x{4,}|\*{3,}|\.{3}|example|sample|dummy|placeholder|changeme|change_me|"
+    r"your[_-]|<[^>]*>|\{\{|\$\{|%\(|redacted|insert|replace|fake|notreal|todo)"
+)
+
+
+@dataclass(frozen=True)
+class Rule:
+    """A detector: keywords that gate it, a regex, and checks on what the regex found.
+
+    ``keywords`` are lowercase literals; the engine only runs ``regex`` on lines where
+    one of them occurs. A rule without keywords runs on the whole text.
+    """
+
+    id: str
+    description: str
+    regex: re.Pattern[str]
+    keywords: tuple[str, ...] = ()
+    secret_group: int | str = 0
+    min_entropy: float = 0.0
+    validator: Callable[[str], bool] | None = None
+    severity: str = "high"
+    # Characters after the keyword's line the regex may span (PEM blocks).
+    window: int = 0
+    # Generic rules yield to provider rules matching the same text.
+    generic: bool = False
+    allow_values: Sequence[re.Pattern[str]] = field(default=())
+    allow_paths: Sequence[re.Pattern[str]] = field(default=())
+    # When set, the rule applies only to paths matching one of these.
+    paths: Sequence[re.Pattern[str]] = field(default=())
+    stopwords: Sequence[str] = field(default=())
+    # Custom rules may ask for the allowlist to test the whole match or line.
+    allow_target: str = "secret"
+    skip_placeholders: bool = True
+
+    def extract(self, match: re.Match[str]) -> tuple[str, int, int] | None:
+        """The secret in ``match`` and its span, or ``None`` when the checks reject it."""
+        group: int | str = self.secret_group
+        try:
+            secret = match.group(group)
+        except IndexError:  # a custom rule naming a group its regex lacks
+            group = 0
+            secret = match.group(0)
+        checked = self.check(secret, match)
+        return None if checked is None else (checked, match.start(group), match.end(group))
+
+    def check(self, secret: str | None, match: re.Match[str]) -> str | None:
+        """``secret`` when it passes this rule's checks, else ``None``."""
+        if not secret:
+            return None
+        if self.min_entropy and shannon(secret) < self.min_entropy:
+            return None
+        if self.validator is not None and not self.validator(secret):
+            return None
+        if self.skip_placeholders and PLACEHOLDER.search(secret):
+            return None
+        if self.stopwords:
+            low = secret.lower()
+            if any(word in low for word in self.stopwords):
+                return None
+        if self.allow_values:
+            target = secret
+            if self.allow_target == "match":
+                target = match.group(0)
+            elif self.allow_target == "line":
+                target = _line_of(match)
+            if any(p.search(target) for p in self.allow_values):
+                return None
+        return secret
+
+
+def _line_of(match: re.Match[str]) -> str:
+    text = match.string
+    start = text.rfind("\n", 0, match.start()) + 1
+    end = text.find("\n", match.end())
+    return text[start : end if end >= 0 else len(text)]
+
+
+def rule(
+    rule_id: str,
+    description: str,
+    pattern: str,
+    keywords: Sequence[str],
+    **options: object,
+) -> Rule:
+    """Build a :class:`Rule` from a pattern string; keywords are lowercased."""
+    return Rule(
+        id=rule_id,
+        description=description,
+        regex=re.compile(pattern),
+        keywords=tuple(k.lower() for k in keywords),
+        **options,  # type: ignore[arg-type]
+    )

@@ -1,0 +1,143 @@
+"""The generic detector: ``password = ...``, ``api_key: ...`` and the like.
+
+Any assignment to a secret-sounding name is a candidate; it is reported only when the
+value looks like a secret (length, entropy, character mix) and not like a placeholder,
+a reference to somewhere else (``${VAR}``, ``os.environ[...]``, ``process.env.X``), a
+hash, a UUID, a path or an example.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from keysafe.scan.entropy import char_classes, is_hex, is_uuid, shannon
+from keysafe.scan.rules.base import PLACEHOLDER, Rule
+
+_NAME = (
+    r"pass(?:word|wd|phrase)?|pwd|secret|token|api[_.-]?key|apikey|access[_.-]?key|"
+    r"auth[_.-]?key|private[_.-]?key|client[_.-]?secret|credentials?|auth"
+)
+_ASSIGN = re.compile(
+    r"(?i)(?P<key>[A-Za-z0-9_.-]*(?:" + _NAME + r")[A-Za-z0-9_.-]*)[\"'\]]*[ \t]*"
+    r"(?P<op>:=|=>|==|!=|=|:|>)[ \t]*(?:\w+\()?[ \t]*"
+    r"(?:(?P<q>[\"'`])(?P<qv>[^\"'`\r\n]{1,300})(?P=q)|(?P<uv>[^\s\"'`;,)\]}<>#]{1,300}))"
+)
+KEYWORDS = (
+    "password",
+    "passwd",
+    "passphrase",
+    "pwd",
+    "secret",
+    "token",
+    "apikey",
+    "api_key",
+    "api-key",
+    "api.key",
+    "access_key",
+    "access-key",
+    "accesskey",
+    "auth",
+    "credential",
+    "private_key",
+    "private-key",
+    "_pass",
+    "pass_",
+    "pass=",
+    "pass:",
+    'pass"',
+    "pass'",
+)
+
+# Names that hold something about a secret, not the secret itself.
+_NOT_SECRET_NAME = re.compile(
+    r"(?i)(?:hash|digest|checksum|sha\d*|md5|crc|"
+    r"[_.-](?:name|id|ids|file|path|url|uri|type|length|len|size|field|prompt|label|env|var|"
+    r"header|param|regex|pattern|policy|count|expires?|expiry|expiration|timeout|ttl|format|"
+    r"endpoint|dir|hint|min|max|enabled|required|mode|help|store|provider|class|kind|"
+    r"version|method|strategy|location|source|scheme|prefix|key_id|hint)$|"
+    r"tokeni[sz]e|tokens$|^auth(?:or|ors|ority|enticat\w*|ori[sz]\w*)$|author)"
+)
+_REFERENCE = re.compile(
+    r"(?i)^(?:\$|%|\{|<|@|&|\*|\\|/|\./|~/|[a-z]:\\)|os\.environ|getenv|process\.env|"
+    r"env\(|env\[|environ|\bvault\b|secretkeyref|valuefrom|\.(?:get|read|load)\w*\(|"
+    r"^(?:none|null|nil|true|false|undefined|required|optional|string|str|bytes|int)$|"
+    r"^https?://|^file:"
+)
+_HASHED = re.compile(
+    r"^(?:\$(?:2[abxy]?|5|6|argon2\w*|scrypt|pbkdf2[\w-]*)\$|"
+    r"pbkdf2_sha\d+\$|sha\d+[:$-]|md5[:$])"
+)
+_IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z_.]*$|^[A-Z0-9_]+$|^[a-z0-9]+(?:[_.-][a-z0-9]+)+$")
+_CONTEXT = re.compile(r"(?i)\b(?:e\.g\.|for example|example|placeholder|dummy|sample)\b")
+
+
+@dataclass(frozen=True)
+class GenericAssignmentRule(Rule):
+    """Scores ``name = value`` pairs instead of trusting one regex."""
+
+    def extract(self, match: re.Match[str]) -> tuple[str, int, int] | None:
+        """The value assigned to a secret-sounding name when it looks like a real secret."""
+        key = match.group("key")
+        op = match.group("op")
+        quoted = match.group("qv") is not None
+        group = "qv" if quoted else "uv"
+        value = match.group(group)
+        if op in ("==", "!=") or _NOT_SECRET_NAME.search(key):
+            return None
+        if op == ">" and not key.lower().startswith(("pass", "secret", "token", "api")):
+            return None  # a bare comparison, not an XML element
+        if not _looks_secret(key.lower(), value, quoted):
+            return None
+        line_start = match.string.rfind("\n", 0, match.start()) + 1
+        line_end = match.string.find("\n", match.end())
+        line = match.string[line_start : line_end if line_end >= 0 else len(match.string)]
+        if _CONTEXT.search(line):
+            return None
+        return value, match.start(group), match.end(group)
+
+
+def _looks_secret(key: str, value: str, quoted: bool) -> bool:
+    is_password = "pass" in key or "pwd" in key
+    if len(value) < (8 if is_password else 12) or len(value) > 200:
+        return False
+    if PLACEHOLDER.search(value) or _REFERENCE.search(value) or _HASHED.search(value):
+        return False
+    if is_uuid(value) or (
+        is_hex(value)
+        and len(value) in (32, 40, 64, 128)
+        and "key" not in key
+        and "secret" not in key
+        and "token" not in key
+    ):
+        return False
+    if _IDENTIFIER.match(value) or (" " in value and (not is_password or value.count(" ") > 3)):
+        return False
+    if not quoted and ("." in value and value.replace(".", "").isalpha()):
+        return False  # settings.SECRET or self.password
+    entropy = shannon(value)
+    if is_password:
+        return entropy >= 2.5 and char_classes(value) >= 2
+    return entropy >= 3.2 and char_classes(value) >= 2
+
+
+RULES: tuple[Rule, ...] = (
+    GenericAssignmentRule(
+        id="generic-secret-assignment",
+        description="Secret assigned to a password, token or API key variable",
+        regex=_ASSIGN,
+        keywords=KEYWORDS,
+        generic=True,
+        severity="medium",
+    ),
+    Rule(
+        id="http-bearer-token",
+        description="Bearer token in an HTTP Authorization header",
+        regex=re.compile(r"(?i)\bbearer[ \t]+([0-9A-Za-z_\-.=:/+~]{20,})(?![0-9A-Za-z_\-.=:/+~])"),
+        keywords=("bearer",),
+        secret_group=1,
+        min_entropy=3.5,
+        generic=True,
+        severity="medium",
+    ),
+)

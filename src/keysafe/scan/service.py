@@ -1,0 +1,219 @@
+"""The scan operations: files, git history, the staged diff, a stream.
+
+Work is spread over processes only when there is enough of it to pay for their start-up;
+the engine is built once and inherited by forked workers.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+from collections.abc import Callable, Iterator
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, field
+from typing import BinaryIO, TypeVar
+
+from keysafe.scan import gitsource
+from keysafe.scan.engine import Engine
+from keysafe.scan.models import Finding, Location
+from keysafe.scan.progress import Progress
+from keysafe.scan.sources import (
+    FileItem,
+    Problems,
+    collect_files,
+    iter_archive,
+    iter_text_chunks,
+    member_chunks,
+    read_file_chunks,
+)
+
+PARALLEL_BYTES = 8 * 1024 * 1024
+PARALLEL_COMMITS = 400
+BATCH_BYTES = 2 * 1024 * 1024
+T = TypeVar("T")
+
+
+@dataclass
+class ScanOptions:
+    """How to collect inputs and how hard to work."""
+
+    no_ignore: bool = False
+    archives: bool = False
+    exclude: list[str] = field(default_factory=list)
+    jobs: int = 0  # 0: decide from the work and the CPU count
+    progress: bool = False
+
+
+@dataclass
+class ScanResult:
+    """What a scan found, and the problems it met on the way (one line each)."""
+
+    findings: list[Finding] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)  # inputs that could not be scanned
+    warnings: list[str] = field(default_factory=list)  # scanned, with a caveat
+    scanned: int = 0
+
+    def sort(self) -> ScanResult:
+        self.findings.sort(key=lambda f: (f.file, f.commit or "", f.line, f.column, f.rule))
+        return self
+
+
+# The engine of a worker process. Set once per worker by the pool initializer: workers
+# are forked, so it is inherited rather than pickled.
+_worker_engine: Engine | None = None
+
+
+def _init_worker(engine: Engine) -> None:
+    global _worker_engine
+    _worker_engine = engine
+
+
+def scan_item(engine: Engine, item: FileItem) -> tuple[list[Finding], list[str]]:
+    """Findings in one file or archive, and the problems reading it."""
+    problems = Problems()
+    findings: list[Finding] = []
+    if engine.path_allowed(item.display):
+        return findings, problems.messages
+    if item.archive:
+        for name, data in iter_archive(item.path, item.display, problems):
+            for text, offset in member_chunks(data):
+                findings += engine.scan_text(text, Location(name, line_offset=offset))
+        return findings, problems.messages
+    try:
+        for text, offset in read_file_chunks(item.path):
+            findings += engine.scan_text(text, Location(item.display, line_offset=offset))
+    except OSError as exc:
+        problems.add(f"cannot read {item.display}: {exc.strerror or exc}")
+    return findings, problems.messages
+
+
+def _scan_batch(batch: list[FileItem]) -> tuple[list[Finding], list[str], int]:
+    assert _worker_engine is not None
+    findings: list[Finding] = []
+    problems: list[str] = []
+    for item in batch:
+        found, trouble = scan_item(_worker_engine, item)
+        findings += found
+        problems += trouble
+    return findings, problems, sum(i.size for i in batch)
+
+
+def _scan_commits(args: tuple[str, list[str]]) -> tuple[list[Finding], list[str], int]:
+    assert _worker_engine is not None
+    repo, commits = args
+    errors: list[str] = []
+    findings = _scan_changes(_worker_engine, gitsource.history_changes(repo, commits, errors))
+    return findings, errors, len(commits)
+
+
+def _scan_changes(engine: Engine, changes: Iterator[gitsource.Change]) -> list[Finding]:
+    findings: list[Finding] = []
+    for change in changes:
+        if not engine.path_allowed(change.location.path):
+            findings += engine.scan_text(change.text, change.location)
+    return findings
+
+
+class ScanService:
+    """Runs scans with one engine; every method returns a sorted :class:`ScanResult`."""
+
+    def __init__(self, engine: Engine, options: ScanOptions | None = None) -> None:
+        self.engine = engine
+        self.options = options or ScanOptions()
+
+    def scan_paths(self, targets: list[str]) -> ScanResult:
+        """Scan files and directory trees (``.gitignore`` honoured unless told not to)."""
+        problems = Problems()
+        opts = self.options
+        items = collect_files(
+            targets,
+            problems,
+            no_ignore=opts.no_ignore,
+            archives=opts.archives,
+            exclude=opts.exclude,
+        )
+        result = ScanResult(problems=problems.messages, scanned=len(items))
+        total = sum(i.size for i in items)
+        workers = self._workers(total >= PARALLEL_BYTES and len(items) > 1)
+        with Progress(opts.progress, total, "scanning files") as bar:
+            if workers <= 1:
+                for item in items:
+                    found, trouble = scan_item(self.engine, item)
+                    result.findings += found
+                    result.problems += trouble
+                    bar.advance(item.size)
+            else:
+                self._pool(workers, _scan_batch, _batches(items), result, bar)
+        return result.sort()
+
+    def scan_git(self, repo: str) -> ScanResult:
+        """Scan every commit of every branch and tag. Raises InvalidInput for a non-repo."""
+        result = ScanResult(warnings=gitsource.check_repository(repo))
+        commits = gitsource.all_commits(repo)
+        result.scanned = len(commits)
+        workers = self._workers(len(commits) >= PARALLEL_COMMITS)
+        with Progress(self.options.progress, len(commits), "scanning commits") as bar:
+            if workers <= 1:
+                changes = gitsource.history_changes(repo, commits, result.problems)
+                result.findings = _scan_changes(self.engine, changes)
+                bar.advance(len(commits))
+            else:
+                size = max(50, len(commits) // (workers * 4))
+                chunks = [(repo, commits[i : i + size]) for i in range(0, len(commits), size)]
+                self._pool(workers, _scan_commits, chunks, result, bar)
+        return result.sort()
+
+    def scan_staged(self, repo: str) -> ScanResult:
+        """Scan what the next commit would add (the index against HEAD)."""
+        gitsource.git(repo, "rev-parse", "--git-dir")
+        result = ScanResult()
+        result.findings = _scan_changes(
+            self.engine, gitsource.staged_changes(repo, result.problems)
+        )
+        return result.sort()
+
+    def scan_stream(self, stream: BinaryIO, name: str = "-") -> ScanResult:
+        """Scan a byte stream (stdin, a pipe) chunk by chunk in bounded memory."""
+        result = ScanResult(scanned=1)
+        for text, offset in iter_text_chunks(stream, chunk=256 * 1024):
+            result.findings += self.engine.scan_text(text, Location(name, line_offset=offset))
+        return result.sort()
+
+    def _workers(self, worth_it: bool) -> int:
+        if self.options.jobs:
+            return self.options.jobs
+        if not worth_it or "fork" not in multiprocessing.get_all_start_methods():
+            return 1
+        return min(8, os.cpu_count() or 1)
+
+    def _pool(
+        self,
+        workers: int,
+        func: Callable[[T], tuple[list[Finding], list[str], int]],
+        work: list[T],
+        result: ScanResult,
+        bar: Progress,
+    ) -> None:
+        context = multiprocessing.get_context("fork")
+        with ProcessPoolExecutor(
+            workers, mp_context=context, initializer=_init_worker, initargs=(self.engine,)
+        ) as pool:
+            for findings, problems, done in pool.map(func, work):
+                result.findings += findings
+                result.problems += problems
+                bar.advance(done)
+
+
+def _batches(items: list[FileItem]) -> list[list[FileItem]]:
+    batches: list[list[FileItem]] = []
+    current: list[FileItem] = []
+    size = 0
+    for item in items:
+        current.append(item)
+        size += item.size
+        if size >= BATCH_BYTES:
+            batches.append(current)
+            current, size = [], 0
+    if current:
+        batches.append(current)
+    return batches

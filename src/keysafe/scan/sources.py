@@ -1,0 +1,296 @@
+"""Where text comes from: files, directory trees (honouring .gitignore), archives, streams.
+
+Readers yield ``(text, line_offset)`` chunks so that large files and endless streams are
+scanned in bounded memory; binary content is skipped and non-UTF-8 bytes are tolerated.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import subprocess
+import tarfile
+import zipfile
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import BinaryIO
+
+import pathspec
+
+SNIFF = 8192
+CHUNK = 4 * 1024 * 1024
+MAX_MEMBER = 64 * 1024 * 1024
+# Extensions that are never text worth scanning.
+BINARY_EXT = frozenset(
+    [
+        ".png",
+        ".jpg",
+        ".jpeg",
+        ".gif",
+        ".bmp",
+        ".ico",
+        ".webp",
+        ".tiff",
+        ".psd",
+        ".pdf",
+        ".woff",
+        ".woff2",
+        ".ttf",
+        ".otf",
+        ".eot",
+        ".mp3",
+        ".mp4",
+        ".mov",
+        ".avi",
+        ".wav",
+        ".ogg",
+        ".flac",
+        ".so",
+        ".dll",
+        ".dylib",
+        ".exe",
+        ".bin",
+        ".o",
+        ".a",
+        ".class",
+        ".pyc",
+        ".pyo",
+        ".db",
+        ".sqlite",
+        ".sqlite3",
+        ".iso",
+        ".dmg",
+        ".img",
+        ".parquet",
+        ".npy",
+        ".npz",
+        ".pt",
+        ".onnx",
+        ".h5",
+    ]
+)
+ARCHIVE_EXT = (
+    ".zip",
+    ".jar",
+    ".war",
+    ".whl",
+    ".tar",
+    ".tar.gz",
+    ".tgz",
+    ".tar.bz2",
+    ".tbz2",
+    ".tar.xz",
+    ".txz",
+)
+
+
+@dataclass
+class FileItem:
+    """A file to scan: where it is on disk, and how findings name it."""
+
+    path: str
+    display: str
+    size: int = 0
+    archive: bool = False
+
+
+@dataclass
+class Problems:
+    """Non-fatal trouble met while collecting or reading inputs, as one-line messages."""
+
+    messages: list[str] = field(default_factory=list)
+
+    def add(self, message: str) -> None:
+        self.messages.append(message)
+
+
+def is_archive(name: str) -> bool:
+    """True when ``name`` has an archive extension keysafe can open."""
+    return name.lower().endswith(ARCHIVE_EXT)
+
+
+def looks_binary(head: bytes) -> bool:
+    """True when a file's first bytes say it is binary (a NUL byte, as git decides)."""
+    return b"\x00" in head[:SNIFF]
+
+
+def iter_text_chunks(stream: BinaryIO, chunk: int = CHUNK) -> Iterator[tuple[str, int]]:
+    """Decoded chunks of ``stream`` cut at line ends, with the line number each starts after.
+
+    A PEM block that straddles a cut is kept whole by cutting before its header.
+    """
+    carry = b""
+    lines_before = 0
+    first = True
+    while True:
+        data = stream.read(chunk)
+        if first:
+            first = False
+            if looks_binary(data):
+                return
+        if not data:
+            if carry:
+                yield carry.decode("utf-8", "replace"), lines_before
+            return
+        data = carry + data
+        cut = data.rfind(b"\n") + 1
+        begin = data.rfind(b"-----BEGIN", max(0, cut - 65536), cut)
+        if begin > 0 and data.find(b"-----END", begin, cut) < 0:
+            cut = data.rfind(b"\n", 0, begin) + 1
+        if cut <= 0:
+            carry = data
+            if len(carry) > 8 * chunk:  # one giant line: scan it rather than grow forever
+                yield carry.decode("utf-8", "replace"), lines_before
+                lines_before += carry.count(b"\n")
+                carry = b""
+            continue
+        block, carry = data[:cut], data[cut:]
+        yield block.decode("utf-8", "replace"), lines_before
+        lines_before += block.count(b"\n")
+
+
+def read_file_chunks(path: str) -> Iterator[tuple[str, int]]:
+    """Text chunks of the file at ``path``; nothing for binary files. Raises OSError."""
+    with open(path, "rb") as handle:
+        yield from iter_text_chunks(handle)
+
+
+def iter_archive(path: str, display: str, problems: Problems) -> Iterator[tuple[str, bytes]]:
+    """``(display name, bytes)`` of each regular member of a zip or tar archive."""
+    try:
+        if zipfile.is_zipfile(path):
+            with zipfile.ZipFile(path) as archive:
+                for info in archive.infolist():
+                    if not info.is_dir() and info.file_size <= MAX_MEMBER:
+                        yield f"{display}!{info.filename}", archive.read(info)
+            return
+        with tarfile.open(path) as tar:
+            for member in tar:
+                if member.isfile() and member.size <= MAX_MEMBER:
+                    extracted = tar.extractfile(member)
+                    if extracted is not None:
+                        yield f"{display}!{member.name}", extracted.read()
+    except (OSError, zipfile.BadZipFile, tarfile.TarError, EOFError) as exc:
+        problems.add(f"cannot read archive {display}: {exc}")
+
+
+def member_chunks(data: bytes) -> Iterator[tuple[str, int]]:
+    """Text chunks of an archive member held in memory."""
+    return iter_text_chunks(io.BytesIO(data))
+
+
+def collect_files(
+    targets: list[str],
+    problems: Problems,
+    *,
+    no_ignore: bool = False,
+    archives: bool = False,
+    exclude: list[str] | None = None,
+) -> list[FileItem]:
+    """Every file under ``targets`` to scan, in a stable order, skipping ignored ones."""
+    excluded = pathspec.GitIgnoreSpec.from_lines(exclude or [])
+    items: list[FileItem] = []
+    for target in targets:
+        if os.path.islink(target) and not os.path.exists(target):
+            problems.add(f"broken symlink: {target}")
+            continue
+        if os.path.isfile(target):
+            _add(items, target, target, problems, archives, explicit=True)
+        elif os.path.isdir(target):
+            names = None if no_ignore else _git_listing(target)
+            if names is None:
+                names = _walk(target, problems, honour_gitignore=not no_ignore)
+            for rel in names:
+                if excluded.match_file(rel):
+                    continue
+                full = os.path.join(target, rel)
+                display = os.path.normpath(full) if target not in (".", "./") else rel
+                _add(items, full, display, problems, archives, explicit=False)
+        else:
+            problems.add(f"no such file or directory: {target}")
+    return items
+
+
+def _add(
+    items: list[FileItem],
+    full: str,
+    display: str,
+    problems: Problems,
+    archives: bool,
+    explicit: bool,
+) -> None:
+    lower = full.lower()
+    if is_archive(lower):
+        if archives:
+            items.append(FileItem(full, display, _size(full), archive=True))
+        return
+    if os.path.splitext(lower)[1] in BINARY_EXT:
+        return
+    try:
+        stat = os.stat(full)
+    except FileNotFoundError:
+        if os.path.islink(full):
+            problems.add(f"broken symlink: {display}")
+        elif explicit:
+            problems.add(f"no such file: {display}")
+        return  # tracked by git but deleted from the working tree
+    except OSError as exc:
+        problems.add(f"cannot read {display}: {exc.strerror}")
+        return
+    if stat.st_size:
+        items.append(FileItem(full, display, stat.st_size))
+
+
+def _size(path: str) -> int:
+    try:
+        return os.path.getsize(path)
+    except OSError:
+        return 0
+
+
+def _git_listing(root: str) -> list[str] | None:
+    """Files git would show under ``root`` (tracked + untracked, not ignored), or None."""
+    if not os.path.exists(os.path.join(root, ".git")) and not _inside_git(root):
+        return None
+    try:
+        out = subprocess.run(
+            ["git", "-C", root, "ls-files", "-z", "-c", "-o", "--exclude-standard", "--", "."],
+            capture_output=True,
+            check=True,
+        ).stdout
+    except (OSError, subprocess.CalledProcessError):
+        return None
+    return sorted({name for name in out.decode("utf-8", "surrogateescape").split("\0") if name})
+
+
+def _inside_git(root: str) -> bool:
+    path = Path(root).resolve()
+    return any((parent / ".git").exists() for parent in (path, *path.parents))
+
+
+def _walk(root: str, problems: Problems, *, honour_gitignore: bool) -> list[str]:
+    """Relative paths of files under ``root``, applying nested .gitignore files."""
+    found: list[str] = []
+    specs: list[tuple[str, pathspec.GitIgnoreSpec]] = []
+
+    def ignored(rel: str) -> bool:
+        return any(
+            rel.startswith(base) and spec.match_file(rel[len(base) :]) for base, spec in specs
+        )
+
+    def on_error(exc: OSError) -> None:
+        problems.add(f"cannot read {exc.filename}: {exc.strerror}")
+
+    for current, dirs, files in os.walk(root, onerror=on_error):
+        rel_dir = os.path.relpath(current, root)
+        base = "" if rel_dir == "." else rel_dir.replace(os.sep, "/") + "/"
+        if honour_gitignore and ".gitignore" in files:
+            try:
+                with open(os.path.join(current, ".gitignore"), encoding="utf-8") as handle:
+                    specs.append((base, pathspec.GitIgnoreSpec.from_lines(handle)))
+            except (OSError, UnicodeDecodeError) as exc:
+                problems.add(f"cannot read {base}.gitignore: {exc}")
+        dirs[:] = sorted(d for d in dirs if d != ".git" and not ignored(base + d + "/"))
+        found.extend(base + name for name in sorted(files) if not ignored(base + name))
+    return found
