@@ -9,23 +9,32 @@
 
 Errors are the classes of ``keysafe.errors`` (NotFound, Forbidden, ConnectionFailed...).
 Importing this package pulls in nothing server-side.
+
+The names below load on first use (PEP 562): httpx costs ~150 ms to import, and the CLI's
+fast path reads the profile through ``keysafe.client._config`` without paying for it.
 """
 
-from keysafe.client._client import Client
-from keysafe.client._models import (
-    AuditReport,
-    Health,
-    InitResult,
-    IssuedToken,
-    RewrapProgress,
-    SealStatus,
-    Secret,
-    SecretEntry,
-    SecretHistory,
-    SecretMetadata,
-    SecretVersion,
-    TokenInfo,
-)
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from keysafe.client._client import Client
+    from keysafe.client._models import (
+        AuditReport,
+        Health,
+        InitResult,
+        IssuedToken,
+        RewrapProgress,
+        SealStatus,
+        Secret,
+        SecretEntry,
+        SecretHistory,
+        SecretMetadata,
+        SecretVersion,
+        TokenInfo,
+    )
 
 __all__ = [
     "AuditReport",
@@ -42,3 +51,19 @@ __all__ = [
     "SecretVersion",
     "TokenInfo",
 ]
+
+# Where each public name lives; a static table, not dynamic dispatch.
+_HOMES = dict.fromkeys(__all__, "keysafe.client._models") | {"Client": "keysafe.client._client"}
+
+
+def __getattr__(name: str) -> Any:
+    module = _HOMES.get(name)
+    if module is None:
+        raise AttributeError(f"module 'keysafe.client' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)

@@ -10,7 +10,7 @@ from typing import Any
 
 import httpx
 
-from keysafe.client._config import resolve
+from keysafe.client._config import normalise_addr, resolve
 from keysafe.client._models import (
     AuditReport,
     Health,
@@ -54,7 +54,7 @@ class Client:
             raise ConnectionFailed(
                 "no keysafe server configured: run `keysafe up` or set KEYSAFE_ADDR"
             )
-        self.addr = _normalise_addr(conn.addr)
+        self.addr = normalise_addr(conn.addr)
         headers = {"User-Agent": USER_AGENT, "Accept": "application/json"}
         if conn.token:
             headers["Authorization"] = f"Bearer {conn.token}"
@@ -284,15 +284,6 @@ def _segment(text: str) -> str:
 
 def _secret_url(path: str, action: str = "") -> str:
     return f"{API}/secrets/{check_path(path)}{action}"
-
-
-def _normalise_addr(addr: str) -> str:
-    if "://" not in addr:
-        addr = "https://" + addr
-    scheme = addr.split("://", 1)[0].lower()
-    if scheme not in {"http", "https"}:
-        raise ConnectionFailed(f"unsupported server address {addr!r}: use https:// or http://")
-    return addr.rstrip("/")
 
 
 def _tls_context(addr: str, cacert: Path | None) -> ssl.SSLContext | bool:

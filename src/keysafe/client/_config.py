@@ -11,7 +11,7 @@ import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 
-from keysafe.errors import InvalidInput
+from keysafe.errors import ConnectionFailed, InvalidInput
 
 PROFILE_NAME = "profile.toml"
 
@@ -90,3 +90,13 @@ def resolve(
 
 def _same(a: str, b: str) -> bool:
     return a.rstrip("/").lower() == b.rstrip("/").lower()
+
+
+def normalise_addr(addr: str) -> str:
+    """``addr`` with a scheme (https by default) and no trailing slash."""
+    if "://" not in addr:
+        addr = "https://" + addr
+    scheme = addr.split("://", 1)[0].lower()
+    if scheme not in {"http", "https"}:
+        raise ConnectionFailed(f"unsupported server address {addr!r}: use https:// or http://")
+    return addr.rstrip("/")

@@ -1,0 +1,77 @@
+"""The Typer app: command groups and global options.
+
+The command modules import only typer at module level; httpx, rich, cryptography and
+the server are imported inside the commands that need them.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from keysafe.cli import audit_cmd, operator_cmd, run_cmd, secret_cmd, server_cmd, token_cmd, up_cmd
+from keysafe.cli.context import State
+
+EXIT_CODES_HELP = """\
+Exit codes: 0 ok; 1 denied or a failed check (forbidden, audit verify found tampering);
+2 usage error or invalid input; 3 not found; 4 conflict (cas mismatch, already
+initialised); 5 unavailable (sealed, not initialised, audit or storage down);
+6 unauthenticated (missing, expired or revoked token); 7 cannot reach the server
+(connection or TLS failure); 8 server or integrity error; 130 interrupted.
+`keysafe run` exits with the command's own status (128+N if killed by signal N;
+126/127 if it cannot be started).
+
+Environment: KEYSAFE_HOME (default ~/.keysafe), KEYSAFE_ADDR, KEYSAFE_TOKEN,
+KEYSAFE_CACERT; each overrides the profile $KEYSAFE_HOME/profile.toml."""
+
+app = typer.Typer(
+    name="keysafe",
+    help="keysafe: a self-hosted secrets manager.",
+    epilog=EXIT_CODES_HELP,
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+
+@app.callback()
+def _global_options(
+    ctx: typer.Context,
+    config: Annotated[
+        Path | None, typer.Option("--config", help="TOML settings file (env vars win over it).")
+    ] = None,
+    addr: Annotated[
+        str | None, typer.Option("--addr", help="Server address (overrides KEYSAFE_ADDR).")
+    ] = None,
+    cacert: Annotated[
+        Path | None, typer.Option("--cacert", help="CA bundle (overrides KEYSAFE_CACERT).")
+    ] = None,
+) -> None:
+    # No --token flag on purpose: a token in argv is visible in `ps` and shell history.
+    ctx.obj = State(config_file=config, addr=addr, cacert=cacert)
+
+
+app.add_typer(secret_cmd.app, name="secret")
+app.add_typer(operator_cmd.app, name="operator")
+app.add_typer(token_cmd.app, name="token")
+app.add_typer(audit_cmd.app, name="audit")
+run_cmd.register(app)
+up_cmd.register(app)
+server_cmd.register(app)
+
+
+def _register_scan() -> None:
+    # The scanner is written in parallel; the CLI must work before it lands.
+    import importlib.util
+
+    if importlib.util.find_spec("keysafe.cli.scan_cmd") is not None:
+        from keysafe.cli import scan_cmd
+
+        scan_cmd.register(app)
+
+
+_register_scan()

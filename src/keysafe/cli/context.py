@@ -1,0 +1,52 @@
+"""Per-invocation state: global options, and the SDK client and settings built from them.
+
+Resolution order for addr/token/cacert: command-line flag, then ``KEYSAFE_*`` env, then
+the ``--config`` file, then the profile. Without ``--config`` nothing imports pydantic,
+which keeps ``keysafe secret get`` fast.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import typer
+
+if TYPE_CHECKING:
+    from keysafe.client import Client
+    from keysafe.config import Settings
+
+
+@dataclass
+class State:
+    config_file: Path | None = None
+    addr: str | None = None
+    cacert: Path | None = None
+
+    def settings(self) -> Settings:
+        """Full settings (file, then env); for commands that run the server."""
+        from keysafe.config import load_settings
+
+        return load_settings(self.config_file)
+
+    def client(self) -> Client:
+        """An SDK client for the resolved server; raises ConnectionFailed without one."""
+        from keysafe.client import Client
+
+        addr, token, cacert = self.addr, None, self.cacert
+        if self.config_file is not None:
+            # The environment already wins over the file inside load_settings.
+            settings = self.settings()
+            addr = addr or settings.addr
+            token = settings.token.get_secret_value() if settings.token else None
+            cacert = cacert or settings.cacert
+            if settings.home and "KEYSAFE_HOME" not in os.environ:
+                os.environ["KEYSAFE_HOME"] = str(settings.home)  # the profile to fall back on
+        return Client(addr=addr, token=token, cacert=cacert)
+
+
+def state(ctx: typer.Context) -> State:
+    obj = ctx.find_root().obj
+    return obj if isinstance(obj, State) else State()

@@ -1,0 +1,77 @@
+"""Folders of secrets as environment variables, for ``run`` and ``export``.
+
+Each secret directly under a folder becomes one variable named after its last path
+segment. Names are checked, and two secrets that would set the same variable are an
+error: silently letting one win would hand a program the wrong credential.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+from keysafe.client._paths import check_folder
+from keysafe.errors import InvalidInput
+
+if TYPE_CHECKING:
+    from keysafe.client import Client
+
+_ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+
+def is_env_name(name: str) -> bool:
+    return _ENV_NAME.fullmatch(name) is not None
+
+
+def folder_prefix(folder: str) -> str:
+    """``payments/dev`` -> ``PAYMENTS_DEV_``: the name prefix ``--prefix`` adds."""
+    return re.sub(r"[^A-Za-z0-9_]", "_", folder).upper() + "_"
+
+
+def env_name(path: str, folder: str, *, prefixed: bool) -> str:
+    """The variable for the secret at ``path`` in ``folder``; raises InvalidInput."""
+    name = path.rsplit("/", 1)[-1]
+    if prefixed:
+        name = folder_prefix(folder) + name
+    if not is_env_name(name):
+        raise InvalidInput(
+            f"secret {path} cannot be an environment variable: {name!r} is not a valid "
+            "name ([A-Za-z_][A-Za-z0-9_]*)"
+        )
+    return name
+
+
+def build_env(
+    folders: Sequence[tuple[str, Sequence[tuple[str, str]]]], *, prefixed: bool
+) -> dict[str, str]:
+    """Variables from ``(folder, [(path, value), ...])`` pairs; raises InvalidInput on a clash."""
+    env: dict[str, str] = {}
+    origin: dict[str, str] = {}
+    for folder, secrets in folders:
+        for path, value in secrets:
+            name = env_name(path, folder, prefixed=prefixed)
+            if name in env:
+                hint = "" if prefixed else "; pass --prefix to prefix names with their folder"
+                raise InvalidInput(f"{origin[name]} and {path} both set {name}{hint}")
+            env[name] = value
+            origin[name] = path
+    return env
+
+
+def fetch_env(client: Client, folders: Sequence[str], *, prefixed: bool) -> dict[str, str]:
+    """Read every secret directly under each folder (one request per folder)."""
+    if not folders:
+        raise InvalidInput("at least one --path is required")
+    fetched: list[tuple[str, list[tuple[str, str]]]] = []
+    for raw in folders:
+        folder = check_folder(raw)
+        entries = client.list_secrets(folder + "/", recursive=False, values=True)
+        # Direct children only, even if a server ignored recursive=false.
+        pairs = [
+            (e.path, e.value)
+            for e in entries
+            if e.value is not None and e.path.rsplit("/", 1)[0] == folder
+        ]
+        fetched.append((folder, sorted(pairs)))
+    return build_env(fetched, prefixed=prefixed)
