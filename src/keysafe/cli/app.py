@@ -11,7 +11,16 @@ from typing import Annotated
 
 import typer
 
-from keysafe.cli import audit_cmd, operator_cmd, run_cmd, secret_cmd, server_cmd, token_cmd, up_cmd
+from keysafe.cli import (
+    audit_cmd,
+    operator_cmd,
+    run_cmd,
+    scan_cmd,
+    secret_cmd,
+    server_cmd,
+    token_cmd,
+    up_cmd,
+)
 from keysafe.cli.context import State
 
 EXIT_CODES_HELP = """\
@@ -62,16 +71,4 @@ app.add_typer(audit_cmd.app, name="audit")
 run_cmd.register(app)
 up_cmd.register(app)
 server_cmd.register(app)
-
-
-def _register_scan() -> None:
-    # The scanner is written in parallel; the CLI must work before it lands.
-    import importlib.util
-
-    if importlib.util.find_spec("keysafe.cli.scan_cmd") is not None:
-        from keysafe.cli import scan_cmd
-
-        scan_cmd.register(app)
-
-
-_register_scan()
+scan_cmd.register(app)
