@@ -41,9 +41,9 @@ def problem(code: str, status: int, detail: str = "nope") -> httpx.Response:
 def test_problem_documents_become_the_same_errors(
     code: str, status: int, cls: type[errors.KeysafeError]
 ) -> None:
-    with make(lambda _r: problem(code, status, "detail text")) as client:
-        with pytest.raises(cls) as info:
-            client.get("a/b")
+    client = make(lambda _r: problem(code, status, "detail text"))
+    with client, pytest.raises(cls) as info:
+        client.get("a/b")
     assert type(info.value) is cls
     assert info.value.detail == "detail text"
 
@@ -62,9 +62,9 @@ def test_problem_documents_become_the_same_errors(
     ],
 )
 def test_non_problem_errors_map_by_status(status: int, cls: type[errors.KeysafeError]) -> None:
-    with make(lambda _r: httpx.Response(status, text="<html>oops</html>")) as client:
-        with pytest.raises(cls):
-            client.list_secrets()
+    client = make(lambda _r: httpx.Response(status, text="<html>oops</html>"))
+    with client, pytest.raises(cls):
+        client.list_secrets()
 
 
 def test_problem_extras_are_kept() -> None:
@@ -144,9 +144,9 @@ def test_connection_errors_become_connection_failed() -> None:
     def refused(request: httpx.Request) -> httpx.Response:
         raise httpx.ConnectError("[Errno 111] Connection refused", request=request)
 
-    with make(refused) as client:
-        with pytest.raises(errors.ConnectionFailed, match="connection refused"):
-            client.seal_status()
+    client = make(refused)
+    with client, pytest.raises(errors.ConnectionFailed, match="connection refused"):
+        client.seal_status()
 
 
 def test_tls_failures_become_connection_failed() -> None:
@@ -155,9 +155,9 @@ def test_tls_failures_become_connection_failed() -> None:
         cause.verify_message = "self-signed certificate"
         raise httpx.ConnectError("tls", request=request) from cause
 
-    with make(bad_cert) as client:
-        with pytest.raises(errors.ConnectionFailed, match="KEYSAFE_CACERT"):
-            client.seal_status()
+    client = make(bad_cert)
+    with client, pytest.raises(errors.ConnectionFailed, match="KEYSAFE_CACERT"):
+        client.seal_status()
 
 
 def test_timeouts_become_connection_failed() -> None:
