@@ -10,7 +10,7 @@ from keysafe.scan.rules.base import Rule, rule
 _NOT_PASSWORDS = (
     re.compile(
         r"(?i)^(?:pass(?:word)?|passwd|pwd|secret|postgres|root|admin|test|guest|mysql|"
-        r"redis|user|changeme|example|\*+|x+|\$\w+|\$\{[^}]*\}?|%[sd]|\{[^}]*\}?|:?\w+:?)$"
+        r"redis|user|changeme|example|\*+|x+|\$\w+|\$\{[^}]*\}?|%[sd]|\{[^}]*\}?)$"
     ),
 )
 

@@ -21,7 +21,13 @@ _NAME = (
 _ASSIGN = re.compile(
     r"(?i)(?P<key>[A-Za-z0-9_.-]*(?:" + _NAME + r")[A-Za-z0-9_.-]*)[\"'\]]*[ \t]*"
     r"(?P<op>:=|=>|==|!=|=|:|>)[ \t]*(?:\w+\()?[ \t]*"
-    r"(?:(?P<q>[\"'`])(?P<qv>[^\"'`\r\n]{1,300})(?P=q)|(?P<uv>[^\s\"'`;,)\]}<>#]{1,300}))"
+    r"(?:(?P<q>[\"'`])(?P<qv>[^\"'`\r\n]{1,300})(?P=q)|(?P<uv>[^\s\"'`;,()\]}<>#]{1,300}))"
+)
+# Kubernetes and compose env lists: the name and its value sit on consecutive lines.
+_ENV_PAIR = re.compile(
+    r"(?i)name:[ \t]*[\"']?(?P<key>[A-Za-z0-9_.-]*(?:" + _NAME + r")[A-Za-z0-9_.-]*)[\"']?"
+    r"[ \t]*\r?\n[ \t]*(?P<op>value:)[ \t]*"
+    r"(?:(?P<q>[\"'])(?P<qv>[^\"'\r\n]{1,300})(?P=q)|(?P<uv>[^\s\"'#]{1,300}))"
 )
 KEYWORDS = (
     "password",
@@ -59,7 +65,7 @@ _NOT_SECRET_NAME = re.compile(
     r"tokeni[sz]e|tokens$|^auth(?:or|ors|ority|enticat\w*|ori[sz]\w*)$|author)"
 )
 _REFERENCE = re.compile(
-    r"(?i)^(?:\$|%|\{|<|@|&|\*|\\|/|\./|~/|[a-z]:\\)|os\.environ|getenv|process\.env|"
+    r"(?i)^(?:\$|%|\{|<|@|&|\*|\?|\\|/|\./|~/|[a-z]:\\)|os\.environ|getenv|process\.env|"
     r"env\(|env\[|environ|\bvault\b|secretkeyref|valuefrom|\.(?:get|read|load)\w*\(|"
     r"^(?:none|null|nil|true|false|undefined|required|optional|string|str|bytes|int)$|"
     r"^https?://|^file:"
@@ -69,6 +75,7 @@ _HASHED = re.compile(
     r"pbkdf2_sha\d+\$|sha\d+[:$-]|md5[:$])"
 )
 _IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z_.]*$|^[A-Z0-9_]+$|^[a-z0-9]+(?:[_.-][a-z0-9]+)+$")
+_CHECKSUMMED = re.compile(r"gh[pousr]_[0-9A-Za-z]{36}$|ks_[a-z]{2,8}_[0-9A-Za-z]{38}$")
 _CONTEXT = re.compile(r"(?i)\b(?:e\.g\.|for example|example|placeholder|dummy|sample)\b")
 
 
@@ -98,6 +105,10 @@ class GenericAssignmentRule(Rule):
 
 
 def _looks_secret(key: str, value: str, quoted: bool) -> bool:
+    if _CHECKSUMMED.match(value):
+        # A format with a checksum is judged by its own rule: a failed checksum means
+        # look-alike text, not a secret for the generic rule to pick up.
+        return False
     is_password = "pass" in key or "pwd" in key
     if len(value) < (8 if is_password else 12) or len(value) > 200:
         return False
@@ -127,6 +138,15 @@ RULES: tuple[Rule, ...] = (
         description="Secret assigned to a password, token or API key variable",
         regex=_ASSIGN,
         keywords=KEYWORDS,
+        generic=True,
+        severity="medium",
+    ),
+    GenericAssignmentRule(
+        id="generic-secret-env-pair",
+        description="Secret value of a secret-sounding environment variable (name/value list)",
+        regex=_ENV_PAIR,
+        keywords=("name:",),
+        window=400,
         generic=True,
         severity="medium",
     ),

@@ -6,15 +6,21 @@ from keysafe.crypto import keyformat
 from keysafe.scan.checksums import jwt_valid
 from keysafe.scan.rules.base import Rule, rule
 
+_NL = r"(?:\\n|\r?\n)+"
+
 RULES: tuple[Rule, ...] = (
     rule(
         "private-key",
         "Private key (PEM RSA/EC/DSA/OPENSSH/PKCS8, encrypted or not)",
         # A header alone (docs, parsers) is not a key: require a body and the footer.
+        # Lines may also be JSON-escaped ("\\n"), as in cloud service-account files.
         r"(-----BEGIN ((?:RSA |EC |DSA |OPENSSH |ENCRYPTED |ENCRYPTED RSA )?PRIVATE KEY)-----"
-        r"[\r\n]+(?:[A-Za-z-]+:[^\n]*[\r\n]+)*[\r\n]*"
-        r"(?:[ \t]*[A-Za-z0-9+/=]{16,}[ \t]*\\?[\r\n]+)+[ \t]*[A-Za-z0-9+/=]*[ \t]*[\r\n]*"
-        r"-----END \2-----)",
+        + _NL
+        + r"(?:[A-Za-z-]+:[^\n\\]*"
+        + _NL
+        + r")*(?:[ \t]*[A-Za-z0-9+/=]{16,}[ \t]*"
+        + _NL
+        + r")+[ \t]*[A-Za-z0-9+/=]*[ \t]*(?:\\n|\r?\n)*-----END \2-----)",
         ["-----begin"],
         secret_group=1,
         window=64 * 1024,
