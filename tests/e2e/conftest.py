@@ -1,0 +1,139 @@
+"""End-to-end fixtures: the real ``keysafe`` CLI as processes against a real server.
+
+``vault`` is one ``keysafe up`` for the whole session (a temp KEYSAFE_HOME, a free port);
+``Cli.run`` runs ``keysafe ...`` with that home, the way a user in another shell would.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import ssl
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+import pytest
+
+KEYSAFE = [sys.executable, "-m", "keysafe.cli.main"]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def clean_env(**extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("KEYSAFE_")}
+    env.update(extra)
+    return env
+
+
+@dataclass
+class Cli:
+    home: Path
+    env: dict[str, str] = field(default_factory=dict)
+
+    def run(
+        self,
+        *args: str,
+        stdin: str | None = None,
+        env: Mapping[str, str] | None = None,
+        timeout: float = 60,
+    ) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [*KEYSAFE, *args],
+            input=stdin if stdin is not None else "",
+            capture_output=True,
+            text=True,
+            env={**self.env, **(env or {})},
+            timeout=timeout,
+        )
+
+    def popen(self, *args: str, env: Mapping[str, str] | None = None) -> subprocess.Popen[str]:
+        return subprocess.Popen(
+            [*KEYSAFE, *args],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env={**self.env, **(env or {})},
+        )
+
+
+def stop(proc: subprocess.Popen[str]) -> tuple[str, str]:
+    """Ctrl-C the server, then make sure it is gone; returns its output."""
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGINT)
+    try:
+        out, err = proc.communicate(timeout=15)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        out, err = proc.communicate()
+    return out, err
+
+
+def wait_healthy(
+    url: str, proc: subprocess.Popen[str], verify: ssl.SSLContext | bool, statuses: set[int]
+) -> None:
+    deadline = time.monotonic() + 60
+    last: object = None
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            out, err = proc.communicate()
+            pytest.fail(f"server exited with {proc.returncode}: {err}{out}")
+        try:
+            with httpx.Client(verify=verify, timeout=2) as client:
+                status = client.get(url).status_code
+            if status in statuses:
+                return
+            last = status
+        except httpx.HTTPError as exc:
+            last = exc
+        time.sleep(0.2)
+    pytest.fail(f"server at {url} not ready: {last!r}")
+
+
+@pytest.fixture(scope="session")
+def unused_port() -> Callable[[], int]:
+    return free_port
+
+
+@dataclass
+class Vault(Cli):
+    addr: str = ""
+    proc: subprocess.Popen[str] | None = None
+
+
+@pytest.fixture(scope="session")
+def vault(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Vault]:
+    """One ``keysafe up`` for the session, healthy over HTTPS with its generated CA."""
+    home = tmp_path_factory.mktemp("keysafe-home")
+    port = free_port()
+    env = clean_env(KEYSAFE_HOME=str(home))
+    proc = subprocess.Popen(
+        [*KEYSAFE, "up", "--port", str(port)],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
+    try:
+        ca = home / "tls" / "ca.pem"
+        deadline = time.monotonic() + 60
+        while not ca.exists() and proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.1)
+        context = ssl.create_default_context(cafile=str(ca)) if ca.exists() else True
+        addr = f"https://127.0.0.1:{port}"
+        wait_healthy(f"{addr}/api/v1/sys/health", proc, context, {200})
+        yield Vault(home=home, env=env, addr=addr, proc=proc)
+    finally:
+        stop(proc)
