@@ -137,3 +137,35 @@ def vault(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Vault]:
         yield Vault(home=home, env=env, addr=addr, proc=proc)
     finally:
         stop(proc)
+
+
+@pytest.fixture
+def prod_server(tmp_path: Path) -> Iterator[Cli]:
+    """`keysafe server --insecure-http` on loopback with its own SQLite file; sealed."""
+    port = free_port()
+    addr = f"http://127.0.0.1:{port}"
+    env = clean_env(
+        KEYSAFE_HOME=str(tmp_path / "home"),
+        KEYSAFE_DATABASE_URL=f"sqlite:///{tmp_path / 'vault.db'}",
+        KEYSAFE_ADDR=addr,
+    )
+    proc: subprocess.Popen[str] = subprocess.Popen(
+        [*KEYSAFE, "server", "--insecure-http", "--host", "127.0.0.1", "--port", str(port)],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
+    try:
+        # Not initialised yet: health answers 503, which is what "up and sealed" looks like.
+        wait_healthy(f"{addr}/api/v1/sys/health", proc, False, {200, 503})
+        yield Cli(home=tmp_path / "home", env=env)
+    finally:
+        stop(proc)
+
+
+@pytest.fixture
+def cli(tmp_path: Path) -> Cli:
+    """The CLI with an empty KEYSAFE_HOME and no server."""
+    return Cli(home=tmp_path, env=clean_env(KEYSAFE_HOME=str(tmp_path)))

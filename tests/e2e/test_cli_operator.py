@@ -1,0 +1,68 @@
+"""The production flow: ``keysafe server`` starts sealed; init, unseal, use, seal."""
+
+from __future__ import annotations
+
+import json
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from tests.e2e.conftest import Cli
+
+
+def test_init_unseal_use_seal(prod_server: Cli) -> None:
+    status = json.loads(prod_server.run("operator", "status", "--json").stdout)
+    assert status["initialized"] is False
+
+    init = prod_server.run("operator", "init", "--shares", "5", "--threshold", "3")
+    assert init.returncode == 0, init.stderr
+    lines = init.stdout.splitlines()
+    shares = [line.split(": ", 1)[1] for line in lines if line.startswith("Unseal share")]
+    root = next(line.split(": ", 1)[1] for line in lines if line.startswith("Root token"))
+    assert len(shares) == 5
+    assert root.startswith("ks_root_")
+    again = prod_server.run("operator", "init", "--shares", "5", "--threshold", "3")
+    assert again.returncode == 4
+
+    as_root = {"KEYSAFE_TOKEN": root}
+    assert prod_server.run("secret", "get", "ops/KEY", env=as_root).returncode == 5
+
+    one = prod_server.run("operator", "unseal", stdin=shares[0] + "\n")
+    assert one.returncode == 0, one.stderr
+    assert "1/3" in one.stderr
+    rest = prod_server.run("operator", "unseal", stdin="\n".join(shares[3:5]) + "\n")
+    assert rest.returncode == 0, rest.stderr
+    assert "unsealed" in rest.stderr.lower()
+
+    assert (
+        prod_server.run("secret", "set", "ops/KEY", stdin="prod-value", env=as_root).returncode == 0
+    )
+    got = prod_server.run("secret", "get", "ops/KEY", env=as_root)
+    assert (got.returncode, got.stdout) == (0, "prod-value\n")
+
+    rotated = prod_server.run("operator", "rotate-key", env=as_root)
+    assert rotated.returncode == 0, rotated.stderr
+    rewrap = prod_server.run("operator", "rewrap", "--batch", "1", env=as_root)
+    assert rewrap.returncode == 0, rewrap.stderr
+    assert prod_server.run("secret", "get", "ops/KEY", env=as_root).stdout == "prod-value\n"
+    assert prod_server.run("audit", "verify", env=as_root).returncode == 0
+
+    sealed = prod_server.run("operator", "seal", env=as_root)
+    assert sealed.returncode == 0, sealed.stderr
+    after = prod_server.run("secret", "get", "ops/KEY", env=as_root)
+    assert after.returncode == 5
+    assert after.stderr.startswith("keysafe: ")
+
+
+def test_bad_share_is_exit_2(prod_server: Cli) -> None:
+    assert prod_server.run("operator", "init", "--shares", "3", "--threshold", "2").returncode == 0
+    bad = prod_server.run("operator", "unseal", stdin="not a real share\n")
+    assert bad.returncode == 2
+    assert bad.stderr.count("\n") <= 2
+
+
+def test_insecure_http_needs_loopback(cli: Cli) -> None:
+    result = cli.run("server", "--insecure-http", "--host", "0.0.0.0", "--port", "1")  # noqa: S104
+    assert result.returncode == 2
+    assert "loopback" in result.stderr
+    no_tls = cli.run("server", "--port", "1")
+    assert no_tls.returncode == 2
