@@ -190,7 +190,7 @@ ERRORS_BY_CODE: dict[str, type[KeysafeError]] = {
 
 def error_from_problem(doc: dict[str, Any], status: int) -> KeysafeError:
     """Rebuild the error a server reported in a problem document."""
-    cls = ERRORS_BY_CODE.get(str(doc.get("code", "")), None)
+    cls = ERRORS_BY_CODE.get(str(doc.get("code", "")))
     detail = str(doc.get("detail") or doc.get("title") or f"HTTP {status}")
     if cls is None:
         by_status = {

@@ -22,9 +22,9 @@ CHECK_LEN = 6
 
 # Kinds in use; persisted, only ever add.
 KIND_ROOT = "root"
-KIND_TOKEN = "tok"
+KIND_TOKEN = "tok"  # noqa: S105 - a kind label, not a credential
 
-PATTERN = re.compile(r"\bks_([a-z]{2,8})_([0-9A-Za-z]{%d})\b" % (RANDOM_LEN + CHECK_LEN))
+PATTERN = re.compile(rf"\bks_([a-z]{{2,8}})_([0-9A-Za-z]{{{RANDOM_LEN + CHECK_LEN}}})\b")
 
 
 def _base62(number: int, width: int) -> str:

@@ -9,7 +9,7 @@ transaction, so a write and its record commit together.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Any, NamedTuple, TypeVar
 
 import anyio.to_thread
 import orjson
@@ -36,6 +36,7 @@ from keysafe.errors import (
 from keysafe.secrets.models import SecretValue, WriteResult, context
 from keysafe.secrets.paths import validate_path, validate_prefix
 from keysafe.store.engine import read_conn, write_txn
+from keysafe.store.rawread import RawReader
 from keysafe.store.tables import secret_versions, secrets
 from keysafe.timefmt import iso_us, parse_iso_us
 
@@ -63,6 +64,36 @@ _READ_QUERY = (
     )
     .select_from(secrets)
     .outerjoin(secret_versions, secret_versions.c.secret_id == secrets.c.id)
+)
+
+
+class _VersionRow(NamedTuple):
+    id: int
+    path: str
+    current_version: int
+    max_versions: int
+    description: str
+    owner: str
+    tags: str
+    expires_at: int | None
+    created_at: int
+    updated_at: int
+    version: int | None
+    format: int
+    kek_version: int
+    wrapped_dek: bytes | None
+    ciphertext: bytes | None
+    deleted_at: int | None
+    destroyed: bool
+
+
+# The same columns as _READ_QUERY, for the raw hot path (placeholders rewritten per driver).
+_HOT_READ_SQL = (
+    "SELECT s.id, s.path, s.current_version, s.max_versions, s.description, s.owner, s.tags,"
+    " s.expires_at, s.created_at, s.updated_at, v.version, v.format, v.kek_version,"
+    " v.wrapped_dek, v.ciphertext, v.deleted_at, v.destroyed"
+    " FROM secrets s JOIN secret_versions v ON v.secret_id = s.id"
+    " WHERE s.path = ? AND v.version = {version}"
 )
 
 
@@ -99,6 +130,9 @@ class SecretsService:
         self._default_max_versions = default_max_versions
         self._refresh_keyring = refresh_keyring
         self._postgres = engine.dialect.name == "postgresql"
+        self._raw = RawReader(engine)
+        self._sql_current = self._raw.sql(_HOT_READ_SQL.format(version="s.current_version"))
+        self._sql_version = self._raw.sql(_HOT_READ_SQL.format(version="?"))
 
     # -- shared helpers ------------------------------------------------------------------
 
@@ -167,20 +201,25 @@ class SecretsService:
 
     def _read(self, path: str, version: int | None) -> SecretValue:
         self._barrier.keyring()
-        wanted = secret_versions.c.version == (
-            version if version is not None else secrets.c.current_version
-        )
-        with read_conn(self._engine) as conn:
-            row = conn.execute(_READ_QUERY.where(secrets.c.path == path, wanted)).first()
-        if row is None or row.version is None:
+        if version is None:
+            raw = self._raw.fetchone(self._sql_current, (path,))
+        else:
+            raw = self._raw.fetchone(self._sql_version, (path, version))
+        if raw is None:
             if version is not None:
-                raise NotFound(f"{path} has no version {version}")
+                raise NotFound(f"{path} has no version {version} (or no such secret)")
             raise NotFound(f"no secret at {path}")
+        row = _VersionRow._make(raw)
         if row.destroyed:
             raise NotFound(f"version {row.version} of {path} was destroyed")
         if row.deleted_at is not None:
             raise NotFound(f"version {row.version} of {path} is deleted (undelete it to read it)")
-        return SecretValue(path, row.version, self._decrypt(path, row), _metadata(row))
+        return SecretValue(
+            path,
+            row.current_version if version is None else version,
+            self._decrypt(path, row),
+            _metadata(row),
+        )
 
     async def list_paths(
         self, ctx: RequestContext, prefix: str, *, recursive: bool = True, values: bool = False
