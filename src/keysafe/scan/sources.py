@@ -21,6 +21,7 @@ import pathspec
 SNIFF = 8192
 CHUNK = 4 * 1024 * 1024
 MAX_MEMBER = 64 * 1024 * 1024
+PEM_SPAN = 256 * 1024  # longest key block kept whole across chunk cuts
 # Extensions that are never text worth scanning.
 BINARY_EXT = frozenset(
     [
@@ -135,12 +136,13 @@ def iter_text_chunks(stream: BinaryIO, chunk: int = CHUNK) -> Iterator[tuple[str
             return
         data = carry + data
         cut = data.rfind(b"\n") + 1
-        begin = data.rfind(b"-----BEGIN", max(0, cut - 65536), cut)
-        if begin > 0 and data.find(b"-----END", begin, cut) < 0:
-            cut = data.rfind(b"\n", 0, begin) + 1
+        begin = data.rfind(b"-----BEGIN", max(0, cut - PEM_SPAN), cut)
+        if begin >= 0 and data.find(b"-----END", begin, cut) < 0:
+            cut = data.rfind(b"\n", 0, begin) + 1  # 0: wait for the rest of the block
         if cut <= 0:
             carry = data
-            if len(carry) > 8 * chunk:  # one giant line: scan it rather than grow forever
+            if len(carry) > max(8 * chunk, 4 * PEM_SPAN):
+                # One giant line or an endless block: scan it rather than grow forever.
                 yield carry.decode("utf-8", "replace"), lines_before
                 lines_before += carry.count(b"\n")
                 carry = b""
