@@ -112,11 +112,8 @@ class Vault(Cli):
     proc: subprocess.Popen[str] | None = None
 
 
-@pytest.fixture(scope="session")
-def vault(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Vault]:
-    """One ``keysafe up`` for the session, healthy over HTTPS with its generated CA."""
-    home = tmp_path_factory.mktemp("keysafe-home")
-    port = free_port()
+def start_up(home: Path, port: int) -> tuple[subprocess.Popen[str], str]:
+    """Start ``keysafe up --port`` on ``home`` and wait until it is healthy over HTTPS."""
     env = clean_env(KEYSAFE_HOME=str(home))
     proc = subprocess.Popen(
         [*KEYSAFE, "up", "--port", str(port)],
@@ -134,8 +131,35 @@ def vault(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Vault]:
         context = ssl.create_default_context(cafile=str(ca)) if ca.exists() else True
         addr = f"https://127.0.0.1:{port}"
         wait_healthy(f"{addr}/api/v1/sys/health", proc, context, {200})
-        yield Vault(home=home, env=env, addr=addr, proc=proc)
+    except BaseException:
+        stop(proc)
+        raise
+    return proc, addr
+
+
+@pytest.fixture(scope="session")
+def vault(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Vault]:
+    """One ``keysafe up`` for the session, healthy over HTTPS with its generated CA."""
+    home = tmp_path_factory.mktemp("keysafe-home")
+    proc, addr = start_up(home, free_port())
+    try:
+        yield Vault(home=home, env=clean_env(KEYSAFE_HOME=str(home)), addr=addr, proc=proc)
     finally:
+        stop(proc)
+
+
+@pytest.fixture
+def up_runner() -> Iterator[Callable[[Path], tuple[subprocess.Popen[str], str]]]:
+    """Start extra ``keysafe up`` processes (each on a free port); all stopped afterwards."""
+    started: list[subprocess.Popen[str]] = []
+
+    def start(home: Path) -> tuple[subprocess.Popen[str], str]:
+        proc, addr = start_up(home, free_port())
+        started.append(proc)
+        return proc, addr
+
+    yield start
+    for proc in started:
         stop(proc)
 
 
