@@ -7,7 +7,6 @@ which keeps ``keysafe secret get`` fast.
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -34,17 +33,18 @@ class State:
     def client(self) -> Client:
         """An SDK client for the resolved server; raises ConnectionFailed without one."""
         from keysafe.client import Client
+        from keysafe.client._config import resolve
 
-        addr, token, cacert = self.addr, None, self.cacert
+        addr, token, cacert, home = self.addr, None, self.cacert, None
         if self.config_file is not None:
             # The environment already wins over the file inside load_settings.
             settings = self.settings()
             addr = addr or settings.addr
             token = settings.token.get_secret_value() if settings.token else None
             cacert = cacert or settings.cacert
-            if settings.home and "KEYSAFE_HOME" not in os.environ:
-                os.environ["KEYSAFE_HOME"] = str(settings.home)  # the profile to fall back on
-        return Client(addr=addr, token=token, cacert=cacert)
+            home = settings.home  # whose profile fills what is still missing
+        conn = resolve(addr, token, cacert, home=home)
+        return Client(addr=conn.addr, token=conn.token, cacert=conn.cacert)
 
 
 def state(ctx: typer.Context) -> State:

@@ -44,7 +44,7 @@ def up(
     token = embedded.root_token or previous.get("token")
     write_profile(profile_file, {"addr": addr, "token": token, "cacert": str(tls.ca_cert)})
 
-    message(f"keysafe dev vault listening on {addr}")
+    message(f"keysafe dev vault starting on {addr}")
     message(
         f"  unseal key: {embedded.unseal_key_file} -- a DEV key stored on disk (0600); "
         "use `keysafe server` with unseal shares for real secrets"
