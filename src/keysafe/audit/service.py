@@ -15,7 +15,6 @@ import asyncio
 import contextlib
 import logging
 import os
-import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,10 +25,18 @@ from sqlalchemy import Connection, Engine, insert, select, update
 
 from keysafe.audit.models import GENESIS_HASH, AuditEvent, ChainedEvent, chain, event_from_row, link
 from keysafe.errors import AuditUnavailable, KeysafeError
-from keysafe.store.engine import read_conn
+from keysafe.store.engine import read_conn, write_txn
 from keysafe.store.tables import audit_events, audit_head
 
 log = logging.getLogger("keysafe.audit")
+
+_BUSY_RETRY_SECONDS = 0.0005
+_BUSY_GIVE_UP_SECONDS = 5.0
+
+
+class _WriteLockBusy(Exception):
+    """SQLite's write lock is held by another connection right now."""
+
 
 _INSERT_EVENT_SQL = (
     "INSERT INTO audit_events (seq, ts, request_id, actor, source, operation, path, outcome,"
@@ -57,9 +64,9 @@ class AuditLog:
         self._pending: list[tuple[AuditEvent, asyncio.Future[None]]] = []
         self._scheduled = False
         self._running = False
-        self._flush_lock = threading.Lock()
         self._postgres = engine.dialect.name == "postgresql"
         self._raw_conn: Any = None
+        self._busy_since: float | None = None
 
     # -- lifecycle -----------------------------------------------------------------------
 
@@ -89,32 +96,50 @@ class AuditLog:
         await fut
 
     def record_sync(self, event: AuditEvent) -> None:
-        """Append one event from synchronous code, durable on return."""
+        """Append one event from synchronous code (any thread), durable on return."""
         if not self._running:
             raise AuditUnavailable("audit log is not running")
-        self._flush_batch([event])
+        try:
+            with write_txn(self._engine) as conn:
+                self._append(conn, [event])
+        except Exception as exc:
+            log.error("audit write failed, failing the operation closed: %s", exc)
+            raise AuditUnavailable("the audit trail cannot be written; operation refused") from exc
 
     def _flush_pending(self) -> None:
         self._scheduled = False
         batch, self._pending = self._pending, []
+        loop = asyncio.get_running_loop()
         try:
-            self._flush_batch([event for event, _ in batch])
-        except AuditUnavailable as exc:
-            for _, fut in batch:
-                if not fut.done():
-                    fut.set_exception(exc)
+            self._flush_raw([event for event, _ in batch])
+        except _WriteLockBusy:
+            # Another process is committing. Retry in a moment instead of sleeping in
+            # SQLite's busy handler, which would stall every request on this loop.
+            now = loop.time()
+            if self._busy_since is None:
+                self._busy_since = now
+            if now - self._busy_since < _BUSY_GIVE_UP_SECONDS:
+                self._pending = batch + self._pending
+                self._scheduled = True
+                loop.call_later(_BUSY_RETRY_SECONDS, self._flush_pending)
+                return
+            self._fail(batch, "the audit database stayed locked")
             return
+        except Exception as exc:
+            self._fail(batch, str(exc))
+            return
+        self._busy_since = None
         for _, fut in batch:
             if not fut.done():
                 fut.set_result(None)
 
-    def _flush_batch(self, events: list[AuditEvent]) -> None:
-        try:
-            with self._flush_lock:
-                self._flush_raw(events)
-        except Exception as exc:
-            log.error("audit write failed, failing %d operations closed: %s", len(events), exc)
-            raise AuditUnavailable("the audit trail cannot be written; operation refused") from exc
+    def _fail(self, batch: list[tuple[AuditEvent, asyncio.Future[None]]], why: str) -> None:
+        self._busy_since = None
+        log.error("audit write failed, failing %d operations closed: %s", len(batch), why)
+        error = AuditUnavailable("the audit trail cannot be written; operation refused")
+        for _, fut in batch:
+            if not fut.done():
+                fut.set_exception(error)
 
     def append_in_txn(self, conn: Connection, events: list[AuditEvent]) -> list[ChainedEvent]:
         """Append inside the caller's write transaction (commits or rolls back with it)."""
@@ -165,11 +190,23 @@ class AuditLog:
             conn = self._raw_conn = self._engine.raw_connection()
             if self._postgres:
                 conn.driver_connection.autocommit = True  # type: ignore[union-attr]
+            else:
+                setup = conn.cursor()
+                # Never wait inside SQLite on this connection (see _flush_pending), and
+                # leave checkpoints (an fsync) to the background checkpointer.
+                setup.execute("PRAGMA busy_timeout=0")
+                setup.execute("PRAGMA wal_autocheckpoint=0")
+                setup.close()
         # Only placeholders and fixed clauses are interpolated into the SQL below (S608).
         p = "%s" if self._postgres else "?"
         cur = conn.cursor()
         try:
-            cur.execute("BEGIN" if self._postgres else "BEGIN IMMEDIATE")
+            try:
+                cur.execute("BEGIN" if self._postgres else "BEGIN IMMEDIATE")
+            except Exception as exc:
+                if not self._postgres and "locked" in str(exc):
+                    raise _WriteLockBusy from exc
+                raise
             try:
                 lock = " FOR UPDATE" if self._postgres else ""
                 cur.execute(f"SELECT seq, hash FROM audit_head WHERE id = 1{lock}")  # noqa: S608
@@ -213,6 +250,8 @@ class AuditLog:
                 cur.execute("ROLLBACK")
                 raise
             cur.execute("COMMIT")
+        except _WriteLockBusy:
+            raise
         except Exception:
             # A broken connection is replaced on the next flush.
             self._raw_conn = None

@@ -13,6 +13,15 @@ class SecretValue:
     value: str
     metadata: dict[str, Any]
 
+    def as_document(self) -> dict[str, Any]:
+        """The reply of ``GET /api/v1/secrets/{path}``."""
+        return {
+            "path": self.path,
+            "version": self.version,
+            "value": self.value,
+            "metadata": self.metadata,
+        }
+
 
 @dataclass(frozen=True, slots=True)
 class WriteResult:

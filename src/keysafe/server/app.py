@@ -112,20 +112,31 @@ def create_app(settings: Settings, *, services: Services | None = None) -> FastA
     return app
 
 
+def with_fast_paths(app: FastAPI) -> ASGIApp:
+    """``app`` behind the hot read path (see ``keysafe.server.fastpath``)."""
+    from keysafe.server.fastpath import HotReadPath
+
+    return HotReadPath(app, app.state.services)
+
+
 async def _follow_seal_state(svc: Services) -> None:
-    """Keep this process's seal state and keyring in line with the other processes."""
+    """Keep this process's seal state and keyring in line with the other processes,
+    and checkpoint SQLite's WAL off the request path."""
+    from keysafe.store.rawread import checkpoint
+
     while True:
         await asyncio.sleep(SEAL_POLL_SECONDS)
         try:
             await anyio.to_thread.run_sync(svc.system.follow_seal_state)
+            await anyio.to_thread.run_sync(checkpoint, svc.engine)
         except Exception as exc:  # keep polling; a database blip must not kill the server
             log.warning("could not read the seal state: %s", exc)
 
 
-def create_app_from_env() -> FastAPI:
+def create_app_from_env() -> ASGIApp:
     """Factory for uvicorn worker processes: settings arrive through the environment."""
     raw = os.environ.get(INTERNAL_SETTINGS_ENV)
     if raw is None:
-        return create_app(load_settings())
+        return with_fast_paths(create_app(load_settings()))
     values: dict[str, Any] = orjson.loads(raw)
-    return create_app(Settings.model_validate(values))
+    return with_fast_paths(create_app(Settings.model_validate(values)))

@@ -40,25 +40,36 @@ def source(request: Request) -> str:
 
 async def context(request: Request) -> RequestContext:
     """Authenticate the caller; failures are audited and answered with one vague 401."""
-    svc = services(request)
-    rid = request_id(request)
+    return await authenticate(
+        services(request),
+        bearer_token(request),
+        source(request),
+        request_id(request),
+        request.url.path,
+    )
+
+
+async def authenticate(
+    svc: Services, token: str | None, src: str, rid: str, path: str
+) -> RequestContext:
+    """The request context for ``token``; raises Unauthenticated (audited)."""
     try:
-        principal = svc.tokens.authenticate(bearer_token(request))
+        principal = svc.tokens.authenticate(token)
     except Unauthenticated:
         await svc.audit.record(
             AuditEvent(
                 ts=svc.clock.now_us(),
                 request_id=rid,
                 actor="anonymous",
-                source=source(request),
+                source=src,
                 operation="auth:token",
-                path=request.url.path[:512],
+                path=path[:512],
                 outcome=OUTCOME_DENIED,
                 detail="invalid token",
             )
         )
         raise
-    return RequestContext(principal, source(request), rid)
+    return RequestContext(principal, src, rid)
 
 
 async def root_context(request: Request, operation: str) -> RequestContext:

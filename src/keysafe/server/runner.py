@@ -127,6 +127,9 @@ def run_server(
         log_level="warning",
         timeout_keep_alive=30,
         server_header=False,
+        # The audit trail records the socket's peer; forwarded headers would let any
+        # local client choose its own source address.
+        proxy_headers=False,
     )
 
 

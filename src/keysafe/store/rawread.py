@@ -61,3 +61,16 @@ def _driver_errors(engine: Engine) -> tuple[type[BaseException], ...]:
     dbapi = engine.dialect.dbapi
     error = getattr(dbapi, "Error", None)
     return (error,) if isinstance(error, type) else ()
+
+
+def checkpoint(engine: Engine) -> None:
+    """A passive WAL checkpoint (SQLite only): moves pages without blocking anyone."""
+    if engine.dialect.name != "sqlite":
+        return
+    conn = engine.raw_connection()
+    try:
+        cur = conn.cursor()
+        cur.execute("PRAGMA wal_checkpoint(PASSIVE)")
+        cur.close()
+    finally:
+        conn.close()

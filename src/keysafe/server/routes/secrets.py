@@ -70,14 +70,7 @@ async def read_secret(
     path, verb = _split(path)
     if verb == "":
         value = await svc.read(ctx, path, version)
-        return json_response(
-            {
-                "path": value.path,
-                "version": value.version,
-                "value": value.value,
-                "metadata": value.metadata,
-            }
-        )
+        return json_response(value.as_document())
     if verb == "history":
         return json_response(await svc.history(ctx, path))
     if verb == "metadata":
