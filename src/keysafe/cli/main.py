@@ -27,12 +27,18 @@ def run(argv: Sequence[str] | None = None) -> int:
 
 def _run_app(args: list[str]) -> int:
     import typer
+
+    # typer vendors click; this is the "no subcommand given" case, which shows the help.
+    from typer._click.exceptions import NoArgsIsHelpError
     from typer.main import get_command
 
     from keysafe.cli.app import app
 
     try:
         result = get_command(app).main(args=args, prog_name="keysafe", standalone_mode=False)
+    except NoArgsIsHelpError as exc:
+        sys.stderr.write(exc.format_message() + "\n")  # the help text, not an error line
+        return 2
     except typer.TyperException as exc:  # click usage errors: bad option, missing argument
         return _fail(exc.format_message(), exc.exit_code)
     except typer.Abort:

@@ -107,3 +107,10 @@ def test_help_lists_exit_codes(capsys: pytest.CaptureFixture[str]) -> None:
     out = capsys.readouterr().out
     assert "Exit codes" in out
     assert "7 cannot reach the server" in " ".join(out.split())
+
+
+def test_no_subcommand_shows_help_and_exit_2(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main.run(["secret"]) == 2
+    captured = capsys.readouterr()
+    assert captured.err.startswith("Usage: keysafe secret")
+    assert captured.out == ""
