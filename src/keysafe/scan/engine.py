@@ -4,7 +4,6 @@ rule's precise regex only on the lines where one of its keywords occurs.
 
 from __future__ import annotations
 
-import bisect
 import re
 from collections.abc import Iterable, Sequence
 
@@ -14,9 +13,6 @@ from keysafe.scan.models import Finding, Location, Match
 from keysafe.scan.rules.base import Rule
 
 ALLOW_MARKER = "keysafe:allow"
-# Lowercasing only ASCII keeps offsets stable when str.lower() would change the length
-# (for example "İ" lowers to two characters).
-_ASCII_LOWER = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ", "abcdefghijklmnopqrstuvwxyz")
 
 
 class Engine:
@@ -56,9 +52,9 @@ class Engine:
         found: dict[tuple[int, int], Match] = {}
         rules = self.rules
         if self._automaton is not None:
-            lower = text.lower()
-            if len(lower) != len(text):
-                lower = text.translate(_ASCII_LOWER)
+            # bytes.lower() changes ASCII only, so offsets stay aligned with ``text`` (and
+            # it is faster than str.lower(), which also changes length for some letters).
+            lower = text.encode("utf-8", "surrogatepass").lower().decode("utf-8", "surrogatepass")
             seen: set[tuple[int, int]] = set()
             ends: dict[int, int] = {}
             size = len(text)
@@ -99,23 +95,24 @@ class Engine:
         raw = self.matches(text)
         if not raw:
             return []
-        newlines = [m.start() for m in re.finditer("\n", text)]
         findings = []
-        for hit in raw:
+        line, counted = 1, 0
+        for hit in raw:  # sorted by start: count newlines incrementally, in C
+            line += text.count("\n", counted, hit.start)
+            counted = hit.start
             rule = self.by_id[hit.rule_id]
             if not self._wanted(rule, hit.secret, location.path):
                 continue
-            line_index = bisect.bisect_left(newlines, hit.start)
-            line_start = newlines[line_index - 1] + 1 if line_index else 0
-            line_end = newlines[line_index] if line_index < len(newlines) else len(text)
-            if ALLOW_MARKER in text[line_start:line_end]:
+            line_start = text.rfind("\n", 0, hit.start) + 1
+            line_end = text.find("\n", hit.start)
+            if ALLOW_MARKER in text[line_start : line_end if line_end >= 0 else len(text)]:
                 continue
             findings.append(
                 Finding(
                     rule=rule.id,
                     description=rule.description,
                     file=location.path,
-                    line=location.real_line(line_index + 1),
+                    line=location.real_line(line),
                     column=hit.start - line_start + 1,
                     end_column=hit.end - line_start + 1,
                     secret=hit.secret,

@@ -146,6 +146,23 @@ SAMPLES: list[tuple[str, str, bool]] = [
     ("generic-secret-assignment", 'api_key = "Example-Key-1234567890"  # e.g.', False),
     ("generic-secret-assignment", "password: {{ .Values.db.password }}", False),
     ("generic-secret-assignment", "token = self.tokenizer.next_token()", False),
+    # Look-alikes met in real code (the Python stdlib and popular packages).
+    ("generic-secret-assignment", "fiber_force_length_passive=FiberForceLengthPassive2016,", False),
+    ("generic-secret-assignment", 'ACL_CREDENTIALS = "Access-Control-Allow-Credentials"', False),
+    (
+        "generic-secret-assignment",
+        '"kms:Context:SecretARN":"arn:aws:secretsmanager:*:*:secret:*"',
+        False,
+    ),
+    ("generic-secret-assignment", "token_number = self.tokens_taken+len(self.tokens)", False),
+    ("generic-secret-assignment", 'password = ask_password("Password: ")', False),
+    ("generic-secret-assignment", '{"BlockToken": b.block_token}', False),
+    ("generic-secret-assignment", "user = User(username='scolvin', password='password1')", False),
+    (
+        "generic-secret-assignment",
+        'arn = f"arn:aws:secretsmanager:{region}:{account}:secret:x"',
+        False,
+    ),
     (
         "http-bearer-token",
         f"curl -H 'Authorization: Bearer {F.pick('abAB0123456789xyzXYZ', 40)}'",

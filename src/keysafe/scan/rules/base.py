@@ -14,7 +14,7 @@ from keysafe.scan.entropy import shannon
 
 # Values that are obviously not real secrets, whatever rule matched them.
 PLACEHOLDER = re.compile(
-    r"(?i)(?:x{4,}|\*{3,}|\.{3}|example|sample|dummy|placeholder|changeme|change_me|"
+    r"(?i)(?:x{4,}|\*{3,}|\.{3}|example|sample|dummy|mock|placeholder|changeme|change_me|"
     r"your[_-]|<[^>]*>|\{\{|\$\{|%\(|redacted|insert|replace|fake|notreal|todo)"
 )
 

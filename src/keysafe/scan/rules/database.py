@@ -41,7 +41,7 @@ RULES: tuple[Rule, ...] = (
     rule(
         "url-credentials",
         "HTTP or FTP URL with an embedded password",
-        r"(?i)\b(?:https?|ftps?|sftp|smtps?|ldaps?)://[^\s:/@\"'`]+:([^\s@/\"'`]{6,})@[\w.-]+",
+        r"(?i)\b(?:https?|ftps?|sftp|smtps?|ldaps?)://[^\s:/@\"'`]+:([^\s@/\"'`,]{6,})@[\w.-]+",
         ["http", "ftp", "smtp", "ldap"],
         secret_group=1,
         allow_values=_NOT_PASSWORDS,

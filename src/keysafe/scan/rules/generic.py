@@ -15,13 +15,13 @@ from keysafe.scan.entropy import char_classes, is_hex, is_uuid, shannon
 from keysafe.scan.rules.base import PLACEHOLDER, Rule
 
 _NAME = (
-    r"pass(?:word|wd|phrase)?|pwd|secret|token|api[_.-]?key|apikey|access[_.-]?key|"
+    r"pass(?:word|wd|phrase|(?![a-z]))|pwd|secret|token|api[_.-]?key|apikey|access[_.-]?key|"
     r"auth[_.-]?key|private[_.-]?key|client[_.-]?secret|credentials?|auth"
 )
 _ASSIGN = re.compile(
     r"(?i)(?P<key>[A-Za-z0-9_.-]*(?:" + _NAME + r")[A-Za-z0-9_.-]*)[\"'\]]*[ \t]*"
-    r"(?P<op>:=|=>|==|!=|=|:|>)[ \t]*(?:\w+\()?[ \t]*"
-    r"(?:(?P<q>[\"'`])(?P<qv>[^\"'`\r\n]{1,300})(?P=q)|(?P<uv>[^\s\"'`;,()\]}<>#]{1,300}))"
+    r"(?P<op>:=|=>|==|!=|=|:|>)[ \t]*(?:\w+\()?[ \t]*(?:[fbrFBR]{1,2}(?=[\"'`]))?"
+    r"(?:(?P<q>[\"'`])(?P<qv>[^\"'`\r\n]{1,300})(?P=q)|(?P<uv>[^\s\"'`;,()\[\]{}<>#]{1,300}))"
 )
 # Kubernetes and compose env lists: the name and its value sit on consecutive lines.
 _ENV_PAIR = re.compile(
@@ -61,14 +61,14 @@ _NOT_SECRET_NAME = re.compile(
     r"[_.-](?:name|id|ids|file|path|url|uri|type|length|len|size|field|prompt|label|env|var|"
     r"header|param|regex|pattern|policy|count|expires?|expiry|expiration|timeout|ttl|format|"
     r"endpoint|dir|hint|min|max|enabled|required|mode|help|store|provider|class|kind|"
-    r"version|method|strategy|location|source|scheme|prefix|key_id|hint)$|"
+    r"version|method|strategy|location|source|scheme|prefix|key_id)$|arn$|manager$|"
     r"tokeni[sz]e|tokens$|^auth(?:or|ors|ority|enticat\w*|ori[sz]\w*)$|author)"
 )
 _REFERENCE = re.compile(
-    r"(?i)^(?:\$|%|\{|<|@|&|\*|\?|\\|/|\./|~/|[a-z]:\\)|os\.environ|getenv|process\.env|"
+    r"(?i)^(?:\$|%|\{|<|@|&|\*|\?|#|\\|/|\./|~/|[a-z]:\\)|os\.environ|getenv|process\.env|"
     r"env\(|env\[|environ|\bvault\b|secretkeyref|valuefrom|\.(?:get|read|load)\w*\(|"
     r"^(?:none|null|nil|true|false|undefined|required|optional|string|str|bytes|int)$|"
-    r"^https?://|^file:"
+    r"^https?://|^file:|^(?:self|this|cls|ctx|config|settings|options|opts|args|params|props)\."
 )
 _HASHED = re.compile(
     r"^(?:\$(?:2[abxy]?|5|6|argon2\w*|scrypt|pbkdf2[\w-]*)\$|"
@@ -76,6 +76,14 @@ _HASHED = re.compile(
 )
 _IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z_.]*$|^[A-Z0-9_]+$|^[a-z0-9]+(?:[_.-][a-z0-9]+)+$")
 _CHECKSUMMED = re.compile(r"gh[pousr]_[0-9A-Za-z]{36}$|ks_[a-z]{2,8}_[0-9A-Za-z]{38}$")
+_CODE_VALUE = re.compile(
+    r"^[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)+$|^[A-Za-z]+_\w*$|^\w+=|^[a-z]+[A-Z]\w*$|"
+    r"^[A-Z]+[a-z]+(?:[A-Z0-9]+[a-z]+)+\d*$"  # ClassNames
+)
+# Header names, prompts, ARNs: text about a secret rather than one.
+_PROSE = re.compile(r"^[A-Za-z]+(?:-[A-Za-z]+)+$|:\s*$|^:|^arn:|^urn:")
+# Weak, well-known dummy passwords seen in docs and tests.
+_DUMMY = re.compile(r"(?i)^(?:password|passw0rd|secret|admin|letmein|qwerty|test|hunter)\d*[!.]?$")
 _CONTEXT = re.compile(r"(?i)\b(?:e\.g\.|for example|example|placeholder|dummy|sample)\b")
 
 
@@ -114,6 +122,15 @@ def _looks_secret(key: str, value: str, quoted: bool) -> bool:
         return False
     if PLACEHOLDER.search(value) or _REFERENCE.search(value) or _HASHED.search(value):
         return False
+    if (
+        _PROSE.search(value)
+        or _DUMMY.match(value)
+        or ("{" in value and "}" in value)
+        or "(?" in value
+    ):
+        return False
+    if is_hex(value) and len(value) < 24:
+        return False  # short hex: ids, etags, truncated digests
     if is_uuid(value) or (
         is_hex(value)
         and len(value) in (32, 40, 64, 128)
@@ -124,8 +141,8 @@ def _looks_secret(key: str, value: str, quoted: bool) -> bool:
         return False
     if _IDENTIFIER.match(value) or (" " in value and (not is_password or value.count(" ") > 3)):
         return False
-    if not quoted and ("." in value and value.replace(".", "").isalpha()):
-        return False  # settings.SECRET or self.password
+    if not quoted and _CODE_VALUE.match(value):
+        return False  # settings.SECRET, self.password, other_name, key=value chains
     entropy = shannon(value)
     if is_password:
         return entropy >= 2.5 and char_classes(value) >= 2
