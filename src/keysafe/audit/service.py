@@ -75,6 +75,10 @@ class AuditLog:
 
     def stop(self) -> None:
         self._running = False
+        conn, self._raw_conn = self._raw_conn, None
+        if conn is not None:
+            with contextlib.suppress(Exception):
+                conn.close()
 
     # -- appending -----------------------------------------------------------------------
 

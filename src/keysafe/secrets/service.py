@@ -134,6 +134,10 @@ class SecretsService:
         self._sql_current = self._raw.sql(_HOT_READ_SQL.format(version="s.current_version"))
         self._sql_version = self._raw.sql(_HOT_READ_SQL.format(version="?"))
 
+    def close(self) -> None:
+        """Release the hot path's database connections."""
+        self._raw.close()
+
     # -- shared helpers ------------------------------------------------------------------
 
     def _event(

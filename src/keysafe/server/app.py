@@ -93,8 +93,7 @@ def create_app(settings: Settings, *, services: Services | None = None) -> FastA
             yield
         finally:
             poller.cancel()
-            svc.audit.stop()
-            svc.engine.dispose()
+            svc.close()
 
     app = FastAPI(
         title="keysafe",

@@ -27,6 +27,12 @@ class Services:
     secrets: SecretsService
     system: SystemService
 
+    def close(self) -> None:
+        """Stop the audit log and release every database connection."""
+        self.audit.stop()
+        self.secrets.close()
+        self.engine.dispose()
+
 
 def build_services(
     settings: Settings, *, unseal_key: str | None = None, engine: Engine | None = None

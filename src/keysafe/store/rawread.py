@@ -22,6 +22,8 @@ class RawReader:
     def __init__(self, engine: Engine) -> None:
         self._engine = engine
         self._local = threading.local()
+        self._opened: list[Any] = []
+        self._lock = threading.Lock()
         self._postgres = engine.dialect.name == "postgresql"
         self._errors: tuple[type[BaseException], ...] = (DBAPIError, *_driver_errors(engine))
 
@@ -36,7 +38,18 @@ class RawReader:
             if self._postgres:
                 conn.driver_connection.autocommit = True  # type: ignore[union-attr]
             self._local.conn = conn
+            with self._lock:
+                self._opened.append(conn)
         return conn
+
+    def close(self) -> None:
+        """Close every connection this reader opened (on shutdown)."""
+        with self._lock:
+            opened, self._opened = self._opened, []
+        for conn in opened:
+            with contextlib.suppress(Exception):
+                conn.close()
+        self._local = threading.local()
 
     def fetchone(self, sql: str, params: tuple[Any, ...]) -> tuple[Any, ...] | None:
         """One row of a read-only query; storage failures become StorageUnavailable."""
