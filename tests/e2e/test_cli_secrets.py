@@ -146,9 +146,14 @@ def test_server_down_is_exit_7(vault: Vault, unused_port: Callable[[], int]) -> 
         assert result.stderr.count("\n") == 1
 
 
-def test_wrong_ca_is_exit_7(vault: Vault, tmp_path: object) -> None:
+def test_untrusted_certificate_is_exit_7_on_every_path(vault: Vault) -> None:
     import certifi
 
-    result = vault.run("secret", "get", "a/b", env={"KEYSAFE_CACERT": certifi.where()})
-    assert result.returncode == 7
-    assert "TLS" in result.stderr
+    wrong_ca = {"KEYSAFE_CACERT": certifi.where()}
+    # Another spelling of the address: the profile's CA (and token) are not used for it.
+    other_name = {"KEYSAFE_ADDR": vault.addr.replace("127.0.0.1", "localhost")}
+    for env in (wrong_ca, other_name):
+        for args in (("secret", "get", "a/b"), ("secret", "list")):
+            result = vault.run(*args, env=env)
+            assert result.returncode == 7, (env, args, result.stderr)
+            assert "TLS" in result.stderr

@@ -15,6 +15,7 @@ import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 from http.client import HTTPConnection, HTTPException, HTTPSConnection
+from pathlib import Path
 from urllib.parse import urlsplit
 
 from keysafe.client._config import normalise_addr, resolve
@@ -94,7 +95,7 @@ def run(args: GetArgs) -> int:
         headers["Authorization"] = f"Bearer {conn.token}"
     try:
         if url.scheme == "https":
-            context = ssl.create_default_context(cafile=str(conn.cacert) if conn.cacert else None)
+            context = ssl.create_default_context(cafile=_ca_file(conn.cacert))
             http: HTTPConnection = HTTPSConnection(url.netloc, timeout=10, context=context)
         else:
             http = HTTPConnection(url.netloc, timeout=10)
@@ -129,6 +130,15 @@ def run(args: GetArgs) -> int:
         raise ServerError(f"unexpected reply from {addr}")
     _print(doc, args)
     return 0
+
+
+def _ca_file(cacert: Path | None) -> str:
+    if cacert is not None:
+        return str(cacert)
+    # Trust what the SDK (httpx) trusts, so that `get` and `list` never disagree.
+    import certifi
+
+    return certifi.where()
 
 
 def _print(doc: dict[str, object], args: GetArgs) -> None:
