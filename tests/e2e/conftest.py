@@ -193,3 +193,34 @@ def prod_server(tmp_path: Path) -> Iterator[Cli]:
 def cli(tmp_path: Path) -> Cli:
     """The CLI with an empty KEYSAFE_HOME and no server."""
     return Cli(home=tmp_path, env=clean_env(KEYSAFE_HOME=str(tmp_path)))
+
+
+@pytest.fixture
+def tls_server(tmp_path: Path) -> Iterator[Cli]:
+    """`keysafe server --tls-cert/--tls-key` with certificates from keysafe's local CA."""
+    from keysafe.crypto.tls import ensure_local_tls
+
+    tls = ensure_local_tls(tmp_path / "tls")
+    port = free_port()
+    addr = f"https://127.0.0.1:{port}"
+    env = clean_env(
+        KEYSAFE_HOME=str(tmp_path / "home"),
+        KEYSAFE_DATABASE_URL=f"sqlite:///{tmp_path / 'vault.db'}",
+        KEYSAFE_ADDR=addr,
+        KEYSAFE_CACERT=str(tls.ca_cert),
+    )
+    args = ["server", "--port", str(port), "--tls-cert", str(tls.cert), "--tls-key", str(tls.key)]
+    proc = subprocess.Popen(
+        [*KEYSAFE, *args],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
+    try:
+        context = ssl.create_default_context(cafile=str(tls.ca_cert))
+        wait_healthy(f"{addr}/api/v1/sys/health", proc, context, {200, 503})
+        yield Cli(home=tmp_path / "home", env=env)
+    finally:
+        stop(proc)

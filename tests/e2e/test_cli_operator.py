@@ -66,3 +66,14 @@ def test_insecure_http_needs_loopback(cli: Cli) -> None:
     assert "loopback" in result.stderr
     no_tls = cli.run("server", "--port", "1")
     assert no_tls.returncode == 2
+
+
+def test_server_over_tls_starts_sealed(tls_server: Cli) -> None:
+    status = tls_server.run("operator", "status", "--json")
+    assert status.returncode == 0, status.stderr
+    assert json.loads(status.stdout)["sealed"] is True
+    init = tls_server.run("operator", "init", "--shares", "1", "--threshold", "1", "--json")
+    assert init.returncode == 0, init.stderr
+    share = json.loads(init.stdout)["shares"][0]
+    assert tls_server.run("operator", "unseal", stdin=share + "\n").returncode == 0
+    assert json.loads(tls_server.run("operator", "status", "--json").stdout)["sealed"] is False
