@@ -290,10 +290,15 @@ class AuditLog:
             rows = conn.execution_options(yield_per=2000).execute(
                 select(audit_events).order_by(audit_events.c.seq)
             )
-            for r in rows:
-                bad = checker.feed(int(r.seq), event_from_row(r), bytes(r.prev_hash), bytes(r.hash))
-                if bad is not None:
-                    return bad
+            try:
+                for r in rows:
+                    bad = checker.feed(
+                        int(r.seq), event_from_row(r), bytes(r.prev_hash), bytes(r.hash)
+                    )
+                    if bad is not None:
+                        return bad
+            finally:
+                rows.close()
         return checker.finish((int(head.seq), bytes(head.hash)) if head is not None else None)
 
     def verify_file(self, path: Path | None = None) -> VerifyResult:
