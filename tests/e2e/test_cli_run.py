@@ -116,3 +116,45 @@ def test_export_shell(folders: Vault) -> None:
 
 def test_export_unknown_format_is_exit_2(folders: Vault) -> None:
     assert folders.run("export", "--path", "e2e/app/dev", "--format", "xml").returncode == 2
+
+
+def test_ctrl_c_on_a_terminal_reaches_the_child_once(folders: Vault) -> None:
+    """The terminal signals keysafe and the child together; keysafe must not add a second."""
+    import os
+    import pty
+    import select
+    import time
+
+    code = (
+        "import signal, sys, time\nn = [0]\n"
+        "signal.signal(signal.SIGINT, lambda *a: n.__setitem__(0, n[0] + 1))\n"
+        "print('ready', flush=True)\ntime.sleep(1.5)\nprint('count', n[0], flush=True)\n"
+        "sys.exit(3)\n"
+    )
+    argv = [sys.executable, "-m", "keysafe.cli.main", "run", "--path", "e2e/app/dev", "--"]
+    pid, fd = pty.fork()
+    if pid == 0:  # pragma: no cover - the child process
+        # The CLI under a real terminal, exactly as a user would run it.
+        os.execve(sys.executable, [*argv, sys.executable, "-c", code], folders.env)  # noqa: S606
+    output = b""
+
+    def read_for(seconds: float) -> None:
+        nonlocal output
+        end = time.monotonic() + seconds
+        while time.monotonic() < end:
+            ready, _, _ = select.select([fd], [], [], 0.1)
+            if ready:
+                try:
+                    output += os.read(fd, 1024)
+                except OSError:
+                    return
+
+    deadline = time.monotonic() + 30
+    while b"ready" not in output and time.monotonic() < deadline:
+        read_for(0.2)
+    os.write(fd, b"\x03")
+    read_for(3)
+    _, status = os.waitpid(pid, 0)
+    os.close(fd)
+    assert b"count 1" in output, output
+    assert os.waitstatus_to_exitcode(status) == 3
