@@ -10,17 +10,16 @@ through the full Typer app, so behaviour never differs, only speed.
 from __future__ import annotations
 
 import json
-import ssl
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
-from http.client import HTTPConnection, HTTPException, HTTPSConnection
 from pathlib import Path
-from urllib.parse import urlsplit
+from typing import TYPE_CHECKING
 
-from keysafe.client._config import normalise_addr, resolve
-from keysafe.client._paths import check_path
 from keysafe.errors import ConnectionFailed, ServerError, error_from_problem
+
+if TYPE_CHECKING:
+    from http.client import HTTPConnection
 
 
 @dataclass
@@ -81,6 +80,14 @@ def _take(args: list[str], short: str = "") -> tuple[str, str | None, list[str]]
 
 def run(args: GetArgs) -> int:
     """Fetch and print the secret; raises a KeysafeError on failure."""
+    # Imported here so that parse() stays free for every other command.
+    import ssl
+    from http.client import HTTPConnection, HTTPException, HTTPSConnection
+    from urllib.parse import urlsplit
+
+    from keysafe.client._config import normalise_addr, resolve
+    from keysafe.client._paths import check_path
+
     check_path(args.path)
     conn = resolve(args.addr, None, args.cacert)
     if conn.addr is None:
