@@ -102,6 +102,9 @@ def create_app(settings: Settings, *, services: Services | None = None) -> FastA
         docs_url="/api/v1/docs",
         redoc_url=None,
         lifespan=lifespan,
+        # Refuse huge bodies before parsing them; JSON escaping may inflate a value
+        # (``\u0000`` is six bytes for one), hence the margin over the value limit.
+        max_body_size=8 * settings.max_value_bytes + 65536,
     )
     app.state.services = svc
     problems.install(app)
@@ -113,9 +116,11 @@ def create_app(settings: Settings, *, services: Services | None = None) -> FastA
 
 def with_fast_paths(app: FastAPI) -> ASGIApp:
     """``app`` behind the hot read path (see ``keysafe.server.fastpath``)."""
-    from keysafe.server.fastpath import HotReadPath
+    from keysafe.server.fastpath import DeclaredBodyLimit, HotReadPath
 
-    return HotReadPath(app, app.state.services)
+    limit = app.max_body_size
+    inner = HotReadPath(app, app.state.services)
+    return inner if limit is None else DeclaredBodyLimit(inner, limit)
 
 
 async def _follow_seal_state(svc: Services) -> None:

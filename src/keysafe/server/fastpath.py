@@ -16,7 +16,14 @@ from urllib.parse import parse_qs
 import orjson
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from keysafe.errors import InvalidInput, KeysafeError, NotInitialized, Sealed, ServerError
+from keysafe.errors import (
+    InvalidInput,
+    KeysafeError,
+    NotInitialized,
+    Sealed,
+    ServerError,
+    ValueTooLarge,
+)
 from keysafe.server import deps
 from keysafe.server.problems import PROBLEM_JSON
 from keysafe.server.services import Services
@@ -63,6 +70,31 @@ class HotReadPath:
             log.exception("unexpected error on GET %s", url_path)
             error = ServerError("internal error; see the server log")
             await _send(send, 500, _PROBLEM, orjson.dumps(error.to_problem(url_path)))
+
+
+class DeclaredBodyLimit:
+    """Refuse a declared ``Content-Length`` over the limit with a problem document.
+
+    FastAPI's own limit still catches streamed bodies, but answers in plain text.
+    """
+
+    def __init__(self, app: ASGIApp, max_body_size: int) -> None:
+        self.app = app
+        self.max_body_size = max_body_size
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            for name, value in scope["headers"]:
+                if name == b"content-length":
+                    if value.isdigit() and int(value) > self.max_body_size:
+                        error = ValueTooLarge(
+                            f"the request body is larger than {self.max_body_size} bytes"
+                        )
+                        body = orjson.dumps(error.to_problem(scope["path"]))
+                        await _send(send, 413, _PROBLEM, body)
+                        return
+                    break
+        await self.app(scope, receive, send)
 
 
 def _headers(scope: Scope) -> tuple[str | None, str]:

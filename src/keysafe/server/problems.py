@@ -10,7 +10,7 @@ from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 
-from keysafe.errors import InvalidInput, KeysafeError, NotFound, ServerError
+from keysafe.errors import InvalidInput, KeysafeError, NotFound, ServerError, ValueTooLarge
 
 log = logging.getLogger("keysafe.server")
 
@@ -42,6 +42,8 @@ def install(app: FastAPI) -> None:
         assert isinstance(exc, StarletteHTTPException)
         if exc.status_code == 404:
             return problem_response(request, NotFound(f"no route {request.url.path}"))
+        if exc.status_code == 413:
+            return problem_response(request, ValueTooLarge("the request body is too large"))
         error = KeysafeError(str(exc.detail))
         error.status = exc.status_code  # type: ignore[misc]
         error.code = "method_not_allowed" if exc.status_code == 405 else "http_error"  # type: ignore[misc]

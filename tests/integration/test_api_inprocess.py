@@ -1,0 +1,153 @@
+"""The HTTP layer in process (ASGI): problem documents, the fast path, the seal gate."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import httpx
+import pytest
+from vaultkit import Vault
+
+from keysafe.server.app import create_app, with_fast_paths
+
+pytestmark = pytest.mark.anyio
+
+
+@pytest.fixture
+async def clients(vault: Vault) -> AsyncIterator[tuple[httpx.AsyncClient, httpx.AsyncClient]]:
+    """(through the fast path, FastAPI only), both authenticated as root."""
+    app = create_app(vault.svc.settings, services=vault.svc)
+    headers = {"Authorization": f"Bearer {vault.root_token}"}
+    fast = httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=with_fast_paths(app)),
+        base_url="http://t",
+        headers=headers,
+    )
+    plain = httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app), base_url="http://t", headers=headers
+    )
+    async with fast, plain:
+        yield fast, plain
+
+
+async def test_fast_path_answers_exactly_like_the_route(
+    clients: tuple[httpx.AsyncClient, httpx.AsyncClient],
+) -> None:
+    fast, plain = clients
+    assert (await fast.put("/api/v1/secrets/app/KEY", json={"value": "v1"})).status_code == 200
+    await fast.put("/api/v1/secrets/app/KEY", json={"value": "v2"})
+    for url in (
+        "/api/v1/secrets/app/KEY",
+        "/api/v1/secrets/app/KEY?version=1",
+        "/api/v1/secrets/app/KEY?version=0",
+        "/api/v1/secrets/app/KEY?version=x",
+        "/api/v1/secrets/app/MISSING",
+        "/api/v1/secrets/app//bad",
+    ):
+        a, b = await fast.get(url), await plain.get(url)
+        assert a.status_code == b.status_code, url
+        assert a.headers["content-type"] == b.headers["content-type"], url
+        doc_a, doc_b = a.json(), b.json()
+        if a.status_code == 200:
+            assert doc_a == doc_b
+        else:
+            assert (doc_a["code"], doc_a["status"]) == (doc_b["code"], doc_b["status"]), url
+    assert (await fast.get("/api/v1/secrets/app/KEY?version=1")).json()["value"] == "v1"
+
+
+async def test_problem_documents(clients: tuple[httpx.AsyncClient, httpx.AsyncClient]) -> None:
+    fast, _ = clients
+    cases = [
+        (
+            lambda: fast.put("/api/v1/secrets/a/b", json={"value": "x" * 70_000}),
+            413,
+            "value_too_large",
+        ),
+        (lambda: fast.put("/api/v1/secrets/a/b", content=b"x" * 2_000_000), 413, "value_too_large"),
+        (lambda: fast.put("/api/v1/secrets/a/b", json={"nope": 1}), 400, "invalid_input"),
+        (
+            lambda: fast.put("/api/v1/secrets/a/b", json={"value": "x", "cas": 3}),
+            409,
+            "cas_mismatch",
+        ),
+        (lambda: fast.get("/api/v1/nothing-here"), 404, "not_found"),
+        (
+            lambda: fast.get("/api/v1/secrets/a/b", headers={"Authorization": "Bearer nope"}),
+            401,
+            "unauthenticated",
+        ),
+        (
+            lambda: fast.get("/api/v1/secrets/a/b:history", headers={"Authorization": "Basic x"}),
+            401,
+            "unauthenticated",
+        ),
+        (
+            lambda: fast.post("/api/v1/tokens", json={"prefix": "a/", "mode": "admin"}),
+            400,
+            "invalid_input",
+        ),
+    ]
+    for request, status, code in cases:
+        response = await request()
+        assert response.status_code == status, (code, response.text)
+        assert response.headers["content-type"] == "application/problem+json"
+        doc = response.json()
+        assert doc["code"] == code
+        assert doc["type"] == f"urn:keysafe:problem:{code}"
+        assert doc["status"] == status
+        assert doc["detail"]
+
+
+async def test_scoped_token_over_http(clients: tuple[httpx.AsyncClient, httpx.AsyncClient]) -> None:
+    fast, _ = clients
+    await fast.put("/api/v1/secrets/team/a/KEY", json={"value": "a"})
+    await fast.put("/api/v1/secrets/team/b/KEY", json={"value": "b"})
+    made = (await fast.post("/api/v1/tokens", json={"prefix": "team/a/", "mode": "read"})).json()
+    assert made["token"].startswith("ks_tok_")
+    scoped = {"Authorization": f"Bearer {made['token']}"}
+    assert (await fast.get("/api/v1/secrets/team/a/KEY", headers=scoped)).json()["value"] == "a"
+    assert (await fast.get("/api/v1/secrets/team/b/KEY", headers=scoped)).status_code == 403
+    assert (
+        await fast.put("/api/v1/secrets/team/a/KEY", json={"value": "x"}, headers=scoped)
+    ).status_code == 403
+    assert (await fast.post("/api/v1/sys/seal", headers=scoped)).status_code == 403
+    assert (await fast.delete(f"/api/v1/tokens/{made['id']}")).status_code == 204
+    assert (await fast.get("/api/v1/secrets/team/a/KEY", headers=scoped)).status_code == 401
+    listed = (await fast.get("/api/v1/tokens")).json()["tokens"]
+    assert all("token" not in t and "token_hash" not in t for t in listed)
+
+
+async def test_sealed_vault_answers_only_seal_routes(
+    vault: Vault, clients: tuple[httpx.AsyncClient, httpx.AsyncClient]
+) -> None:
+    fast, _ = clients
+    await fast.put("/api/v1/secrets/s/KEY", json={"value": "v"})
+    assert (await fast.post("/api/v1/sys/seal")).json()["sealed"] is True
+    for method, url in (
+        ("GET", "/api/v1/secrets/s/KEY"),
+        ("GET", "/api/v1/secrets"),
+        ("POST", "/api/v1/tokens"),
+    ):
+        response = await fast.request(method, url)
+        assert response.status_code == 503, url
+        assert response.json()["code"] == "sealed"
+        assert response.text != "v"
+    assert (await fast.get("/api/v1/sys/health")).status_code == 503
+    assert (await fast.get("/api/v1/sys/seal-status")).json()["sealed"] is True
+    bad = await fast.post("/api/v1/sys/unseal", json={"key": "ksu1_AAAA.00000000"})
+    assert bad.status_code == 400
+    good = await fast.post("/api/v1/sys/unseal", json={"key": vault.unseal_key})
+    assert good.json()["sealed"] is False
+    assert (await fast.get("/api/v1/secrets/s/KEY")).json()["value"] == "v"
+
+
+async def test_denials_are_audited(
+    vault: Vault, clients: tuple[httpx.AsyncClient, httpx.AsyncClient]
+) -> None:
+    fast, _ = clients
+    await fast.get("/api/v1/secrets/x/y", headers={"Authorization": "Bearer ks_tok_wrong"})
+    events = (await fast.get("/api/v1/audit/events")).json()["events"]
+    assert events[-1]["operation"] == "auth:token"
+    assert events[-1]["outcome"] == "denied"
+    assert "ks_tok_wrong" not in str(events)
+    assert (await fast.post("/api/v1/audit/verify")).json() == {"ok": True, "events": len(events)}
