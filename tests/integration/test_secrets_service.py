@@ -207,3 +207,11 @@ async def test_rotate_key_and_rewrap(vault: Vault) -> None:
         assert {r.kek_version for r in conn.execute(select(secret_versions.c.kek_version))} == {2}
     for i in range(5):
         assert (await s.read(vault.root, f"r/K{i}")).value == f"value-{i}"
+
+
+async def test_second_init_is_refused(vault: Vault) -> None:
+    from keysafe.errors import AlreadyInitialized
+
+    with pytest.raises(AlreadyInitialized):
+        vault.svc.system.initialize(5, 3)
+    assert (await vault.svc.secrets.write(vault.root, "still/works", "v")).version == 1

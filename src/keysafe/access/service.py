@@ -52,14 +52,18 @@ class TokenService:
         self._cache: dict[bytes, tuple[float, Principal]] = {}
         self._lock = threading.Lock()
 
-    def hash(self, token: str) -> bytes:
-        return hmac.new(self._token_key(), token.encode(), hashlib.sha256).digest()
+    def hash(self, token: str, key: bytes | None = None) -> bytes:
+        """The keyed hash stored for ``token`` (``key`` defaults to the keyring's)."""
+        return hmac.new(key or self._token_key(), token.encode(), hashlib.sha256).digest()
 
     # -- minting -------------------------------------------------------------------------
 
-    def mint_root(self, conn: Connection) -> IssuedToken:
-        """The root token, minted inside the init transaction."""
-        return self._insert(conn, MODE_ROOT, "root", "", None, "initial root token", "system")
+    def mint_root(self, conn: Connection, token_key: bytes) -> IssuedToken:
+        """The root token, minted inside the init transaction (the vault is still sealed,
+        so the new keyring's token key is passed in)."""
+        return self._insert(
+            conn, MODE_ROOT, "root", "", None, "initial root token", "system", token_key
+        )
 
     def mint(
         self,
@@ -86,11 +90,12 @@ class TokenService:
         expires: int | None,
         description: str,
         created_by: str,
+        token_key: bytes | None = None,
     ) -> IssuedToken:
         token = keyformat.generate(keyformat.KIND_ROOT if kind == "root" else keyformat.KIND_TOKEN)
         record = {
             "id": "tok_" + secrets.token_hex(8),
-            "token_hash": self.hash(token),
+            "token_hash": self.hash(token, token_key),
             "kind": kind,
             "prefix": prefix,
             "mode": mode,

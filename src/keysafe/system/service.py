@@ -52,6 +52,7 @@ class SystemService:
         # An automatic unseal source (embedded mode, key file, KEYSAFE_UNSEAL_KEY).
         self._unseal_key = unseal_key
         self._config_cache: dict[str, Any] | None = None
+        self._postgres = engine.dialect.name == "postgresql"
 
     # -- state ---------------------------------------------------------------------------
 
@@ -101,15 +102,18 @@ class SystemService:
             else:
                 texts = [rootkey.encode_unseal_key(root_key)]
                 config = {"mode": MODE_KEY, "shares": 1, "threshold": 1}
-            self._put(conn, "seal_config", orjson.dumps(config))
+            # Insert-if-absent: of two concurrent inits (PostgreSQL) exactly one wins.
+            dialect_insert = postgresql.insert if self._postgres else sqlite.insert
+            claimed = conn.execute(
+                dialect_insert(sys_state)
+                .values(key="seal_config", value=orjson.dumps(config))
+                .on_conflict_do_nothing(index_elements=["key"])
+            )
+            if claimed.rowcount != 1:
+                raise AlreadyInitialized("the vault is already initialised")
             self._put(conn, "keyring", keyring.seal_with(root_key))
             self._put(conn, "sealed", b"1")
-            # The token key must be usable to hash the root token inside this transaction.
-            self._barrier.unseal_with_root(root_key, keyring.seal_with(root_key))
-            try:
-                issued = self._tokens.mint_root(conn)
-            finally:
-                self._barrier.seal()
+            issued = self._tokens.mint_root(conn, keyring.token_hmac_key)
         self._config_cache = config
         return InitResult(issued.token, texts)
 
