@@ -157,7 +157,6 @@ def _run(
     from keysafe import __version__
     from keysafe.errors import InvalidInput
     from keysafe.scan import baseline as baselines
-    from keysafe.scan import custom_rules
     from keysafe.scan import output as render
     from keysafe.scan.engine import Engine
     from keysafe.scan.rules import builtin_rules
@@ -169,12 +168,18 @@ def _run(
         raise InvalidInput("--git and --staged cannot be combined")
     if "-" in paths and (len(paths) > 1 or git_history or staged):
         raise InvalidInput("'-' (stdin) cannot be combined with other inputs")
-    ruleset = custom_rules.load(rules_file) if rules_file else custom_rules.RuleSet()
-    for warning in ruleset.warnings:
-        _err("warning", warning)
-    active = (builtin_rules() if ruleset.use_default else []) + ruleset.rules
+    if rules_file:
+        from keysafe.scan import custom_rules  # tomllib: only when asked
+
+        ruleset = custom_rules.load(rules_file)
+        for warning in ruleset.warnings:
+            _err("warning", warning)
+        active = (builtin_rules() if ruleset.use_default else []) + ruleset.rules
+        engine = Engine(active, ruleset.allow_paths, ruleset.allow_values, ruleset.stopwords)
+    else:
+        active = builtin_rules()
+        engine = Engine(active)
     known = baselines.load(baseline) if baseline else set()
-    engine = Engine(active, ruleset.allow_paths, ruleset.allow_values, ruleset.stopwords)
     options = ScanOptions(
         no_ignore=no_ignore, archives=archives, exclude=exclude, jobs=jobs, progress=progress
     )

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from datetime import UTC, datetime
 from pathlib import Path
 
 from keysafe.errors import InvalidInput
@@ -38,6 +37,8 @@ def filter_new(findings: Sequence[Finding], known: set[str]) -> list[Finding]:
 
 def write(path: str | Path, findings: Sequence[Finding]) -> None:
     """Write a baseline accepting ``findings``. Raises InvalidInput if it cannot be written."""
+    from datetime import UTC, datetime
+
     seen: dict[str, dict[str, object]] = {}
     for f in findings:
         seen.setdefault(

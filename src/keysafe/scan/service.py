@@ -6,10 +6,8 @@ the engine is built once and inherited by forked workers.
 
 from __future__ import annotations
 
-import multiprocessing
 import os
 from collections.abc import Callable, Iterator
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from typing import BinaryIO, TypeVar
 
@@ -182,7 +180,7 @@ class ScanService:
     def _workers(self, worth_it: bool) -> int:
         if self.options.jobs:
             return self.options.jobs
-        if not worth_it or "fork" not in multiprocessing.get_all_start_methods():
+        if not worth_it or not hasattr(os, "fork"):
             return 1
         return min(8, os.cpu_count() or 1)
 
@@ -194,6 +192,10 @@ class ScanService:
         result: ScanResult,
         bar: Progress,
     ) -> None:
+        # Imported here: small scans never pay for the multiprocessing machinery.
+        import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor
+
         context = multiprocessing.get_context("fork")
         with ProcessPoolExecutor(
             workers, mp_context=context, initializer=_init_worker, initargs=(self.engine,)

@@ -9,14 +9,13 @@ from __future__ import annotations
 import io
 import os
 import subprocess
-import tarfile
-import zipfile
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import BinaryIO
+from typing import TYPE_CHECKING, BinaryIO
 
-import pathspec
+if TYPE_CHECKING:
+    import pathspec
 
 SNIFF = 8192
 CHUNK = 4 * 1024 * 1024
@@ -160,6 +159,9 @@ def read_file_chunks(path: str) -> Iterator[tuple[str, int]]:
 
 def iter_archive(path: str, display: str, problems: Problems) -> Iterator[tuple[str, bytes]]:
     """``(display name, bytes)`` of each regular member of a zip or tar archive."""
+    import tarfile  # only archive scans pay for these imports
+    import zipfile
+
     try:
         if zipfile.is_zipfile(path):
             with zipfile.ZipFile(path) as archive:
@@ -191,7 +193,7 @@ def collect_files(
     exclude: list[str] | None = None,
 ) -> list[FileItem]:
     """Every file under ``targets`` to scan, in a stable order, skipping ignored ones."""
-    excluded = pathspec.GitIgnoreSpec.from_lines(exclude or [])
+    excluded = _spec(exclude) if exclude else None
     items: list[FileItem] = []
     for target in targets:
         if os.path.islink(target) and not os.path.exists(target):
@@ -204,7 +206,7 @@ def collect_files(
             if names is None:
                 names = _walk(target, problems, honour_gitignore=not no_ignore)
             for rel in names:
-                if excluded.match_file(rel):
+                if excluded is not None and excluded.match_file(rel):
                     continue
                 full = os.path.join(target, rel)
                 display = os.path.normpath(full) if target not in (".", "./") else rel
@@ -212,6 +214,12 @@ def collect_files(
         else:
             problems.add(f"no such file or directory: {target}")
     return items
+
+
+def _spec(lines: Iterable[str]) -> pathspec.GitIgnoreSpec:
+    import pathspec  # only walks outside git and --exclude need it
+
+    return pathspec.GitIgnoreSpec.from_lines(lines)
 
 
 def _add(
@@ -290,7 +298,7 @@ def _walk(root: str, problems: Problems, *, honour_gitignore: bool) -> list[str]
         if honour_gitignore and ".gitignore" in files:
             try:
                 with open(os.path.join(current, ".gitignore"), encoding="utf-8") as handle:
-                    specs.append((base, pathspec.GitIgnoreSpec.from_lines(handle)))
+                    specs.append((base, _spec(handle)))
             except (OSError, UnicodeDecodeError) as exc:
                 problems.add(f"cannot read {base}.gitignore: {exc}")
         dirs[:] = sorted(d for d in dirs if d != ".git" and not ignored(base + d + "/"))

@@ -18,8 +18,10 @@ _NAME = (
     r"pass(?:word|wd|phrase|(?![a-z]))|pwd|secret|token|api[_.-]?key|apikey|access[_.-]?key|"
     r"auth[_.-]?key|private[_.-]?key|client[_.-]?secret|credentials?|auth"
 )
+# The regex starts at the secret word itself (a fast literal search); the rest of the
+# name to its left is recovered in Python, see _full_key.
 _ASSIGN = re.compile(
-    r"(?i)(?P<key>[A-Za-z0-9_.-]*(?:" + _NAME + r")[A-Za-z0-9_.-]*)[\"'\]]*[ \t]*"
+    r"(?i)(?P<key>(?:" + _NAME + r")[A-Za-z0-9_.-]*)[\"'\]]*[ \t]*"
     r"(?P<op>:=|=>|==|!=|=|:|>)[ \t]*(?:\w+\()?[ \t]*(?:[fbrFBR]{1,2}(?=[\"'`]))?"
     r"(?:(?P<q>[\"'`])(?P<qv>[^\"'`\r\n]{1,300})(?P=q)|(?P<uv>[^\s\"'`;,()\[\]{}<>#]{1,300}))"
 )
@@ -93,7 +95,7 @@ class GenericAssignmentRule(Rule):
 
     def extract(self, match: re.Match[str]) -> tuple[str, int, int] | None:
         """The value assigned to a secret-sounding name when it looks like a real secret."""
-        key = match.group("key")
+        key = _full_key(match)
         op = match.group("op")
         quoted = match.group("qv") is not None
         group = "qv" if quoted else "uv"
@@ -110,6 +112,15 @@ class GenericAssignmentRule(Rule):
         if _CONTEXT.search(line):
             return None
         return value, match.start(group), match.end(group)
+
+
+def _full_key(match: re.Match[str]) -> str:
+    """The whole name a secret word sits in (``DB_PASSWORD`` for a match at ``PASSWORD``)."""
+    text, start = match.string, match.start("key")
+    begin = start
+    while begin > 0 and (text[begin - 1].isalnum() or text[begin - 1] in "_.-"):
+        begin -= 1
+    return text[begin:start] + match.group("key")
 
 
 def _looks_secret(key: str, value: str, quoted: bool) -> bool:
