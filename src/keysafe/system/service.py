@@ -108,8 +108,9 @@ class SystemService:
                 dialect_insert(sys_state)
                 .values(key="seal_config", value=orjson.dumps(config))
                 .on_conflict_do_nothing(index_elements=["key"])
-            )
-            if claimed.rowcount != 1:
+                .returning(sys_state.c.key)
+            ).first()
+            if claimed is None:
                 raise AlreadyInitialized("the vault is already initialised")
             self._put(conn, "keyring", keyring.seal_with(root_key))
             self._put(conn, "sealed", b"1")
