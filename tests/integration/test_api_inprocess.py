@@ -151,3 +151,71 @@ async def test_denials_are_audited(
     assert events[-1]["outcome"] == "denied"
     assert "ks_tok_wrong" not in str(events)
     assert (await fast.post("/api/v1/audit/verify")).json() == {"ok": True, "events": len(events)}
+
+
+async def test_leak_report_revokes_the_credential(
+    vault: Vault, clients: tuple[httpx.AsyncClient, httpx.AsyncClient]
+) -> None:
+    fast, _ = clients
+    made = (await fast.post("/api/v1/tokens", json={"prefix": "ci/", "mode": "read"})).json()
+    leaked = made["token"]
+    anonymous = httpx.AsyncClient(transport=fast._transport, base_url="http://t")
+    async with anonymous:
+        report = {
+            "credentials": [
+                {"credential": leaked, "location": "github.com/acme/app/blob/main/.env#L3"},
+                {"credential": leaked, "location": "again"},
+                {"credential": "ks_tok_" + "A" * 38, "location": "look-alike"},
+                {"credential": "hello", "location": "noise"},
+            ]
+        }
+        results = (await anonymous.post("/api/v1/leaks", json=report)).json()["results"]
+    assert [r["status"] for r in results] == [
+        "revoked",
+        "already_revoked",
+        "not_a_keysafe_credential",
+        "not_a_keysafe_credential",
+    ]
+    assert results[0]["token_id"] == made["id"]
+    leaked_headers = {"Authorization": f"Bearer {leaked}"}
+    assert (await fast.get("/api/v1/secrets/ci/X", headers=leaked_headers)).status_code == 401
+    events = (await fast.get("/api/v1/audit/events")).json()["events"]
+    revoked = [e for e in events if e["operation"] == "token:revoke-leaked"]
+    assert len(revoked) == 1
+    assert leaked not in str(events)
+
+
+async def test_generate_root_after_the_root_token_leaked(
+    vault: Vault, clients: tuple[httpx.AsyncClient, httpx.AsyncClient]
+) -> None:
+    fast, _ = clients
+    await fast.post("/api/v1/leaks", json={"credentials": [{"credential": vault.root_token}]})
+    assert (await fast.get("/api/v1/tokens")).status_code == 401
+    wrong = await fast.post("/api/v1/sys/generate-root", json={"key": "ksu1_AAAA.00000000"})
+    assert wrong.status_code == 400
+    fresh = (await fast.post("/api/v1/sys/generate-root", json={"key": vault.unseal_key})).json()
+    headers = {"Authorization": f"Bearer {fresh['root_token']}"}
+    assert (await fast.get("/api/v1/tokens", headers=headers)).status_code == 200
+
+
+async def test_known_digests_cover_readable_values_only(
+    clients: tuple[httpx.AsyncClient, httpx.AsyncClient],
+) -> None:
+    import base64
+    import hashlib
+    import hmac
+
+    fast, _ = clients
+    await fast.put("/api/v1/secrets/db/PASSWORD", json={"value": "correct-horse-battery"})
+    await fast.put("/api/v1/secrets/other/TOKEN", json={"value": "zzz-other-zzz"})
+    made = (await fast.post("/api/v1/tokens", json={"prefix": "db/", "mode": "read"})).json()
+    scoped = {"Authorization": f"Bearer {made['token']}"}
+    doc = (await fast.post("/api/v1/scan/known-digests", json={}, headers=scoped)).json()
+    assert doc["algorithm"] == "hmac-sha256"
+    assert [s["path"] for s in doc["secrets"]] == ["db/PASSWORD"]
+    assert "correct-horse" not in str(doc)
+    key = base64.b64decode(doc["key"])
+    expected = hmac.new(key, b"correct-horse-battery", hashlib.sha256).hexdigest()
+    assert doc["secrets"][0]["digest"] == expected
+    again = (await fast.post("/api/v1/scan/known-digests", json={}, headers=scoped)).json()
+    assert again["key"] != doc["key"]  # a fresh key each time: digests are not reusable

@@ -138,6 +138,16 @@ class TokenService:
             raise Unauthenticated(_UNAUTHENTICATED)
         return Principal(row.id, row.kind, row.mode, row.prefix, row.expires_at)
 
+    def find(self, token: str, conn: Connection) -> dict[str, Any] | None:
+        """The stored record of ``token`` (revoked or not), or None; no cache."""
+        if keyformat.parse(token) is None:
+            return None
+        digest = self.hash(token)
+        row = conn.execute(select(tokens).where(tokens.c.token_hash == digest)).mappings().first()
+        if row is None or not hmac.compare_digest(bytes(row["token_hash"]), digest):
+            return None
+        return dict(row)
+
     def revoke(self, token_id: str, conn: Connection) -> None:
         result = conn.execute(
             update(tokens)

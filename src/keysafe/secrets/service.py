@@ -8,6 +8,9 @@ transaction, so a write and its record commit together.
 
 from __future__ import annotations
 
+import hashlib
+import hmac
+import os
 from collections.abc import Callable
 from typing import Any, NamedTuple, TypeVar
 
@@ -278,6 +281,43 @@ class SecretsService:
         if not recursive:
             rows = [r for r in rows if "/" not in r.path[len(prefix) :]]
         return rows
+
+    async def known_digests(
+        self, ctx: RequestContext, prefix: str
+    ) -> tuple[bytes, list[dict[str, Any]]]:
+        """Keyed digests of the current values under ``prefix`` that the caller may read.
+
+        For ``keysafe scan --known``: the scanner hashes candidate strings with the same
+        one-time key and compares, so no plaintext leaves the server and no scanned text
+        leaves the scanning machine. Each digest is audited as a read of that secret.
+        """
+        validate_prefix(prefix)
+        principal = ctx.principal
+        await self._authorize(
+            ctx,
+            "list",
+            "secret:list",
+            prefix if covers(principal.prefix, prefix) else principal.prefix,
+        )
+        key = os.urandom(32)
+        entries: list[dict[str, Any]] = []
+        for row in self._list_rows(prefix, True, True):
+            if row.version is None or row.destroyed or row.deleted_at is not None:
+                continue
+            if not authorize(principal, "read", row.path):
+                continue
+            value = self._decrypt(row.path, row).encode()
+            entries.append(
+                {
+                    "path": row.path,
+                    "version": row.current_version,
+                    "length": len(value),
+                    "digest": hmac.new(key, value, hashlib.sha256).hexdigest(),
+                }
+            )
+        for entry in entries:
+            await self._audit.record(self._event(ctx, "secret:digest", entry["path"], OUTCOME_OK))
+        return key, entries
 
     async def history(self, ctx: RequestContext, path: str) -> dict[str, Any]:
         validate_path(path)

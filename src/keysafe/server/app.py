@@ -76,7 +76,7 @@ class SealGate:
 
 def create_app(settings: Settings, *, services: Services | None = None) -> FastAPI:
     """The application for ``settings``; builds services unless given."""
-    from keysafe.server.routes import audit, secrets, sys, tokens, vault
+    from keysafe.server.routes import audit, leaks, secrets, sys, tokens, vault
 
     svc = services or build_services(settings, unseal_key=read_unseal_key(settings))
 
@@ -108,7 +108,7 @@ def create_app(settings: Settings, *, services: Services | None = None) -> FastA
     )
     app.state.services = svc
     problems.install(app)
-    for module in (sys, secrets, tokens, audit, vault):
+    for module in (sys, secrets, tokens, audit, leaks, vault):
         app.include_router(module.router)
     app.add_middleware(SealGate, services=svc)
     return app

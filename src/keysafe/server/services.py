@@ -11,6 +11,7 @@ from keysafe.audit.service import AuditLog
 from keysafe.clock import Clock, SystemClock
 from keysafe.config import Settings
 from keysafe.crypto.barrier import Barrier
+from keysafe.incident.service import LeakService
 from keysafe.secrets.service import SecretsService
 from keysafe.store.engine import make_engine
 from keysafe.system.service import SystemService
@@ -26,6 +27,7 @@ class Services:
     tokens: TokenService
     secrets: SecretsService
     system: SystemService
+    leaks: LeakService
 
     def close(self) -> None:
         """Stop the audit log and release every database connection."""
@@ -60,7 +62,8 @@ def build_services(
         default_max_versions=settings.default_max_versions,
         refresh_keyring=system.refresh_keyring,
     )
-    return Services(settings, engine, clock, barrier, audit, tokens, secrets, system)
+    leaks = LeakService(tokens, audit, clock)
+    return Services(settings, engine, clock, barrier, audit, tokens, secrets, system, leaks)
 
 
 def read_unseal_key(settings: Settings) -> str | None:

@@ -20,6 +20,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from keysafe.access.service import TokenService
 from keysafe.crypto import rootkey
 from keysafe.crypto.barrier import Barrier
+from keysafe.crypto.envelope import DecryptionFailed
 from keysafe.crypto.keyring import Keyring
 from keysafe.errors import AlreadyInitialized, InvalidInput, NotInitialized
 from keysafe.store.engine import read_conn, write_txn
@@ -158,6 +159,30 @@ class SystemService:
             self._set_sealed_flag(False)
             log.info("vault unsealed")
         return self.status()
+
+    def generate_root(self, shares: list[str] | None = None, key: str | None = None) -> str:
+        """A new root token for whoever proves they hold the unseal material.
+
+        For when the root token was lost or revoked (for instance after a leak report):
+        a threshold of shares, or the unseal key, must open the keyring.
+        """
+        config = self.seal_config()
+        if config is None:
+            raise NotInitialized("the vault is not initialised; run `keysafe operator init`")
+        blob = self._keyring_blob()
+        try:
+            if key:
+                root_key = rootkey.decode_unseal_key(key)
+            elif shares:
+                root_key = rootkey.combine([rootkey.check_share(s) for s in shares])
+            else:
+                raise InvalidInput("give the unseal key or enough unseal shares")
+            keyring = Keyring.open_with(root_key, blob)
+        except (rootkey.BadShare, DecryptionFailed) as exc:
+            raise InvalidInput("the unseal material does not open this vault") from exc
+        with write_txn(self._engine) as conn:
+            issued = self._tokens.mint_root(conn, keyring.token_hmac_key)
+        return issued.token
 
     def auto_unseal(self) -> bool:
         """Unseal from the configured key source (embedded mode, key file), if any."""

@@ -32,6 +32,11 @@ class UnsealRequest(BaseModel):
     reset: bool = False
 
 
+class GenerateRootRequest(BaseModel):
+    shares: list[str] | None = Field(None, max_length=16)
+    key: str | None = Field(None, max_length=4096)
+
+
 class RewrapRequest(BaseModel):
     batch: int = Field(500, ge=1, le=10_000)
 
@@ -119,3 +124,22 @@ async def rewrap(request: Request, body: RewrapRequest) -> Response:
             "keyring_version": svc.barrier.keyring().current_version,
         }
     )
+
+
+@router.post("/generate-root")
+async def generate_root(request: Request, body: GenerateRootRequest) -> Response:
+    """A new root token for holders of the unseal key or a threshold of shares."""
+    svc = deps.services(request)
+    token = await anyio.to_thread.run_sync(lambda: svc.system.generate_root(body.shares, body.key))
+    await svc.audit.record(
+        AuditEvent(
+            ts=svc.clock.now_us(),
+            request_id=deps.request_id(request),
+            actor="unseal-material",
+            source=deps.source(request),
+            operation="sys:generate-root",
+            path="",
+            outcome=OUTCOME_OK,
+        )
+    )
+    return json_response({"root_token": token})
