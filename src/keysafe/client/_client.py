@@ -239,6 +239,21 @@ class Client:
         doc = self._json("GET", f"{API}/audit/events", params=params)
         return list(doc.get("events", []))
 
+    # -- leaks -------------------------------------------------------------------------
+
+    def report_leaks(self, credentials: Sequence[tuple[str, str]]) -> list[dict[str, Any]]:
+        """Report ``(credential, location)`` pairs seen in the wild; live ones are revoked.
+
+        Needs no token: the report carries the credentials themselves.
+        """
+        body = {"credentials": [{"credential": c, "location": loc} for c, loc in credentials]}
+        doc = self._json("POST", f"{API}/leaks", json=body)
+        return list(doc.get("results", []))
+
+    def known_digests(self, prefix: str = "") -> dict[str, Any]:
+        """One-time-keyed digests of the stored values this token may read."""
+        return self._json("POST", f"{API}/scan/known-digests", json={"prefix": prefix})
+
     # -- plumbing ----------------------------------------------------------------------
 
     def _fetch_secret(self, path: str, version: int | None) -> Secret:
