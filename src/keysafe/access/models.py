@@ -31,6 +31,8 @@ class Principal:
     mode: str
     prefix: str
     expires_at: int | None  # unix microseconds
+    # Policy names bound to an API key (kind "key"); tokens of the vault core have none.
+    policies: tuple[str, ...] = ()
 
     @property
     def is_root(self) -> bool:

@@ -23,6 +23,7 @@ CHECK_LEN = 6
 # Kinds in use; persisted, only ever add.
 KIND_ROOT = "root"
 KIND_TOKEN = "tok"  # noqa: S105 - a kind label, not a credential
+KIND_LIVE_KEY = "live"  # API keys issued to services
 
 PATTERN = re.compile(rf"\bks_([a-z]{{2,8}})_([0-9A-Za-z]{{{RANDOM_LEN + CHECK_LEN}}})\b")
 

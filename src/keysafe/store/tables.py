@@ -100,3 +100,50 @@ audit_head = Table(
     Column("seq", BigInteger, nullable=False),
     Column("hash", LargeBinary(32), nullable=False),
 )
+
+policies = Table(
+    "policies",
+    metadata,
+    Column("name", String(128), primary_key=True),
+    Column("text", Text, nullable=False),
+    Column("created_at", BigInteger, nullable=False),
+    Column("updated_at", BigInteger, nullable=False),
+    Column("updated_by", String(64), nullable=False),
+)
+
+services = Table(
+    "services",
+    metadata,
+    Column("id", String(40), primary_key=True),
+    Column("name", String(128), nullable=False, unique=True),
+    Column("description", Text, nullable=False),
+    Column("policies", Text, nullable=False),
+    Column("created_at", BigInteger, nullable=False),
+    Column("created_by", String(64), nullable=False),
+    Column("disabled_at", BigInteger, nullable=True),
+)
+
+api_keys = Table(
+    "api_keys",
+    metadata,
+    Column("id", String(40), primary_key=True),
+    Column("key_hash", LargeBinary(32), nullable=False, unique=True),
+    Column("display_prefix", String(24), nullable=False),
+    Column("key_space", String(64), nullable=False),
+    Column("owner_type", String(16), nullable=False),
+    Column("owner_id", String(40), nullable=False),
+    Column("description", Text, nullable=False),
+    Column("policies", Text, nullable=False),
+    Column("cidrs", Text, nullable=False),
+    Column("rate_limit", String(32), nullable=True),
+    Column("created_at", BigInteger, nullable=False),
+    Column("created_by", String(64), nullable=False),
+    Column("expires_at", BigInteger, nullable=False),
+    Column("revoked_at", BigInteger, nullable=True),
+    Column("grace_until", BigInteger, nullable=True),
+    Column("replaced_by", String(40), nullable=True),
+    Column("last_used_at", BigInteger, nullable=True),
+    Column("last_used_from", String(64), nullable=True),
+    Column("use_count", BigInteger, nullable=False),
+)
+Index("ix_api_keys_owner", api_keys.c.owner_type, api_keys.c.owner_id)
