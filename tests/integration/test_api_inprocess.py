@@ -219,3 +219,37 @@ async def test_known_digests_cover_readable_values_only(
     assert doc["secrets"][0]["digest"] == expected
     again = (await fast.post("/api/v1/scan/known-digests", json={}, headers=scoped)).json()
     assert again["key"] != doc["key"]  # a fresh key each time: digests are not reusable
+
+
+async def test_api_keys_authenticate_and_leaked_keys_are_revoked(
+    vault: Vault, clients: tuple[httpx.AsyncClient, httpx.AsyncClient]
+) -> None:
+    from sqlalchemy import insert
+
+    from keysafe.store.engine import write_txn
+    from keysafe.store.tables import policies
+
+    fast, _ = clients
+    keys = vault.svc.keys
+    with write_txn(vault.svc.engine) as conn:
+        conn.execute(
+            insert(policies).values(name="p", text="", created_at=0, updated_at=0, updated_by="t")
+        )
+        keys.create_service(conn, "worker", ["p"], "", "tok_root")
+        key = keys.create(
+            conn,
+            service="worker",
+            policy_names=None,
+            cidrs=["10.0.0.0/8"],
+            expires_in_seconds=3600,
+            rate_limit=None,
+            description="",
+            creator="tok_root",
+        ).key
+    headers = {"Authorization": f"Bearer {key}"}
+    # The in-process client comes from 127.0.0.1: outside the key's allowlist.
+    outside = await fast.get("/api/v1/secrets/any/KEY", headers=headers)
+    assert outside.status_code == 403
+    results = (await fast.post("/api/v1/leaks", json={"credentials": [{"credential": key}]})).json()
+    assert results["results"][0]["status"] == "revoked"
+    assert (await fast.get("/api/v1/secrets/any/KEY", headers=headers)).status_code == 401

@@ -273,6 +273,16 @@ class KeyService:
             )
         self.forget(key_id)
 
+    def find(self, key: str, conn: Connection) -> dict[str, Any] | None:
+        """The stored record of ``key`` (revoked or not), or None; no cache."""
+        if keyformat.parse(key) != keyformat.KIND_LIVE_KEY:
+            return None
+        digest = self.hash(key)
+        row = conn.execute(select(api_keys).where(api_keys.c.key_hash == digest)).mappings().first()
+        if row is None or not hmac.compare_digest(bytes(row["key_hash"]), digest):
+            return None
+        return dict(row)
+
     def _row(self, conn: Connection, key_id: str) -> Any:
         row = conn.execute(select(api_keys).where(api_keys.c.id == key_id)).first()
         if row is None:

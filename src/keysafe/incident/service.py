@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from keysafe.access.apikeys import KeyService
 from keysafe.access.service import TokenService
 from keysafe.audit.models import OUTCOME_OK, AuditEvent
 from keysafe.audit.service import AuditLog
@@ -34,8 +35,11 @@ class LeakReport:
 
 
 class LeakService:
-    def __init__(self, tokens: TokenService, audit: AuditLog, clock: Clock) -> None:
+    def __init__(
+        self, tokens: TokenService, keys: KeyService, audit: AuditLog, clock: Clock
+    ) -> None:
         self._tokens = tokens
+        self._keys = keys
         self._audit = audit
         self._clock = clock
 
@@ -49,8 +53,12 @@ class LeakService:
             raise InvalidInput(f"report at most {MAX_CREDENTIALS_PER_REPORT} credentials at once")
         results: list[dict[str, Any]] = []
         for report in reports:
-            if keyformat.parse(report.credential) is None:
+            kind = keyformat.parse(report.credential)
+            if kind is None:
                 results.append({"status": NOT_A_KEYSAFE_CREDENTIAL})
+                continue
+            if kind == keyformat.KIND_LIVE_KEY:
+                results.append(self._report_key(report, source, request_id))
                 continue
             with self._tokens.write_txn() as conn:
                 record = self._tokens.find(report.credential, conn)
@@ -78,3 +86,28 @@ class LeakService:
                 )
             results.append({"status": REVOKED, "token_id": record["id"]})
         return results
+
+    def _report_key(self, report: LeakReport, source: str, request_id: str) -> dict[str, Any]:
+        with self._keys.write_txn() as conn:
+            record = self._keys.find(report.credential, conn)
+            if record is None:
+                return {"status": UNKNOWN}
+            if record["revoked_at"] is not None:
+                return {"status": ALREADY_REVOKED, "key_id": record["id"]}
+            self._keys.revoke(conn, record["id"])
+            self._audit.append_in_txn(
+                conn,
+                [
+                    AuditEvent(
+                        ts=self._clock.now_us(),
+                        request_id=request_id,
+                        actor="leak-report",
+                        source=source,
+                        operation="key:revoke-leaked",
+                        path="",
+                        outcome=OUTCOME_OK,
+                        detail=f"{record['id']} seen at {report.location[:200]}",
+                    )
+                ],
+            )
+        return {"status": REVOKED, "key_id": record["id"]}

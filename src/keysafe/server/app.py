@@ -93,6 +93,8 @@ def create_app(settings: Settings, *, services: Services | None = None) -> FastA
             yield
         finally:
             poller.cancel()
+            with contextlib.suppress(Exception):
+                svc.keys.flush_usage()
             svc.close()
 
     app = FastAPI(
@@ -133,6 +135,8 @@ async def _follow_seal_state(svc: Services) -> None:
         try:
             await anyio.to_thread.run_sync(svc.system.follow_seal_state)
             await anyio.to_thread.run_sync(checkpoint, svc.engine)
+            if not svc.barrier.sealed:
+                await anyio.to_thread.run_sync(svc.keys.flush_usage)
         except Exception as exc:  # keep polling; a database blip must not kill the server
             log.warning("could not read the seal state: %s", exc)
 

@@ -54,7 +54,25 @@ async def authenticate(
 ) -> RequestContext:
     """The request context for ``token``; raises Unauthenticated (audited)."""
     try:
-        principal = svc.tokens.authenticate(token)
+        if token is not None and token.startswith("ks_live_"):
+            principal = svc.keys.verify(token, src)
+        else:
+            principal = svc.tokens.authenticate(token)
+    except Forbidden as exc:
+        # A live key used from outside its allowlist: the holder learns why.
+        await svc.audit.record(
+            AuditEvent(
+                ts=svc.clock.now_us(),
+                request_id=rid,
+                actor="anonymous",
+                source=src,
+                operation="auth:key",
+                path=path[:512],
+                outcome=OUTCOME_DENIED,
+                detail=exc.detail,
+            )
+        )
+        raise
     except Unauthenticated:
         await svc.audit.record(
             AuditEvent(

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 from sqlalchemy import Engine
 
+from keysafe.access.apikeys import KeyService
 from keysafe.access.service import TokenService
 from keysafe.audit.service import AuditLog
 from keysafe.clock import Clock, SystemClock
@@ -28,6 +29,7 @@ class Services:
     secrets: SecretsService
     system: SystemService
     leaks: LeakService
+    keys: KeyService
 
     def close(self) -> None:
         """Stop the audit log and release every database connection."""
@@ -62,8 +64,14 @@ def build_services(
         default_max_versions=settings.default_max_versions,
         refresh_keyring=system.refresh_keyring,
     )
-    leaks = LeakService(tokens, audit, clock)
-    return Services(settings, engine, clock, barrier, audit, tokens, secrets, system, leaks)
+    keys = KeyService(
+        engine,
+        token_key=lambda: barrier.keyring().token_hmac_key,
+        clock=clock,
+        cache_seconds=settings.token_cache_seconds,
+    )
+    leaks = LeakService(tokens, keys, audit, clock)
+    return Services(settings, engine, clock, barrier, audit, tokens, secrets, system, leaks, keys)
 
 
 def read_unseal_key(settings: Settings) -> str | None:
