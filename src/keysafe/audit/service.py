@@ -187,6 +187,61 @@ class AuditLog:
         finally:
             os.close(fd)
 
+    def append_with_cursor(self, cur: Any, events: list[AuditEvent]) -> list[ChainedEvent]:
+        """Append inside the transaction open on a driver cursor (no ORM overhead).
+
+        Raises AuditUnavailable when a sink cannot be written (the caller rolls back).
+        """
+        try:
+            return self._append_cursor(cur, events)
+        except KeysafeError:
+            raise
+        except Exception as exc:
+            raise AuditUnavailable(f"audit event could not be written: {exc}") from exc
+
+    def _append_cursor(self, cur: Any, events: list[AuditEvent]) -> list[ChainedEvent]:
+        # Only placeholders and fixed clauses are interpolated into the SQL below (S608).
+        p = "%s" if self._postgres else "?"
+        lock = " FOR UPDATE" if self._postgres else ""
+        cur.execute(f"SELECT seq, hash FROM audit_head WHERE id = 1{lock}")  # noqa: S608
+        head = cur.fetchone()
+        seq, prev = (int(head[0]), bytes(head[1])) if head else (0, GENESIS_HASH)
+        chained = chain(self._key(), seq, prev, events)
+        cur.executemany(
+            _INSERT_EVENT_SQL.replace("?", p),
+            [
+                (
+                    c.seq,
+                    e.ts,
+                    e.request_id,
+                    e.actor,
+                    e.source,
+                    e.operation,
+                    e.path,
+                    e.outcome,
+                    e.detail,
+                    c.prev_hash,
+                    c.hash,
+                )
+                for c in chained
+                for e in (c.event,)
+            ],
+        )
+        last = chained[-1]
+        if head is None:
+            cur.execute(
+                f"INSERT INTO audit_head (id, seq, hash) VALUES (1, {p}, {p})",  # noqa: S608
+                (last.seq, last.hash),
+            )
+        else:
+            cur.execute(
+                f"UPDATE audit_head SET seq = {p}, hash = {p} WHERE id = 1",  # noqa: S608
+                (last.seq, last.hash),
+            )
+        if self._file_path is not None:
+            self._write_file(chained)
+        return chained
+
     def _flush_raw(self, events: list[AuditEvent]) -> None:
         """One group commit on the flusher's own driver connection (no ORM overhead)."""
         conn = self._raw_conn
@@ -201,8 +256,6 @@ class AuditLog:
                 setup.execute("PRAGMA busy_timeout=0")
                 setup.execute("PRAGMA wal_autocheckpoint=0")
                 setup.close()
-        # Only placeholders and fixed clauses are interpolated into the SQL below (S608).
-        p = "%s" if self._postgres else "?"
         cur = conn.cursor()
         try:
             try:
@@ -212,44 +265,7 @@ class AuditLog:
                     raise _WriteLockBusy from exc
                 raise
             try:
-                lock = " FOR UPDATE" if self._postgres else ""
-                cur.execute(f"SELECT seq, hash FROM audit_head WHERE id = 1{lock}")  # noqa: S608
-                head = cur.fetchone()
-                seq, prev = (int(head[0]), bytes(head[1])) if head else (0, GENESIS_HASH)
-                chained = chain(self._key(), seq, prev, events)
-                cur.executemany(
-                    _INSERT_EVENT_SQL.replace("?", p),
-                    [
-                        (
-                            c.seq,
-                            e.ts,
-                            e.request_id,
-                            e.actor,
-                            e.source,
-                            e.operation,
-                            e.path,
-                            e.outcome,
-                            e.detail,
-                            c.prev_hash,
-                            c.hash,
-                        )
-                        for c in chained
-                        for e in (c.event,)
-                    ],
-                )
-                last = chained[-1]
-                if head is None:
-                    cur.execute(
-                        f"INSERT INTO audit_head (id, seq, hash) VALUES (1, {p}, {p})",  # noqa: S608
-                        (last.seq, last.hash),
-                    )
-                else:
-                    cur.execute(
-                        f"UPDATE audit_head SET seq = {p}, hash = {p} WHERE id = 1",  # noqa: S608
-                        (last.seq, last.hash),
-                    )
-                if self._file_path is not None:
-                    self._write_file(chained)
+                self.append_with_cursor(cur, events)
             except BaseException:
                 cur.execute("ROLLBACK")
                 raise
