@@ -16,7 +16,7 @@ Servers are started exactly as a user starts one: ``keysafe up --port P`` with
 locally generated CA and certificate). Each vault is initialised and seeded in-process
 BEFORE its server starts: ``prepare_embedded`` (what ``keysafe up`` calls) creates it,
 the root token goes into the profile (``keysafe up`` keeps the token it finds there), and
-the secrets are written through ``SecretsService._write`` (the function behind
+the secrets are written through ``SecretsService.write`` (the function behind
 ``PUT /api/v1/secrets/<path>``: encryption, versioning, pruning and the audit event in the
 same transaction), with many writes grouped in one transaction to save commits.
 
@@ -32,10 +32,10 @@ figures as rough.
 from __future__ import annotations
 
 import argparse
+import asyncio
 import contextlib
 import datetime as dt
 import http.client
-import inspect
 import json
 import os
 import platform
@@ -50,7 +50,6 @@ import sys
 import tempfile
 import time
 import tomllib
-from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -175,14 +174,12 @@ class Store:
 def init_and_seed(store: Store, progress: bool) -> None:
     """Create the vault under ``store.home`` and write ``store.secrets`` secrets into it,
     in this process, before any server runs on it."""
-    import keysafe.secrets.service as secrets_module
     from keysafe.access.models import RequestContext
     from keysafe.cli.profile import write_profile
     from keysafe.client._config import PROFILE_NAME
     from keysafe.config import load_settings
     from keysafe.server.runner import prepare_embedded
     from keysafe.server.services import build_services
-    from keysafe.store.engine import write_txn
 
     settings = load_settings(home=store.home)
     init = prepare_embedded(settings)
@@ -194,49 +191,38 @@ def init_and_seed(store: Store, progress: bool) -> None:
     write_profile(store.home / PROFILE_NAME, {"token": init.root_token})
 
     svc = build_services(settings, unseal_key=init.unseal_key_file.read_text().strip())
-    original_write_txn = secrets_module.write_txn
     try:
         if not svc.system.auto_unseal():
             raise BenchError(f"could not unseal the new vault under {store.home}")
+        svc.audit.start()
         principal = svc.tokens.authenticate(init.root_token)
         ctx = RequestContext(principal, "127.0.0.1", "bench-seed")
         started = time.perf_counter()
-        # _write runs inside the caller's transaction (conn as first argument) since the
-        # write batcher; before it, it opened its own write_txn, which is pointed at the
-        # batch's open transaction instead.
-        takes_conn = "conn" in inspect.signature(svc.secrets._write).parameters
-        for start in range(0, store.secrets, SEED_BATCH):
-            with write_txn(svc.engine) as conn:
-                if not takes_conn:
-                    secrets_module.write_txn = _reuse_connection(conn)
-                try:
-                    for i in range(start, min(start + SEED_BATCH, store.secrets)):
-                        args = (ctx, read_path(i), seed_value(i), None, "secret:write", "")
-                        if takes_conn:
-                            svc.secrets._write(conn, *args)
-                        else:
-                            svc.secrets._write(*args)
-                finally:
-                    secrets_module.write_txn = original_write_txn
-            done = min(start + SEED_BATCH, store.secrets)
-            if progress and (done % 10_000 == 0 or done == store.secrets):
-                elapsed = time.perf_counter() - started
-                print(f"    {store.name}: {done:,} secrets seeded ({elapsed:.1f} s)", flush=True)
+
+        async def seed() -> None:
+            # The public, audited write path; concurrent writes are group-committed by
+            # the service's write batcher, as they are in the server.
+            for start in range(0, store.secrets, SEED_BATCH):
+                stop = min(start + SEED_BATCH, store.secrets)
+                await asyncio.gather(
+                    *(
+                        svc.secrets.write(ctx, read_path(i), seed_value(i))
+                        for i in range(start, stop)
+                    )
+                )
+                if progress and (stop % 10_000 == 0 or stop == store.secrets):
+                    elapsed = time.perf_counter() - started
+                    print(
+                        f"    {store.name}: {stop:,} secrets seeded ({elapsed:.1f} s)", flush=True
+                    )
+
+        asyncio.run(seed())
         store.seed_seconds = time.perf_counter() - started
-        last = svc.secrets._read(read_path(store.secrets - 1), None)
+        last = asyncio.run(svc.secrets.read(ctx, read_path(store.secrets - 1)))
         if last.value != seed_value(store.secrets - 1):
             raise BenchError(f"seeded value of {last.path} does not read back")
     finally:
-        secrets_module.write_txn = original_write_txn
         svc.close()
-
-
-def _reuse_connection(conn: Any) -> Callable[[Any], contextlib.AbstractContextManager[Any]]:
-    @contextlib.contextmanager
-    def reuse(_engine: Any) -> Iterator[Any]:
-        yield conn
-
-    return reuse
 
 
 # -- servers -----------------------------------------------------------------------------
@@ -710,7 +696,7 @@ def build_rows(
             verdict(None, reads_large),
         ),
         Row(
-            f"4. seeding {n_large} secrets in-process (SecretsService._write)",
+            f"4. seeding {n_large} secrets in-process (SecretsService.write)",
             f"{large.seed_seconds:.1f} s ({large.secrets / large.seed_seconds:,.0f}/s)",
             "-",
             "info",
@@ -774,7 +760,7 @@ def write_markdown(
         "keep-alive, root token. Reads pick a random stored path per request (the small "
         "store is read before and after the large one); writes cycle "
         f"over {WRITE_PATHS:,} paths. Stores are seeded in-process through "
-        "`SecretsService._write` before their server starts. CLI: "
+        "`SecretsService.write` before their server starts. CLI: "
         f"`hyperfine -N --warmup {config['hyperfine_warmup']} --runs "
         f"{config['hyperfine_runs']}` with `KEYSAFE_HOME` pointing at the running server's "
         "profile.",
