@@ -336,13 +336,11 @@ def write_results(out: dict[str, Any]) -> None:
                 ">= 0.95 each, best F1" if name == "keysafe" else "-",
             )
         )
-    rows.append(
-        (
-            "`keysafe scan` on 10 files, whole process (ms, median of 7)",
-            f"{out['process_10_files_ms']}",
-            "< 300",
-        )
-    )
+    if "cli_10_files_ms" in out:
+        label = "`keysafe scan .` on 10 files, whole process (ms, median of 7)"
+        rows.append((label, f"{out['cli_10_files_ms']}", "< 300"))
+    label = "`python -m keysafe.scan .` on 10 files, whole process (ms, median of 7)"
+    rows.append((label, f"{out['process_10_files_ms']}", "< 300"))
     width = max(len(r[0]) for r in rows)
     table = [f"| {'measure'.ljust(width)} | value | target |", f"|{'-' * (width + 2)}|---|---|"]
     table += [f"| {a.ljust(width)} | {b} | {c} |" for a, b, c in rows]

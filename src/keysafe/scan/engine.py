@@ -39,7 +39,7 @@ class Engine:
         if keyed:
             automaton = ahocorasick.Automaton()
             for keyword, indexes in keyed.items():
-                automaton.add_word(keyword, tuple(indexes))
+                automaton.add_word(keyword, (len(keyword), tuple(indexes)))
             automaton.make_automaton()
             self._automaton = automaton
 
@@ -58,19 +58,24 @@ class Engine:
             seen: set[tuple[int, int]] = set()
             ends: dict[int, int] = {}
             size = len(text)
-            for end, indexes in self._automaton.iter(lower):
+            for end, (length, indexes) in self._automaton.iter(lower):
                 start = text.rfind("\n", 0, end) + 1
                 line_end = ends.get(start)
                 if line_end is None:
                     line_end = text.find("\n", end)
                     line_end = ends[start] = size if line_end < 0 else line_end
                 for index in indexes:
-                    if (start, index) in seen:
-                        continue
-                    seen.add((start, index))
                     current = rules[index]
                     stop = min(size, line_end + current.window) if current.window else line_end
-                    self._run(current, text, start, stop, found)
+                    if current.anchored:
+                        # One match attempt at the keyword instead of a search of the line.
+                        hit = end - length + 1
+                        if (hit, index) not in seen:
+                            seen.add((hit, index))
+                            self._run_at(current, text, hit, stop, found)
+                    elif (start, index) not in seen:
+                        seen.add((start, index))
+                        self._run(current, text, start, stop, found)
         for index in self._always:
             self._run(rules[index], text, 0, len(text), found)
         return _drop_overlaps(found.values())
@@ -80,15 +85,18 @@ class Engine:
         rule: Rule, text: str, start: int, stop: int, found: dict[tuple[int, int], Match]
     ) -> None:
         for match in rule.regex.finditer(text, start, stop):
-            extracted = rule.extract(match)
-            if extracted is None:
-                continue
-            secret, s_start, s_end = extracted
-            key = (s_start, s_end)
-            previous = found.get(key)
-            # Provider rules win over generic ones for the same span.
-            if previous is None or (previous.generic and not rule.generic):
-                found[key] = Match(rule.id, s_start, s_end, secret, rule.generic)
+            _keep(rule, match, found)
+
+    @staticmethod
+    def _run_at(
+        rule: Rule, text: str, hit: int, stop: int, found: dict[tuple[int, int], Match]
+    ) -> None:
+        # A keyword may carry one leading character the regex does not ("_pass").
+        for pos in (hit, hit + 1):
+            match = rule.regex.match(text, pos, stop)
+            if match is not None:
+                _keep(rule, match, found)
+                return
 
     def scan_text(self, text: str, location: Location) -> list[Finding]:
         """Findings in ``text``, placed at ``location`` (lines and columns 1-based)."""
@@ -133,6 +141,18 @@ class Engine:
             return False
         low = secret.lower()
         return not any(word in low for word in self.stopwords)
+
+
+def _keep(rule: Rule, match: re.Match[str], found: dict[tuple[int, int], Match]) -> None:
+    extracted = rule.extract(match)
+    if extracted is None:
+        return
+    secret, s_start, s_end = extracted
+    key = (s_start, s_end)
+    previous = found.get(key)
+    # Provider rules win over generic ones for the same span.
+    if previous is None or (previous.generic and not rule.generic):
+        found[key] = Match(rule.id, s_start, s_end, secret, rule.generic)
 
 
 def _drop_overlaps(matches: Iterable[Match]) -> list[Match]:

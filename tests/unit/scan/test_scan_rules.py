@@ -155,6 +155,11 @@ SAMPLES: list[tuple[str, str, bool]] = [
         False,
     ),
     ("generic-secret-assignment", "token_number = self.tokens_taken+len(self.tokens)", False),
+    (
+        "generic-secret-assignment",
+        '"Resource": "arn:aws:secretsmanager:*:*:secret:ecr-pull*"',
+        False,
+    ),
     ("generic-secret-assignment", 'password = ask_password("Password: ")', False),
     ("generic-secret-assignment", '{"BlockToken": b.block_token}', False),
     ("generic-secret-assignment", "user = User(username='scolvin', password='password1')", False),

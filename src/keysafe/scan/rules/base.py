@@ -39,6 +39,9 @@ class Rule:
     window: int = 0
     # Generic rules yield to provider rules matching the same text.
     generic: bool = False
+    # The regex starts where one of its keywords starts (or one character later), so
+    # the engine tries a single match there instead of searching the whole line.
+    anchored: bool = False
     allow_values: Sequence[re.Pattern[str]] = field(default=())
     allow_paths: Sequence[re.Pattern[str]] = field(default=())
     # When set, the rule applies only to paths matching one of these.

@@ -83,7 +83,7 @@ _CODE_VALUE = re.compile(
     r"^[A-Z]+[a-z]+(?:[A-Z0-9]+[a-z]+)+\d*$"  # ClassNames
 )
 # Header names, prompts, ARNs: text about a secret rather than one.
-_PROSE = re.compile(r"^[A-Za-z]+(?:-[A-Za-z]+)+$|:\s*$|^:|^arn:|^urn:")
+_PROSE = re.compile(r"^[A-Za-z]+(?:-[A-Za-z]+)+$|:\s*$|^:|^arn:|^urn:|\*$")
 # Weak, well-known dummy passwords seen in docs and tests.
 _DUMMY = re.compile(r"(?i)^(?:password|passw0rd|secret|admin|letmein|qwerty|test|hunter)\d*[!.]?$")
 _CONTEXT = re.compile(r"(?i)\b(?:e\.g\.|for example|example|placeholder|dummy|sample)\b")
@@ -95,7 +95,9 @@ class GenericAssignmentRule(Rule):
 
     def extract(self, match: re.Match[str]) -> tuple[str, int, int] | None:
         """The value assigned to a secret-sounding name when it looks like a real secret."""
-        key = _full_key(match)
+        key, begin = _full_key(match)
+        if begin > 0 and match.string[begin - 1] in ":/":
+            return None  # a segment of an ARN, URL or path, not a name
         op = match.group("op")
         quoted = match.group("qv") is not None
         group = "qv" if quoted else "uv"
@@ -114,13 +116,14 @@ class GenericAssignmentRule(Rule):
         return value, match.start(group), match.end(group)
 
 
-def _full_key(match: re.Match[str]) -> str:
-    """The whole name a secret word sits in (``DB_PASSWORD`` for a match at ``PASSWORD``)."""
+def _full_key(match: re.Match[str]) -> tuple[str, int]:
+    """The whole name a secret word sits in (``DB_PASSWORD`` for a match at ``PASSWORD``),
+    and where it begins."""
     text, start = match.string, match.start("key")
     begin = start
     while begin > 0 and (text[begin - 1].isalnum() or text[begin - 1] in "_.-"):
         begin -= 1
-    return text[begin:start] + match.group("key")
+    return text[begin:start] + match.group("key"), begin
 
 
 def _looks_secret(key: str, value: str, quoted: bool) -> bool:
@@ -167,6 +170,7 @@ RULES: tuple[Rule, ...] = (
         regex=_ASSIGN,
         keywords=KEYWORDS,
         generic=True,
+        anchored=True,
         severity="medium",
     ),
     GenericAssignmentRule(
@@ -176,6 +180,7 @@ RULES: tuple[Rule, ...] = (
         keywords=("name:",),
         window=400,
         generic=True,
+        anchored=True,
         severity="medium",
     ),
     Rule(
@@ -186,6 +191,7 @@ RULES: tuple[Rule, ...] = (
         secret_group=1,
         min_entropy=3.5,
         generic=True,
+        anchored=True,
         severity="medium",
     ),
 )
