@@ -51,6 +51,8 @@ class RequestContext:
 @dataclass(frozen=True, slots=True)
 class Allow:
     reason: str = ""
+    # The policy rule that decided, as ``policy check`` shows it; None for token modes.
+    rule: str | None = None
 
     def __bool__(self) -> bool:
         return True
@@ -59,6 +61,8 @@ class Allow:
 @dataclass(frozen=True, slots=True)
 class Deny:
     reason: str
+    # The policy rule that decided; None when no rule did (nothing granted the request).
+    rule: str | None = None
 
     def __bool__(self) -> bool:
         return False

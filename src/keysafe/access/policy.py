@@ -1,0 +1,296 @@
+"""The policy engine: compiled policy documents that decide and explain access requests.
+
+Semantics, for every request (capability, path, source, time, MFA time):
+
+1. A rule *matches* when its path glob matches the path (see
+   :mod:`keysafe.access.policy_glob`) and it lists the capability (a deny without
+   ``capabilities`` lists them all). It *applies* when it matches and every one of its
+   conditions holds (see :mod:`keysafe.access.policy_rules`).
+2. Any applicable deny, in any policy of the set and in any position, denies; the Deny
+   names the first one in policy and file order.
+3. Otherwise the first applicable allow grants, and the Allow names it.
+4. Otherwise the request is denied: no rule, no access. When an allow matched but did
+   not apply only because its MFA was missing or too old, the reason says
+   ``requires MFA within N minutes`` (the least demanding such rule), so that the server
+   can ask for step-up instead of refusing outright.
+
+Speed: rules are indexed by the first segment of their glob when it is literal
+(``payments/...``), and each (first segment, capability) bucket keeps its unconditional
+denies and allows as one alternation regex each. The rules a (capability, path) pair
+matches never change, so that *plan* is cached (LRU per :class:`PolicySet`, no global
+state); conditions are evaluated again on every request, so the cache is never stale.
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from keysafe.access.models import Allow, Decision, Deny
+from keysafe.access.policy_glob import compile_glob, glob_to_regex, literal_head
+from keysafe.access.policy_parse import parse_policy
+from keysafe.access.policy_rules import (
+    ALL_CAPABILITIES,
+    CAPABILITIES,
+    MFA,
+    AccessRequest,
+    Conditions,
+    Policy,
+    Rule,
+)
+from keysafe.errors import InvalidInput
+
+__all__ = [
+    "CAPABILITIES",
+    "AccessRequest",
+    "Conditions",
+    "Explanation",
+    "Policy",
+    "PolicySet",
+    "Rule",
+    "RuleOutcome",
+    "parse_policy",
+]
+
+
+class _Entry:
+    """One rule of one policy, compiled; ``order`` is its position in the whole set."""
+
+    __slots__ = ("allowed", "conditions", "denied", "label", "order", "pattern", "policy", "rule")
+
+    def __init__(self, order: int, policy: str, rule: Rule) -> None:
+        self.order = order
+        self.policy = policy
+        self.rule = rule
+        self.pattern = compile_glob(rule.path)
+        self.conditions: Conditions | None = rule.conditions if rule.conditions else None
+        self.label = f"policy {policy}, rule {rule.index} (line {rule.line}): {rule.summary()}"
+        # Built once: deciding by a rule returns the same immutable value every time.
+        self.allowed = Allow(f"allowed by {self.label}", self.label)
+        self.denied = Deny(f"denied by {self.label}", self.label)
+
+    @property
+    def mfa_minutes(self) -> int:
+        return self.conditions.mfa_within_minutes or 0 if self.conditions else 0
+
+
+class _Bucket:
+    """The rules of one (first segment, capability) pair, ready for matching."""
+
+    __slots__ = ("allow_entries", "allow_re", "cond", "cond_re", "deny_entries", "deny_re")
+
+    def __init__(self, entries: list[_Entry]) -> None:
+        self.deny_entries = [e for e in entries if e.rule.deny and e.conditions is None]
+        self.allow_entries = [e for e in entries if not e.rule.deny and e.conditions is None]
+        self.cond = [e for e in entries if e.conditions is not None]
+        self.deny_re = _alternation(self.deny_entries)
+        self.allow_re = _alternation(self.allow_entries)
+        self.cond_re = _alternation(self.cond)  # a quick "does any of them match?" screen
+
+
+def _alternation(entries: list[_Entry]) -> re.Pattern[str] | None:
+    if not entries:
+        return None
+    # Alternatives are tried in order, so lastgroup names the first matching entry.
+    body = "|".join(f"(?P<r{i}>{glob_to_regex(e.rule.path)})" for i, e in enumerate(entries))
+    return re.compile(body, re.DOTALL)
+
+
+def _first(pattern: re.Pattern[str] | None, entries: list[_Entry], path: str) -> _Entry | None:
+    if pattern is None:
+        return None
+    match = pattern.fullmatch(path)
+    if match is None:
+        return None
+    return entries[int(str(match.lastgroup)[1:])]
+
+
+@dataclass(frozen=True, slots=True)
+class _Plan:
+    """What a (capability, path) pair depends on: a fixed decision, or the conditional rules
+    to evaluate on each request, each list in set order and cut at the first unconditional
+    rule of its kind (which decides when none of them applies)."""
+
+    fixed: Decision | None
+    cond_denies: tuple[_Entry, ...] = ()
+    deny: _Entry | None = None
+    cond_allows: tuple[_Entry, ...] = ()
+    allow: _Entry | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class RuleOutcome:
+    """One rule whose glob matched the request's path, and what it did about it."""
+
+    policy: str
+    rule: Rule
+    label: str
+    applies: bool
+    note: str  # "applies", "does not cover write", "condition failed: MFA older than 15 min"
+
+
+@dataclass(frozen=True, slots=True)
+class Explanation:
+    """Why a request got its decision: the deciding rule and every rule that matched."""
+
+    request: AccessRequest
+    decision: Decision
+    deciding: str | None  # the deciding rule's label, as in Allow.rule / Deny.rule
+    outcomes: tuple[RuleOutcome, ...]
+    mfa_required_within: int | None = None  # set when step-up MFA would grant the request
+
+    def lines(self) -> list[str]:
+        """Human text for ``policy check``."""
+        verdict = "ALLOW" if self.decision else "DENY"
+        req = self.request
+        out = [f"{verdict} {req.capability} on {req.path!r}: {self.decision.reason}"]
+        out.append(f"deciding rule: {self.deciding or 'none (no rule grants this request)'}")
+        if not self.outcomes:
+            out.append("no rule matches this path")
+        for outcome in self.outcomes:
+            out.append(f"  {outcome.label}: {outcome.note}")
+        return out
+
+
+class PolicySet:
+    """Several policies compiled together, e.g. those bound to one API key or role.
+
+    ``cache_size`` bounds the LRU of per-(capability, path) plans. Raises
+    :class:`InvalidInput` when two policies share a name.
+    """
+
+    def __init__(self, policies: Iterable[Policy], *, cache_size: int = 65_536) -> None:
+        self.policies = tuple(policies)
+        names = [p.name for p in self.policies]
+        if len(set(names)) != len(names):
+            raise InvalidInput("policy names in a set must be unique")
+        self._entries: list[_Entry] = []
+        for policy in self.policies:
+            for rule in policy.rules:
+                self._entries.append(_Entry(len(self._entries), policy.name, rule))
+        by_head: dict[str | None, dict[str, list[_Entry]]] = {}
+        for entry in self._entries:
+            per_cap = by_head.setdefault(literal_head(entry.rule.path), {})
+            for cap in entry.rule.capabilities:
+                per_cap.setdefault(cap, []).append(entry)
+        self._literal: dict[str, dict[str, _Bucket]] = {}
+        self._wild: dict[str, _Bucket] = {}
+        for head, per_cap in by_head.items():
+            buckets = {cap: _Bucket(entries) for cap, entries in per_cap.items()}
+            if head is None:
+                self._wild = buckets
+            else:
+                self._literal[head] = buckets
+        self._plan = functools.lru_cache(maxsize=cache_size)(self._compute_plan)
+
+    def decide(self, request: AccessRequest) -> Decision:
+        """Allow or Deny ``request``; never raises for any capability or path."""
+        plan = self._plan(request.capability, request.path)
+        if plan.fixed is not None:
+            return plan.fixed
+        for entry in plan.cond_denies:
+            if entry.conditions is not None and entry.conditions.holds(request):
+                return entry.denied
+        if plan.deny is not None:
+            return plan.deny.denied
+        blocked: list[tuple[_Entry, list[tuple[str, str]]]] = []
+        for entry in plan.cond_allows:
+            failures = entry.conditions.failures(request) if entry.conditions else []
+            if not failures:
+                return entry.allowed
+            blocked.append((entry, failures))
+        if plan.allow is not None:
+            return plan.allow.allowed
+        return _no_grant(request, blocked)
+
+    def explain(self, request: AccessRequest) -> Explanation:
+        """The decision of :meth:`decide` with the rule that made it and every rule whose
+        glob matched the path (in set order), each with why it did or did not apply."""
+        decision = self.decide(request)
+        outcomes: list[RuleOutcome] = []
+        step_up: list[int] = []
+        for entry in self._entries:
+            if entry.pattern.fullmatch(request.path) is None:
+                continue
+            rule = entry.rule
+            if request.capability not in rule.capabilities:
+                note, applies = f"does not cover {request.capability}", False
+            else:
+                failures = rule.conditions.failures(request)
+                applies = not failures
+                note = (
+                    "applies"
+                    if applies
+                    else "condition failed: " + "; ".join(reason for _, reason in failures)
+                )
+                if failures and not rule.deny and all(kind == MFA for kind, _ in failures):
+                    step_up.append(entry.mfa_minutes)
+            outcomes.append(RuleOutcome(entry.policy, rule, entry.label, applies, note))
+        # Step-up helps only when nothing denied and no rule granted.
+        minutes = max(step_up) if step_up and not decision and decision.rule is None else None
+        return Explanation(request, decision, decision.rule, tuple(outcomes), minutes)
+
+    def cache_info(self) -> functools._CacheInfo:
+        """Hits and misses of the plan cache (for benchmarks and tuning)."""
+        return self._plan.cache_info()
+
+    def _compute_plan(self, capability: str, path: str) -> _Plan:
+        if capability not in ALL_CAPABILITIES:
+            return _Plan(Deny(f"unknown capability {capability!r}"))
+        head = self._literal.get(path.partition("/")[0])
+        candidates = (head.get(capability) if head else None, self._wild.get(capability))
+        buckets = [b for b in candidates if b is not None]
+        denies = [e for b in buckets if (e := _first(b.deny_re, b.deny_entries, path))]
+        deny = min(denies, key=_order) if denies else None
+        allows = [e for b in buckets if (e := _first(b.allow_re, b.allow_entries, path))]
+        allow = min(allows, key=_order) if allows else None
+        conditional = sorted(
+            (
+                e
+                for b in buckets
+                if b.cond_re is not None and b.cond_re.fullmatch(path)
+                for e in b.cond
+                if e.pattern.fullmatch(path)
+            ),
+            key=_order,
+        )
+        cond_denies = tuple(e for e in conditional if e.rule.deny and _before(e, deny))
+        if deny is not None:
+            return _Plan(None, cond_denies, deny) if cond_denies else _Plan(deny.denied)
+        cond_allows = tuple(e for e in conditional if not e.rule.deny and _before(e, allow))
+        if cond_denies or cond_allows:
+            return _Plan(None, cond_denies, None, cond_allows, allow)
+        if allow is not None:
+            return _Plan(allow.allowed)
+        return _Plan(Deny(_nothing_grants(capability, path)))
+
+
+def _order(entry: _Entry) -> int:
+    return entry.order
+
+
+def _before(entry: _Entry, limit: _Entry | None) -> bool:
+    return limit is None or entry.order < limit.order
+
+
+def _nothing_grants(capability: str, path: str) -> str:
+    return f"no rule grants {capability} on {path!r}"
+
+
+def _no_grant(request: AccessRequest, blocked: list[tuple[_Entry, list[tuple[str, str]]]]) -> Deny:
+    base = _nothing_grants(request.capability, request.path)
+    mfa_only = [e for e, failures in blocked if all(kind == MFA for kind, _ in failures)]
+    if mfa_only:
+        # Name the least demanding step-up that would grant the request.
+        entry = max(mfa_only, key=lambda e: e.mfa_minutes)
+        return Deny(
+            f"{request.capability} on {request.path!r} requires MFA within"
+            f" {entry.mfa_minutes} minutes ({entry.label})"
+        )
+    if len(blocked) == 1:
+        return Deny(f"{base}: 1 rule matches but its conditions do not hold")
+    if blocked:
+        return Deny(f"{base}: {len(blocked)} rules match but their conditions do not hold")
+    return Deny(base)
