@@ -100,7 +100,10 @@ def parse_policy(name: str, text: str) -> Policy:
         message = str(exc)
         match = _TOML_POSITION.search(message)
         if match is None:
-            src.fail(f"TOML syntax error: {message}", None)
+            # "(at end of document)": an unclosed array, table or string.
+            end = message.rfind(" (at end of document)")
+            last = max(1, len(src.lines)) if end >= 0 else None
+            src.fail(f"TOML syntax error: {message[:end] if end >= 0 else message}", last)
         line, column = int(match.group(1)), int(match.group(2))
         src.fail(f"TOML syntax error: {message[: match.start()]}", line, column)
     for key in doc:
