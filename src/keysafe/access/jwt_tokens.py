@@ -205,6 +205,8 @@ class VerificationKey:
     kid: str
     public_key: Ed25519PublicKey
     retire_at: float | None = None
+    # When the key stopped signing, if the verifier knows (a JWKS does not say).
+    signs_until: float | None = None
 
 
 class VerificationKeys(Protocol):
@@ -291,7 +293,12 @@ class SigningKeySet:
         key = self._keys.get(kid)
         if key is None:
             return None
-        return VerificationKey(kid=kid, public_key=key.public_key(), retire_at=key.retire_at)
+        return VerificationKey(
+            kid=kid,
+            public_key=key.public_key(),
+            retire_at=key.retire_at,
+            signs_until=key.not_after_for_signing,
+        )
 
     def to_dicts(self) -> list[dict[str, Any]]:
         """Every key as a plain dict, for the sealed keyring."""
@@ -439,7 +446,8 @@ def verify_access_token(
     Raises AccessTokenRejected (an Unauthenticated) for anything else: malformed, an
     algorithm other than EdDSA, a wrong ``typ``, an unknown or retired ``kid``, a bad
     signature, another issuer or audience, a missing claim, expired, not yet valid, a
-    lifetime longer than we ever issue, or a revoked ``jti``.
+    lifetime longer than we ever issue, issued after its key stopped signing, or a
+    revoked ``jti``.
     """
     if not isinstance(token, str) or len(token) > _MAX_TOKEN_CHARS:
         raise AccessTokenRejected("malformed")
@@ -450,7 +458,8 @@ def verify_access_token(
     # Checked before any key is touched: `none`, HS256 and friends stop here.
     if header.get("alg") not in _ALLOWED_ALGORITHMS:
         raise AccessTokenRejected("algorithm_not_allowed")
-    if header.get("typ") not in _ACCEPTED_TYPES:
+    # Media types compare case-insensitively (RFC 7515 section 4.1.9).
+    if str(header.get("typ")).lower() not in _ACCEPTED_TYPES:
         raise AccessTokenRejected("wrong_type")
     if "crit" in header or "b64" in header:
         raise AccessTokenRejected("unsupported_header")
@@ -487,6 +496,10 @@ def verify_access_token(
     except jwt.PyJWTError as exc:
         raise AccessTokenRejected("malformed") from exc
     _check_times(claims, now, leeway_seconds)
+    # A key that has stopped signing cannot have made a newer token: only a stolen copy
+    # of it could.
+    if key.signs_until is not None and claims["iat"] > key.signs_until + leeway_seconds:
+        raise AccessTokenRejected("issued_after_key_stopped_signing")
     if revocations is not None and revocations.is_revoked(claims["jti"], now):
         raise AccessTokenRejected("revoked")
     return claims

@@ -12,6 +12,8 @@ import jwt
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+from hypothesis import given
+from hypothesis import strategies as st
 
 from keysafe.access.jwt_tokens import (
     MAX_TOKEN_TTL_SECONDS,
@@ -109,6 +111,27 @@ def test_round_trip(keys: SigningKeySet) -> None:
     assert header == {"alg": "EdDSA", "kid": keys.current(T0).kid, "typ": "at+jwt"}
 
 
+_SCOPE = st.text(
+    st.characters(codec="utf-8", exclude_categories=["Cs", "Zs", "Zl", "Zp", "Cc"]),
+    min_size=1,
+    max_size=20,
+)
+
+
+@given(
+    subject=st.text(min_size=1, max_size=40),
+    scope=st.lists(_SCOPE, max_size=5),
+    ttl=st.integers(min_value=1, max_value=MAX_TOKEN_TTL_SECONDS),
+    now=st.integers(min_value=1_000_000_000, max_value=4_000_000_000),
+)
+def test_round_trip_for_any_claims(subject: str, scope: list[str], ttl: int, now: int) -> None:
+    keys = SigningKeySet.new(now)
+    token, claims = issue(keys, now=now, subject=subject, scope=scope, ttl_seconds=ttl)
+    assert verify(token, keys, now=now + ttl - 1) == claims
+    assert claims["scope"].split() == scope
+    assert refusal(token, keys, now=now + ttl + 30) == "expired"
+
+
 def test_jti_is_random(keys: SigningKeySet) -> None:
     jtis = {issue(keys)[1]["jti"] for _ in range(20)}
     assert len(jtis) == 20
@@ -204,6 +227,26 @@ def test_token_signed_by_a_retired_key_is_refused_even_if_unexpired(
     keys.retire(leaked, T0 + 2)
     assert refusal(token, keys, now=T0 + 2) == "retired_key"
     assert leaked not in {k["kid"] for k in keys.jwks(T0 + 2)["keys"]}
+
+
+def test_token_minted_by_a_key_after_it_stopped_signing_is_refused(
+    keys: SigningKeySet,
+) -> None:
+    old = keys.current(T0)
+    keys.rotate(T0, overlap=300)
+    # Someone holding a copy of the old key signs a fresh token during the overlap.
+    late = jwt.encode(
+        good_claims(now=T0 + 600),
+        Ed25519PrivateKey.from_private_bytes(old.private_key),
+        algorithm="EdDSA",
+        headers={"kid": old.kid, "typ": "at+jwt"},
+    )
+    assert refusal(late, keys, now=T0 + 600) == "issued_after_key_stopped_signing"
+
+
+@pytest.mark.parametrize("typ", ["AT+JWT", "application/at+jwt"])
+def test_typ_compares_case_insensitively(keys: SigningKeySet, typ: str) -> None:
+    verify(sign_with(keys, good_claims(), typ=typ), keys)
 
 
 def test_no_signing_key_is_unavailable() -> None:

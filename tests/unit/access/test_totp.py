@@ -9,6 +9,8 @@ from urllib.parse import parse_qs, unquote, urlsplit
 import pyotp
 import pytest
 import segno
+from hypothesis import given
+from hypothesis import strategies as st
 
 from keysafe.access.totp import (
     RECOVERY_CODE_ALPHABET,
@@ -177,6 +179,21 @@ def test_recovery_code_count_is_bounded(n: int) -> None:
 )
 def test_recovery_codes_are_normalised(typed: str, canonical: str | None) -> None:
     assert normalise_recovery_code(typed) == canonical
+
+
+@given(
+    raw=st.text(st.sampled_from(RECOVERY_CODE_ALPHABET), min_size=12, max_size=12),
+    upper=st.lists(st.booleans(), min_size=12, max_size=12),
+    separators=st.lists(st.sampled_from(["", "-", " "]), min_size=12, max_size=12),
+)
+def test_any_spelling_of_a_code_normalises_to_it(
+    raw: str, upper: list[bool], separators: list[str]
+) -> None:
+    typed = "".join(
+        (c.upper() if up else c) + sep for c, up, sep in zip(raw, upper, separators, strict=True)
+    )
+    assert normalise_recovery_code(typed) == raw
+    assert hash_recovery_code(typed, KEY) == hash_recovery_code(raw, KEY)
 
 
 def test_recovery_code_hash_is_keyed_and_ignores_case_and_dashes() -> None:
