@@ -17,7 +17,8 @@ from typing import Any, NamedTuple, TypeVar
 import orjson
 from sqlalchemy import Connection, Engine, Row, delete, select, update
 
-from keysafe.access.models import RequestContext, authorize, covers
+from keysafe.access.authorizer import Authorizer
+from keysafe.access.models import Decision, RequestContext, authorize, covers
 from keysafe.audit.models import OUTCOME_DENIED, OUTCOME_ERROR, OUTCOME_OK, AuditEvent
 from keysafe.audit.service import AuditLog
 from keysafe.clock import Clock
@@ -123,7 +124,9 @@ class SecretsService:
         max_value_bytes: int = 64 * 1024,
         default_max_versions: int = 20,
         refresh_keyring: Callable[[], None] | None = None,
+        authorizer: Authorizer | None = None,
     ) -> None:
+        self._authorizer = authorizer
         self._engine = engine
         self._barrier = barrier
         self._audit = audit
@@ -177,8 +180,13 @@ class SecretsService:
             detail=detail,
         )
 
+    def _decide(self, ctx: RequestContext, capability: str, path: str) -> Decision:
+        if self._authorizer is None:
+            return authorize(ctx.principal, capability, path)
+        return self._authorizer.decide(ctx.principal, capability, path, ctx.source)
+
     async def _authorize(self, ctx: RequestContext, capability: str, op: str, path: str) -> None:
-        decision = authorize(ctx.principal, capability, path)
+        decision = self._decide(ctx, capability, path)
         if not decision:
             await self._audit.record(self._event(ctx, op, path, OUTCOME_DENIED, decision.reason))
             raise Forbidden(f"permission denied: {decision.reason}")
@@ -257,24 +265,11 @@ class SecretsService:
     ) -> list[dict[str, Any]]:
         """Paths under ``prefix`` (never values unless ``values`` and read is allowed)."""
         validate_prefix(prefix)
-        principal = ctx.principal
-        if not principal.is_root and not (
-            covers(principal.prefix, prefix) or covers(prefix, principal.prefix)
-        ):
-            await self._audit.record(
-                self._event(ctx, "secret:list", prefix, OUTCOME_DENIED, "outside token prefix")
-            )
-            raise Forbidden(f"permission denied: the token is limited to {principal.prefix!r}")
-        await self._authorize(
-            ctx,
-            "list",
-            "secret:list",
-            prefix if covers(principal.prefix, prefix) else principal.prefix,
-        )
+        await self._authorize_listing(ctx, prefix)
         rows = self._list_rows(prefix, recursive, values)
         items: list[dict[str, Any]] = []
         for row in rows:
-            if not principal.is_root and not covers(principal.prefix, row.path):
+            if not self._may_list(ctx, row.path):
                 continue
             item: dict[str, Any] = {
                 "path": row.path,
@@ -294,6 +289,32 @@ class SecretsService:
                 )
         await self._audit.record(self._event(ctx, "secret:list", prefix, OUTCOME_OK))
         return items
+
+    async def _authorize_listing(self, ctx: RequestContext, prefix: str) -> None:
+        """Token modes: the prefix must overlap the token's. Policy-bound keys: listing is
+        filtered path by path (``_may_list``), so only a root-less refusal is possible."""
+        principal = ctx.principal
+        if principal.kind == "key":
+            return
+        if not principal.is_root and not (
+            covers(principal.prefix, prefix) or covers(prefix, principal.prefix)
+        ):
+            await self._audit.record(
+                self._event(ctx, "secret:list", prefix, OUTCOME_DENIED, "outside token prefix")
+            )
+            raise Forbidden(f"permission denied: the token is limited to {principal.prefix!r}")
+        await self._authorize(
+            ctx,
+            "list",
+            "secret:list",
+            prefix if covers(principal.prefix, prefix) else principal.prefix,
+        )
+
+    def _may_list(self, ctx: RequestContext, path: str) -> bool:
+        principal = ctx.principal
+        if principal.kind == "key":
+            return bool(self._decide(ctx, "list", path))
+        return principal.is_root or covers(principal.prefix, path)
 
     def _list_rows(self, prefix: str, recursive: bool, values: bool) -> list[Any]:
         query = _READ_QUERY.where(
@@ -316,19 +337,13 @@ class SecretsService:
         leaves the scanning machine. Each digest is audited as a read of that secret.
         """
         validate_prefix(prefix)
-        principal = ctx.principal
-        await self._authorize(
-            ctx,
-            "list",
-            "secret:list",
-            prefix if covers(principal.prefix, prefix) else principal.prefix,
-        )
+        await self._authorize_listing(ctx, prefix)
         key = os.urandom(32)
         entries: list[dict[str, Any]] = []
         for row in self._list_rows(prefix, True, True):
             if row.version is None or row.destroyed or row.deleted_at is not None:
                 continue
-            if not authorize(principal, "read", row.path):
+            if not self._decide(ctx, "read", row.path):
                 continue
             value = self._decrypt(row.path, row).encode()
             entries.append(

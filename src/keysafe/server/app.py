@@ -76,7 +76,7 @@ class SealGate:
 
 def create_app(settings: Settings, *, services: Services | None = None) -> FastAPI:
     """The application for ``settings``; builds services unless given."""
-    from keysafe.server.routes import audit, leaks, secrets, sys, tokens, vault
+    from keysafe.server.routes import access, audit, leaks, secrets, sys, tokens, vault
 
     svc = services or build_services(settings, unseal_key=read_unseal_key(settings))
 
@@ -110,7 +110,7 @@ def create_app(settings: Settings, *, services: Services | None = None) -> FastA
     )
     app.state.services = svc
     problems.install(app)
-    for module in (sys, secrets, tokens, audit, leaks, vault):
+    for module in (sys, secrets, tokens, audit, leaks, access, vault):
         app.include_router(module.router)
     app.add_middleware(SealGate, services=svc)
     return app
@@ -135,6 +135,7 @@ async def _follow_seal_state(svc: Services) -> None:
         try:
             await anyio.to_thread.run_sync(svc.system.follow_seal_state)
             await anyio.to_thread.run_sync(checkpoint, svc.engine)
+            await anyio.to_thread.run_sync(svc.policies.refresh)
             if not svc.barrier.sealed:
                 await anyio.to_thread.run_sync(svc.keys.flush_usage)
         except Exception as exc:  # keep polling; a database blip must not kill the server

@@ -7,6 +7,8 @@ from dataclasses import dataclass
 from sqlalchemy import Engine
 
 from keysafe.access.apikeys import KeyService
+from keysafe.access.authorizer import Authorizer
+from keysafe.access.policy_store import PolicyStore
 from keysafe.access.service import TokenService
 from keysafe.audit.service import AuditLog
 from keysafe.clock import Clock, SystemClock
@@ -30,6 +32,7 @@ class Services:
     system: SystemService
     leaks: LeakService
     keys: KeyService
+    policies: PolicyStore
 
     def close(self) -> None:
         """Stop the audit log and release every database connection."""
@@ -55,6 +58,8 @@ def build_services(
         cache_seconds=settings.token_cache_seconds,
     )
     system = SystemService(engine, barrier, tokens, unseal_key=unseal_key)
+    policies = PolicyStore(engine, clock)
+    authorizer = Authorizer(policies, clock)
     secrets = SecretsService(
         engine,
         barrier,
@@ -63,6 +68,7 @@ def build_services(
         max_value_bytes=settings.max_value_bytes,
         default_max_versions=settings.default_max_versions,
         refresh_keyring=system.refresh_keyring,
+        authorizer=authorizer,
     )
     keys = KeyService(
         engine,
@@ -71,7 +77,9 @@ def build_services(
         cache_seconds=settings.token_cache_seconds,
     )
     leaks = LeakService(tokens, keys, audit, clock)
-    return Services(settings, engine, clock, barrier, audit, tokens, secrets, system, leaks, keys)
+    return Services(
+        settings, engine, clock, barrier, audit, tokens, secrets, system, leaks, keys, policies
+    )
 
 
 def read_unseal_key(settings: Settings) -> str | None:

@@ -1,0 +1,158 @@
+"""Named policy documents in the database, compiled into cached policy sets.
+
+Each process keeps the parsed policies and one compiled ``PolicySet`` per combination
+of policy names in use (an API key's list). A write on this process clears the cache
+at once; other processes notice the change on their next poll (``refresh``), which the
+server runs every half second.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+import orjson
+from sqlalchemy import Connection, Engine, delete, func, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+
+from keysafe.access.policy import Policy, PolicySet, parse_policy
+from keysafe.clock import Clock
+from keysafe.errors import InvalidInput, NotFound
+from keysafe.store.engine import read_conn
+from keysafe.store.tables import api_keys, policies, services
+from keysafe.timefmt import iso_us
+
+MAX_POLICY_BYTES = 256 * 1024
+
+
+def _check_name(name: str) -> None:
+    if not name or len(name) > 128 or not all(c.isalnum() or c in "-_." for c in name):
+        raise InvalidInput("a policy name holds 1-128 letters, digits, '-', '_' and '.'")
+
+
+class PolicyStore:
+    def __init__(self, engine: Engine, clock: Clock) -> None:
+        self._engine = engine
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._policies: dict[str, Policy] | None = None
+        self._sets: dict[tuple[str, ...], PolicySet] = {}
+        self._version: tuple[int, int] | None = None
+        self._postgres = engine.dialect.name == "postgresql"
+
+    # -- documents -----------------------------------------------------------------------
+
+    def write(self, conn: Connection, name: str, text: str, actor: str) -> dict[str, Any]:
+        """Create or replace policy ``name``; raises InvalidInput (naming the line) if the
+        document does not parse."""
+        _check_name(name)
+        if len(text.encode()) > MAX_POLICY_BYTES:
+            raise InvalidInput(f"a policy document is at most {MAX_POLICY_BYTES} bytes")
+        parsed = parse_policy(name, text)
+        now = self._clock.now_us()
+        insert = postgresql.insert if self._postgres else sqlite.insert
+        conn.execute(
+            insert(policies)
+            .values(name=name, text=text, created_at=now, updated_at=now, updated_by=actor)
+            .on_conflict_do_update(
+                index_elements=["name"], set_={"text": text, "updated_at": now, "updated_by": actor}
+            )
+        )
+        self.invalidate()
+        return {"name": name, "rules": len(parsed.rules), "updated_at": iso_us(now)}
+
+    def delete(self, conn: Connection, name: str) -> None:
+        """Delete an unused policy; refuses while a service or live key names it."""
+        users = [
+            r.name
+            for r in conn.execute(select(services.c.name, services.c.policies))
+            if name in orjson.loads(r.policies)
+        ]
+        users += [
+            r.id
+            for r in conn.execute(
+                select(api_keys.c.id, api_keys.c.policies).where(api_keys.c.revoked_at.is_(None))
+            )
+            if name in orjson.loads(r.policies)
+        ]
+        if users:
+            raise InvalidInput(f"policy {name!r} is still used by {', '.join(sorted(users)[:5])}")
+        if conn.execute(delete(policies).where(policies.c.name == name)).rowcount == 0:
+            raise NotFound(f"no policy {name!r}")
+        # Bump nothing else: the row count changes, so other processes see a new version.
+        self.invalidate()
+
+    def get(self, name: str) -> dict[str, Any]:
+        with read_conn(self._engine) as conn:
+            row = conn.execute(select(policies).where(policies.c.name == name)).first()
+        if row is None:
+            raise NotFound(f"no policy {name!r}")
+        return {
+            "name": row.name,
+            "text": row.text,
+            "updated_at": iso_us(row.updated_at),
+            "updated_by": row.updated_by,
+        }
+
+    def list_policies(self) -> list[dict[str, Any]]:
+        with read_conn(self._engine) as conn:
+            rows = conn.execute(select(policies).order_by(policies.c.name)).all()
+        return [
+            {
+                "name": r.name,
+                "rules": len(parse_policy(r.name, r.text).rules),
+                "updated_at": iso_us(r.updated_at),
+            }
+            for r in rows
+        ]
+
+    # -- compiled sets -------------------------------------------------------------------
+
+    def policy_set(self, names: tuple[str, ...]) -> PolicySet:
+        """The compiled set of ``names`` (unknown names contribute nothing)."""
+        cached = self._sets.get(names)
+        if cached is not None:
+            return cached
+        with self._lock:
+            loaded = self._load()
+            compiled = PolicySet([loaded[n] for n in dict.fromkeys(names) if n in loaded])
+            if len(self._sets) > 10_000:
+                self._sets.clear()
+            self._sets[names] = compiled
+            return compiled
+
+    def _load(self) -> dict[str, Policy]:
+        if self._policies is None:
+            with read_conn(self._engine) as conn:
+                rows = conn.execute(select(policies.c.name, policies.c.text)).all()
+                self._version = self._read_version(conn)
+            self._policies = {r.name: parse_policy(r.name, r.text) for r in rows}
+        return self._policies
+
+    def invalidate(self) -> None:
+        with self._lock:
+            self._policies = None
+            self._sets = {}
+
+    def refresh(self) -> None:
+        """Drop the compiled sets if another process changed the policies."""
+        with read_conn(self._engine) as conn:
+            version = self._read_version(conn)
+        if self._version is not None and version != self._version:
+            self.invalidate()
+
+    @staticmethod
+    def _read_version(conn: Connection) -> tuple[int, int]:
+        row = conn.execute(
+            select(func.count(), func.coalesce(func.max(policies.c.updated_at), 0))
+        ).one()
+        return int(row[0]), int(row[1])
+
+
+def set_service_policies(conn: Connection, service_id: str, names: list[str]) -> None:
+    """Replace a service's policies (its keys keep theirs until rolled)."""
+    conn.execute(
+        update(services)
+        .where(services.c.id == service_id)
+        .values(policies=orjson.dumps(sorted(set(names))).decode())
+    )

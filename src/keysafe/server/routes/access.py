@@ -1,0 +1,260 @@
+"""``/api/v1/policies``, ``/api/v1/services``, ``/api/v1/keys``: least-privilege admin.
+
+Managing policies, services and keys needs the root token for now; every change is
+audited in the same transaction.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import anyio.to_thread
+from fastapi import APIRouter, Request
+from pydantic import BaseModel, Field
+from starlette.responses import Response
+
+from keysafe.access.apikeys import parse_duration
+from keysafe.audit.models import OUTCOME_OK, AuditEvent
+from keysafe.errors import InvalidInput, NotFound
+from keysafe.server import deps
+from keysafe.server.routes.sys import json_response
+from keysafe.server.services import Services
+
+router = APIRouter(prefix="/api/v1", tags=["access"])
+
+
+class PolicyBody(BaseModel):
+    text: str = Field(max_length=256 * 1024)
+
+
+class ServiceBody(BaseModel):
+    name: str = Field(max_length=128)
+    policies: list[str] = Field(default_factory=list, max_length=64)
+    description: str = Field("", max_length=1024)
+
+
+class KeyBody(BaseModel):
+    service: str = Field(max_length=128)
+    policies: list[str] | None = Field(None, max_length=64)
+    cidrs: list[str] = Field(default_factory=list, max_length=256)
+    expires_in: str | None = Field(None, description="e.g. 90d; default and maximum apply")
+    rate_limit: str | None = Field(None, max_length=32)
+    description: str = Field("", max_length=1024)
+
+
+class RollBody(BaseModel):
+    grace: str = Field("24h", description="how long the old key keeps working")
+
+
+class CheckBody(BaseModel):
+    key_id: str | None = None
+    policies: list[str] | None = None
+    path: str = Field(max_length=512)
+    capability: str = Field("read", max_length=32)
+    source: str = Field("127.0.0.1", max_length=64)
+
+
+def _event(
+    svc: Services, request: Request, actor: str, op: str, path: str, detail: str
+) -> AuditEvent:
+    return AuditEvent(
+        ts=svc.clock.now_us(),
+        request_id=deps.request_id(request),
+        actor=actor,
+        source=deps.source(request),
+        operation=op,
+        path=path,
+        outcome=OUTCOME_OK,
+        detail=detail,
+    )
+
+
+async def _admin(request: Request, op: str) -> tuple[Services, str]:
+    ctx = await deps.root_context(request, op)
+    return deps.services(request), ctx.principal.token_id
+
+
+# -- policies -------------------------------------------------------------------------
+
+
+@router.put("/policies/{name}")
+async def write_policy(request: Request, name: str, body: PolicyBody) -> Response:
+    """Create or replace a policy; a syntax error names its line (400)."""
+    svc, actor = await _admin(request, "policy:write")
+
+    def run() -> dict[str, Any]:
+        with svc.keys.write_txn() as conn:
+            result = svc.policies.write(conn, name, body.text, actor)
+            svc.audit.append_in_txn(
+                conn,
+                [_event(svc, request, actor, "policy:write", name, f"{result['rules']} rules")],
+            )
+        return result
+
+    return json_response(await anyio.to_thread.run_sync(run))
+
+
+@router.get("/policies")
+async def list_policies(request: Request) -> Response:
+    svc, _ = await _admin(request, "policy:list")
+    return json_response({"policies": await anyio.to_thread.run_sync(svc.policies.list_policies)})
+
+
+@router.get("/policies/{name}")
+async def read_policy(request: Request, name: str) -> Response:
+    svc, _ = await _admin(request, "policy:read")
+    return json_response(await anyio.to_thread.run_sync(svc.policies.get, name))
+
+
+@router.delete("/policies/{name}")
+async def delete_policy(request: Request, name: str) -> Response:
+    svc, actor = await _admin(request, "policy:delete")
+
+    def run() -> None:
+        with svc.keys.write_txn() as conn:
+            svc.policies.delete(conn, name)
+            svc.audit.append_in_txn(conn, [_event(svc, request, actor, "policy:delete", name, "")])
+
+    await anyio.to_thread.run_sync(run)
+    return Response(status_code=204)
+
+
+@router.post("/policy-check")
+async def check_policy(request: Request, body: CheckBody) -> Response:
+    """Explain the decision for a key (or a list of policies) on a path and capability."""
+    svc, _ = await _admin(request, "policy:check")
+    if body.key_id:
+        names = tuple((await anyio.to_thread.run_sync(svc.keys.show, body.key_id))["policies"])
+    elif body.policies is not None:
+        names = tuple(body.policies)
+    else:
+        raise InvalidInput("give key_id or policies")
+    from keysafe.access.authorizer import Authorizer
+
+    authorizer = Authorizer(svc.policies, svc.clock)
+    explanation = svc.policies.policy_set(names).explain(
+        authorizer.request(body.capability, body.path, body.source)
+    )
+    return json_response(
+        {
+            "allowed": bool(explanation.decision),
+            "reason": explanation.decision.reason,
+            "deciding_rule": explanation.deciding,
+            "mfa_required_within_minutes": explanation.mfa_required_within,
+            "rules": [
+                {"rule": o.label, "applies": o.applies, "note": o.note}
+                for o in explanation.outcomes
+            ],
+        }
+    )
+
+
+# -- services -------------------------------------------------------------------------
+
+
+@router.post("/services")
+async def create_service(request: Request, body: ServiceBody) -> Response:
+    svc, actor = await _admin(request, "service:create")
+
+    def run() -> dict[str, Any]:
+        with svc.keys.write_txn() as conn:
+            record = svc.keys.create_service(
+                conn, body.name, body.policies, body.description, actor
+            )
+            svc.audit.append_in_txn(
+                conn, [_event(svc, request, actor, "service:create", body.name, record["id"])]
+            )
+        return record
+
+    return json_response(await anyio.to_thread.run_sync(run))
+
+
+@router.get("/services")
+async def list_services(request: Request) -> Response:
+    svc, _ = await _admin(request, "service:list")
+    return json_response({"services": await anyio.to_thread.run_sync(svc.keys.list_services)})
+
+
+# -- keys -----------------------------------------------------------------------------
+
+
+@router.post("/keys")
+async def create_key(request: Request, body: KeyBody) -> Response:
+    """Issue a key; the key itself is in this reply only."""
+    svc, actor = await _admin(request, "key:create")
+    expires = parse_duration(body.expires_in) if body.expires_in else None
+
+    def run() -> dict[str, Any]:
+        with svc.keys.write_txn() as conn:
+            issued = svc.keys.create(
+                conn,
+                service=body.service,
+                policy_names=body.policies,
+                cidrs=body.cidrs,
+                expires_in_seconds=expires,
+                rate_limit=body.rate_limit,
+                description=body.description,
+                creator=actor,
+            )
+            svc.audit.append_in_txn(
+                conn, [_event(svc, request, actor, "key:create", body.service, issued.record["id"])]
+            )
+        return {**issued.record, "key": issued.key}
+
+    return json_response(await anyio.to_thread.run_sync(run))
+
+
+@router.get("/keys")
+async def list_keys(
+    request: Request, service: str | None = None, unused_for: str | None = None
+) -> Response:
+    svc, _ = await _admin(request, "key:list")
+    unused = parse_duration(unused_for) if unused_for else None
+    keys = await anyio.to_thread.run_sync(
+        lambda: svc.keys.list_keys(service=service, unused_for_seconds=unused)
+    )
+    return json_response({"keys": keys})
+
+
+@router.get("/keys/{key_id}")
+async def show_key(request: Request, key_id: str) -> Response:
+    svc, _ = await _admin(request, "key:read")
+    return json_response(await anyio.to_thread.run_sync(svc.keys.show, key_id))
+
+
+@router.post("/keys/{key_id}")
+async def key_action(request: Request, key_id: str) -> Response:
+    """``{id}:roll`` with ``{"grace": "24h"}``: a successor, the old key dies after grace."""
+    key_id, _, verb = key_id.partition(":")
+    if verb != "roll":
+        raise NotFound("POST is only defined on keys/{id}:roll")
+    svc, actor = await _admin(request, "key:roll")
+    try:
+        body = RollBody.model_validate_json(await request.body() or b"{}")
+    except ValueError as exc:
+        raise InvalidInput(f"invalid request body: {exc}") from exc
+    grace = parse_duration(body.grace) if body.grace not in ("0", "0s") else 0
+
+    def run() -> dict[str, Any]:
+        with svc.keys.write_txn() as conn:
+            issued = svc.keys.roll(conn, key_id, grace, actor)
+            svc.audit.append_in_txn(
+                conn,
+                [_event(svc, request, actor, "key:roll", "", f"{key_id} -> {issued.record['id']}")],
+            )
+        return {**issued.record, "key": issued.key}
+
+    return json_response(await anyio.to_thread.run_sync(run))
+
+
+@router.delete("/keys/{key_id}")
+async def revoke_key(request: Request, key_id: str) -> Response:
+    svc, actor = await _admin(request, "key:revoke")
+
+    def run() -> None:
+        with svc.keys.write_txn() as conn:
+            svc.keys.revoke(conn, key_id)
+            svc.audit.append_in_txn(conn, [_event(svc, request, actor, "key:revoke", "", key_id)])
+
+    await anyio.to_thread.run_sync(run)
+    return Response(status_code=204)
