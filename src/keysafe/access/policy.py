@@ -37,8 +37,10 @@ from keysafe.access.policy_rules import (
     MFA,
     AccessRequest,
     Conditions,
+    IPAddress,
     Policy,
     Rule,
+    source_address,
 )
 from keysafe.errors import InvalidInput
 
@@ -77,11 +79,13 @@ class _Entry:
 
 
 class _Bucket:
-    """The rules of one (first segment, capability) pair, ready for matching."""
+    """The rules one request has to look at: those of one capability whose glob starts with
+    one literal segment, merged with those that start with a wildcard, in set order."""
 
     __slots__ = ("allow_entries", "allow_re", "cond", "cond_re", "deny_entries", "deny_re")
 
     def __init__(self, entries: list[_Entry]) -> None:
+        entries = sorted(entries, key=_order)
         self.deny_entries = [e for e in entries if e.rule.deny and e.conditions is None]
         self.allow_entries = [e for e in entries if not e.rule.deny and e.conditions is None]
         self.cond = [e for e in entries if e.conditions is not None]
@@ -93,31 +97,35 @@ class _Bucket:
 def _alternation(entries: list[_Entry]) -> re.Pattern[str] | None:
     if not entries:
         return None
-    # Alternatives are tried in order, so lastgroup names the first matching entry.
-    body = "|".join(f"(?P<r{i}>{glob_to_regex(e.rule.path)})" for i, e in enumerate(entries))
+    # One capturing group per entry (the glob regexes capture nothing), tried in order: the
+    # match's lastindex is the first matching entry, counted from 1.
+    body = "|".join(f"({glob_to_regex(e.rule.path)})" for e in entries)
     return re.compile(body, re.DOTALL)
 
 
-def _first(pattern: re.Pattern[str] | None, entries: list[_Entry], path: str) -> _Entry | None:
-    if pattern is None:
-        return None
-    match = pattern.fullmatch(path)
-    if match is None:
-        return None
-    return entries[int(str(match.lastgroup)[1:])]
+def _order(entry: _Entry) -> int:
+    return entry.order
 
 
-@dataclass(frozen=True, slots=True)
 class _Plan:
-    """What a (capability, path) pair depends on: a fixed decision, or the conditional rules
-    to evaluate on each request, each list in set order and cut at the first unconditional
-    rule of its kind (which decides when none of them applies)."""
+    """What a (capability, path) pair depends on when conditions are involved: conditional
+    rules to evaluate on each request, each list in set order and cut at the first
+    unconditional rule of its kind (which decides when none of them applies). Pairs that
+    depend on no condition are cached as their Decision instead."""
 
-    fixed: Decision | None
-    cond_denies: tuple[_Entry, ...] = ()
-    deny: _Entry | None = None
-    cond_allows: tuple[_Entry, ...] = ()
-    allow: _Entry | None = None
+    __slots__ = ("allow", "cond_allows", "cond_denies", "deny")
+
+    def __init__(
+        self,
+        cond_denies: tuple[_Entry, ...],
+        deny: _Entry | None,
+        cond_allows: tuple[_Entry, ...],
+        allow: _Entry | None,
+    ) -> None:
+        self.cond_denies = cond_denies
+        self.deny = deny
+        self.cond_allows = cond_allows
+        self.allow = allow
 
 
 @dataclass(frozen=True, slots=True)
@@ -170,40 +178,37 @@ class PolicySet:
         for policy in self.policies:
             for rule in policy.rules:
                 self._entries.append(_Entry(len(self._entries), policy.name, rule))
-        by_head: dict[str | None, dict[str, list[_Entry]]] = {}
+        self._by_head: dict[str | None, dict[str, list[_Entry]]] = {}
         for entry in self._entries:
-            per_cap = by_head.setdefault(literal_head(entry.rule.path), {})
+            per_cap = self._by_head.setdefault(literal_head(entry.rule.path), {})
             for cap in entry.rule.capabilities:
                 per_cap.setdefault(cap, []).append(entry)
-        self._literal: dict[str, dict[str, _Bucket]] = {}
-        self._wild: dict[str, _Bucket] = {}
-        for head, per_cap in by_head.items():
-            buckets = {cap: _Bucket(entries) for cap, entries in per_cap.items()}
-            if head is None:
-                self._wild = buckets
-            else:
-                self._literal[head] = buckets
+        wild = self._by_head.get(None, {})
+        self._wild = {cap: _Bucket(entries) for cap, entries in wild.items()}
+        # Buckets of literal heads merged with the wildcard rules, built on first use (a
+        # bounded set: one per literal head and capability that the policies name).
+        self._merged: dict[tuple[str, str], _Bucket] = {}
         self._plan = functools.lru_cache(maxsize=cache_size)(self._compute_plan)
+        # Parsing a textual address costs more than the rest of a conditional decision.
+        self._address = functools.lru_cache(maxsize=4096)(source_address)
 
     def decide(self, request: AccessRequest) -> Decision:
         """Allow or Deny ``request``; never raises for any capability or path."""
         plan = self._plan(request.capability, request.path)
-        if plan.fixed is not None:
-            return plan.fixed
+        if not isinstance(plan, _Plan):
+            return plan
+        ip = self._address(request.source)
         for entry in plan.cond_denies:
-            if entry.conditions is not None and entry.conditions.holds(request):
+            if entry.conditions is not None and entry.conditions.holds(request, ip):
                 return entry.denied
         if plan.deny is not None:
             return plan.deny.denied
-        blocked: list[tuple[_Entry, list[tuple[str, str]]]] = []
         for entry in plan.cond_allows:
-            failures = entry.conditions.failures(request) if entry.conditions else []
-            if not failures:
+            if entry.conditions is not None and entry.conditions.holds(request, ip):
                 return entry.allowed
-            blocked.append((entry, failures))
         if plan.allow is not None:
             return plan.allow.allowed
-        return _no_grant(request, blocked)
+        return _no_grant(request, ip, plan.cond_allows)
 
     def explain(self, request: AccessRequest) -> Explanation:
         """The decision of :meth:`decide` with the rule that made it and every rule whose
@@ -211,6 +216,7 @@ class PolicySet:
         decision = self.decide(request)
         outcomes: list[RuleOutcome] = []
         step_up: list[int] = []
+        ip = source_address(request.source)
         for entry in self._entries:
             if entry.pattern.fullmatch(request.path) is None:
                 continue
@@ -218,7 +224,7 @@ class PolicySet:
             if request.capability not in rule.capabilities:
                 note, applies = f"does not cover {request.capability}", False
             else:
-                failures = rule.conditions.failures(request)
+                failures = rule.conditions.failures(request, ip)
                 applies = not failures
                 note = (
                     "applies"
@@ -236,55 +242,65 @@ class PolicySet:
         """Hits and misses of the plan cache (for benchmarks and tuning)."""
         return self._plan.cache_info()
 
-    def _compute_plan(self, capability: str, path: str) -> _Plan:
-        if capability not in ALL_CAPABILITIES:
-            return _Plan(Deny(f"unknown capability {capability!r}"))
-        head = self._literal.get(path.partition("/")[0])
-        candidates = (head.get(capability) if head else None, self._wild.get(capability))
-        buckets = [b for b in candidates if b is not None]
-        denies = [e for b in buckets if (e := _first(b.deny_re, b.deny_entries, path))]
-        deny = min(denies, key=_order) if denies else None
-        allows = [e for b in buckets if (e := _first(b.allow_re, b.allow_entries, path))]
-        allow = min(allows, key=_order) if allows else None
-        conditional = sorted(
-            (
-                e
-                for b in buckets
-                if b.cond_re is not None and b.cond_re.fullmatch(path)
-                for e in b.cond
-                if e.pattern.fullmatch(path)
-            ),
-            key=_order,
-        )
-        cond_denies = tuple(e for e in conditional if e.rule.deny and _before(e, deny))
+    def _bucket(self, capability: str, head: str) -> _Bucket | None:
+        bucket = self._merged.get((head, capability))
+        if bucket is not None:
+            return bucket
+        literal = self._by_head.get(head)
+        if literal is None or capability not in literal:
+            return self._wild.get(capability)
+        bucket = _Bucket(literal[capability] + self._by_head.get(None, {}).get(capability, []))
+        self._merged[head, capability] = bucket
+        return bucket
+
+    def _compute_plan(self, capability: str, path: str) -> Decision | _Plan:
+        bucket = self._bucket(capability, path.partition("/")[0])
+        if bucket is None:
+            if capability not in ALL_CAPABILITIES:
+                return Deny(f"unknown capability {capability!r}")
+            return Deny(_nothing_grants(capability, path))
+        deny = allow = None
+        if bucket.deny_re is not None and (m := bucket.deny_re.fullmatch(path)) is not None:
+            deny = bucket.deny_entries[(m.lastindex or 1) - 1]
+        conditional: list[_Entry] = []
+        if bucket.cond_re is not None and bucket.cond_re.fullmatch(path) is not None:
+            conditional = [e for e in bucket.cond if e.pattern.fullmatch(path) is not None]
         if deny is not None:
-            return _Plan(None, cond_denies, deny) if cond_denies else _Plan(deny.denied)
-        cond_allows = tuple(e for e in conditional if not e.rule.deny and _before(e, allow))
-        if cond_denies or cond_allows:
-            return _Plan(None, cond_denies, None, cond_allows, allow)
+            early = tuple(e for e in conditional if e.rule.deny and e.order < deny.order)
+            return _Plan(early, deny, (), None) if early else deny.denied
+        if bucket.allow_re is not None and (m := bucket.allow_re.fullmatch(path)) is not None:
+            allow = bucket.allow_entries[(m.lastindex or 1) - 1]
+        if conditional:
+            cond_denies = tuple(e for e in conditional if e.rule.deny)
+            cond_allows = tuple(
+                e
+                for e in conditional
+                if not e.rule.deny and (allow is None or e.order < allow.order)
+            )
+            if cond_denies or cond_allows:
+                return _Plan(cond_denies, None, cond_allows, allow)
         if allow is not None:
-            return _Plan(allow.allowed)
-        return _Plan(Deny(_nothing_grants(capability, path)))
-
-
-def _order(entry: _Entry) -> int:
-    return entry.order
-
-
-def _before(entry: _Entry, limit: _Entry | None) -> bool:
-    return limit is None or entry.order < limit.order
+            return allow.allowed
+        return Deny(_nothing_grants(capability, path))
 
 
 def _nothing_grants(capability: str, path: str) -> str:
     return f"no rule grants {capability} on {path!r}"
 
 
-def _no_grant(request: AccessRequest, blocked: list[tuple[_Entry, list[tuple[str, str]]]]) -> Deny:
+def _no_grant(request: AccessRequest, ip: IPAddress | None, blocked: tuple[_Entry, ...]) -> Deny:
+    """The Deny when no rule granted; ``blocked`` are the allows whose conditions failed."""
     base = _nothing_grants(request.capability, request.path)
-    mfa_only = [e for e, failures in blocked if all(kind == MFA for kind, _ in failures)]
-    if mfa_only:
+    step_up = [
+        e
+        for e in blocked
+        if e.conditions is not None
+        and e.conditions.mfa_within_minutes is not None
+        and e.conditions.holds(request, ip, mfa=False)
+    ]
+    if step_up:
         # Name the least demanding step-up that would grant the request.
-        entry = max(mfa_only, key=lambda e: e.mfa_minutes)
+        entry = max(step_up, key=lambda e: e.mfa_minutes)
         return Deny(
             f"{request.capability} on {request.path!r} requires MFA within"
             f" {entry.mfa_minutes} minutes ({entry.label})"

@@ -110,10 +110,13 @@ class Conditions:
     days: frozenset[int] | None = None  # weekday numbers, 0 = Monday
     timezone: str | None = None  # IANA name for hours and days; UTC when None
     _zone: dt.tzinfo = field(default=dt.UTC, init=False, repr=False, compare=False)
+    _window: dt.timedelta = field(default=dt.timedelta(0), init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if self.timezone is not None:
             object.__setattr__(self, "_zone", ZoneInfo(self.timezone))
+        if self.mfa_within_minutes is not None:
+            object.__setattr__(self, "_window", dt.timedelta(minutes=self.mfa_within_minutes))
 
     def __bool__(self) -> bool:
         return bool(
@@ -123,11 +126,13 @@ class Conditions:
             or self.days is not None
         )
 
-    def failures(self, request: AccessRequest) -> list[tuple[str, str]]:
-        """Every condition that does not hold for ``request``: (kind, human reason)."""
+    def failures(self, request: AccessRequest, ip: IPAddress | None) -> list[tuple[str, str]]:
+        """Every condition that does not hold for ``request``: (kind, human reason).
+
+        ``ip`` is ``source_address(request.source)``, resolved once by the caller.
+        """
         out: list[tuple[str, str]] = []
         if self.source_cidrs:
-            ip = source_address(request.source)
             if ip is None:
                 out.append((SOURCE, f"source address {request.source!r} is unknown"))
             elif not any(ip in net for net in self.source_cidrs):
@@ -145,12 +150,32 @@ class Conditions:
             if request.mfa_at is None:
                 out.append((MFA, f"no MFA in this session (needs MFA within {limit} min)"))
             # A future mfa_at (clock skew between nodes) counts as fresh.
-            elif request.now - request.mfa_at > dt.timedelta(minutes=limit):
+            elif request.now - request.mfa_at > self._window:
                 out.append((MFA, f"MFA older than {limit} min"))
         return out
 
-    def holds(self, request: AccessRequest) -> bool:
-        return not self.failures(request)
+    def holds(self, request: AccessRequest, ip: IPAddress | None, *, mfa: bool = True) -> bool:
+        """Whether every condition holds: :meth:`failures` is empty (the fast path).
+        With ``mfa=False`` the MFA condition is left out (would step-up MFA grant?)."""
+        if self.source_cidrs:
+            if ip is None:
+                return False
+            for net in self.source_cidrs:
+                if ip in net:
+                    break
+            else:
+                return False
+        if mfa and self.mfa_within_minutes is not None:
+            mfa_at = request.mfa_at
+            if mfa_at is None or request.now - mfa_at > self._window:
+                return False
+        if self.hours is not None or self.days is not None:
+            local = request.now.astimezone(self._zone)
+            if self.hours is not None and not self.hours.contains(local.hour * 60 + local.minute):
+                return False
+            if self.days is not None and local.weekday() not in self.days:
+                return False
+        return True
 
     def describe(self) -> str:
         """The conditions in words, e.g. ``source in 10.0.0.0/8; MFA within 15 min``."""
