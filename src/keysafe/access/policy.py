@@ -14,6 +14,9 @@ Semantics, for every request (capability, path, source, time, MFA time):
    ``requires MFA within N minutes`` (the least demanding such rule), so that the server
    can ask for step-up instead of refusing outright.
 
+Paths are compared as given (case-sensitive, not normalised): callers pass canonical
+secret paths, with a trailing slash for a folder (``payments/prod/``).
+
 Speed: rules are indexed by the first segment of their glob when it is literal
 (``payments/...``), and each (first segment, capability) bucket keeps its unconditional
 denies and allows as one alternation regex each. The rules a (capability, path) pair

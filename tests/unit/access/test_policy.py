@@ -525,7 +525,11 @@ def test_cached_engine_matches_reference(
         else:
             assert decision.rule is not None
             assert decision.rule.startswith(deciding), (decision.rule, deciding)
-        assert rules.explain(req).decision == decision
+        explanation = rules.explain(req)
+        assert explanation.decision == decision
+        # Step-up is offered by decide and explain alike.
+        step_up = "requires MFA within" in decision.reason
+        assert step_up is (explanation.mfa_required_within is not None), (req, explanation)
 
 
 @given(POLICIES, REQUESTS, st.integers(0, 10), st.booleans())
