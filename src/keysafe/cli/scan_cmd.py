@@ -9,9 +9,13 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
+
+if TYPE_CHECKING:
+    from keysafe.scan.known import KnownDigests
+    from keysafe.scan.models import Finding
 
 EXIT_CLEAN, EXIT_FOUND, EXIT_ERROR = 0, 1, 2
 
@@ -71,6 +75,25 @@ def scan(
     no_progress: Annotated[
         bool, typer.Option("--no-progress", help="Never draw a progress bar.")
     ] = False,
+    known_secrets: Annotated[
+        bool,
+        typer.Option(
+            "--known",
+            help="Also find values stored in keysafe (needs a server and a token; compares "
+            "keyed digests: no value leaves the server, no scanned text leaves this machine).",
+        ),
+    ] = False,
+    known_prefix: Annotated[
+        str, typer.Option("--known-prefix", help="Only stored secrets under this path prefix.")
+    ] = "",
+    report_found: Annotated[
+        bool,
+        typer.Option(
+            "--report",
+            help="Report every keysafe key or token found (valid checksum) to the server, "
+            "which revokes it.",
+        ),
+    ] = False,
 ) -> None:
     """Find leaked credentials. Exit 0 clean, 1 findings, 2 usage or input error."""
     code = run_scan(
@@ -88,6 +111,9 @@ def scan(
         exclude=exclude or [],
         jobs=jobs,
         progress=not no_progress,
+        known_secrets=known_secrets,
+        known_prefix=known_prefix,
+        report_found=report_found,
     )
     raise typer.Exit(code)
 
@@ -108,6 +134,9 @@ def run_scan(
     exclude: list[str] | None = None,
     jobs: int = 0,
     progress: bool = True,
+    known_secrets: bool = False,
+    known_prefix: str = "",
+    report_found: bool = False,
 ) -> int:
     """Run one scan as the command would and return its exit code; never raises for
     user errors (they are reported on stderr in one line)."""
@@ -129,6 +158,8 @@ def run_scan(
             exclude or [],
             jobs,
             progress,
+            known_prefix if known_secrets else None,
+            report_found,
         )
     except KeysafeError as exc:
         _err("error", exc.detail)
@@ -153,6 +184,8 @@ def _run(
     exclude: list[str],
     jobs: int,
     progress: bool,
+    known_prefix: str | None = None,
+    report_found: bool = False,
 ) -> int:
     from keysafe import __version__
     from keysafe.errors import InvalidInput
@@ -179,6 +212,11 @@ def _run(
     else:
         active = builtin_rules()
         engine = Engine(active)
+    if known_prefix is not None:
+        from keysafe.scan.known import KNOWN_RULE
+
+        engine.known = _fetch_known(known_prefix)
+        active = [*active, KNOWN_RULE]
     known = baselines.load(baseline) if baseline else set()
     options = ScanOptions(
         no_ignore=no_ignore, archives=archives, exclude=exclude, jobs=jobs, progress=progress
@@ -204,6 +242,7 @@ def _run(
         )
         return EXIT_ERROR if result.problems else EXIT_CLEAN
     findings = baselines.filter_new(result.findings, known)
+    report_failed = report_found and not _report(findings)
     report = render.render(fmt, findings, active, show_secrets=show_secrets, version=__version__)
     if output is not None:
         try:
@@ -212,9 +251,53 @@ def _run(
             raise InvalidInput(f"cannot write {output}: {exc.strerror}") from exc
     elif report:
         sys.stdout.write(report)
+    if report_failed:
+        return EXIT_ERROR
     if findings:
         return EXIT_FOUND
     return EXIT_ERROR if result.problems else EXIT_CLEAN
+
+
+def _fetch_known(prefix: str) -> KnownDigests:
+    """Digests of the stored values this token may read; raises KeysafeError."""
+    from keysafe.client import Client
+    from keysafe.errors import ServerError
+    from keysafe.scan.known import KnownDigests
+
+    with Client() as client:
+        reply = client.known_digests(prefix)
+    try:
+        known = KnownDigests.from_reply(reply)
+    except (ValueError, KeyError, TypeError) as exc:
+        raise ServerError(f"the server sent unusable digests: {exc}") from exc
+    sys.stderr.write(f"keysafe scan: comparing against {len(known)} stored value(s)\n")
+    return known
+
+
+def _report(findings: list[Finding]) -> bool:
+    """Send found keysafe credentials to the server for revocation; False on failure."""
+    from keysafe.client import Client
+    from keysafe.crypto import keyformat
+    from keysafe.errors import KeysafeError
+    from keysafe.scan.models import redact
+
+    found: dict[str, str] = {}
+    for finding in findings:
+        if keyformat.is_valid(finding.secret) and finding.secret not in found:
+            where = f"{finding.file}:{finding.line}"
+            found[finding.secret] = f"{where} ({finding.commit})" if finding.commit else where
+    if not found:
+        return True
+    try:
+        with Client() as client:
+            results = client.report_leaks(list(found.items()))
+    except KeysafeError as exc:
+        _err("error", f"could not report {len(found)} keysafe credential(s): {exc.detail}")
+        return False
+    for (secret, where), result in zip(found.items(), results, strict=False):
+        status = str(result.get("status", "unknown")).replace("_", " ")
+        sys.stderr.write(f"keysafe scan: reported {redact(secret)} from {where}: {status}\n")
+    return True
 
 
 def register(app: typer.Typer) -> None:

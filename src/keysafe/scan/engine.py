@@ -9,6 +9,7 @@ from collections.abc import Iterable, Sequence
 
 import ahocorasick
 
+from keysafe.scan.known import KNOWN_RULE, KnownDigests, KnownSecret
 from keysafe.scan.models import Finding, Location, Match
 from keysafe.scan.rules.base import Rule
 
@@ -24,8 +25,11 @@ class Engine:
         allow_paths: Sequence[re.Pattern[str]] = (),
         allow_values: Sequence[re.Pattern[str]] = (),
         stopwords: Sequence[str] = (),
+        known: KnownDigests | None = None,
     ) -> None:
         self.rules = list(rules)
+        # Values stored in keysafe (``--known``), matched by keyed digest, not by rule.
+        self.known = known
         self.by_id = {r.id: r for r in self.rules}
         self.allow_paths = list(allow_paths)
         self.allow_values = list(allow_values)
@@ -101,6 +105,14 @@ class Engine:
     def scan_text(self, text: str, location: Location) -> list[Finding]:
         """Findings in ``text``, placed at ``location`` (lines and columns 1-based)."""
         raw = self.matches(text)
+        stored: dict[tuple[int, int], KnownSecret] = {}
+        if self.known is not None:
+            taken = {(m.start, m.end) for m in raw}
+            for match, secret in self.known.find(text):
+                if (match.start, match.end) not in taken:
+                    stored[(match.start, match.end)] = secret
+                    raw.append(match)
+            raw.sort(key=lambda m: m.start)
         if not raw:
             return []
         findings = []
@@ -108,9 +120,15 @@ class Engine:
         for hit in raw:  # sorted by start: count newlines incrementally, in C
             line += text.count("\n", counted, hit.start)
             counted = hit.start
-            rule = self.by_id[hit.rule_id]
-            if not self._wanted(rule, hit.secret, location.path):
-                continue
+            known = stored.get((hit.start, hit.end)) if stored else None
+            if known is not None:
+                rule = KNOWN_RULE
+                description = f"value stored in keysafe at {known.path} (version {known.version})"
+            else:
+                rule = self.by_id[hit.rule_id]
+                description = rule.description
+                if not self._wanted(rule, hit.secret, location.path):
+                    continue
             line_start = text.rfind("\n", 0, hit.start) + 1
             line_end = text.find("\n", hit.start)
             if ALLOW_MARKER in text[line_start : line_end if line_end >= 0 else len(text)]:
@@ -118,7 +136,7 @@ class Engine:
             findings.append(
                 Finding(
                     rule=rule.id,
-                    description=rule.description,
+                    description=description,
                     file=location.path,
                     line=location.real_line(line),
                     column=hit.start - line_start + 1,

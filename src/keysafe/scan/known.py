@@ -19,8 +19,15 @@ import re
 from dataclasses import dataclass
 
 from keysafe.scan.models import Match
+from keysafe.scan.rules.base import Rule
 
 RULE_ID = "keysafe-known-secret"
+# Listed in reports (SARIF rules) but never run as a regex: matching is by digest.
+KNOWN_RULE = Rule(
+    id=RULE_ID,
+    description="A value stored in keysafe (found by keyed digest, whatever its format)",
+    regex=re.compile(r"(?!)"),
+)
 # Shorter stored values ("true", "8080") would match ordinary text.
 MIN_LENGTH = 8
 
