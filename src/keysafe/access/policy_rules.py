@@ -5,6 +5,17 @@ were absent for that request: an allow that fails its conditions grants nothing,
 deny that fails its conditions denies nothing (so ``deny`` with ``source_cidrs`` means
 "deny from these networks", not "deny unless from these networks"). Every condition of
 a rule must hold for it to apply.
+
+- ``source_cidrs``: the source address lies in one of the networks (IPv4-mapped IPv6
+  addresses count as IPv4); an unknown or unparsable source is in none.
+- ``mfa_within_minutes = N``: the session's last MFA is at most N minutes before ``now``
+  (inclusive; an MFA time slightly after ``now``, clock skew between nodes, is fresh).
+  This is how step-up is written: an allow with ``mfa_within_minutes`` on ``*/prod/*``.
+- ``hours = "HH:MM-HH:MM"``: start inclusive, end exclusive, ``24:00`` allowed as the end,
+  over midnight when start > end (``22:00-06:00``).
+- ``days = ["mon", ...]``: the calendar day of ``now``. Hours and days are read in
+  ``timezone`` (an IANA name; UTC without it) at the request's instant, so under
+  ``hours = "22:00-06:00"`` with ``days = ["fri"]`` Saturday 02:00 is a Saturday.
 """
 
 from __future__ import annotations
