@@ -12,6 +12,7 @@ from typing import Annotated
 import typer
 
 from keysafe.cli import (
+    access_cmd,
     audit_cmd,
     operator_cmd,
     run_cmd,
@@ -68,6 +69,9 @@ app.add_typer(secret_cmd.app, name="secret")
 app.add_typer(operator_cmd.app, name="operator")
 app.add_typer(token_cmd.app, name="token")
 app.add_typer(audit_cmd.app, name="audit")
+app.add_typer(access_cmd.policy_app, name="policy")
+app.add_typer(access_cmd.service_app, name="service")
+app.add_typer(access_cmd.key_app, name="key")
 run_cmd.register(app)
 up_cmd.register(app)
 server_cmd.register(app)

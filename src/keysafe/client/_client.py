@@ -239,6 +239,84 @@ class Client:
         doc = self._json("GET", f"{API}/audit/events", params=params)
         return list(doc.get("events", []))
 
+    # -- policies, services, API keys (root token) -------------------------------------
+    # Plain dicts for now: the documents of docs/api.md, returned as the server sends them.
+
+    def write_policy(self, name: str, text: str) -> dict[str, Any]:
+        """Create or replace a policy document (TOML); a syntax error names its line."""
+        return self._json("PUT", f"{API}/policies/{_segment(name)}", json={"text": text})
+
+    def read_policy(self, name: str) -> dict[str, Any]:
+        return self._json("GET", f"{API}/policies/{_segment(name)}")
+
+    def list_policies(self) -> list[dict[str, Any]]:
+        return list(self._json("GET", f"{API}/policies").get("policies", []))
+
+    def delete_policy(self, name: str) -> None:
+        self._request("DELETE", f"{API}/policies/{_segment(name)}")
+
+    def check_policy(
+        self,
+        path: str,
+        capability: str = "read",
+        *,
+        key_id: str | None = None,
+        policies: Sequence[str] | None = None,
+        source: str = "127.0.0.1",
+    ) -> dict[str, Any]:
+        """Explain the decision for a key (or policies) on a path: the deciding rule."""
+        body: dict[str, Any] = {"path": path, "capability": capability, "source": source}
+        if key_id is not None:
+            body["key_id"] = key_id
+        if policies is not None:
+            body["policies"] = list(policies)
+        return self._json("POST", f"{API}/policy-check", json=body)
+
+    def create_service(
+        self, name: str, policies: Sequence[str], description: str = ""
+    ) -> dict[str, Any]:
+        body = {"name": name, "policies": list(policies), "description": description}
+        return self._json("POST", f"{API}/services", json=body)
+
+    def list_services(self) -> list[dict[str, Any]]:
+        return list(self._json("GET", f"{API}/services").get("services", []))
+
+    def create_key(
+        self,
+        service: str,
+        *,
+        policies: Sequence[str] | None = None,
+        cidrs: Sequence[str] = (),
+        expires_in: str | None = None,
+        rate_limit: str | None = None,
+        description: str = "",
+    ) -> dict[str, Any]:
+        """Issue an API key; the reply's ``key`` is the only time it is shown."""
+        body: dict[str, Any] = {
+            "service": service,
+            "policies": list(policies) if policies is not None else None,
+            "cidrs": list(cidrs),
+            "expires_in": expires_in,
+            "rate_limit": rate_limit,
+            "description": description,
+        }
+        return self._json("POST", f"{API}/keys", json=body)
+
+    def list_keys(
+        self, *, service: str | None = None, unused_for: str | None = None
+    ) -> list[dict[str, Any]]:
+        params = {k: v for k, v in (("service", service), ("unused_for", unused_for)) if v}
+        return list(self._json("GET", f"{API}/keys", params=params).get("keys", []))
+
+    def show_key(self, key_id: str) -> dict[str, Any]:
+        return self._json("GET", f"{API}/keys/{_segment(key_id)}")
+
+    def roll_key(self, key_id: str, grace: str = "24h") -> dict[str, Any]:
+        return self._json("POST", f"{API}/keys/{_segment(key_id)}:roll", json={"grace": grace})
+
+    def revoke_key(self, key_id: str) -> None:
+        self._request("DELETE", f"{API}/keys/{_segment(key_id)}")
+
     # -- leaks -------------------------------------------------------------------------
 
     def report_leaks(self, credentials: Sequence[tuple[str, str]]) -> list[dict[str, Any]]:
