@@ -191,6 +191,39 @@ class ServerProc:
         _wait_group_gone(self.proc.pid)
         return self.proc.returncode
 
+    def pids(self) -> list[int]:
+        """Every live process of the server's process group (the master and its workers)."""
+        found = []
+        for entry in Path("/proc").iterdir():
+            if not entry.name.isdigit():
+                continue
+            try:
+                stat = (entry / "stat").read_text()
+            except OSError:
+                continue
+            fields = stat.rsplit(")", 1)[1].split()
+            if int(fields[2]) == self.proc.pid and fields[0] != "Z":
+                found.append(int(entry.name))
+        return found
+
+    def processes_with_open(self, path: Path) -> list[int]:
+        """The server's processes that hold ``path`` open."""
+        target = str(path.resolve())
+        holders = []
+        for pid in self.pids():
+            try:
+                fds = list(Path(f"/proc/{pid}/fd").iterdir())
+            except OSError:
+                continue
+            for fd in fds:
+                try:
+                    if os.readlink(fd) == target:
+                        holders.append(pid)
+                        break
+                except OSError:
+                    continue
+        return holders
+
     def kill9(self) -> None:
         self.signal_group(signal.SIGKILL)
         self.proc.wait(10)
@@ -225,9 +258,10 @@ def start_server(
     workers: int = 1,
     extra_env: dict[str, str] | None = None,
     use_key_file: bool = True,
-    expect_status: int = 200,
+    expect_status: int | None = 200,
 ) -> ServerProc:
-    """Start ``keysafe server`` over HTTPS and wait until health answers ``expect_status``."""
+    """Start ``keysafe server`` over HTTPS and wait until health answers ``expect_status``
+    (any status when None)."""
     port = free_port()
     cmd = [
         KEYSAFE_CLI,
@@ -264,7 +298,7 @@ def start_server(
     return server
 
 
-def wait_health(server: ServerProc, expect_status: int = 200) -> None:
+def wait_health(server: ServerProc, expect_status: int | None = 200) -> None:
     deadline = time.monotonic() + START_TIMEOUT
     last: object = None
     with server.client() as client:
@@ -276,7 +310,7 @@ def wait_health(server: ServerProc, expect_status: int = 200) -> None:
             try:
                 resp = client.get("/api/v1/sys/health", timeout=2.0)
                 last = resp.status_code
-                if resp.status_code == expect_status:
+                if expect_status is None or resp.status_code == expect_status:
                     return
             except httpx.TransportError as exc:
                 last = exc

@@ -533,18 +533,56 @@ def test_seal_across_two_workers_sqlite(tmp_path: Path) -> None:
         vault = init_vault("sqlite", tmp_path, url)
     path = "/api/v1/secrets/multi/x"
     with running(vault, workers=2) as server:
+        # Health answers as soon as one worker is up; a worker that starts after the seal
+        # would unseal again (see test_starting_process_keeps_operator_seal), so wait until
+        # both workers have opened the database and finished starting.
+        assert _eventually(lambda: len(server.processes_with_open(vault.sqlite_file)) >= 2, 20)
+        time.sleep(1.0)
         with server.root() as c:
             assert c.put(path, json={"value": "m"}).status_code == 200
             assert _eventually(lambda: _all_reads(server, path) == {200})
             sealed_at = time.monotonic()
             assert c.post("/api/v1/sys/seal").json()["sealed"] is True
         assert _eventually(lambda: _all_reads(server, path) == {503})
-        assert time.monotonic() - sealed_at < 3.0
+        # Every worker follows the seal within its poll interval (0.5 s), well under 2 s.
+        assert time.monotonic() - sealed_at < 2.0
+        time.sleep(0.6)
+        assert _all_reads(server, path, 20) == {503}
+        with server.client() as anon:
+            assert {
+                anon.get("/api/v1/sys/health", headers={"Connection": "close"}).status_code
+                for _ in range(10)
+            } == {503}
         with server.client() as anon:
             r = anon.post("/api/v1/sys/unseal", json={"key": vault.unseal_key})
             assert r.status_code == 200, r.text
             assert r.json()["sealed"] is False, r.text
         assert _eventually(lambda: _all_reads(server, path) == {200})
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="server bug: a server process starting with an unseal key source calls "
+    "SystemService.auto_unseal() in its lifespan, which unseals and writes sys_state "
+    "sealed=0 regardless of the operator's persisted seal; every running process then "
+    "follows that flag and unseals too (a late uvicorn worker, a respawned worker or a new "
+    "node undoes `POST /api/v1/sys/seal`)",
+)
+@pytest.mark.timeout(90)
+def test_starting_process_keeps_operator_seal(tmp_path: Path) -> None:
+    with database_url("sqlite", tmp_path) as url:
+        vault = init_vault("sqlite", tmp_path, url)
+    path = "/api/v1/secrets/late/x"
+    with running(vault) as first:
+        with first.root() as c:
+            assert c.put(path, json={"value": "v"}).status_code == 200
+            assert c.post("/api/v1/sys/seal").json()["sealed"] is True
+        # A second process on the same database starts (a restarted worker, another node).
+        with running(vault, expect_status=None) as second:
+            time.sleep(1.2)  # more than two poll intervals of the first process
+            with first.root() as c1, second.root() as c2:
+                assert_problem(c1.get(path), 503, "sealed")
+                assert_problem(c2.get(path), 503, "sealed")
 
 
 def _typo(share: str, others: list[str]) -> str:
