@@ -215,3 +215,18 @@ async def test_second_init_is_refused(vault: Vault) -> None:
     with pytest.raises(AlreadyInitialized):
         vault.svc.system.initialize(5, 3)
     assert (await vault.svc.secrets.write(vault.root, "still/works", "v")).version == 1
+
+
+async def test_an_operator_seal_survives_restarts(vault: Vault) -> None:
+    from keysafe.server.services import build_services
+
+    vault.svc.system.seal()
+    restarted = build_services(
+        vault.svc.settings, engine=vault.svc.engine, unseal_key=vault.unseal_key
+    )
+    assert restarted.system.auto_unseal() is False
+    assert restarted.barrier.sealed
+    restarted.system.unseal(key=vault.unseal_key)
+    assert not restarted.barrier.sealed
+    again = build_services(vault.svc.settings, engine=vault.svc.engine, unseal_key=vault.unseal_key)
+    assert again.system.auto_unseal() is True

@@ -83,6 +83,7 @@ def run_server(
     import uvicorn
 
     from keysafe.server.app import INTERNAL_SETTINGS_ENV
+    from keysafe.server.protocol import VaultListProtocol
     from keysafe.server.services import read_unseal_key
     from keysafe.store.engine import make_engine
     from keysafe.store.migrate import upgrade
@@ -121,7 +122,7 @@ def run_server(
         workers=workers,
         ssl_certfile=None if insecure_http else str(tls_cert),
         ssl_keyfile=None if insecure_http else str(tls_key),
-        http="httptools",
+        http=VaultListProtocol,
         loop="uvloop",
         access_log=False,
         log_level="warning",

@@ -128,9 +128,11 @@ class SystemService:
             raise NotInitialized("the vault is not initialised; run `keysafe operator init`")
         return blob
 
-    def _set_sealed_flag(self, sealed: bool) -> None:
+    def _set_sealed_flag(self, sealed: bool, *, by_operator: bool = False) -> None:
         with write_txn(self._engine) as conn:
             self._put(conn, "sealed", b"1" if sealed else b"0")
+            if not sealed and by_operator:
+                self._put(conn, "sealed_by_operator", b"0")
 
     def unseal(self, share: str | None = None, key: str | None = None) -> dict[str, Any]:
         """Submit one share (Shamir mode) or the unseal key (key mode)."""
@@ -156,7 +158,7 @@ class SystemService:
                 raise InvalidInput("this vault is unsealed with an unseal key (ksu1_...)")
             self._barrier.add_share(text, int(config["threshold"]), blob)
         if not self._barrier.sealed:
-            self._set_sealed_flag(False)
+            self._set_sealed_flag(False, by_operator=True)
             log.info("vault unsealed")
         return self.status()
 
@@ -185,9 +187,17 @@ class SystemService:
         return issued.token
 
     def auto_unseal(self) -> bool:
-        """Unseal from the configured key source (embedded mode, key file), if any."""
+        """Unseal from the configured key source (embedded mode, key file), if any.
+
+        Never undoes an operator's seal: after ``operator seal`` the vault stays sealed,
+        across restarts too, until someone unseals it with the key or the shares.
+        """
         if self._unseal_key is None or self.seal_config() is None:
             return False
+        with read_conn(self._engine) as conn:
+            if self._get(conn, "sealed_by_operator") == b"1":
+                log.warning("the vault was sealed by an operator; staying sealed")
+                return False
         try:
             root_key = rootkey.decode_unseal_key(self._unseal_key)
         except rootkey.BadShare as exc:
@@ -200,6 +210,7 @@ class SystemService:
         """Drop the keys from memory; every process of this vault follows."""
         with write_txn(self._engine) as conn:
             self._put(conn, "sealed", b"1")
+            self._put(conn, "sealed_by_operator", b"1")
         self._barrier.seal()
         log.info("vault sealed")
         return self.status()
