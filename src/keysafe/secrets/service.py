@@ -291,10 +291,12 @@ class SecretsService:
         return items
 
     async def _authorize_listing(self, ctx: RequestContext, prefix: str) -> None:
-        """Token modes: the prefix must overlap the token's. Policy-bound keys: listing is
-        filtered path by path (``_may_list``), so only a root-less refusal is possible."""
+        """Token modes: the prefix must overlap the token's. Policy-bound keys: a policy
+        must grant ``list`` on the prefix itself (``payments/prod/*`` covers the folder
+        ``payments/prod/``); the rows are then filtered path by path (``_may_list``)."""
         principal = ctx.principal
         if principal.kind == "key":
+            await self._authorize(ctx, "list", "secret:list", prefix)
             return
         if not principal.is_root and not (
             covers(principal.prefix, prefix) or covers(prefix, principal.prefix)

@@ -11,7 +11,7 @@ from typing import Any
 
 import anyio.to_thread
 import orjson
-from fastapi import FastAPI
+from fastapi import APIRouter, FastAPI
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from keysafe import __version__
@@ -74,10 +74,15 @@ class SealGate:
         await self.app(scope, receive, send)
 
 
-def create_app(settings: Settings, *, services: Services | None = None) -> FastAPI:
-    """The application for ``settings``; builds services unless given."""
+def api_routers() -> list[APIRouter]:
+    """Every router the application mounts (the route table tests walk)."""
     from keysafe.server.routes import access, audit, leaks, secrets, sys, tokens, vault
 
+    return [m.router for m in (sys, secrets, tokens, audit, leaks, access, vault)]
+
+
+def create_app(settings: Settings, *, services: Services | None = None) -> FastAPI:
+    """The application for ``settings``; builds services unless given."""
     svc = services or build_services(settings, unseal_key=read_unseal_key(settings))
 
     @contextlib.asynccontextmanager
@@ -110,8 +115,8 @@ def create_app(settings: Settings, *, services: Services | None = None) -> FastA
     )
     app.state.services = svc
     problems.install(app)
-    for module in (sys, secrets, tokens, audit, leaks, access, vault):
-        app.include_router(module.router)
+    for router in api_routers():
+        app.include_router(router)
     app.add_middleware(SealGate, services=svc)
     return app
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Awaitable, Callable
 
 from starlette.requests import Request
 
@@ -39,14 +40,38 @@ def source(request: Request) -> str:
 
 
 async def context(request: Request) -> RequestContext:
-    """Authenticate the caller; failures are audited and answered with one vague 401."""
-    return await authenticate(
+    """Authenticate the caller; failures are audited and answered with one vague 401.
+
+    Routes declare ``authenticated``/``root_only`` as dependencies so that a caller is
+    refused before FastAPI validates the request body; this then returns the cached
+    context.
+    """
+    cached: RequestContext | None = getattr(request.state, "ks_ctx", None)
+    if cached is not None:
+        return cached
+    ctx = await authenticate(
         services(request),
         bearer_token(request),
         source(request),
         request_id(request),
         request.url.path,
     )
+    request.state.ks_ctx = ctx
+    return ctx
+
+
+async def authenticated(request: Request) -> None:
+    """Dependency: any valid credential (401 otherwise), checked before the body."""
+    await context(request)
+
+
+def root_only(operation: str) -> Callable[[Request], Awaitable[None]]:
+    """Dependency factory: only the root token (401/403, audited), before the body."""
+
+    async def dependency(request: Request) -> None:
+        await root_context(request, operation)
+
+    return dependency
 
 
 async def authenticate(

@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 import anyio.to_thread
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Depends, Request
 from pydantic import BaseModel, Field
 from starlette.responses import Response
 
@@ -77,7 +77,7 @@ async def _admin(request: Request, op: str) -> tuple[Services, str]:
 # -- policies -------------------------------------------------------------------------
 
 
-@router.put("/policies/{name}")
+@router.put("/policies/{name}", dependencies=[Depends(deps.root_only("policy:write"))])
 async def write_policy(request: Request, name: str, body: PolicyBody) -> Response:
     """Create or replace a policy; a syntax error names its line (400)."""
     svc, actor = await _admin(request, "policy:write")
@@ -94,19 +94,19 @@ async def write_policy(request: Request, name: str, body: PolicyBody) -> Respons
     return json_response(await anyio.to_thread.run_sync(run))
 
 
-@router.get("/policies")
+@router.get("/policies", dependencies=[Depends(deps.root_only("policy:list"))])
 async def list_policies(request: Request) -> Response:
     svc, _ = await _admin(request, "policy:list")
     return json_response({"policies": await anyio.to_thread.run_sync(svc.policies.list_policies)})
 
 
-@router.get("/policies/{name}")
+@router.get("/policies/{name}", dependencies=[Depends(deps.root_only("policy:read"))])
 async def read_policy(request: Request, name: str) -> Response:
     svc, _ = await _admin(request, "policy:read")
     return json_response(await anyio.to_thread.run_sync(svc.policies.get, name))
 
 
-@router.delete("/policies/{name}")
+@router.delete("/policies/{name}", dependencies=[Depends(deps.root_only("policy:delete"))])
 async def delete_policy(request: Request, name: str) -> Response:
     svc, actor = await _admin(request, "policy:delete")
 
@@ -119,7 +119,7 @@ async def delete_policy(request: Request, name: str) -> Response:
     return Response(status_code=204)
 
 
-@router.post("/policy-check")
+@router.post("/policy-check", dependencies=[Depends(deps.root_only("policy:check"))])
 async def check_policy(request: Request, body: CheckBody) -> Response:
     """Explain the decision for a key (or a list of policies) on a path and capability."""
     svc, _ = await _admin(request, "policy:check")
@@ -152,7 +152,7 @@ async def check_policy(request: Request, body: CheckBody) -> Response:
 # -- services -------------------------------------------------------------------------
 
 
-@router.post("/services")
+@router.post("/services", dependencies=[Depends(deps.root_only("service:create"))])
 async def create_service(request: Request, body: ServiceBody) -> Response:
     svc, actor = await _admin(request, "service:create")
 
@@ -169,7 +169,7 @@ async def create_service(request: Request, body: ServiceBody) -> Response:
     return json_response(await anyio.to_thread.run_sync(run))
 
 
-@router.get("/services")
+@router.get("/services", dependencies=[Depends(deps.root_only("service:list"))])
 async def list_services(request: Request) -> Response:
     svc, _ = await _admin(request, "service:list")
     return json_response({"services": await anyio.to_thread.run_sync(svc.keys.list_services)})
@@ -178,7 +178,7 @@ async def list_services(request: Request) -> Response:
 # -- keys -----------------------------------------------------------------------------
 
 
-@router.post("/keys")
+@router.post("/keys", dependencies=[Depends(deps.root_only("key:create"))])
 async def create_key(request: Request, body: KeyBody) -> Response:
     """Issue a key; the key itself is in this reply only."""
     svc, actor = await _admin(request, "key:create")
@@ -204,7 +204,7 @@ async def create_key(request: Request, body: KeyBody) -> Response:
     return json_response(await anyio.to_thread.run_sync(run))
 
 
-@router.get("/keys")
+@router.get("/keys", dependencies=[Depends(deps.root_only("key:list"))])
 async def list_keys(
     request: Request, service: str | None = None, unused_for: str | None = None
 ) -> Response:
@@ -216,13 +216,13 @@ async def list_keys(
     return json_response({"keys": keys})
 
 
-@router.get("/keys/{key_id}")
+@router.get("/keys/{key_id}", dependencies=[Depends(deps.root_only("key:read"))])
 async def show_key(request: Request, key_id: str) -> Response:
     svc, _ = await _admin(request, "key:read")
     return json_response(await anyio.to_thread.run_sync(svc.keys.show, key_id))
 
 
-@router.post("/keys/{key_id}")
+@router.post("/keys/{key_id}", dependencies=[Depends(deps.root_only("key:roll"))])
 async def key_action(request: Request, key_id: str) -> Response:
     """``{id}:roll`` with ``{"grace": "24h"}``: a successor, the old key dies after grace."""
     key_id, _, verb = key_id.partition(":")
@@ -247,7 +247,7 @@ async def key_action(request: Request, key_id: str) -> Response:
     return json_response(await anyio.to_thread.run_sync(run))
 
 
-@router.delete("/keys/{key_id}")
+@router.delete("/keys/{key_id}", dependencies=[Depends(deps.root_only("key:revoke"))])
 async def revoke_key(request: Request, key_id: str) -> Response:
     svc, actor = await _admin(request, "key:revoke")
 

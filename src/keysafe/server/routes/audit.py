@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import anyio.to_thread
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Depends, Query, Request
 from starlette.responses import Response
 
 from keysafe.server import deps
@@ -12,7 +12,7 @@ from keysafe.server.routes.sys import json_response
 router = APIRouter(prefix="/api/v1/audit", tags=["audit"])
 
 
-@router.post("/verify")
+@router.post("/verify", dependencies=[Depends(deps.root_only("audit:verify"))])
 async def verify(request: Request, source: str = "db") -> Response:
     """Walk the chain (``source=db`` or ``file``) and name the first bad event."""
     await deps.root_context(request, "audit:verify")
@@ -25,7 +25,7 @@ async def verify(request: Request, source: str = "db") -> Response:
     return json_response(doc)
 
 
-@router.get("/events")
+@router.get("/events", dependencies=[Depends(deps.root_only("audit:read"))])
 async def events(
     request: Request, after: int = Query(0, ge=0), limit: int = Query(100, ge=1, le=1000)
 ) -> Response:

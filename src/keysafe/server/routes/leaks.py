@@ -5,7 +5,7 @@ from __future__ import annotations
 import base64
 
 import anyio.to_thread
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Depends, Request
 from pydantic import BaseModel, Field
 from starlette.responses import Response
 
@@ -41,7 +41,7 @@ async def report_leaks(request: Request, body: LeakReportBody) -> Response:
     return json_response({"results": results})
 
 
-@router.post("/scan/known-digests")
+@router.post("/scan/known-digests", dependencies=[Depends(deps.authenticated)])
 async def known_digests(request: Request, body: KnownDigestsBody) -> Response:
     """One-time-keyed digests of the values the caller may read (audited per secret)."""
     ctx = await deps.context(request)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Depends, Query, Request
 from pydantic import BaseModel, Field
 from starlette.responses import Response
 
@@ -45,7 +45,7 @@ def _split(raw: str) -> tuple[str, str]:
     return path, verb
 
 
-@router.get("")
+@router.get("", dependencies=[Depends(deps.authenticated)])
 async def list_secrets(
     request: Request,
     prefix: str = "",
@@ -60,7 +60,7 @@ async def list_secrets(
     return json_response({"secrets": items})
 
 
-@router.get("/{path:path}")
+@router.get("/{path:path}", dependencies=[Depends(deps.authenticated)])
 async def read_secret(
     request: Request, path: str, version: Annotated[int | None, Query(ge=1)] = None
 ) -> Response:
@@ -78,7 +78,7 @@ async def read_secret(
     raise NotFound(f"unknown action :{verb}")
 
 
-@router.put("/{path:path}")
+@router.put("/{path:path}", dependencies=[Depends(deps.authenticated)])
 async def write_secret(request: Request, path: str, body: SecretWrite) -> Response:
     ctx = await deps.context(request)
     if ":" in path:
@@ -89,7 +89,7 @@ async def write_secret(request: Request, path: str, body: SecretWrite) -> Respon
     )
 
 
-@router.patch("/{path:path}")
+@router.patch("/{path:path}", dependencies=[Depends(deps.authenticated)])
 async def patch_metadata(request: Request, path: str, body: MetadataPatch) -> Response:
     ctx = await deps.context(request)
     path, verb = _split(path)
@@ -99,7 +99,7 @@ async def patch_metadata(request: Request, path: str, body: MetadataPatch) -> Re
     return json_response(await deps.services(request).secrets.set_metadata(ctx, path, changes))
 
 
-@router.post("/{path:path}")
+@router.post("/{path:path}", dependencies=[Depends(deps.authenticated)])
 async def secret_action(request: Request, path: str) -> Response:
     """``:rollback``, ``:undelete`` and ``:destroy``."""
     ctx = await deps.context(request)
@@ -127,7 +127,7 @@ async def secret_action(request: Request, path: str) -> Response:
     return Response(status_code=204)
 
 
-@router.delete("/{path:path}")
+@router.delete("/{path:path}", dependencies=[Depends(deps.authenticated)])
 async def delete_secret(
     request: Request, path: str, version: Annotated[list[int] | None, Query()] = None
 ) -> Response:

@@ -6,7 +6,7 @@ from typing import Any
 
 import anyio.to_thread
 import orjson
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Depends, Request
 from pydantic import BaseModel, Field
 from starlette.responses import Response
 
@@ -92,14 +92,14 @@ async def _audit_sys(request: Request, operation: str, detail: str = "") -> None
     )
 
 
-@router.post("/seal")
+@router.post("/seal", dependencies=[Depends(deps.root_only("sys:seal"))])
 async def seal(request: Request) -> Response:
     await _audit_sys(request, "sys:seal")
     svc = deps.services(request)
     return json_response(await anyio.to_thread.run_sync(svc.system.seal))
 
 
-@router.post("/rotate-key")
+@router.post("/rotate-key", dependencies=[Depends(deps.root_only("sys:rotate-key"))])
 async def rotate_key(request: Request) -> Response:
     await deps.root_context(request, "sys:rotate-key")
     svc = deps.services(request)
@@ -108,7 +108,7 @@ async def rotate_key(request: Request) -> Response:
     return json_response({"keyring_version": version})
 
 
-@router.post("/rewrap")
+@router.post("/rewrap", dependencies=[Depends(deps.root_only("sys:rewrap"))])
 async def rewrap(request: Request, body: RewrapRequest) -> Response:
     await deps.root_context(request, "sys:rewrap")
     svc = deps.services(request)

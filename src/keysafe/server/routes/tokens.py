@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Literal
 
 import anyio.to_thread
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Depends, Request
 from pydantic import BaseModel, Field
 from starlette.responses import Response
 
@@ -24,7 +24,7 @@ class TokenCreate(BaseModel):
     description: str = Field("", max_length=1024)
 
 
-@router.post("")
+@router.post("", dependencies=[Depends(deps.root_only("token:create"))])
 async def create_token(request: Request, body: TokenCreate) -> Response:
     ctx = await deps.root_context(request, "token:create")
     validate_prefix(body.prefix)
@@ -55,21 +55,23 @@ async def create_token(request: Request, body: TokenCreate) -> Response:
     return json_response(await anyio.to_thread.run_sync(run))
 
 
-@router.get("")
+@router.get("", dependencies=[Depends(deps.root_only("token:list"))])
 async def list_tokens(request: Request) -> Response:
     await deps.root_context(request, "token:list")
     svc = deps.services(request)
     return json_response({"tokens": await anyio.to_thread.run_sync(svc.tokens.list_tokens)})
 
 
-@router.get("/self")
+@router.get("/self", dependencies=[Depends(deps.authenticated)])
 async def token_self(request: Request) -> Response:
     ctx = await deps.context(request)
     svc = deps.services(request)
+    if ctx.principal.kind == "key":
+        return json_response(await anyio.to_thread.run_sync(svc.keys.show, ctx.principal.token_id))
     return json_response(await anyio.to_thread.run_sync(svc.tokens.get, ctx.principal.token_id))
 
 
-@router.delete("/{token_id}")
+@router.delete("/{token_id}", dependencies=[Depends(deps.root_only("token:revoke"))])
 async def revoke_token(request: Request, token_id: str) -> Response:
     ctx = await deps.root_context(request, "token:revoke")
     svc = deps.services(request)

@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 import orjson
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Depends, Request
 from pydantic import BaseModel
 from starlette.responses import Response
 
@@ -68,7 +68,7 @@ async def seal_status(request: Request) -> Response:
     )
 
 
-@router.get("/auth/token/lookup-self")
+@router.get("/auth/token/lookup-self", dependencies=[Depends(deps.authenticated)])
 async def lookup_self(request: Request) -> Response:
     ctx = await deps.context(request)
     p = ctx.principal
@@ -85,7 +85,7 @@ async def lookup_self(request: Request) -> Response:
     )
 
 
-@router.get("/secret/data/{path:path}")
+@router.get("/secret/data/{path:path}", dependencies=[Depends(deps.authenticated)])
 async def kv_read(request: Request, path: str, version: int | None = None) -> Response:
     ctx = await deps.context(request)
     value = await deps.services(request).secrets.read(ctx, path, version)
@@ -106,7 +106,17 @@ async def kv_read(request: Request, path: str, version: int | None = None) -> Re
     )
 
 
-@router.api_route("/secret/data/{path:path}", methods=["POST", "PUT"])
+@router.post(
+    "/secret/data/{path:path}",
+    operation_id="vault_kv_write",
+    dependencies=[Depends(deps.authenticated)],
+)
+@router.put(
+    "/secret/data/{path:path}",
+    operation_id="vault_kv_write_put",
+    include_in_schema=False,
+    dependencies=[Depends(deps.authenticated)],
+)
 async def kv_write(request: Request, path: str, body: KvWrite) -> Response:
     ctx = await deps.context(request)
     cas = body.options.get("cas")
@@ -126,14 +136,25 @@ async def kv_write(request: Request, path: str, body: KvWrite) -> Response:
     )
 
 
-@router.delete("/secret/data/{path:path}")
+@router.delete("/secret/data/{path:path}", dependencies=[Depends(deps.authenticated)])
 async def kv_delete(request: Request, path: str) -> Response:
     ctx = await deps.context(request)
     await deps.services(request).secrets.delete(ctx, path, None)
     return Response(status_code=204)
 
 
-@router.api_route("/secret/metadata/{path:path}", methods=["GET", "LIST"])
+@router.get(
+    "/secret/metadata/{path:path}",
+    operation_id="vault_kv_metadata",
+    dependencies=[Depends(deps.authenticated)],
+)
+@router.api_route(
+    "/secret/metadata/{path:path}",
+    methods=["LIST"],
+    operation_id="vault_kv_list",
+    include_in_schema=False,
+    dependencies=[Depends(deps.authenticated)],
+)
 async def kv_list(request: Request, path: str = "") -> Response:
     """``LIST`` (or ``GET ?list=true``): the keys directly under a folder."""
     ctx = await deps.context(request)
