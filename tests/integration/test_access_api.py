@@ -73,8 +73,10 @@ async def test_key_reads_only_what_its_policy_grants(root: httpx.AsyncClient) ->
     ):
         response = await root.request(method, url, headers=auth, json={"value": "x"})
         assert response.status_code == 403, (method, url, response.text)
-    listed = (await root.get("/api/v1/secrets?prefix=payments/", headers=auth)).json()
+    listed = (await root.get("/api/v1/secrets?prefix=payments/prod/", headers=auth)).json()
     assert [s["path"] for s in listed["secrets"]] == ["payments/prod/STRIPE_KEY"]
+    # Listing needs a grant on the folder itself.
+    assert (await root.get("/api/v1/secrets?prefix=payments/", headers=auth)).status_code == 403
     shown = (await root.get(f"/api/v1/keys/{key['id']}")).json()
     assert shown["use_count"] >= 1
     assert shown["last_used_from"] == "10.1.2.3"
