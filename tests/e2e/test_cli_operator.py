@@ -3,7 +3,14 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import tomllib
+from collections.abc import Callable
+from pathlib import Path
 from typing import TYPE_CHECKING
+
+from conftest import Cli as _Cli
+from conftest import clean_env
 
 if TYPE_CHECKING:
     from tests.e2e.conftest import Cli
@@ -77,3 +84,24 @@ def test_server_over_tls_starts_sealed(tls_server: Cli) -> None:
     share = json.loads(init.stdout)["shares"][0]
     assert tls_server.run("operator", "unseal", stdin=share + "\n").returncode == 0
     assert json.loads(tls_server.run("operator", "status", "--json").stdout)["sealed"] is False
+
+
+def test_generate_root_after_the_root_token_leaked(
+    up_runner: Callable[[Path], tuple[subprocess.Popen[str], str]], tmp_path: Path
+) -> None:
+    home = tmp_path / "home"
+    _proc, _addr = up_runner(home)
+    cli = _Cli(home=home, env=clean_env(KEYSAFE_HOME=str(home)))
+    old = tomllib.loads((home / "profile.toml").read_text())["token"]
+    leaked = tmp_path / "leak"
+    leaked.mkdir()
+    (leaked / "notes.txt").write_text(f"root token: {old}\n")
+    assert cli.run("scan", str(leaked), "--report").returncode == 1
+    assert cli.run("token", "list").returncode == 6
+    wrong = cli.run("operator", "generate-root", stdin="ksu1_AAAA.00000000\n")
+    assert wrong.returncode == 2
+    fresh = cli.run("operator", "generate-root", stdin=(home / "unseal.key").read_text())
+    assert fresh.returncode == 0, fresh.stderr
+    token = fresh.stdout.strip()
+    assert token.startswith("ks_root_")
+    assert cli.run("token", "list", env={"KEYSAFE_TOKEN": token}).returncode == 0

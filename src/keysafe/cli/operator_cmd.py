@@ -70,6 +70,26 @@ def unseal(
                 break
 
 
+@app.command("generate-root")
+def generate_root(ctx: typer.Context) -> None:
+    """A new root token (after the old one was lost or revoked): give the unseal key or a
+    threshold of shares, one per line on stdin or at hidden prompts (empty line ends)."""
+    if sys.stdin.isatty():
+        import getpass
+
+        material = []
+        while entry := getpass.getpass("Unseal key or share (hidden, empty to finish): "):
+            material.append(entry)
+    else:
+        material = sys.stdin.read().splitlines()
+    if not any(m.strip() for m in material):
+        raise InvalidInput("no unseal key or share given")
+    with state(ctx).client() as client:
+        token = client.generate_root(material)
+    data(token)
+    message("New root token printed above (shown only this once).")
+
+
 def _progress(status: SealStatus) -> None:
     if not status.sealed:
         message("Vault unsealed.")

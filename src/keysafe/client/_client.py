@@ -317,6 +317,16 @@ class Client:
     def revoke_key(self, key_id: str) -> None:
         self._request("DELETE", f"{API}/keys/{_segment(key_id)}")
 
+    def generate_root(self, material: Sequence[str]) -> str:
+        """A new root token from the unseal key or a threshold of shares (no token needed)."""
+        items = [m.strip() for m in material if m.strip()]
+        body: dict[str, Any] = (
+            {"key": items[0]}
+            if len(items) == 1 and items[0].startswith("ksu1_")
+            else {"shares": items}
+        )
+        return str(self._json("POST", f"{API}/sys/generate-root", json=body)["root_token"])
+
     # -- leaks -------------------------------------------------------------------------
 
     def report_leaks(self, credentials: Sequence[tuple[str, str]]) -> list[dict[str, Any]]:
