@@ -56,45 +56,34 @@ class LeakService:
             kind = keyformat.parse(report.credential)
             if kind is None:
                 results.append({"status": NOT_A_KEYSAFE_CREDENTIAL})
-                continue
-            if kind == keyformat.KIND_LIVE_KEY:
-                results.append(self._report_key(report, source, request_id))
-                continue
-            with self._tokens.write_txn() as conn:
-                record = self._tokens.find(report.credential, conn)
-                if record is None:
-                    results.append({"status": UNKNOWN})
-                    continue
-                if record["revoked_at"] is not None:
-                    results.append({"status": ALREADY_REVOKED, "token_id": record["id"]})
-                    continue
-                self._tokens.revoke(record["id"], conn)
-                self._audit.append_in_txn(
-                    conn,
-                    [
-                        AuditEvent(
-                            ts=self._clock.now_us(),
-                            request_id=request_id,
-                            actor="leak-report",
-                            source=source,
-                            operation="token:revoke-leaked",
-                            path=record["prefix"],
-                            outcome=OUTCOME_OK,
-                            detail=f"{record['id']} seen at {report.location[:200]}",
-                        )
-                    ],
-                )
-            results.append({"status": REVOKED, "token_id": record["id"]})
+            else:
+                results.append(self._revoke(kind, report, source, request_id))
         return results
 
-    def _report_key(self, report: LeakReport, source: str, request_id: str) -> dict[str, Any]:
-        with self._keys.write_txn() as conn:
-            record = self._keys.find(report.credential, conn)
+    def _revoke(
+        self, kind: str, report: LeakReport, source: str, request_id: str
+    ) -> dict[str, Any]:
+        """Find the credential (token or API key) and revoke it with its audit event."""
+        is_key = kind == keyformat.KIND_LIVE_KEY
+        store: TokenService | KeyService = self._keys if is_key else self._tokens
+        id_field, operation = (
+            ("key_id", "key:revoke-leaked")
+            if is_key
+            else (
+                "token_id",
+                "token:revoke-leaked",
+            )
+        )
+        with store.write_txn() as conn:
+            record = store.find(report.credential, conn)
             if record is None:
                 return {"status": UNKNOWN}
             if record["revoked_at"] is not None:
-                return {"status": ALREADY_REVOKED, "key_id": record["id"]}
-            self._keys.revoke(conn, record["id"])
+                return {"status": ALREADY_REVOKED, id_field: record["id"]}
+            if is_key:
+                self._keys.revoke(conn, record["id"])
+            else:
+                self._tokens.revoke(record["id"], conn)
             self._audit.append_in_txn(
                 conn,
                 [
@@ -103,11 +92,11 @@ class LeakService:
                         request_id=request_id,
                         actor="leak-report",
                         source=source,
-                        operation="key:revoke-leaked",
-                        path="",
+                        operation=operation,
+                        path=str(record.get("prefix", "")),
                         outcome=OUTCOME_OK,
                         detail=f"{record['id']} seen at {report.location[:200]}",
                     )
                 ],
             )
-        return {"status": REVOKED, "key_id": record["id"]}
+        return {"status": REVOKED, id_field: record["id"]}

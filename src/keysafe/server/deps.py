@@ -74,6 +74,23 @@ def root_only(operation: str) -> Callable[[Request], Awaitable[None]]:
     return dependency
 
 
+async def record(
+    svc: Services,
+    *,
+    rid: str,
+    actor: str,
+    src: str,
+    operation: str,
+    path: str = "",
+    outcome: str = OUTCOME_DENIED,
+    detail: str = "",
+) -> None:
+    """Write one audit event now (group commit), failing closed like every other."""
+    await svc.audit.record(
+        AuditEvent(svc.clock.now_us(), rid, actor, src, operation, path[:512], outcome, detail)
+    )
+
+
 async def authenticate(
     svc: Services, token: str | None, src: str, rid: str, path: str
 ) -> RequestContext:
@@ -85,31 +102,25 @@ async def authenticate(
             principal = svc.tokens.authenticate(token)
     except Forbidden as exc:
         # A live key used from outside its allowlist: the holder learns why.
-        await svc.audit.record(
-            AuditEvent(
-                ts=svc.clock.now_us(),
-                request_id=rid,
-                actor="anonymous",
-                source=src,
-                operation="auth:key",
-                path=path[:512],
-                outcome=OUTCOME_DENIED,
-                detail=exc.detail,
-            )
+        await record(
+            svc,
+            rid=rid,
+            actor="anonymous",
+            src=src,
+            operation="auth:key",
+            path=path,
+            detail=exc.detail,
         )
         raise
     except Unauthenticated:
-        await svc.audit.record(
-            AuditEvent(
-                ts=svc.clock.now_us(),
-                request_id=rid,
-                actor="anonymous",
-                source=src,
-                operation="auth:token",
-                path=path[:512],
-                outcome=OUTCOME_DENIED,
-                detail="invalid token",
-            )
+        await record(
+            svc,
+            rid=rid,
+            actor="anonymous",
+            src=src,
+            operation="auth:token",
+            path=path,
+            detail="invalid token",
         )
         raise
     return RequestContext(principal, src, rid)
@@ -119,18 +130,13 @@ async def root_context(request: Request, operation: str) -> RequestContext:
     """Like ``context`` but only the root token passes (audited when refused)."""
     ctx = await context(request)
     if not ctx.principal.is_root:
-        svc = services(request)
-        await svc.audit.record(
-            AuditEvent(
-                ts=svc.clock.now_us(),
-                request_id=ctx.request_id,
-                actor=ctx.principal.token_id,
-                source=ctx.source,
-                operation=operation,
-                path="",
-                outcome=OUTCOME_DENIED,
-                detail="needs the root token",
-            )
+        await record(
+            services(request),
+            rid=ctx.request_id,
+            actor=ctx.principal.token_id,
+            src=ctx.source,
+            operation=operation,
+            detail="needs the root token",
         )
         raise Forbidden("permission denied: this operation needs the root token")
     return ctx

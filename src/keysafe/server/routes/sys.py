@@ -11,7 +11,7 @@ from pydantic import BaseModel, Field
 from starlette.responses import Response
 
 from keysafe import __version__
-from keysafe.audit.models import OUTCOME_OK, AuditEvent
+from keysafe.audit.models import OUTCOME_OK
 from keysafe.server import deps
 
 router = APIRouter(prefix="/api/v1/sys", tags=["sys"])
@@ -77,18 +77,14 @@ async def unseal(request: Request, body: UnsealRequest) -> Response:
 
 async def _audit_sys(request: Request, operation: str, detail: str = "") -> None:
     ctx = await deps.root_context(request, operation)
-    svc = deps.services(request)
-    await svc.audit.record(
-        AuditEvent(
-            ts=svc.clock.now_us(),
-            request_id=ctx.request_id,
-            actor=ctx.principal.token_id,
-            source=ctx.source,
-            operation=operation,
-            path="",
-            outcome=OUTCOME_OK,
-            detail=detail,
-        )
+    await deps.record(
+        deps.services(request),
+        rid=ctx.request_id,
+        actor=ctx.principal.token_id,
+        src=ctx.source,
+        operation=operation,
+        outcome=OUTCOME_OK,
+        detail=detail,
     )
 
 
@@ -131,15 +127,12 @@ async def generate_root(request: Request, body: GenerateRootRequest) -> Response
     """A new root token for holders of the unseal key or a threshold of shares."""
     svc = deps.services(request)
     token = await anyio.to_thread.run_sync(lambda: svc.system.generate_root(body.shares, body.key))
-    await svc.audit.record(
-        AuditEvent(
-            ts=svc.clock.now_us(),
-            request_id=deps.request_id(request),
-            actor="unseal-material",
-            source=deps.source(request),
-            operation="sys:generate-root",
-            path="",
-            outcome=OUTCOME_OK,
-        )
+    await deps.record(
+        svc,
+        rid=deps.request_id(request),
+        actor="unseal-material",
+        src=deps.source(request),
+        operation="sys:generate-root",
+        outcome=OUTCOME_OK,
     )
     return json_response({"root_token": token})
