@@ -13,7 +13,6 @@ the lookup cache's lifetime.
 
 from __future__ import annotations
 
-import hashlib
 import hmac
 import ipaddress
 import secrets
@@ -31,6 +30,7 @@ from keysafe.clock import Clock
 from keysafe.crypto import keyformat
 from keysafe.errors import Forbidden, InvalidInput, NotFound, Unauthenticated
 from keysafe.store.engine import read_conn, write_txn
+from keysafe.store.rawread import RawReader
 from keysafe.store.tables import api_keys, policies, services
 from keysafe.timefmt import iso_us
 
@@ -105,9 +105,14 @@ class KeyService:
         # flush instead of one write per request.
         self._usage: dict[str, list[Any]] = {}
         self._postgres = engine.dialect.name == "postgresql"
+        self._raw = RawReader(engine)
+        self._sql_load = self._raw.sql(
+            "SELECT id, key_hash, owner_id, policies, cidrs, expires_at, revoked_at, grace_until"
+            " FROM api_keys WHERE key_hash = ?"
+        )
 
     def hash(self, key: str) -> bytes:
-        return hmac.new(self._token_key(), key.encode(), hashlib.sha256).digest()
+        return hmac.digest(self._token_key(), key.encode(), "sha256")
 
     # -- services ------------------------------------------------------------------------
 
@@ -326,14 +331,16 @@ class KeyService:
         expired, revoked or past its grace period, and Forbidden when the source address
         is outside the key's allowlist (the caller proved possession of a live key).
         """
-        if keyformat.parse(key) != keyformat.KIND_LIVE_KEY:
-            raise Unauthenticated(_UNAUTHENTICATED)
         digest = self.hash(key)
         now_mono = time.monotonic()
         cached = self._cache.get(digest)
         if cached is not None and now_mono - cached[0] < self._cache_seconds:
+            # Only a well-formed key can have been cached under its digest.
             record = cached[1]
         else:
+            # Look-alikes and typos are refused before the database is asked.
+            if keyformat.parse(key) != keyformat.KIND_LIVE_KEY:
+                raise Unauthenticated(_UNAUTHENTICATED)
             record = self._load(digest)
             with self._lock:
                 if len(self._cache) > 100_000:
@@ -375,18 +382,18 @@ class KeyService:
         return address
 
     def _load(self, digest: bytes) -> VerifiedKey | None:
-        with read_conn(self._engine) as conn:
-            row = conn.execute(select(api_keys).where(api_keys.c.key_hash == digest)).first()
-        if row is None or not hmac.compare_digest(bytes(row.key_hash), digest):
+        row = self._raw.fetchone(self._sql_load, (digest,))
+        if row is None or not hmac.compare_digest(bytes(row[1]), digest):
             return None
+        key_id, _, owner_id, names, cidrs, expires_at, revoked_at, grace_until = row
         return VerifiedKey(
-            id=row.id,
-            owner_id=row.owner_id,
-            policies=tuple(orjson.loads(row.policies)),
-            cidrs=parse_cidrs(orjson.loads(row.cidrs)),
-            expires_at=row.expires_at,
-            revoked_at=row.revoked_at,
-            grace_until=row.grace_until,
+            id=key_id,
+            owner_id=owner_id,
+            policies=tuple(orjson.loads(names)),
+            cidrs=parse_cidrs(orjson.loads(cidrs)),
+            expires_at=expires_at,
+            revoked_at=revoked_at,
+            grace_until=grace_until,
         )
 
     def forget(self, key_id: str) -> None:
@@ -426,6 +433,10 @@ class KeyService:
 
     def write_txn(self) -> Any:
         return write_txn(self._engine)
+
+    def close(self) -> None:
+        """Release the lookup path's database connections."""
+        self._raw.close()
 
 
 def _check_rate(text: str) -> None:

@@ -7,7 +7,6 @@ and fetch by that hash; the final comparison is constant-time.
 
 from __future__ import annotations
 
-import hashlib
 import hmac
 import secrets
 import threading
@@ -54,7 +53,7 @@ class TokenService:
 
     def hash(self, token: str, key: bytes | None = None) -> bytes:
         """The keyed hash stored for ``token`` (``key`` defaults to the keyring's)."""
-        return hmac.new(key or self._token_key(), token.encode(), hashlib.sha256).digest()
+        return hmac.digest(key or self._token_key(), token.encode(), "sha256")
 
     # -- minting -------------------------------------------------------------------------
 
@@ -112,14 +111,17 @@ class TokenService:
 
     def authenticate(self, token: str | None) -> Principal:
         """The principal behind ``token``; raises Unauthenticated with one vague message."""
-        if not token or keyformat.parse(token) is None:
+        if not token:
             raise Unauthenticated(_UNAUTHENTICATED)
         digest = self.hash(token)
         now = time.monotonic()
         cached = self._cache.get(digest)
         if cached is not None and now - cached[0] < self._cache_seconds:
+            # Only a well-formed token can have been cached under its digest.
             principal = cached[1]
         else:
+            if keyformat.parse(token) is None:
+                raise Unauthenticated(_UNAUTHENTICATED)
             principal = self._load(digest)
             with self._lock:
                 if len(self._cache) > 50_000:

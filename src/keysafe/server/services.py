@@ -38,6 +38,7 @@ class Services:
         """Stop the audit log and release every database connection."""
         self.audit.stop()
         self.secrets.close()
+        self.keys.close()
         self.engine.dispose()
 
 
