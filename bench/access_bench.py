@@ -125,6 +125,7 @@ def verification(count: int, loops: int) -> dict[str, Any]:
                     service.verify(key, "10.1.2.3")
                 best = max(best, n / (time.perf_counter() - t0))
             results[label] = round(best)
+            service.close()
         engine.dispose()
     return results
 

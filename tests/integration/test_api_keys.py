@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import pytest
 from sqlalchemy import Engine, insert, select
 
@@ -30,7 +32,7 @@ def clock() -> FakeClock:
 
 
 @pytest.fixture
-def keys(engine: Engine, clock: FakeClock) -> KeyService:
+def keys(engine: Engine, clock: FakeClock) -> Iterator[KeyService]:
     token_key = generate_key()
     service = KeyService(engine, lambda: token_key, clock, cache_seconds=0.0)
     with write_txn(engine) as conn:
@@ -41,7 +43,8 @@ def keys(engine: Engine, clock: FakeClock) -> KeyService:
                 )
             )
         service.create_service(conn, "billing-worker", ["payments-read"], "worker", "tok_root")
-    return service
+    yield service
+    service.close()
 
 
 def _create(keys: KeyService, **overrides: object) -> tuple[str, str]:
