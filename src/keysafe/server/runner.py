@@ -87,6 +87,7 @@ def run_server(
     from keysafe.server.services import read_unseal_key
     from keysafe.store.engine import make_engine
     from keysafe.store.migrate import upgrade
+    from keysafe.store.rawread import checkpoint
 
     if insecure_http:
         if not is_loopback(host):
@@ -109,6 +110,7 @@ def run_server(
     _check_port_free(host, port)
     engine = make_engine(settings.resolved_database_url())
     upgrade(engine)
+    checkpoint(engine, "TRUNCATE")
     engine.dispose()
 
     # Worker processes rebuild the settings from this (the CLI may have merged a file).

@@ -76,14 +76,18 @@ def _driver_errors(engine: Engine) -> tuple[type[BaseException], ...]:
     return (error,) if isinstance(error, type) else ()
 
 
-def checkpoint(engine: Engine) -> None:
-    """A passive WAL checkpoint (SQLite only): moves pages without blocking anyone."""
+def checkpoint(engine: Engine, mode: str = "PASSIVE") -> None:
+    """A WAL checkpoint (SQLite only). PASSIVE moves pages without blocking anyone;
+    TRUNCATE (at start-up, before serving) also empties the WAL, so that reads of a
+    freshly loaded store do not go through a large WAL index."""
     if engine.dialect.name != "sqlite":
         return
+    if mode not in ("PASSIVE", "TRUNCATE"):
+        raise ValueError(f"unknown checkpoint mode {mode}")
     conn = engine.raw_connection()
     try:
         cur = conn.cursor()
-        cur.execute("PRAGMA wal_checkpoint(PASSIVE)")
+        cur.execute(f"PRAGMA wal_checkpoint({mode})")
         cur.close()
     finally:
         conn.close()
