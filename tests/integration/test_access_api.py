@@ -135,3 +135,83 @@ async def test_roll_and_revoke(root: httpx.AsyncClient) -> None:
     ).status_code == 401
     in_use = await root.delete("/api/v1/policies/payments-read")
     assert in_use.status_code == 400
+
+
+async def test_client_credentials_exchange(root: httpx.AsyncClient) -> None:
+    import jwt as pyjwt
+
+    key = await _setup(root)
+    form = {"grant_type": "client_credentials", "client_id": key["id"], "client_secret": key["key"]}
+    issued = await root.post("/api/v1/oauth/token", data=form, headers={"Authorization": ""})
+    assert issued.status_code == 200, issued.text
+    doc = issued.json()
+    assert doc["token_type"] == "Bearer"
+    assert 0 < doc["expires_in"] <= 3600
+    access = doc["access_token"]
+    bearer = {"Authorization": f"Bearer {access}"}
+    assert (await root.get("/api/v1/secrets/payments/prod/STRIPE_KEY", headers=bearer)).json()[
+        "value"
+    ] == "sk"
+    assert (
+        await root.get("/api/v1/secrets/payments/prod/ROOT_PW", headers=bearer)
+    ).status_code == 403
+
+    # Offline verification against the published keys, as another service would.
+    jwks = (await root.get("/.well-known/jwks.json")).json()
+    kid = pyjwt.get_unverified_header(access)["kid"]
+    public = pyjwt.PyJWK(dict(next(j for j in jwks["keys"] if j["kid"] == kid).items()))
+    claims = pyjwt.decode(
+        access, public.key, algorithms=["EdDSA"], audience="keysafe", issuer="keysafe"
+    )
+    assert claims["sub"] == key["id"]
+
+    # Rotation keeps issued tokens valid; introspection and revocation.
+    assert (await root.post("/api/v1/sys/rotate-signing-key")).status_code == 200
+    assert len((await root.get("/.well-known/jwks.json")).json()["keys"]) == 2
+    active = await root.post("/api/v1/oauth/introspect", data={"token": access})
+    assert active.json()["active"] is True
+    assert (
+        await root.post(
+            "/api/v1/oauth/revoke", data={"token": access}, headers={"Authorization": ""}
+        )
+    ).status_code == 200
+    assert (await root.post("/api/v1/oauth/introspect", data={"token": access})).json() == {
+        "active": False
+    }
+    assert (
+        await root.get("/api/v1/secrets/payments/prod/STRIPE_KEY", headers=bearer)
+    ).status_code == 401
+
+
+async def test_token_exchange_refusals(root: httpx.AsyncClient) -> None:
+    key = await _setup(root)
+    bad = [
+        ({"grant_type": "password", "client_secret": key["key"]}, 400, "unsupported_grant_type"),
+        ({"grant_type": "client_credentials", "client_secret": "nope"}, 401, "invalid_client"),
+        (
+            {"grant_type": "client_credentials", "client_secret": key["key"], "client_id": "key_x"},
+            401,
+            "invalid_client",
+        ),
+    ]
+    for form, status, error in bad:
+        response = await root.post("/api/v1/oauth/token", data=form, headers={"Authorization": ""})
+        assert response.status_code == status
+        assert response.json()["error"] == error
+    # A token with alg "none" (unsigned) is refused.
+    import base64
+    import json
+
+    def part(doc: dict[str, object]) -> str:
+        return base64.urlsafe_b64encode(json.dumps(doc).encode()).decode().rstrip("=")
+
+    unsigned = (
+        part({"alg": "none", "typ": "at+jwt"})
+        + "."
+        + part({"sub": key["id"], "scope": "payments-read"})
+        + "."
+    )
+    response = await root.get(
+        "/api/v1/secrets/payments/prod/STRIPE_KEY", headers={"Authorization": f"Bearer {unsigned}"}
+    )
+    assert response.status_code == 401

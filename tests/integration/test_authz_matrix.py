@@ -31,12 +31,19 @@ PUBLIC_ROUTES = {
     ("POST", "/api/v1/sys/unseal"),  # proof is the share itself
     ("POST", "/api/v1/sys/generate-root"),  # proof is the unseal material
     ("POST", "/api/v1/leaks"),  # proof is the leaked credential itself
+    ("POST", "/api/v1/oauth/token"),  # proof is the API key in the request (RFC 6749)
+    ("POST", "/api/v1/oauth/revoke"),  # proof is the token itself (RFC 7009)
+    ("GET", "/.well-known/jwks.json"),  # public keys, for offline verification
     ("GET", "/v1/sys/health"),
     ("GET", "/v1/sys/seal-status"),
 }
 
 # "Who am I" routes: any live credential may describe itself, whatever its policies.
-SELF_ROUTES = {("GET", "/api/v1/tokens/self"), ("GET", "/v1/auth/token/lookup-self")}
+SELF_ROUTES = {
+    ("GET", "/api/v1/tokens/self"),
+    ("GET", "/v1/auth/token/lookup-self"),
+    ("POST", "/api/v1/oauth/introspect"),  # resource servers introspect tokens (RFC 7662)
+}
 
 PARAMS = {"path": "matrix/KEY", "name": "matrix-policy", "key_id": "key_0", "token_id": "tok_0"}
 

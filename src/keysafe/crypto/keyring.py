@@ -19,6 +19,7 @@ import base64
 import json
 import time
 from dataclasses import dataclass, field
+from typing import Any
 
 from keysafe.crypto.envelope import DecryptionFailed, generate_key, open_sealed, seal
 
@@ -44,6 +45,9 @@ class Keyring:
     token_hmac_key: bytes
     audit_hmac_key: bytes
     created: dict[int, float] = field(default_factory=dict)
+    # JWT signing keys (plain dicts, owned by keysafe.access.jwt_tokens): sealed with the
+    # rest of the keyring so that they never reach the database in clear.
+    signing_keys: list[dict[str, Any]] = field(default_factory=list)
 
     @classmethod
     def new(cls) -> Keyring:
@@ -109,13 +113,15 @@ class Keyring:
         def b64(raw: bytes) -> str:
             return base64.b64encode(raw).decode()
 
-        doc = {
+        doc: dict[str, Any] = {
             "v": 1,
             "keks": {str(k): b64(v) for k, v in self.keks.items()},
             "created": {str(k): v for k, v in self.created.items()},
             "token_hmac_key": b64(self.token_hmac_key),
             "audit_hmac_key": b64(self.audit_hmac_key),
         }
+        if self.signing_keys:
+            doc["signing_keys"] = self.signing_keys
         return seal(root_key, json.dumps(doc).encode(), _KEYRING_AAD)
 
     @classmethod
@@ -127,4 +133,5 @@ class Keyring:
             token_hmac_key=base64.b64decode(doc["token_hmac_key"]),
             audit_hmac_key=base64.b64decode(doc["audit_hmac_key"]),
             created={int(k): float(v) for k, v in doc.get("created", {}).items()},
+            signing_keys=list(doc.get("signing_keys", [])),
         )

@@ -77,9 +77,9 @@ class SealGate:
 
 def api_routers() -> list[APIRouter]:
     """Every router the application mounts (the route table tests walk)."""
-    from keysafe.server.routes import access, audit, leaks, secrets, sys, tokens, vault
+    from keysafe.server.routes import access, audit, leaks, oauth, secrets, sys, tokens, vault
 
-    return [m.router for m in (sys, secrets, tokens, audit, leaks, access, vault)]
+    return [m.router for m in (sys, secrets, tokens, audit, leaks, access, oauth, vault)]
 
 
 def create_app(settings: Settings, *, services: Services | None = None) -> FastAPI:

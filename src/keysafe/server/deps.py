@@ -98,6 +98,9 @@ async def authenticate(
     try:
         if token is not None and token.startswith("ks_live_"):
             principal = svc.keys.verify(token, src)
+        elif token is not None and token.count(".") == 2:
+            # A short-lived access token from the client-credentials exchange.
+            principal = svc.oauth.principal(token)
         else:
             principal = svc.tokens.authenticate(token)
     except Forbidden as exc:

@@ -8,6 +8,7 @@ from sqlalchemy import Engine
 
 from keysafe.access.apikeys import KeyService
 from keysafe.access.authorizer import Authorizer
+from keysafe.access.oauth import DbRevocationList, TokenExchange
 from keysafe.access.policy_store import PolicyStore
 from keysafe.access.service import TokenService
 from keysafe.audit.service import AuditLog
@@ -33,12 +34,14 @@ class Services:
     leaks: LeakService
     keys: KeyService
     policies: PolicyStore
+    oauth: TokenExchange
 
     def close(self) -> None:
         """Stop the audit log and release every database connection."""
         self.audit.stop()
         self.secrets.close()
         self.keys.close()
+        self.oauth.close()
         self.engine.dispose()
 
 
@@ -78,8 +81,20 @@ def build_services(
         cache_seconds=settings.token_cache_seconds,
     )
     leaks = LeakService(tokens, keys, audit, clock)
+    oauth = TokenExchange(system.signing_keys, DbRevocationList(engine))
     return Services(
-        settings, engine, clock, barrier, audit, tokens, secrets, system, leaks, keys, policies
+        settings,
+        engine,
+        clock,
+        barrier,
+        audit,
+        tokens,
+        secrets,
+        system,
+        leaks,
+        keys,
+        policies,
+        oauth,
     )
 
 

@@ -147,3 +147,10 @@ api_keys = Table(
     Column("use_count", BigInteger, nullable=False),
 )
 Index("ix_api_keys_owner", api_keys.c.owner_type, api_keys.c.owner_id)
+
+jwt_revocations = Table(
+    "jwt_revocations",
+    metadata,
+    Column("jti", String(64), primary_key=True),
+    Column("expires_at", BigInteger, nullable=False),
+)

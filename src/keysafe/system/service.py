@@ -10,13 +10,16 @@ from __future__ import annotations
 
 import copy
 import logging
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import orjson
 from sqlalchemy import Connection, Engine, select
 from sqlalchemy.dialects import postgresql, sqlite
 
+from keysafe.access.jwt_tokens import SigningKeySet
 from keysafe.access.service import TokenService
 from keysafe.crypto import rootkey
 from keysafe.crypto.barrier import Barrier
@@ -27,6 +30,7 @@ from keysafe.store.engine import read_conn, write_txn
 from keysafe.store.tables import sys_state
 
 log = logging.getLogger("keysafe.system")
+T = TypeVar("T")
 
 MODE_SHAMIR = "shamir"
 MODE_KEY = "key"
@@ -54,11 +58,18 @@ class SystemService:
         self._unseal_key = unseal_key
         self._config_cache: dict[str, Any] | None = None
         self._postgres = engine.dialect.name == "postgresql"
+        # The sealed keyring this process last loaded: another process's rotation of KEKs
+        # or signing keys shows up as a different blob.
+        self._keyring_seen: bytes | None = None
+        self._signing_cache: tuple[Keyring, SigningKeySet] | None = None
 
     # -- state ---------------------------------------------------------------------------
 
-    def _get(self, conn: Connection, key: str) -> bytes | None:
-        row = conn.execute(select(sys_state.c.value).where(sys_state.c.key == key)).first()
+    def _get(self, conn: Connection, key: str, *, lock: bool = False) -> bytes | None:
+        query = select(sys_state.c.value).where(sys_state.c.key == key)
+        if lock and self._postgres:
+            query = query.with_for_update()
+        row = conn.execute(query).first()
         return None if row is None else bytes(row.value)
 
     def _put(self, conn: Connection, key: str, value: bytes) -> None:
@@ -232,24 +243,67 @@ class SystemService:
 
     def rotate_key(self) -> int:
         """Add a KEK version for all new writes; old versions stay readable."""
+        return self._change_keyring(lambda keyring: keyring.rotate())
+
+    def _change_keyring(self, change: Callable[[Keyring], T]) -> T:
+        """Apply ``change`` to the stored keyring and seal it again, in one transaction."""
         root_key = self._barrier.root_key()
         with write_txn(self._engine) as conn:
-            blob = self._get(conn, "keyring")
+            # Row lock on PostgreSQL (SQLite's write lock already serialises): two nodes
+            # changing the keyring at once must not lose either change.
+            blob = self._get(conn, "keyring", lock=True)
             assert blob is not None
             keyring = Keyring.open_with(root_key, blob)
-            version = keyring.rotate()
-            self._put(conn, "keyring", keyring.seal_with(root_key))
+            result = change(keyring)
+            sealed = keyring.seal_with(root_key)
+            self._put(conn, "keyring", sealed)
         self._barrier.replace_keyring(keyring)
-        return version
+        self._keyring_seen = sealed
+        return result
+
+    # -- JWT signing keys ----------------------------------------------------------------
+
+    def signing_keys(self) -> SigningKeySet:
+        """The JWT signing keys from the keyring; the first key is made on first use."""
+        keyring = self._barrier.keyring()
+        if not keyring.signing_keys:
+
+            def add_first(ring: Keyring) -> None:
+                if not ring.signing_keys:
+                    ring.signing_keys = SigningKeySet.new(time.time()).to_dicts()
+
+            self._change_keyring(add_first)
+            keyring = self._barrier.keyring()
+        cached = self._signing_cache
+        if cached is None or cached[0] is not keyring:
+            cached = (keyring, SigningKeySet.from_dicts(keyring.signing_keys))
+            self._signing_cache = cached
+        return cached[1]
+
+    def rotate_signing_key(self, overlap_seconds: float = 300.0) -> str:
+        """A new signing key; the old one stays verifiable for the longest token
+        lifetime plus ``overlap_seconds``, then is pruned. Returns the new kid."""
+        self.signing_keys()
+
+        def rotate(ring: Keyring) -> str:
+            keys = SigningKeySet.from_dicts(ring.signing_keys)
+            now = time.time()
+            new = keys.rotate(now, overlap_seconds)
+            keys.prune(now)
+            ring.signing_keys = keys.to_dicts()
+            return new.kid
+
+        return self._change_keyring(rotate)
 
     def refresh_keyring(self) -> None:
         self._reload_keyring(self._keyring_blob())
 
     def _reload_keyring(self, blob: bytes) -> None:
-        current = self._barrier.keyring()
+        if blob == self._keyring_seen:
+            return
         try:
             fresh = Keyring.open_with(self._barrier.root_key(), blob)
         except Exception:  # a sealed race or a foreign blob: keep what works
             return
-        if fresh.current_version != current.current_version:
-            self._barrier.replace_keyring(copy.copy(fresh))
+        self._barrier.replace_keyring(copy.copy(fresh))
+        self._keyring_seen = blob

@@ -1,0 +1,143 @@
+"""OAuth 2.0 client credentials (RFC 6749), JWKS, introspection (RFC 7662) and
+revocation (RFC 7009) for short-lived access tokens."""
+
+from __future__ import annotations
+
+import base64
+from typing import Any
+from urllib.parse import parse_qs
+
+import anyio.to_thread
+import orjson
+from fastapi import APIRouter, Depends, Request
+from starlette.responses import Response
+
+from keysafe.errors import Forbidden, KeysafeError
+from keysafe.server import deps
+from keysafe.server.routes.sys import json_response
+
+router = APIRouter(tags=["oauth"])
+
+
+async def _params(request: Request) -> dict[str, str]:
+    """Form-encoded (as the RFCs say) or JSON parameters."""
+    raw = await request.body()
+    if request.headers.get("content-type", "").startswith("application/json"):
+        try:
+            doc = orjson.loads(raw or b"{}")
+        except orjson.JSONDecodeError:
+            return {}
+        return {str(k): str(v) for k, v in doc.items()} if isinstance(doc, dict) else {}
+    return {k: v[-1] for k, v in parse_qs(raw.decode("latin-1")).items()}
+
+
+def _oauth_error(status: int, error: str, description: str) -> Response:
+    body = orjson.dumps({"error": error, "error_description": description})
+    headers = {"Cache-Control": "no-store"}
+    if status == 401:
+        headers["WWW-Authenticate"] = 'Basic realm="keysafe"'
+    return Response(body, status_code=status, media_type="application/json", headers=headers)
+
+
+def _client_secret(request: Request, params: dict[str, str]) -> tuple[str | None, str | None]:
+    header = request.headers.get("authorization", "")
+    if header.lower().startswith("basic "):
+        try:
+            decoded = base64.b64decode(header[6:]).decode()
+        except (ValueError, UnicodeDecodeError):
+            return None, None
+        client_id, _, secret = decoded.partition(":")
+        return client_id or None, secret or None
+    return params.get("client_id"), params.get("client_secret")
+
+
+@router.post("/api/v1/oauth/token")
+async def token(request: Request) -> Response:
+    """Exchange an API key (``client_secret``; ``client_id`` its key id, optional) for a
+    signed access token of at most one hour."""
+    params = await _params(request)
+    if params.get("grant_type") != "client_credentials":
+        return _oauth_error(400, "unsupported_grant_type", "use grant_type=client_credentials")
+    client_id, secret = _client_secret(request, params)
+    svc = deps.services(request)
+    rid, src = deps.request_id(request), deps.source(request)
+    try:
+        if not secret or not secret.startswith("ks_live_"):
+            raise Forbidden("client_secret must be a keysafe API key")
+        ctx = await deps.authenticate(svc, secret, src, rid, request.url.path)
+        if client_id is not None and client_id != ctx.principal.token_id:
+            raise Forbidden("client_id does not match the key")
+        ttl = (
+            int(params.get("expires_in", "900")) if params.get("expires_in", "").isdigit() else 900
+        )
+        reply = await anyio.to_thread.run_sync(lambda: svc.oauth.issue(ctx.principal, ttl))
+    except KeysafeError as exc:
+        return _oauth_error(401, "invalid_client", exc.detail)
+    await deps.record(
+        svc,
+        rid=rid,
+        actor=ctx.principal.token_id,
+        src=src,
+        operation="oauth:token",
+        outcome="ok",
+        detail=f"expires in {reply['expires_in']} s",
+    )
+    return Response(
+        orjson.dumps(reply), media_type="application/json", headers={"Cache-Control": "no-store"}
+    )
+
+
+@router.get("/.well-known/jwks.json")
+async def jwks(request: Request) -> Response:
+    """The public keys that verify keysafe access tokens (offline verification)."""
+    svc = deps.services(request)
+    return json_response(await anyio.to_thread.run_sync(svc.oauth.jwks))
+
+
+@router.post("/api/v1/oauth/introspect", dependencies=[Depends(deps.authenticated)])
+async def introspect(request: Request) -> Response:
+    """RFC 7662 for any authenticated caller; ``{"active": false}`` for anything invalid."""
+    params = await _params(request)
+    svc = deps.services(request)
+    result: dict[str, Any] = await anyio.to_thread.run_sync(
+        lambda: svc.oauth.introspect(params.get("token", ""))
+    )
+    return json_response(result)
+
+
+@router.post("/api/v1/oauth/revoke")
+async def revoke(request: Request) -> Response:
+    """RFC 7009: whoever holds a token may revoke it; always 200."""
+    params = await _params(request)
+    svc = deps.services(request)
+    await anyio.to_thread.run_sync(lambda: svc.oauth.revoke(params.get("token", "")))
+    await deps.record(
+        svc,
+        rid=deps.request_id(request),
+        actor="token-holder",
+        src=deps.source(request),
+        operation="oauth:revoke",
+        outcome="ok",
+    )
+    return Response(status_code=200)
+
+
+@router.post(
+    "/api/v1/sys/rotate-signing-key",
+    dependencies=[Depends(deps.root_only("sys:rotate-signing-key"))],
+)
+async def rotate_signing_key(request: Request) -> Response:
+    """A new JWT signing key; the previous one verifies until its tokens have expired."""
+    svc = deps.services(request)
+    kid = await anyio.to_thread.run_sync(svc.system.rotate_signing_key)
+    ctx = await deps.context(request)
+    await deps.record(
+        svc,
+        rid=ctx.request_id,
+        actor=ctx.principal.token_id,
+        src=ctx.source,
+        operation="sys:rotate-signing-key",
+        outcome="ok",
+        detail=kid,
+    )
+    return json_response({"kid": kid})
