@@ -43,6 +43,9 @@ class Settings(BaseSettings):
     # Token lookups are cached this long in each server process; revocation is immediate
     # on the process that revoked and visible to other processes within this delay.
     token_cache_seconds: float = 1.0
+    # API keys: revoke keys nobody used for this many days (None: only list them with
+    # `keysafe key list --unused-for`). Checked by the server every ten minutes.
+    key_revoke_unused_days: int | None = None
 
     @property
     def data_dir(self) -> Path:

@@ -215,3 +215,19 @@ async def test_token_exchange_refusals(root: httpx.AsyncClient) -> None:
         "/api/v1/secrets/payments/prod/STRIPE_KEY", headers={"Authorization": f"Bearer {unsigned}"}
     )
     assert response.status_code == 401
+
+
+async def test_unused_key_rule_is_audited(vault: Vault, root: httpx.AsyncClient) -> None:
+    from keysafe.server.app import sweep_unused_keys
+
+    key = await _setup(root)
+    assert sweep_unused_keys(vault.svc) == []  # the rule is off by default
+    vault.svc.settings = vault.svc.settings.model_copy(update={"key_revoke_unused_days": 1})
+    vault.svc.keys._clock = type(
+        "Later", (), {"now_us": lambda self: vault.svc.clock.now_us() + 2 * 86_400_000_000}
+    )()
+    assert sweep_unused_keys(vault.svc) == [key["id"]]
+    events = (await root.get("/api/v1/audit/events?limit=1000")).json()["events"]
+    assert [e["detail"] for e in events if e["operation"] == "key:revoke-unused"] == [
+        f"{key['id']} unused for 1 days"
+    ]

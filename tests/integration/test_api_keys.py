@@ -158,3 +158,17 @@ def test_unused_keys_are_listed(keys: KeyService, clock: FakeClock) -> None:
     idle = [k["id"] for k in keys.list_keys(unused_for_seconds=30 * 86400)]
     assert idle == [idle_id]
     assert used_id not in idle
+
+
+def test_unused_keys_are_revoked_by_the_rule(keys: KeyService, clock: FakeClock) -> None:
+    used, used_id = _create(keys)
+    idle, idle_id = _create(keys)
+    clock.advance(29 * 86400)
+    keys.verify(used, "10.0.0.1")
+    clock.advance(2 * 86400)
+    keys.flush_usage()
+    with keys.write_txn() as conn:
+        assert keys.revoke_unused(conn, 30) == [idle_id]
+    with pytest.raises(Unauthenticated):
+        keys.verify(idle, "10.0.0.1")
+    assert keys.verify(used, "10.0.0.1").token_id == used_id

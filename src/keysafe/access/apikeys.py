@@ -322,6 +322,24 @@ class KeyService:
             ]
         return [public_key_record(r) for r in rows]
 
+    def revoke_unused(self, conn: Connection, days: int) -> list[str]:
+        """Revoke live keys unused for ``days`` (never used: counted from creation);
+        returns their ids. The caller flushes usage first (``flush_usage``, which needs
+        its own transaction) and audits the revocations in this one."""
+        cutoff = self._clock.now_us() - days * _DAY_US
+        stale = [
+            r.id
+            for r in conn.execute(
+                select(api_keys.c.id, api_keys.c.last_used_at, api_keys.c.created_at).where(
+                    api_keys.c.revoked_at.is_(None)
+                )
+            )
+            if (r.last_used_at or r.created_at) < cutoff
+        ]
+        for key_id in stale:
+            self.revoke(conn, key_id)
+        return stale
+
     # -- verification --------------------------------------------------------------------
 
     def verify(self, key: str, source: str) -> Principal:

@@ -25,6 +25,7 @@ log = logging.getLogger("keysafe.server")
 
 INTERNAL_SETTINGS_ENV = "KEYSAFE_INTERNAL_SERVER_SETTINGS"
 SEAL_POLL_SECONDS = 0.5
+UNUSED_KEY_SWEEP_EVERY = 1200  # polls: every ten minutes
 
 # Routes that answer while sealed; everything else gets 503 "sealed".
 _OPEN_WHILE_SEALED = frozenset(
@@ -137,11 +138,18 @@ def with_fast_paths(app: FastAPI) -> ASGIApp:
 
 async def _follow_seal_state(svc: Services) -> None:
     """Keep this process's seal state and keyring in line with the other processes,
-    and checkpoint SQLite's WAL off the request path."""
+    checkpoint SQLite's WAL off the request path, and run the unused-key rule."""
     from keysafe.store.rawread import checkpoint
 
+    loops = 0
     while True:
         await asyncio.sleep(SEAL_POLL_SECONDS)
+        loops += 1
+        if loops % UNUSED_KEY_SWEEP_EVERY == 1 and not svc.barrier.sealed:
+            try:
+                await anyio.to_thread.run_sync(sweep_unused_keys, svc)
+            except Exception as exc:  # retried on the next sweep
+                log.warning("the unused-key rule failed: %s", exc)
         try:
             await anyio.to_thread.run_sync(svc.system.follow_seal_state)
             await anyio.to_thread.run_sync(checkpoint, svc.engine)
@@ -150,6 +158,38 @@ async def _follow_seal_state(svc: Services) -> None:
                 await anyio.to_thread.run_sync(svc.keys.flush_usage)
         except Exception as exc:  # keep polling; a database blip must not kill the server
             log.warning("could not read the seal state: %s", exc)
+
+
+def sweep_unused_keys(svc: Services) -> list[str]:
+    """Revoke keys unused for ``key_revoke_unused_days`` (if set), audited."""
+    days = svc.settings.key_revoke_unused_days
+    if not days:
+        return []
+    from keysafe.audit.models import OUTCOME_OK, AuditEvent
+
+    svc.keys.flush_usage()
+    with svc.keys.write_txn() as conn:
+        revoked = svc.keys.revoke_unused(conn, days)
+        if revoked:
+            svc.audit.append_in_txn(
+                conn,
+                [
+                    AuditEvent(
+                        svc.clock.now_us(),
+                        "unused-key-rule",
+                        "system",
+                        "server",
+                        "key:revoke-unused",
+                        "",
+                        OUTCOME_OK,
+                        f"{key_id} unused for {days} days",
+                    )
+                    for key_id in revoked
+                ],
+            )
+    if revoked:
+        log.warning("revoked %d key(s) unused for %d days", len(revoked), days)
+    return revoked
 
 
 def create_app_from_env() -> ASGIApp:
