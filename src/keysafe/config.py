@@ -46,6 +46,9 @@ class Settings(BaseSettings):
     # API keys: revoke keys nobody used for this many days (None: only list them with
     # `keysafe key list --unused-for`). Checked by the server every ten minutes.
     key_revoke_unused_days: int | None = None
+    # Failed credential checks one source address may make per minute before it is
+    # refused (429) for a minute.
+    auth_failures_per_minute: int = 20
 
     @property
     def data_dir(self) -> Path:

@@ -8,6 +8,7 @@
     ├── Unauthenticated               unauthenticated 401   6
     ├── Forbidden                     forbidden       403   1
     ├── NotFound                      not_found       404   3
+    ├── RateLimited                   rate_limited    429   9
     ├── Conflict                      conflict        409   4
     │   ├── CasMismatch               cas_mismatch    409   4
     │   └── AlreadyInitialized        already_initialized 409 4
@@ -98,6 +99,19 @@ class NotFound(KeysafeError):
     title = "Not found"
 
 
+class RateLimited(KeysafeError):
+    """Too many attempts; ``retry_after`` says when to try again (seconds)."""
+
+    code = "rate_limited"
+    status = 429
+    exit_code = 9
+    title = "Too many requests"
+
+    def __init__(self, detail: str, retry_after: int = 1, **extra: Any) -> None:
+        super().__init__(detail, retry_after=retry_after, **extra)
+        self.retry_after = retry_after
+
+
 class Conflict(KeysafeError):
     code = "conflict"
     status = 409
@@ -173,6 +187,7 @@ ERRORS_BY_CODE: dict[str, type[KeysafeError]] = {
         Unauthenticated,
         Forbidden,
         NotFound,
+        RateLimited,
         Conflict,
         CasMismatch,
         AlreadyInitialized,
@@ -199,6 +214,7 @@ def error_from_problem(doc: dict[str, Any], status: int) -> KeysafeError:
             403: Forbidden,
             404: NotFound,
             409: Conflict,
+            429: RateLimited,
             413: ValueTooLarge,
             422: InvalidInput,
             503: Unavailable,

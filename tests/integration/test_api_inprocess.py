@@ -253,3 +253,22 @@ async def test_api_keys_authenticate_and_leaked_keys_are_revoked(
     results = (await fast.post("/api/v1/leaks", json={"credentials": [{"credential": key}]})).json()
     assert results["results"][0]["status"] == "revoked"
     assert (await fast.get("/api/v1/secrets/any/KEY", headers=headers)).status_code == 401
+
+
+async def test_guessing_credentials_gets_throttled(vault: Vault) -> None:
+    app = with_fast_paths(create_app(vault.svc.settings, services=vault.svc))
+    transport = httpx.ASGITransport(app=app, client=("198.51.100.7", 4000))
+    async with httpx.AsyncClient(transport=transport, base_url="http://t") as guesser:
+        statuses = []
+        for i in range(vault.svc.settings.auth_failures_per_minute + 2):
+            guess = {"Authorization": f"Bearer ks_live_guess{i:033d}"}
+            statuses.append((await guesser.get("/api/v1/secrets/a/b", headers=guess)).status_code)
+        assert statuses[:-1] == [401] * (len(statuses) - 1)
+        blocked = await guesser.get(
+            "/api/v1/secrets/a/b", headers={"Authorization": f"Bearer {vault.root_token}"}
+        )
+        assert blocked.status_code == 429
+        assert blocked.json()["code"] == "rate_limited"
+        assert int(blocked.headers["retry-after"]) >= 1
+    events = vault.svc.audit.events(limit=1000)
+    assert [e.event.operation for e in events].count("auth:throttle") == 1

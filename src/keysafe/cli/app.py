@@ -29,7 +29,8 @@ Exit codes: 0 ok; 1 denied or a failed check (forbidden, audit verify found tamp
 2 usage error or invalid input; 3 not found; 4 conflict (cas mismatch, already
 initialised); 5 unavailable (sealed, not initialised, audit or storage down);
 6 unauthenticated (missing, expired or revoked token); 7 cannot reach the server
-(connection or TLS failure); 8 server or integrity error; 130 interrupted.
+(connection or TLS failure); 8 server or integrity error; 9 rate limited (too many
+failed credential checks: retry later); 130 interrupted.
 `keysafe run` exits with the command's own status (128+N if killed by signal N;
 126/127 if it cannot be started).
 

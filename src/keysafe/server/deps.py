@@ -94,7 +94,9 @@ async def record(
 async def authenticate(
     svc: Services, token: str | None, src: str, rid: str, path: str
 ) -> RequestContext:
-    """The request context for ``token``; raises Unauthenticated (audited)."""
+    """The request context for ``token``; raises Unauthenticated (audited), or
+    RateLimited while the source is cooling down after too many failures."""
+    svc.throttle.check(src)
     try:
         if token is not None and token.startswith("ks_live_"):
             principal = svc.keys.verify(token, src)
@@ -125,6 +127,16 @@ async def authenticate(
             path=path,
             detail="invalid token",
         )
+        if svc.throttle.failed(src):
+            await record(
+                svc,
+                rid=rid,
+                actor="anonymous",
+                src=src,
+                operation="auth:throttle",
+                path=path,
+                detail=f"source blocked for {svc.throttle.cooldown:.0f} s",
+            )
         raise
     return RequestContext(principal, src, rid)
 

@@ -20,6 +20,7 @@ from keysafe.errors import (
     InvalidInput,
     KeysafeError,
     NotInitialized,
+    RateLimited,
     Sealed,
     ServerError,
     ValueTooLarge,
@@ -65,7 +66,10 @@ class HotReadPath:
             value = await svc.secrets.read(ctx, url_path[len(_PREFIX) :], version)
             await _send(send, 200, _JSON, orjson.dumps(value.as_document()))
         except KeysafeError as exc:
-            await _send(send, exc.status, _PROBLEM, orjson.dumps(exc.to_problem(url_path)))
+            headers = _PROBLEM
+            if isinstance(exc, RateLimited):
+                headers = [*_PROBLEM, (b"retry-after", str(exc.retry_after).encode())]
+            await _send(send, exc.status, headers, orjson.dumps(exc.to_problem(url_path)))
         except Exception:
             log.exception("unexpected error on GET %s", url_path)
             error = ServerError("internal error; see the server log")

@@ -10,7 +10,14 @@ from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 
-from keysafe.errors import InvalidInput, KeysafeError, NotFound, ServerError, ValueTooLarge
+from keysafe.errors import (
+    InvalidInput,
+    KeysafeError,
+    NotFound,
+    RateLimited,
+    ServerError,
+    ValueTooLarge,
+)
 
 log = logging.getLogger("keysafe.server")
 
@@ -22,7 +29,8 @@ def problem_response(request: Request, error: KeysafeError) -> Response:
         body = orjson.dumps({"errors": [error.detail]})
         return Response(body, status_code=error.status, media_type="application/json")
     body = orjson.dumps(error.to_problem(instance=request.url.path))
-    return Response(body, status_code=error.status, media_type=PROBLEM_JSON)
+    headers = {"Retry-After": str(error.retry_after)} if isinstance(error, RateLimited) else None
+    return Response(body, status_code=error.status, media_type=PROBLEM_JSON, headers=headers)
 
 
 def install(app: FastAPI) -> None:

@@ -11,6 +11,7 @@ from keysafe.access.authorizer import Authorizer
 from keysafe.access.oauth import DbRevocationList, TokenExchange
 from keysafe.access.policy_store import PolicyStore
 from keysafe.access.service import TokenService
+from keysafe.access.throttle import FailureThrottle
 from keysafe.audit.service import AuditLog
 from keysafe.clock import Clock, SystemClock
 from keysafe.config import Settings
@@ -35,6 +36,7 @@ class Services:
     keys: KeyService
     policies: PolicyStore
     oauth: TokenExchange
+    throttle: FailureThrottle
 
     def close(self) -> None:
         """Stop the audit log and release every database connection."""
@@ -82,6 +84,7 @@ def build_services(
     )
     leaks = LeakService(tokens, keys, audit, clock)
     oauth = TokenExchange(system.signing_keys, DbRevocationList(engine))
+    throttle = FailureThrottle(limit=settings.auth_failures_per_minute)
     return Services(
         settings,
         engine,
@@ -95,6 +98,7 @@ def build_services(
         keys,
         policies,
         oauth,
+        throttle,
     )
 
 

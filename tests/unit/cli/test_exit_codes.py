@@ -15,6 +15,7 @@ EXPECTED = {
     errors.Unauthenticated: 6,
     errors.Forbidden: 1,
     errors.NotFound: 3,
+    errors.RateLimited: 9,
     errors.Conflict: 4,
     errors.CasMismatch: 4,
     errors.AlreadyInitialized: 4,
