@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import copy
 import logging
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -61,6 +62,10 @@ class SystemService:
         # The sealed keyring this process last loaded: another process's rotation of KEKs
         # or signing keys shows up as a different blob.
         self._keyring_seen: bytes | None = None
+        # Seal-state transitions of this process (an unseal writing the shared flag, the
+        # poller applying it) happen one at a time, so a poll that read the flag just
+        # before an unseal cannot seal again right after it.
+        self._state_lock = threading.RLock()
         self._signing_cache: tuple[Keyring, SigningKeySet] | None = None
 
     # -- state ---------------------------------------------------------------------------
@@ -146,6 +151,10 @@ class SystemService:
                 self._put(conn, "sealed_by_operator", b"0")
 
     def unseal(self, share: str | None = None, key: str | None = None) -> dict[str, Any]:
+        with self._state_lock:
+            return self._unseal_unlocked(share=share, key=key)
+
+    def _unseal_unlocked(self, share: str | None = None, key: str | None = None) -> dict[str, Any]:
         """Submit one share (Shamir mode) or the unseal key (key mode)."""
         config = self.seal_config()
         if config is None:
@@ -198,6 +207,10 @@ class SystemService:
         return issued.token
 
     def auto_unseal(self) -> bool:
+        with self._state_lock:
+            return self._auto_unseal_unlocked()
+
+    def _auto_unseal_unlocked(self) -> bool:
         """Unseal from the configured key source (embedded mode, key file), if any.
 
         Never undoes an operator's seal: after ``operator seal`` the vault stays sealed,
@@ -218,6 +231,10 @@ class SystemService:
         return True
 
     def seal(self) -> dict[str, Any]:
+        with self._state_lock:
+            return self._seal_unlocked()
+
+    def _seal_unlocked(self) -> dict[str, Any]:
         """Drop the keys from memory; every process of this vault follows."""
         with write_txn(self._engine) as conn:
             self._put(conn, "sealed", b"1")
@@ -227,6 +244,10 @@ class SystemService:
         return self.status()
 
     def follow_seal_state(self) -> None:
+        with self._state_lock:
+            return self._follow_seal_state_unlocked()
+
+    def _follow_seal_state_unlocked(self) -> None:
         """Poll: seal when the operator sealed; reload a keyring rotated elsewhere."""
         with read_conn(self._engine) as conn:
             flag = self._get(conn, "sealed")
