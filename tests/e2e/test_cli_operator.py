@@ -9,9 +9,6 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from conftest import Cli as _Cli
-from conftest import clean_env
-
 if TYPE_CHECKING:
     from tests.e2e.conftest import Cli
 
@@ -87,13 +84,12 @@ def test_server_over_tls_starts_sealed(tls_server: Cli) -> None:
 
 
 def test_generate_root_after_the_root_token_leaked(
-    up_runner: Callable[[Path], tuple[subprocess.Popen[str], str]], tmp_path: Path
+    up_runner: Callable[[Path], tuple[subprocess.Popen[str], str]], cli: Cli, tmp_path: Path
 ) -> None:
-    home = tmp_path / "home"
+    home = cli.home  # the `cli` fixture's empty KEYSAFE_HOME, now served by `keysafe up`
     _proc, _addr = up_runner(home)
-    cli = _Cli(home=home, env=clean_env(KEYSAFE_HOME=str(home)))
     old = tomllib.loads((home / "profile.toml").read_text())["token"]
-    leaked = tmp_path / "leak"
+    leaked = tmp_path.parent / f"{tmp_path.name}-leak"
     leaked.mkdir()
     (leaked / "notes.txt").write_text(f"root token: {old}\n")
     assert cli.run("scan", str(leaked), "--report").returncode == 1
