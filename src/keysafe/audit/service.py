@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import orjson
-from sqlalchemy import Connection, Engine, insert, select, update
+from sqlalchemy import Connection, Engine, select
 
 from keysafe.audit.models import GENESIS_HASH, AuditEvent, ChainedEvent, chain, event_from_row, link
 from keysafe.errors import AuditUnavailable, KeysafeError
@@ -105,7 +105,7 @@ class AuditLog:
             raise AuditUnavailable("audit log is not running")
         try:
             with write_txn(self._engine) as conn:
-                self._append(conn, [event])
+                self.append_in_txn(conn, [event])
         except Exception as exc:
             log.error("audit write failed, failing the operation closed: %s", exc)
             raise AuditUnavailable("the audit trail cannot be written; operation refused") from exc
@@ -146,33 +146,15 @@ class AuditLog:
                 fut.set_exception(error)
 
     def append_in_txn(self, conn: Connection, events: list[AuditEvent]) -> list[ChainedEvent]:
-        """Append inside the caller's write transaction (commits or rolls back with it)."""
-        try:
-            return self._append(conn, events)
-        except KeysafeError:
-            raise
-        except Exception as exc:
-            raise AuditUnavailable(f"audit event could not be written: {exc}") from exc
+        """Append inside the caller's write transaction (commits or rolls back with it).
 
-    def _append(self, conn: Connection, events: list[AuditEvent]) -> list[ChainedEvent]:
-        query = select(audit_head.c.seq, audit_head.c.hash).where(audit_head.c.id == 1)
-        if self._postgres:
-            # Appenders in every process serialise on the head row.
-            query = query.with_for_update()
-        head = conn.execute(query).first()
-        seq, prev = (int(head.seq), bytes(head.hash)) if head else (0, GENESIS_HASH)
-        chained = chain(self._key(), seq, prev, events)
-        conn.execute(insert(audit_events), [c.as_row() for c in chained])
-        last = chained[-1]
-        if head is None:
-            conn.execute(insert(audit_head).values(id=1, seq=last.seq, hash=last.hash))
-        else:
-            conn.execute(
-                update(audit_head).where(audit_head.c.id == 1).values(seq=last.seq, hash=last.hash)
-            )
-        if self._file_path is not None:
-            self._write_file(chained)
-        return chained
+        Raises AuditUnavailable when a sink cannot be written.
+        """
+        cur = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
+        try:
+            return self.append_with_cursor(cur, events)
+        finally:
+            cur.close()
 
     def _write_file(self, chained: list[ChainedEvent]) -> None:
         data = b"".join(orjson.dumps(c.as_json()) + b"\n" for c in chained)
