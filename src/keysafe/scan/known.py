@@ -13,7 +13,6 @@ Only tokens whose length equals a stored value's length are hashed.
 from __future__ import annotations
 
 import base64
-import hashlib
 import hmac
 import re
 from dataclasses import dataclass
@@ -76,17 +75,19 @@ class KnownDigests:
         """Every stored value found in ``text``, once per position."""
         if not self.by_digest:
             return []
+        # Stored lengths are in bytes; a token never has more characters than bytes.
+        longest = max(self.lengths)
         seen: set[tuple[int, int]] = set()
         hits: list[tuple[Match, KnownSecret]] = []
         for pattern in (_COARSE, _FINE):
             for token in pattern.finditer(text):
                 start, end = token.span()
-                if end - start not in self.lengths or (start, end) in seen:
+                if end - start > longest or (start, end) in seen:
                     continue
                 value = token.group().encode("utf-8", "surrogateescape")
                 if len(value) not in self.lengths:
                     continue
-                digest = hmac.new(self.key, value, hashlib.sha256).digest()
+                digest = hmac.digest(self.key, value, "sha256")
                 known = self.by_digest.get(digest)
                 if known is not None:
                     seen.add((start, end))

@@ -15,6 +15,7 @@ STORED = {
     "db/PASSWORD": "Zq8!pL2#rT9w",
     "svc/TOKEN": "plainlookingvalue42",
     "short/FLAG": "true",
+    "i18n/PASSPHRASE": "pässwörd-Größe9",
 }
 
 
@@ -45,6 +46,7 @@ def _reply(values: dict[str, str]) -> dict[str, object]:
         ("feature flag true everywhere", []),  # short values are never matched
         ("Zq8!pL2#rT9", []),  # one character short
         ("nothing to see", []),
+        ("DB_PASS=pässwörd-Größe9 # non-ASCII: bytes differ from characters", ["i18n/PASSPHRASE"]),
     ],
 )
 def test_finds_stored_values(text: str, expected: list[str]) -> None:
@@ -59,4 +61,4 @@ def test_finds_stored_values(text: str, expected: list[str]) -> None:
 def test_reply_validation() -> None:
     with pytest.raises(ValueError, match="algorithm"):
         KnownDigests.from_reply({"algorithm": "md5", "key": "", "secrets": []})
-    assert len(KnownDigests.from_reply(_reply(STORED))) == 2
+    assert len(KnownDigests.from_reply(_reply(STORED))) == 3
