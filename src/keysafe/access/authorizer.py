@@ -22,10 +22,10 @@ class Authorizer:
         """Allow or Deny; never raises. Deny by default."""
         if principal.kind != KIND_KEY:
             return authorize(principal, capability, path)
-        now = dt.datetime.fromtimestamp(self._clock.now_us() / 1_000_000, tz=dt.UTC)
-        request = AccessRequest(capability, path, source=source, now=now)
+        request = self.request(capability, path, source)
         return self._store.policy_set(principal.policies).decide(request)
 
     def request(self, capability: str, path: str, source: str) -> AccessRequest:
+        """The policy engine's question for ``capability`` on ``path`` now."""
         now = dt.datetime.fromtimestamp(self._clock.now_us() / 1_000_000, tz=dt.UTC)
         return AccessRequest(capability, path, source=source, now=now)

@@ -37,6 +37,7 @@ class Services:
     policies: PolicyStore
     oauth: TokenExchange
     throttle: FailureThrottle
+    authorizer: Authorizer
 
     def close(self) -> None:
         """Stop the audit log and release every database connection."""
@@ -99,6 +100,7 @@ def build_services(
         policies,
         oauth,
         throttle,
+        authorizer,
     )
 
 

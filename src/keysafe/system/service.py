@@ -8,7 +8,6 @@ intent, which every server process follows so that ``operator seal`` seals them 
 
 from __future__ import annotations
 
-import copy
 import logging
 import threading
 import time
@@ -326,5 +325,5 @@ class SystemService:
             fresh = Keyring.open_with(self._barrier.root_key(), blob)
         except Exception:  # a sealed race or a foreign blob: keep what works
             return
-        self._barrier.replace_keyring(copy.copy(fresh))
+        self._barrier.replace_keyring(fresh)
         self._keyring_seen = blob

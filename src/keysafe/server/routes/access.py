@@ -129,11 +129,8 @@ async def check_policy(request: Request, body: CheckBody) -> Response:
         names = tuple(body.policies)
     else:
         raise InvalidInput("give key_id or policies")
-    from keysafe.access.authorizer import Authorizer
-
-    authorizer = Authorizer(svc.policies, svc.clock)
     explanation = svc.policies.policy_set(names).explain(
-        authorizer.request(body.capability, body.path, body.source)
+        svc.authorizer.request(body.capability, body.path, body.source)
     )
     return json_response(
         {
