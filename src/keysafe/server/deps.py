@@ -4,13 +4,19 @@ from __future__ import annotations
 
 import os
 from collections.abc import Awaitable, Callable
+from typing import TypeVar
 
+import anyio.to_thread
+from sqlalchemy import Connection
 from starlette.requests import Request
 
 from keysafe.access.models import RequestContext
-from keysafe.audit.models import OUTCOME_DENIED, AuditEvent
+from keysafe.audit.models import OUTCOME_DENIED, OUTCOME_OK, AuditEvent
 from keysafe.errors import Forbidden, Unauthenticated
 from keysafe.server.services import Services
+from keysafe.store.engine import write_txn
+
+T = TypeVar("T")
 
 
 def services(request: Request) -> Services:
@@ -155,3 +161,34 @@ async def root_context(request: Request, operation: str) -> RequestContext:
         )
         raise Forbidden("permission denied: this operation needs the root token")
     return ctx
+
+
+async def audited_change(
+    request: Request,
+    operation: str,
+    path: str,
+    change: Callable[[Connection], T],
+    detail: Callable[[T], str] = lambda _: "",
+) -> T:
+    """Run ``change`` in a write transaction (in a worker thread) together with its ok
+    audit event, so that the change and its record commit or fail as one."""
+    ctx = await context(request)
+    svc = services(request)
+
+    def run() -> T:
+        with write_txn(svc.engine) as conn:
+            result = change(conn)
+            event = AuditEvent(
+                svc.clock.now_us(),
+                ctx.request_id,
+                ctx.principal.token_id,
+                ctx.source,
+                operation,
+                path[:512],
+                OUTCOME_OK,
+                detail(result),
+            )
+            svc.audit.append_in_txn(conn, [event])
+        return result
+
+    return await anyio.to_thread.run_sync(run)

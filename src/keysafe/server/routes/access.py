@@ -6,15 +6,12 @@ audited in the same transaction.
 
 from __future__ import annotations
 
-from typing import Any
-
 import anyio.to_thread
 from fastapi import APIRouter, Depends, Request
 from pydantic import BaseModel, Field
 from starlette.responses import Response
 
 from keysafe.access.apikeys import parse_duration
-from keysafe.audit.models import OUTCOME_OK, AuditEvent
 from keysafe.errors import InvalidInput, NotFound
 from keysafe.server import deps
 from keysafe.server.routes.sys import json_response
@@ -54,21 +51,6 @@ class CheckBody(BaseModel):
     source: str = Field("127.0.0.1", max_length=64)
 
 
-def _event(
-    svc: Services, request: Request, actor: str, op: str, path: str, detail: str
-) -> AuditEvent:
-    return AuditEvent(
-        ts=svc.clock.now_us(),
-        request_id=deps.request_id(request),
-        actor=actor,
-        source=deps.source(request),
-        operation=op,
-        path=path,
-        outcome=OUTCOME_OK,
-        detail=detail,
-    )
-
-
 async def _admin(request: Request, op: str) -> tuple[Services, str]:
     ctx = await deps.root_context(request, op)
     return deps.services(request), ctx.principal.token_id
@@ -82,16 +64,14 @@ async def write_policy(request: Request, name: str, body: PolicyBody) -> Respons
     """Create or replace a policy; a syntax error names its line (400)."""
     svc, actor = await _admin(request, "policy:write")
 
-    def run() -> dict[str, Any]:
-        with svc.keys.write_txn() as conn:
-            result = svc.policies.write(conn, name, body.text, actor)
-            svc.audit.append_in_txn(
-                conn,
-                [_event(svc, request, actor, "policy:write", name, f"{result['rules']} rules")],
-            )
-        return result
-
-    return json_response(await anyio.to_thread.run_sync(run))
+    result = await deps.audited_change(
+        request,
+        "policy:write",
+        name,
+        lambda conn: svc.policies.write(conn, name, body.text, actor),
+        lambda result: f"{result['rules']} rules",
+    )
+    return json_response(result)
 
 
 @router.get("/policies", dependencies=[Depends(deps.root_only("policy:list"))])
@@ -108,14 +88,11 @@ async def read_policy(request: Request, name: str) -> Response:
 
 @router.delete("/policies/{name}", dependencies=[Depends(deps.root_only("policy:delete"))])
 async def delete_policy(request: Request, name: str) -> Response:
-    svc, actor = await _admin(request, "policy:delete")
+    svc, _ = await _admin(request, "policy:delete")
 
-    def run() -> None:
-        with svc.keys.write_txn() as conn:
-            svc.policies.delete(conn, name)
-            svc.audit.append_in_txn(conn, [_event(svc, request, actor, "policy:delete", name, "")])
-
-    await anyio.to_thread.run_sync(run)
+    await deps.audited_change(
+        request, "policy:delete", name, lambda conn: svc.policies.delete(conn, name)
+    )
     return Response(status_code=204)
 
 
@@ -153,17 +130,16 @@ async def check_policy(request: Request, body: CheckBody) -> Response:
 async def create_service(request: Request, body: ServiceBody) -> Response:
     svc, actor = await _admin(request, "service:create")
 
-    def run() -> dict[str, Any]:
-        with svc.keys.write_txn() as conn:
-            record = svc.keys.create_service(
-                conn, body.name, body.policies, body.description, actor
-            )
-            svc.audit.append_in_txn(
-                conn, [_event(svc, request, actor, "service:create", body.name, record["id"])]
-            )
-        return record
-
-    return json_response(await anyio.to_thread.run_sync(run))
+    record = await deps.audited_change(
+        request,
+        "service:create",
+        body.name,
+        lambda conn: svc.keys.create_service(
+            conn, body.name, body.policies, body.description, actor
+        ),
+        lambda record: str(record["id"]),
+    )
+    return json_response(record)
 
 
 @router.get("/services", dependencies=[Depends(deps.root_only("service:list"))])
@@ -181,24 +157,23 @@ async def create_key(request: Request, body: KeyBody) -> Response:
     svc, actor = await _admin(request, "key:create")
     expires = parse_duration(body.expires_in) if body.expires_in else None
 
-    def run() -> dict[str, Any]:
-        with svc.keys.write_txn() as conn:
-            issued = svc.keys.create(
-                conn,
-                service=body.service,
-                policy_names=body.policies,
-                cidrs=body.cidrs,
-                expires_in_seconds=expires,
-                rate_limit=body.rate_limit,
-                description=body.description,
-                creator=actor,
-            )
-            svc.audit.append_in_txn(
-                conn, [_event(svc, request, actor, "key:create", body.service, issued.record["id"])]
-            )
-        return {**issued.record, "key": issued.key}
-
-    return json_response(await anyio.to_thread.run_sync(run))
+    issued = await deps.audited_change(
+        request,
+        "key:create",
+        body.service,
+        lambda conn: svc.keys.create(
+            conn,
+            service=body.service,
+            policy_names=body.policies,
+            cidrs=body.cidrs,
+            expires_in_seconds=expires,
+            rate_limit=body.rate_limit,
+            description=body.description,
+            creator=actor,
+        ),
+        lambda issued: str(issued.record["id"]),
+    )
+    return json_response({**issued.record, "key": issued.key})
 
 
 @router.get("/keys", dependencies=[Depends(deps.root_only("key:list"))])
@@ -232,26 +207,20 @@ async def key_action(request: Request, key_id: str) -> Response:
         raise InvalidInput(f"invalid request body: {exc}") from exc
     grace = parse_duration(body.grace) if body.grace not in ("0", "0s") else 0
 
-    def run() -> dict[str, Any]:
-        with svc.keys.write_txn() as conn:
-            issued = svc.keys.roll(conn, key_id, grace, actor)
-            svc.audit.append_in_txn(
-                conn,
-                [_event(svc, request, actor, "key:roll", "", f"{key_id} -> {issued.record['id']}")],
-            )
-        return {**issued.record, "key": issued.key}
-
-    return json_response(await anyio.to_thread.run_sync(run))
+    issued = await deps.audited_change(
+        request,
+        "key:roll",
+        "",
+        lambda conn: svc.keys.roll(conn, key_id, grace, actor),
+        lambda issued: f"{key_id} -> {issued.record['id']}",
+    )
+    return json_response({**issued.record, "key": issued.key})
 
 
 @router.delete("/keys/{key_id}", dependencies=[Depends(deps.root_only("key:revoke"))])
 async def revoke_key(request: Request, key_id: str) -> Response:
-    svc, actor = await _admin(request, "key:revoke")
-
-    def run() -> None:
-        with svc.keys.write_txn() as conn:
-            svc.keys.revoke(conn, key_id)
-            svc.audit.append_in_txn(conn, [_event(svc, request, actor, "key:revoke", "", key_id)])
-
-    await anyio.to_thread.run_sync(run)
+    svc, _ = await _admin(request, "key:revoke")
+    await deps.audited_change(
+        request, "key:revoke", "", lambda conn: svc.keys.revoke(conn, key_id), lambda _: key_id
+    )
     return Response(status_code=204)

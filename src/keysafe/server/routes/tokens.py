@@ -9,7 +9,6 @@ from fastapi import APIRouter, Depends, Request
 from pydantic import BaseModel, Field
 from starlette.responses import Response
 
-from keysafe.audit.models import OUTCOME_OK, AuditEvent
 from keysafe.secrets.paths import validate_prefix
 from keysafe.server import deps
 from keysafe.server.routes.sys import json_response
@@ -30,29 +29,16 @@ async def create_token(request: Request, body: TokenCreate) -> Response:
     validate_prefix(body.prefix)
     svc = deps.services(request)
 
-    def run() -> dict[str, object]:
-        with svc.tokens.write_txn() as conn:
-            issued = svc.tokens.mint(
-                ctx.principal, body.prefix, body.mode, body.ttl_seconds, body.description, conn
-            )
-            svc.audit.append_in_txn(
-                conn,
-                [
-                    AuditEvent(
-                        svc.clock.now_us(),
-                        ctx.request_id,
-                        ctx.principal.token_id,
-                        ctx.source,
-                        "token:create",
-                        body.prefix,
-                        OUTCOME_OK,
-                        f"{issued.record['id']} {body.mode}",
-                    )
-                ],
-            )
-        return {**issued.record, "token": issued.token}
-
-    return json_response(await anyio.to_thread.run_sync(run))
+    issued = await deps.audited_change(
+        request,
+        "token:create",
+        body.prefix,
+        lambda conn: svc.tokens.mint(
+            ctx.principal, body.prefix, body.mode, body.ttl_seconds, body.description, conn
+        ),
+        lambda issued: f"{issued.record['id']} {body.mode}",
+    )
+    return json_response({**issued.record, "token": issued.token})
 
 
 @router.get("", dependencies=[Depends(deps.root_only("token:list"))])
@@ -73,27 +59,13 @@ async def token_self(request: Request) -> Response:
 
 @router.delete("/{token_id}", dependencies=[Depends(deps.root_only("token:revoke"))])
 async def revoke_token(request: Request, token_id: str) -> Response:
-    ctx = await deps.root_context(request, "token:revoke")
+    await deps.root_context(request, "token:revoke")
     svc = deps.services(request)
-
-    def run() -> None:
-        with svc.tokens.write_txn() as conn:
-            svc.tokens.revoke(token_id, conn)
-            svc.audit.append_in_txn(
-                conn,
-                [
-                    AuditEvent(
-                        svc.clock.now_us(),
-                        ctx.request_id,
-                        ctx.principal.token_id,
-                        ctx.source,
-                        "token:revoke",
-                        "",
-                        OUTCOME_OK,
-                        token_id,
-                    )
-                ],
-            )
-
-    await anyio.to_thread.run_sync(run)
+    await deps.audited_change(
+        request,
+        "token:revoke",
+        "",
+        lambda conn: svc.tokens.revoke(token_id, conn),
+        lambda _: token_id,
+    )
     return Response(status_code=204)
