@@ -25,20 +25,29 @@ def services(request: Request) -> Services:
 
 
 def request_id(request: Request) -> str:
-    given = request.headers.get("x-request-id")
+    return request_id_from(request.headers.get("x-request-id"))
+
+
+def request_id_from(given: str | None) -> str:
+    """The client's X-Request-Id if it is short ASCII, else a fresh random id."""
     if given and len(given) <= 64 and given.isascii():
         return given
     return os.urandom(8).hex()
 
 
 def bearer_token(request: Request) -> str | None:
-    header = request.headers.get("authorization")
-    if header:
-        scheme, _, value = header.partition(" ")
-        if scheme.lower() == "bearer":
-            return value.strip()
-        return None
-    return request.headers.get("x-vault-token")
+    return credential_from(
+        request.headers.get("authorization"), request.headers.get("x-vault-token")
+    )
+
+
+def credential_from(authorization: str | None, vault_token: str | None) -> str | None:
+    """The presented credential: ``Authorization: Bearer`` (another scheme presents
+    nothing), else Vault clients' ``X-Vault-Token``."""
+    if authorization:
+        scheme, _, value = authorization.partition(" ")
+        return value.strip() if scheme.lower() == "bearer" else None
+    return vault_token
 
 
 def source(request: Request) -> str:

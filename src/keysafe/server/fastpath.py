@@ -10,7 +10,6 @@ The seal gate is applied here as well.
 from __future__ import annotations
 
 import logging
-import os
 from urllib.parse import parse_qs
 
 import orjson
@@ -102,18 +101,15 @@ class DeclaredBodyLimit:
 
 
 def _headers(scope: Scope) -> tuple[str | None, str]:
-    token: str | None = None
-    vault_token: str | None = None
-    rid: str | None = None
+    """The credential and request id, read from raw ASGI headers as ``deps`` reads them."""
+    wanted: dict[bytes, str | None] = dict.fromkeys(
+        (b"authorization", b"x-vault-token", b"x-request-id")
+    )
     for name, value in scope["headers"]:
-        if name == b"authorization":
-            scheme, _, rest = value.decode("latin-1").partition(" ")
-            token = rest.strip() if scheme.lower() == "bearer" else ""
-        elif name == b"x-vault-token":
-            vault_token = value.decode("latin-1")
-        elif name == b"x-request-id" and len(value) <= 64 and value.isascii():
-            rid = value.decode("ascii")
-    return (token if token is not None else vault_token), rid or os.urandom(8).hex()
+        if name in wanted:
+            wanted[name] = value.decode("latin-1")
+    token = deps.credential_from(wanted[b"authorization"], wanted[b"x-vault-token"])
+    return token, deps.request_id_from(wanted[b"x-request-id"])
 
 
 def _version(query: bytes) -> int | None:
