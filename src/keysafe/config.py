@@ -49,6 +49,45 @@ class Settings(BaseSettings):
     # Failed credential checks one source address may make per minute before it is
     # refused (429) for a minute.
     auth_failures_per_minute: int = 20
+    # Monitoring (keysafe.monitor): requests one source address may make, e.g.
+    # "1000/minute" (empty: no per-source limit; API keys keep their own ``rate``);
+    # counts are shared through ``redis_url`` when set, else kept per process.
+    rate_limit_per_source: str = ""
+    # GET /metrics without a credential (default: read-audit on sys/metrics needed).
+    metrics_public: bool = False
+    # Per-key/identity/secret usage (hourly buckets, kept this many days) and request
+    # metrics; both on unless turned off (benchmarks measure their cost that way).
+    usage_tracking: bool = True
+    # Usage per secret too: one stored bucket per secret and hour it was read, so a store
+    # read uniformly across very many secrets pays about one upsert per first read.
+    usage_per_secret: bool = True
+    usage_retention_days: int = Field(90, ge=1, le=3650)
+    request_metrics: bool = True
+    # People's sessions: idle timeout and absolute lifetime. Idle expiry is exact on the
+    # process that served the last request and at most about a minute early (never
+    # late) on others, which learn of use through batched last-seen writes.
+    session_idle_minutes: int = Field(30, ge=1)
+    session_max_hours: int = Field(12, ge=1)
+    # Consecutive failed logins for one name before it is locked, and for how long.
+    login_lockout_threshold: int = Field(5, ge=1)
+    login_lockout_minutes: int = Field(15, ge=1)
+    # Alerts (keysafe.monitor): the automatic action per anomaly kind (JSON object, e.g.
+    # {"rate_spike": "suspend"}; unnamed kinds only notify), webhook retries, and the
+    # SMTP server that e-mails alerts to ``smtp_to`` and to e-mail hooks.
+    alert_actions: dict[str, str] = Field(default_factory=dict)
+    alert_max_attempts: int = 6
+    alert_retry_base_seconds: float = 5.0
+    smtp_host: str | None = None
+    smtp_port: int = 25
+    smtp_from: str = "keysafe@localhost"
+    smtp_to: list[str] = Field(default_factory=list)
+    smtp_starttls: bool = False
+    smtp_username: str | None = None
+    smtp_password: SecretStr | None = None
+    # Leak reports from secret-scanning partners: their ECDSA P-256 public keys by
+    # identifier (GitHub's JSON shape), and how old a timestamped report may be.
+    leak_report_keys: Path | None = None
+    leak_report_max_age_seconds: int = 3600
 
     @property
     def data_dir(self) -> Path:

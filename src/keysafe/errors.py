@@ -7,8 +7,10 @@
     │   └── ValueTooLarge             value_too_large 413   2
     ├── Unauthenticated               unauthenticated 401   6
     ├── Forbidden                     forbidden       403   1
+    │   └── MfaRequired               mfa_required    403   1   (step-up: log in with TOTP)
     ├── NotFound                      not_found       404   3
     ├── RateLimited                   rate_limited    429   9
+    │   └── AccountLocked             account_locked  429   9
     ├── Conflict                      conflict        409   4
     │   ├── CasMismatch               cas_mismatch    409   4
     │   └── AlreadyInitialized        already_initialized 409 4
@@ -18,6 +20,7 @@
     │   ├── AuditUnavailable          audit_unavailable 503 5
     │   └── StorageUnavailable        storage_unavailable 503 5
     ├── IntegrityError                integrity_error 500   8
+    ├── RotationFailed                rotation_failed 502   10  (the target refused or failed)
     ├── ConnectionFailed              connection_failed -   7   (client side only)
     └── ServerError                   server_error    500   8
 
@@ -92,6 +95,13 @@ class Forbidden(KeysafeError):
     title = "Permission denied"
 
 
+class MfaRequired(Forbidden):
+    """The policy wants a recent second factor (step-up) that this session lacks."""
+
+    code = "mfa_required"
+    title = "Multi-factor authentication required"
+
+
 class NotFound(KeysafeError):
     code = "not_found"
     status = 404
@@ -110,6 +120,13 @@ class RateLimited(KeysafeError):
     def __init__(self, detail: str, retry_after: int = 1, **extra: Any) -> None:
         super().__init__(detail, retry_after=retry_after, **extra)
         self.retry_after = retry_after
+
+
+class AccountLocked(RateLimited):
+    """Too many failed logins for one identity; unlocks after a delay or by an admin."""
+
+    code = "account_locked"
+    title = "Account locked"
 
 
 class Conflict(KeysafeError):
@@ -163,6 +180,15 @@ class IntegrityError(KeysafeError):
     title = "Integrity check failed"
 
 
+class RotationFailed(KeysafeError):
+    """A rotation target (database, Redis, webhook, script) refused or failed a step."""
+
+    code = "rotation_failed"
+    status = 502
+    exit_code = 10
+    title = "Rotation failed"
+
+
 class ConnectionFailed(KeysafeError):
     code = "connection_failed"
     status = 0
@@ -186,8 +212,10 @@ ERRORS_BY_CODE: dict[str, type[KeysafeError]] = {
         ValueTooLarge,
         Unauthenticated,
         Forbidden,
+        MfaRequired,
         NotFound,
         RateLimited,
+        AccountLocked,
         Conflict,
         CasMismatch,
         AlreadyInitialized,
@@ -197,6 +225,7 @@ ERRORS_BY_CODE: dict[str, type[KeysafeError]] = {
         AuditUnavailable,
         StorageUnavailable,
         IntegrityError,
+        RotationFailed,
         ConnectionFailed,
         ServerError,
     )

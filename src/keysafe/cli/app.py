@@ -13,14 +13,19 @@ import typer
 
 from keysafe.cli import (
     access_cmd,
+    alert_cmd,
     audit_cmd,
+    incident_cmd,
+    lease_cmd,
     operator_cmd,
+    rotation_cmd,
     run_cmd,
     scan_cmd,
     secret_cmd,
     server_cmd,
     token_cmd,
     up_cmd,
+    user_cmd,
 )
 from keysafe.cli.context import State
 
@@ -30,7 +35,8 @@ Exit codes: 0 ok; 1 denied or a failed check (forbidden, audit verify found tamp
 initialised); 5 unavailable (sealed, not initialised, audit or storage down);
 6 unauthenticated (missing, expired or revoked token); 7 cannot reach the server
 (connection or TLS failure); 8 server or integrity error; 9 rate limited (too many
-failed credential checks: retry later); 130 interrupted.
+failed credential checks: retry later); 10 a rotation target refused or failed a
+step; 130 interrupted.
 `keysafe run` exits with the command's own status (128+N if killed by signal N;
 126/127 if it cannot be started).
 
@@ -73,7 +79,14 @@ app.add_typer(audit_cmd.app, name="audit")
 app.add_typer(access_cmd.policy_app, name="policy")
 app.add_typer(access_cmd.service_app, name="service")
 app.add_typer(access_cmd.key_app, name="key")
+app.add_typer(alert_cmd.app, name="alert")
+alert_cmd.register(app)
+app.add_typer(lease_cmd.creds_app, name="creds")
+app.add_typer(lease_cmd.lease_app, name="lease")
 run_cmd.register(app)
 up_cmd.register(app)
 server_cmd.register(app)
 scan_cmd.register(app)
+rotation_cmd.register(app)
+user_cmd.register(app)
+incident_cmd.register(app)

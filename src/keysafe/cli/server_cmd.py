@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import ipaddress
 from pathlib import Path
 from typing import Annotated
 
@@ -11,19 +10,11 @@ import typer
 
 from keysafe.cli.context import state
 from keysafe.errors import InvalidInput
+from keysafe.netloc import is_loopback
 
 
 def register(app: typer.Typer) -> None:
     app.command("server")(server)
-
-
-def is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False
 
 
 def server(

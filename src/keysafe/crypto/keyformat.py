@@ -24,6 +24,7 @@ CHECK_LEN = 6
 KIND_ROOT = "root"
 KIND_TOKEN = "tok"  # noqa: S105 - a kind label, not a credential
 KIND_LIVE_KEY = "live"  # API keys issued to services
+KIND_SESSION = "sess"  # people's login sessions
 
 PATTERN = re.compile(rf"\bks_([a-z]{{2,8}})_([0-9A-Za-z]{{{RANDOM_LEN + CHECK_LEN}}})\b")
 

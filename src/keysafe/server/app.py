@@ -25,7 +25,6 @@ log = logging.getLogger("keysafe.server")
 
 INTERNAL_SETTINGS_ENV = "KEYSAFE_INTERNAL_SERVER_SETTINGS"
 SEAL_POLL_SECONDS = 0.5
-UNUSED_KEY_SWEEP_EVERY = 1200  # polls: every ten minutes
 
 # Routes that answer while sealed; everything else gets 503 "sealed".
 _OPEN_WHILE_SEALED = frozenset(
@@ -79,8 +78,34 @@ class SealGate:
 def api_routers() -> list[APIRouter]:
     """Every router the application mounts (the route table tests walk)."""
     from keysafe.server.routes import access, audit, leaks, oauth, secrets, sys, tokens, vault
+    from keysafe.server.routes import alerts as alert_routes
+    from keysafe.server.routes import incidents as incident_routes
+    from keysafe.server.routes import leases as lease_routes
+    from keysafe.server.routes import report as report_routes
+    from keysafe.server.routes import rotation as rotation_routes
+    from keysafe.server.routes import usage as usage_routes
+    from keysafe.server.routes import users as user_routes
 
-    return [m.router for m in (sys, secrets, tokens, audit, leaks, access, oauth, vault)]
+    return [
+        m.router
+        for m in (
+            sys,
+            secrets,
+            tokens,
+            audit,
+            leaks,
+            access,
+            oauth,
+            vault,
+            lease_routes,
+            alert_routes,
+            incident_routes,
+            report_routes,
+            user_routes,
+            usage_routes,
+            rotation_routes,
+        )
+    ]
 
 
 def create_app(settings: Settings, *, services: Services | None = None) -> FastAPI:
@@ -128,28 +153,31 @@ def create_app(settings: Settings, *, services: Services | None = None) -> FastA
 
 
 def with_fast_paths(app: FastAPI) -> ASGIApp:
-    """``app`` behind the hot read path (see ``keysafe.server.fastpath``)."""
+    """``app`` behind the hot read path (see ``keysafe.server.fastpath``) and the
+    request monitor (``keysafe.server.monitoring``)."""
     from keysafe.server.fastpath import DeclaredBodyLimit, HotReadPath
+    from keysafe.server.monitoring import monitored
 
     limit = app.max_body_size
-    inner = HotReadPath(app, app.state.services)
-    return inner if limit is None else DeclaredBodyLimit(inner, limit)
+    inner: ASGIApp = HotReadPath(app, app.state.services)
+    if limit is not None:
+        inner = DeclaredBodyLimit(inner, limit)
+    # Outermost: metrics and usage count every answer, the fast path's included.
+    return monitored(inner, app.state.services)
 
 
 async def _follow_seal_state(svc: Services) -> None:
     """Keep this process's seal state and keyring in line with the other processes,
-    checkpoint SQLite's WAL off the request path, and run the unused-key rule."""
+    checkpoint SQLite's WAL off the request path, and run the background jobs."""
+    from keysafe.server.jobs import background_jobs
     from keysafe.store.rawread import checkpoint
 
-    loops = 0
+    jobs = background_jobs()
+    # Each job first runs one poll after start-up, then every ``every_seconds``.
+    due = dict.fromkeys((job.name for job in jobs), 0.0)
+    loop = asyncio.get_running_loop()
     while True:
         await asyncio.sleep(SEAL_POLL_SECONDS)
-        loops += 1
-        if loops % UNUSED_KEY_SWEEP_EVERY == 1 and not svc.barrier.sealed:
-            try:
-                await anyio.to_thread.run_sync(sweep_unused_keys, svc)
-            except Exception as exc:  # retried on the next sweep
-                log.warning("the unused-key rule failed: %s", exc)
         try:
             await anyio.to_thread.run_sync(svc.system.follow_seal_state)
             await anyio.to_thread.run_sync(checkpoint, svc.engine)
@@ -158,6 +186,15 @@ async def _follow_seal_state(svc: Services) -> None:
                 await anyio.to_thread.run_sync(svc.keys.flush_usage)
         except Exception as exc:  # keep polling; a database blip must not kill the server
             log.warning("could not read the seal state: %s", exc)
+        for job in jobs:
+            now = loop.time()
+            if now < due[job.name] or (job.needs_unsealed and svc.barrier.sealed):
+                continue
+            due[job.name] = now + job.every_seconds
+            try:
+                await anyio.to_thread.run_sync(job.run, svc)
+            except Exception as exc:  # retried when next due
+                log.warning("background job %r failed: %s", job.name, exc)
 
 
 def sweep_unused_keys(svc: Services) -> list[str]:

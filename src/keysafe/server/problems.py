@@ -24,12 +24,25 @@ log = logging.getLogger("keysafe.server")
 PROBLEM_JSON = "application/problem+json"
 
 
+def rate_limit_headers(error: RateLimited) -> dict[str, str]:
+    """``Retry-After``, plus the IETF draft's ``RateLimit-Limit``/``-Remaining``/
+    ``-Reset`` when the refusal names its limit (rate limits do; lockouts do not)."""
+    headers = {"Retry-After": str(error.retry_after)}
+    if "limit" in error.extra:
+        headers["RateLimit-Limit"] = str(error.extra["limit"])
+        headers["RateLimit-Remaining"] = str(error.extra.get("remaining", 0))
+        headers["RateLimit-Reset"] = str(error.extra.get("reset", error.retry_after))
+    return headers
+
+
 def problem_response(request: Request, error: KeysafeError) -> Response:
+    headers = rate_limit_headers(error) if isinstance(error, RateLimited) else None
     if request.url.path.startswith("/v1/"):
         body = orjson.dumps({"errors": [error.detail]})
-        return Response(body, status_code=error.status, media_type="application/json")
+        return Response(
+            body, status_code=error.status, media_type="application/json", headers=headers
+        )
     body = orjson.dumps(error.to_problem(instance=request.url.path))
-    headers = {"Retry-After": str(error.retry_after)} if isinstance(error, RateLimited) else None
     return Response(body, status_code=error.status, media_type=PROBLEM_JSON, headers=headers)
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import ipaddress
 import os
 import socket
 from dataclasses import dataclass
@@ -12,6 +11,7 @@ import orjson
 
 from keysafe.config import Settings
 from keysafe.errors import InvalidInput
+from keysafe.netloc import is_loopback
 
 UNSEAL_KEY_FILENAME = "unseal.key"
 
@@ -59,15 +59,6 @@ def _write_private(path: Path, text: str) -> None:
     os.replace(tmp, path)
 
 
-def is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
 def run_server(
     settings: Settings,
     *,
@@ -113,6 +104,14 @@ def run_server(
     checkpoint(engine, "TRUNCATE")
     engine.dispose()
 
+    if workers > 1:
+        # Each worker writes its metrics to files there; /metrics sums them all.
+        from keysafe.monitor.metrics import prepare_multiprocess_dir
+        from keysafe.monitor.nodelimits import prepare_node_file
+
+        prepare_multiprocess_dir(settings.data_dir)
+        # Rate limits without Redis: one count for the node, not one per worker.
+        prepare_node_file(settings.data_dir, workers)
     # Worker processes rebuild the settings from this (the CLI may have merged a file).
     doc = orjson.loads(settings.model_dump_json(exclude={"token", "unseal_key"}))
     os.environ[INTERNAL_SETTINGS_ENV] = orjson.dumps(doc).decode()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass
 
 from sqlalchemy import Engine
@@ -9,6 +10,7 @@ from sqlalchemy import Engine
 from keysafe.access.apikeys import KeyService
 from keysafe.access.authorizer import Authorizer
 from keysafe.access.oauth import DbRevocationList, TokenExchange
+from keysafe.access.people import People, build_people
 from keysafe.access.policy_store import PolicyStore
 from keysafe.access.service import TokenService
 from keysafe.access.throttle import FailureThrottle
@@ -16,7 +18,23 @@ from keysafe.audit.service import AuditLog
 from keysafe.clock import Clock, SystemClock
 from keysafe.config import Settings
 from keysafe.crypto.barrier import Barrier
-from keysafe.incident.service import LeakService
+from keysafe.crypto.signatures import load_partner_keys
+from keysafe.incident.compliance import ComplianceService
+from keysafe.incident.integrations import Leases, Rotations
+from keysafe.incident.leaks import LeakService
+from keysafe.incident.partner import PartnerReports
+from keysafe.incident.playbook import Playbook
+from keysafe.incident.resolve import Resolver
+from keysafe.incident.service import IncidentService
+from keysafe.monitor.alerts import AlertService
+from keysafe.monitor.metrics import Metrics
+from keysafe.monitor.nodelimits import node_storage_from_env
+from keysafe.monitor.ratelimit import KeyRates, RateLimits
+from keysafe.monitor.runner import AnomalyRunner
+from keysafe.monitor.setup import build_alerts
+from keysafe.monitor.usage import UsageTracker
+from keysafe.rotation.leases import LeaseService
+from keysafe.rotation.service import RotationService, build_rotation
 from keysafe.secrets.service import SecretsService
 from keysafe.store.engine import make_engine
 from keysafe.system.service import SystemService
@@ -38,13 +56,29 @@ class Services:
     oauth: TokenExchange
     throttle: FailureThrottle
     authorizer: Authorizer
+    leases: LeaseService
+    alerts: AlertService
+    anomaly: AnomalyRunner
+    incidents: IncidentService
+    compliance: ComplianceService
+    users: People
+    metrics: Metrics
+    usage: UsageTracker
+    limits: RateLimits
+    rotation: RotationService
 
     def close(self) -> None:
         """Stop the audit log and release every database connection."""
+        with contextlib.suppress(Exception):  # best effort: else sessions look idle early
+            self.users.sessions.flush_touches()
+        with contextlib.suppress(Exception):  # best effort: the last seconds of usage
+            self.usage.flush()
         self.audit.stop()
         self.secrets.close()
+        self.rotation.close()
         self.keys.close()
         self.oauth.close()
+        self.alerts.close()
         self.engine.dispose()
 
 
@@ -83,24 +117,103 @@ def build_services(
         clock=clock,
         cache_seconds=settings.token_cache_seconds,
     )
-    leaks = LeakService(tokens, keys, audit, clock)
+    rotation = build_rotation(engine, barrier, secrets, audit, clock, authorizer, keys)
+    lease_service = LeaseService(engine, secrets, audit, clock, authorizer)
+    lease_adapter = Leases(engine, lease_service)
+    rotations = Rotations(engine, rotation)
+    playbook = Playbook(
+        engine,
+        keys,
+        tokens,
+        audit,
+        clock,
+        rotation=lambda: rotations,
+        leases=lambda: lease_adapter,
+    )
+    resolver = Resolver(engine, keys, tokens, secrets, lease_exists=lease_adapter.exists)
+    incidents = IncidentService(engine, playbook, resolver, clock)
+    try:
+        partner_keys = load_partner_keys(settings.leak_report_keys)
+    except ValueError as exc:
+        from keysafe.errors import InvalidInput
+
+        raise InvalidInput(str(exc)) from exc
+    partners = PartnerReports(
+        engine,
+        partner_keys,
+        audit,
+        clock,
+        max_age_seconds=settings.leak_report_max_age_seconds,
+    )
     oauth = TokenExchange(system.signing_keys, DbRevocationList(engine))
     throttle = FailureThrottle(limit=settings.auth_failures_per_minute)
-    return Services(
+    alerts, anomaly = build_alerts(
         settings,
+        engine=engine,
+        clock=clock,
+        keyring=barrier.keyring,
+        audit=audit,
+        keys=keys,
+        tokens=tokens,
+    )
+    people = build_people(
         engine,
-        clock,
-        barrier,
-        audit,
-        tokens,
-        secrets,
-        system,
-        leaks,
-        keys,
+        barrier.keyring,
         policies,
-        oauth,
-        throttle,
-        authorizer,
+        audit,
+        clock,
+        idle_minutes=settings.session_idle_minutes,
+        max_hours=settings.session_max_hours,
+        lockout_threshold=settings.login_lockout_threshold,
+        lockout_minutes=settings.login_lockout_minutes,
+        cache_seconds=settings.token_cache_seconds,
+    )
+    leaks = LeakService(
+        tokens,
+        keys,
+        audit,
+        clock,
+        incidents_=incidents,
+        partners=partners,
+        sessions=people.sessions,
+    )
+    return Services(
+        settings=settings,
+        engine=engine,
+        clock=clock,
+        barrier=barrier,
+        audit=audit,
+        tokens=tokens,
+        secrets=secrets,
+        system=system,
+        leaks=leaks,
+        keys=keys,
+        policies=policies,
+        oauth=oauth,
+        throttle=throttle,
+        authorizer=authorizer,
+        leases=lease_service,
+        alerts=alerts,
+        anomaly=anomaly,
+        incidents=incidents,
+        compliance=ComplianceService(
+            engine, keys, policies, list_people=people.accounts.list_users
+        ),
+        users=people,
+        metrics=Metrics(),
+        usage=UsageTracker(
+            engine,
+            clock,
+            retention_days=settings.usage_retention_days,
+            per_secret=settings.usage_per_secret,
+        ),
+        limits=RateLimits(
+            key_rates=KeyRates(engine),
+            per_source=settings.rate_limit_per_source or None,
+            redis_url=settings.redis_url,
+            local=node_storage_from_env(),
+        ),
+        rotation=rotation,
     )
 
 

@@ -73,6 +73,8 @@ tokens = Table(
     Column("created_at", BigInteger, nullable=False),
     Column("expires_at", BigInteger, nullable=True),
     Column("revoked_at", BigInteger, nullable=True),
+    # Policy names (comma-separated) a policy-bound token carries; empty for mode tokens.
+    Column("policies", Text, nullable=False, server_default=""),
 )
 
 audit_events = Table(
@@ -153,4 +155,15 @@ jwt_revocations = Table(
     metadata,
     Column("jti", String(64), primary_key=True),
     Column("expires_at", BigInteger, nullable=False),
+)
+
+# Each capability added later keeps its tables in its own module on this metadata; they
+# are imported here so that ``metadata`` always describes the whole schema.
+from keysafe.store import (  # noqa: E402, F401
+    tables_alerts,
+    tables_incidents,
+    tables_leases,
+    tables_monitor,
+    tables_rotation,
+    tables_users,
 )

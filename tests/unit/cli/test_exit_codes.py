@@ -14,8 +14,10 @@ EXPECTED = {
     errors.ValueTooLarge: 2,
     errors.Unauthenticated: 6,
     errors.Forbidden: 1,
+    errors.MfaRequired: 1,
     errors.NotFound: 3,
     errors.RateLimited: 9,
+    errors.AccountLocked: 9,
     errors.Conflict: 4,
     errors.CasMismatch: 4,
     errors.AlreadyInitialized: 4,
@@ -25,6 +27,7 @@ EXPECTED = {
     errors.AuditUnavailable: 5,
     errors.StorageUnavailable: 5,
     errors.IntegrityError: 8,
+    errors.RotationFailed: 10,
     errors.ConnectionFailed: 7,
     errors.ServerError: 8,
 }
