@@ -7,6 +7,10 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import pytest
+
+from keysafe.errors import Unauthenticated
+
 if TYPE_CHECKING:
     from tests.e2e.conftest import Vault
 
@@ -94,3 +98,57 @@ def test_bad_policy_file_names_the_line(vault: Vault, tmp_path: Path) -> None:
     assert result.returncode == 2
     assert "line 3" in result.stderr
     assert result.stderr.count("\n") == 1
+
+
+def test_policy_bound_token_and_a_team_admin_key(vault: Vault, tmp_path: Path) -> None:
+    policy = tmp_path / "team.toml"
+    policy.write_text(
+        '[[rule]]\npath = "e2e/team/*"\ncapabilities = ["read"]\n\n'
+        '[[rule]]\npath = "sys/key/team-*"\ncapabilities = ["manage-keys"]\n'
+    )
+    assert vault.run("policy", "write", "team", str(policy)).returncode == 0
+    assert vault.run("secret", "set", "e2e/team/DB", stdin="team-pw").returncode == 0
+    made = vault.run("token", "create", "--policy", "team", "--ttl", "10m", "--json")
+    assert made.returncode == 0, made.stderr
+    token = json.loads(made.stdout)
+    assert token["policies"] == ["team"]
+    as_token = {"KEYSAFE_TOKEN": token["token"]}
+    read = vault.run("secret", "get", "e2e/team/DB", env=as_token)
+    assert (read.returncode, read.stdout) == (0, "team-pw\n")
+    # Only what the policy grants: no write; keys of its own team's services only.
+    assert vault.run("secret", "set", "e2e/team/DB", stdin="x", env=as_token).returncode == 1
+    assert vault.run("service", "create", "team-api", "--policy", "team").returncode == 0
+    assert vault.run("service", "create", "other-api", "--policy", "team").returncode == 0
+    ok = vault.run("key", "create", "--service", "team-api", "--json", env=as_token)
+    assert ok.returncode == 0, ok.stderr
+    refused = vault.run("key", "create", "--service", "other-api", env=as_token)
+    assert refused.returncode == 1
+    assert "manage-keys" in refused.stderr
+    # A token with more than its creator holds, or a mode token from a non-root: refused.
+    assert vault.run("token", "create", "--prefix", "", env=as_token).returncode == 1
+    listed = json.loads(vault.run("token", "list", "--json").stdout)
+    assert [t["policies"] for t in listed if t["id"] == token["id"]] == [["team"]]
+    assert vault.run("token", "create", "--policy", "team", "--prefix", "x/").returncode == 2
+
+
+def test_sdk_trades_a_key_for_a_short_lived_token(vault: Vault, tmp_path: Path) -> None:
+    from keysafe import Client
+
+    policy = tmp_path / "jwt.toml"
+    policy.write_text('[[rule]]\npath = "e2e/jwt/*"\ncapabilities = ["read"]\n')
+    assert vault.run("policy", "write", "jwt-read", str(policy)).returncode == 0
+    assert vault.run("service", "create", "jwt-svc", "--policy", "jwt-read").returncode == 0
+    assert vault.run("secret", "set", "e2e/jwt/A", stdin="jwt-value").returncode == 0
+    key = json.loads(vault.run("key", "create", "--service", "jwt-svc", "--json").stdout)["key"]
+    ca = vault.home / "tls" / "ca.pem"
+    with Client(vault.addr, token="", cacert=ca) as anonymous:
+        issued = anonymous.exchange_token(key, expires_in=120)
+    assert issued["token_type"].lower() == "bearer"
+    assert issued["expires_in"] <= 120
+    with Client(vault.addr, token=issued["access_token"], cacert=ca) as client:
+        assert client.get("e2e/jwt/A") == "jwt-value"
+    with (
+        Client(vault.addr, token="", cacert=ca) as anonymous,
+        pytest.raises(Unauthenticated, match="refused"),
+    ):
+        anonymous.exchange_token(key[:-1] + ("A" if key[-1] != "A" else "B"))

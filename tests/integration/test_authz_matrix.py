@@ -30,10 +30,12 @@ PUBLIC_ROUTES = {
     ("POST", "/api/v1/sys/init"),  # once, before any token exists
     ("POST", "/api/v1/sys/unseal"),  # proof is the share itself
     ("POST", "/api/v1/sys/generate-root"),  # proof is the unseal material
-    ("POST", "/api/v1/leaks"),  # proof is the leaked credential itself
+    ("POST", "/api/v1/leaks"),  # proof: the leaked credential itself, or a partner signature
     ("POST", "/api/v1/oauth/token"),  # proof is the API key in the request (RFC 6749)
     ("POST", "/api/v1/oauth/revoke"),  # proof is the token itself (RFC 7009)
     ("GET", "/.well-known/jwks.json"),  # public keys, for offline verification
+    ("POST", "/v1/auth/approle/login"),  # proof is the API key in the request
+    ("POST", "/api/v1/auth/login"),  # proof is the password and second factor (throttled)
     ("GET", "/v1/sys/health"),
     ("GET", "/v1/sys/seal-status"),
 }
@@ -43,9 +45,19 @@ SELF_ROUTES = {
     ("GET", "/api/v1/tokens/self"),
     ("GET", "/v1/auth/token/lookup-self"),
     ("POST", "/api/v1/oauth/introspect"),  # resource servers introspect tokens (RFC 7662)
+    # A person's own session: other credentials are answered 400 (not a session).
+    ("GET", "/api/v1/auth/self"),
+    ("POST", "/api/v1/auth/logout"),
+    ("POST", "/api/v1/auth/mfa"),
+    ("POST", "/api/v1/auth/totp"),
+    ("POST", "/api/v1/auth/totp/confirm"),
 }
 
 PARAMS = {"path": "matrix/KEY", "name": "matrix-policy", "key_id": "key_0", "token_id": "tok_0"}
+PARAMS.update(session_id="ses_0")
+PARAMS.update(alert_id="alr_0", hook_id="hook_0")
+PARAMS.update(lease_id="lease_0")
+PARAMS.update(incident_id="inc_0")
 
 
 @dataclass(frozen=True)
@@ -54,6 +66,8 @@ class Credentials:
     revoked: str
     outside_address: str  # an API key whose allowlist excludes the test client
     no_capability: str  # an API key whose policy grants nothing on these routes
+    mfa_required: str  # an API key granted everything, but only with a recent second factor
+    everything: str  # an API key whose policy grants every capability everywhere
     root: str
 
 
@@ -82,7 +96,7 @@ BODIES: dict[tuple[str, str], object] = {
     ("PUT", "/api/v1/secrets/{path:path}"): {"value": "x"},
     ("PATCH", "/api/v1/secrets/{path:path}"): {"owner": "me"},
     ("POST", "/api/v1/secrets/{path:path}"): {},
-    ("POST", "/api/v1/tokens"): {"prefix": "matrix/", "mode": "read"},
+    ("POST", "/api/v1/tokens"): {"policies": ["all"]},
     ("PUT", "/api/v1/policies/{name}"): {
         "text": '[[rule]]\npath = "a/*"\ncapabilities = ["read"]\n'
     },
@@ -92,6 +106,22 @@ BODIES: dict[tuple[str, str], object] = {
     ("POST", "/api/v1/keys/{key_id}"): {"grace": "1h"},
     ("POST", "/api/v1/sys/rewrap"): {"batch": 10},
     ("POST", "/api/v1/scan/known-digests"): {"prefix": "matrix/"},
+    ("POST", "/api/v1/auth/mfa"): {"code": "123456"},
+    ("POST", "/api/v1/auth/totp"): {"password": "not the password"},
+    ("POST", "/api/v1/auth/totp/confirm"): {"code": "123456"},
+    ("POST", "/api/v1/users"): {"name": "matrix-user", "password": "a long matrix password"},
+    ("PUT", "/api/v1/users/{name}/roles"): {"roles": []},
+    ("PUT", "/api/v1/roles/{name}"): {"policies": ["all"]},
+    ("POST", "/api/v1/incidents"): {"keys": ["key_0"], "dry_run": True},
+    ("POST", "/api/v1/alerts/hooks"): {"email": "ops@example.org"},
+    ("PUT", "/api/v1/rotation/policies/{path:path}"): {
+        "rotator": "random",
+        "every_seconds": 86400,
+    },
+    ("PUT", "/api/v1/creds/roles/{name:path}"): {"connection_secret": "matrix/DB", "grants": []},
+    ("POST", "/api/v1/creds/{name:path}"): {"ttl": 60},
+    ("POST", "/api/v1/leases/{lease_id}/renew"): {"increment": 60},
+    ("POST", "/api/v1/leases/revoke-prefix"): {"prefix": "matrix/"},
     ("POST", "/v1/secret/data/{path:path}"): {"data": {"k": "v"}},
     ("PUT", "/v1/secret/data/{path:path}"): {"data": {"k": "v"}},
 }
@@ -135,6 +165,19 @@ async def setup(vault: Vault) -> AsyncIterator[tuple[httpx.AsyncClient, Credenti
             "/api/v1/keys", json={"service": "m", "cidrs": ["10.0.0.0/8"]}, headers=root
         )
         near = await client.post("/api/v1/keys", json={"service": "m"}, headers=root)
+        caps = (
+            '["read", "list", "write", "delete", "destroy", "rotate", "manage-keys",'
+            ' "read-audit", "admin"]'
+        )
+        for name, extra in (("all", ""), ("all-mfa", "mfa_within_minutes = 5\n")):
+            text = f'[[rule]]\npath = "**"\ncapabilities = {caps}\n{extra}'
+            done = await client.put(f"/api/v1/policies/{name}", json={"text": text}, headers=root)
+            assert done.status_code == 200, done.text
+            await client.post(
+                "/api/v1/services", json={"name": f"svc-{name}", "policies": [name]}, headers=root
+            )
+        everything = await client.post("/api/v1/keys", json={"service": "svc-all"}, headers=root)
+        mfa = await client.post("/api/v1/keys", json={"service": "svc-all-mfa"}, headers=root)
         yield (
             client,
             Credentials(
@@ -142,6 +185,8 @@ async def setup(vault: Vault) -> AsyncIterator[tuple[httpx.AsyncClient, Credenti
                 revoked=revoked["token"],
                 outside_address=far.json()["key"],
                 no_capability=near.json()["key"],
+                mfa_required=mfa.json()["key"],
+                everything=everything.json()["key"],
                 root=vault.root_token,
             ),
         )
@@ -156,6 +201,7 @@ BAD = [
     "revoked",
     "outside-address",
     "no-capability",
+    "mfa-required",
 ]
 
 
@@ -171,6 +217,7 @@ def _headers(kind: str, creds: Credentials) -> dict[str, str]:
         "revoked": {"Authorization": f"Bearer {creds.revoked}"},
         "outside-address": {"Authorization": f"Bearer {creds.outside_address}"},
         "no-capability": {"Authorization": f"Bearer {creds.no_capability}"},
+        "mfa-required": {"Authorization": f"Bearer {creds.mfa_required}"},
     }[kind]
 
 
@@ -182,10 +229,10 @@ async def test_every_route_refuses_bad_credentials(
     url = _url(method, template)
     body = BODIES.get((method, template))
     for kind in BAD:
-        if kind == "no-capability" and (method, template) in SELF_ROUTES:
+        if kind in ("no-capability", "mfa-required") and (method, template) in SELF_ROUTES:
             continue
         response = await client.request(method, url, headers=_headers(kind, creds), json=body)
-        expected = {403} if kind in ("outside-address", "no-capability") else {401}
+        expected = {403} if kind in ("outside-address", "no-capability", "mfa-required") else {401}
         assert response.status_code in expected, (
             kind,
             method,
@@ -196,17 +243,36 @@ async def test_every_route_refuses_bad_credentials(
         assert "value" not in response.text or response.json().get("code") in (
             "forbidden",
             "unauthenticated",
+            "mfa_required",
         )
+        if kind == "mfa-required":
+            # The holder learns that a second factor would let it through.
+            doc = response.json()
+            assert doc.get("code") == "mfa_required" or "requires MFA" in str(doc.get("errors")), (
+                method,
+                url,
+                response.text,
+            )
+
+
+# Routes that only the root token may use, whatever a policy grants, each for a reason.
+ROOT_ONLY: set[tuple[str, str]] = set()
 
 
 @pytest.mark.parametrize(("method", "template"), PROTECTED)
-async def test_the_root_token_is_let_through(
-    setup: tuple[httpx.AsyncClient, Credentials], method: str, template: str
+@pytest.mark.parametrize("who", ["root", "everything"])
+async def test_the_allowed_caller_is_let_through(
+    setup: tuple[httpx.AsyncClient, Credentials], method: str, template: str, who: str
 ) -> None:
+    """The root token, and an API key whose policy grants every capability on ``**``
+    (policies grant administration too: manage-keys, read-audit, admin on ``sys/``)."""
     client, creds = setup
+    if who == "everything" and (method, template) in ROOT_ONLY:
+        pytest.skip("root only")
+    token = creds.root if who == "root" else creds.everything
     body = BODIES.get((method, template))
     response = await client.request(
-        method, _url(method, template), headers={"Authorization": f"Bearer {creds.root}"}, json=body
+        method, _url(method, template), headers={"Authorization": f"Bearer {token}"}, json=body
     )
     # Past authentication and authorisation: any answer but 401/403 (404, 400 for this
     # dummy body, 200...).

@@ -291,6 +291,47 @@ def test_hvac_kv_v2(shared: ServerProc) -> None:
         client.adapter.close()
 
 
+@pytest.mark.timeout(60)
+def test_hvac_approle_login_trades_a_key_for_a_short_lived_token(shared: ServerProc) -> None:
+    import hvac
+    from hvac.exceptions import Forbidden as HvacForbidden
+    from hvac.exceptions import InvalidRequest, Unauthorized
+
+    folder = f"ar{uid()}"
+    policy = f'[[rule]]\npath = "{folder}/*"\ncapabilities = ["read"]\n'
+    with shared.root() as c:
+        assert c.put(f"/api/v1/policies/{folder}", json={"text": policy}).status_code == 200
+        made = c.post("/api/v1/services", json={"name": folder, "policies": [folder]})
+        assert made.status_code == 200, made.text
+        key = c.post("/api/v1/keys", json={"service": folder}).json()
+        c.put(f"/api/v1/secrets/{folder}/db", json={"value": '{"password": "p"}'})
+        c.put(f"/api/v1/secrets/other{folder}/db", json={"value": "no"})
+    client = hvac.Client(url=shared.base_url, verify=str(shared.vault.tls.ca_cert))
+    try:
+        login = client.auth.approle.login(role_id=key["id"], secret_id=key["key"])
+        assert login["auth"]["policies"] == [folder]
+        assert 0 < login["auth"]["lease_duration"] <= 900
+        assert client.token == login["auth"]["client_token"]
+        assert client.token.count(".") == 2  # a signed JWT, not the key
+        kv = client.secrets.kv.v2
+        read = kv.read_secret_version(
+            path=f"{folder}/db", mount_point="secret", raise_on_deleted_version=True
+        )
+        assert read["data"]["data"] == {"password": "p"}
+        with pytest.raises(HvacForbidden):
+            kv.read_secret_version(
+                path=f"other{folder}/db", mount_point="secret", raise_on_deleted_version=True
+            )
+        # Another key's id, or a forged key: refused.
+        with pytest.raises((Unauthorized, InvalidRequest)):
+            client.auth.approle.login(role_id="key_other", secret_id=key["key"])
+        forged = key["key"][:-1] + ("A" if key["key"][-1] != "A" else "B")
+        with pytest.raises((Unauthorized, InvalidRequest)):
+            client.auth.approle.login(role_id=key["id"], secret_id=forged)
+    finally:
+        client.adapter.close()
+
+
 # -- at rest -------------------------------------------------------------------------------
 
 

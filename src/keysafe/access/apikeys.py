@@ -26,12 +26,13 @@ import orjson
 from sqlalchemy import Connection, Engine, insert, select, update
 
 from keysafe.access.models import Principal
+from keysafe.access.policy_store import check_policies_exist
 from keysafe.clock import Clock
 from keysafe.crypto import keyformat
 from keysafe.errors import Forbidden, InvalidInput, NotFound, Unauthenticated
 from keysafe.store.engine import read_conn, write_txn
 from keysafe.store.rawread import RawReader
-from keysafe.store.tables import api_keys, policies, services
+from keysafe.store.tables import api_keys, services
 from keysafe.timefmt import iso_us
 
 KEY_SPACE_KEYSAFE = "keysafe"
@@ -137,12 +138,7 @@ class KeyService:
         return _public_service(record)
 
     def _check_policies_exist(self, conn: Connection, names: list[str]) -> None:
-        known = {
-            r.name for r in conn.execute(select(policies.c.name).where(policies.c.name.in_(names)))
-        }
-        missing = sorted(set(names) - known)
-        if missing:
-            raise InvalidInput(f"no policy named {', '.join(missing)}")
+        check_policies_exist(conn, names)
 
     def _service(self, conn: Connection, name_or_id: str) -> Any:
         row = conn.execute(
@@ -151,6 +147,18 @@ class KeyService:
         if row is None:
             raise NotFound(f"no service {name_or_id!r}")
         return row
+
+    def service_of(self, key_id: str) -> str:
+        """The name of the service that owns ``key_id`` (NotFound if no such key)."""
+        with read_conn(self._engine) as conn:
+            row = conn.execute(
+                select(services.c.name)
+                .join(api_keys, api_keys.c.owner_id == services.c.id)
+                .where(api_keys.c.id == key_id)
+            ).first()
+        if row is None:
+            raise NotFound(f"no key {key_id}")
+        return str(row.name)
 
     def list_services(self) -> list[dict[str, Any]]:
         with read_conn(self._engine) as conn:

@@ -306,7 +306,8 @@ def _no_grant(request: AccessRequest, ip: IPAddress | None, blocked: tuple[_Entr
         entry = max(step_up, key=lambda e: e.mfa_minutes)
         return Deny(
             f"{request.capability} on {request.path!r} requires MFA within"
-            f" {entry.mfa_minutes} minutes ({entry.label})"
+            f" {entry.mfa_minutes} minutes ({entry.label})",
+            mfa_within=entry.mfa_minutes,
         )
     if len(blocked) == 1:
         return Deny(f"{base}: 1 rule matches but its conditions do not hold")

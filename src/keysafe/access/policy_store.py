@@ -19,7 +19,8 @@ from keysafe.access.policy import Policy, PolicySet, parse_policy
 from keysafe.clock import Clock
 from keysafe.errors import InvalidInput, NotFound
 from keysafe.store.engine import read_conn
-from keysafe.store.tables import api_keys, policies, services
+from keysafe.store.tables import api_keys, policies, services, tokens
+from keysafe.store.tables_users import roles
 from keysafe.timefmt import iso_us
 
 MAX_POLICY_BYTES = 256 * 1024
@@ -62,7 +63,8 @@ class PolicyStore:
         return {"name": name, "rules": len(parsed.rules), "updated_at": iso_us(now)}
 
     def delete(self, conn: Connection, name: str) -> None:
-        """Delete an unused policy; refuses while a service or live key names it."""
+        """Delete an unused policy; refuses while a service, role, live key or live
+        token names it (they would silently lose what it grants)."""
         users = [
             r.name
             for r in conn.execute(select(services.c.name, services.c.policies))
@@ -74,6 +76,23 @@ class PolicyStore:
                 select(api_keys.c.id, api_keys.c.policies).where(api_keys.c.revoked_at.is_(None))
             )
             if name in orjson.loads(r.policies)
+        ]
+        users += [
+            f"role {r.name}"
+            for r in conn.execute(select(roles.c.name, roles.c.policies))
+            if name in orjson.loads(r.policies)
+        ]
+        now = self._clock.now_us()
+        users += [
+            r.id
+            for r in conn.execute(
+                select(tokens.c.id, tokens.c.policies).where(
+                    tokens.c.revoked_at.is_(None),
+                    tokens.c.policies != "",
+                    (tokens.c.expires_at.is_(None)) | (tokens.c.expires_at > now),
+                )
+            )
+            if name in r.policies.split(",")
         ]
         if users:
             raise InvalidInput(f"policy {name!r} is still used by {', '.join(sorted(users)[:5])}")
@@ -147,6 +166,16 @@ class PolicyStore:
             select(func.count(), func.coalesce(func.max(policies.c.updated_at), 0))
         ).one()
         return int(row[0]), int(row[1])
+
+
+def check_policies_exist(conn: Connection, names: list[str]) -> None:
+    """Raise InvalidInput naming every policy in ``names`` that does not exist."""
+    known = {
+        r.name for r in conn.execute(select(policies.c.name).where(policies.c.name.in_(names)))
+    }
+    missing = sorted(set(names) - known)
+    if missing:
+        raise InvalidInput(f"no policy named {', '.join(missing)}")
 
 
 def set_service_policies(conn: Connection, service_id: str, names: list[str]) -> None:

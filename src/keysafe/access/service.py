@@ -17,10 +17,11 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine, insert, select, update
 
-from keysafe.access.models import MODE_READ, MODE_ROOT, MODE_WRITE, Principal
+from keysafe.access.models import MODE_POLICY, MODE_READ, MODE_ROOT, MODE_WRITE, Principal
+from keysafe.access.policy_store import check_policies_exist
 from keysafe.clock import Clock
 from keysafe.crypto import keyformat
-from keysafe.errors import InvalidInput, NotFound, Unauthenticated
+from keysafe.errors import Forbidden, InvalidInput, NotFound, Unauthenticated
 from keysafe.store.engine import read_conn, write_txn
 from keysafe.store.tables import tokens
 
@@ -72,12 +73,37 @@ class TokenService:
         ttl_seconds: int | None,
         description: str,
         conn: Connection,
+        policies: list[str] | None = None,
     ) -> IssuedToken:
-        if mode not in (MODE_READ, MODE_WRITE):
-            raise InvalidInput("mode must be 'read' or 'write'")
+        """A scoped token: bound to ``policies`` (judged by them alone), or of the vault
+        core's ``mode`` under ``prefix``. Only the root token mints mode tokens; anyone
+        else may bind only policies it holds itself (never more than its creator)."""
         if ttl_seconds is not None and not 0 < ttl_seconds <= MAX_TTL_SECONDS:
             raise InvalidInput(f"ttl_seconds must be between 1 and {MAX_TTL_SECONDS}")
         expires = None if ttl_seconds is None else self._clock.now_us() + ttl_seconds * 1_000_000
+        if policies:
+            names = sorted(set(policies))
+            check_policies_exist(conn, names)
+            extra = sorted(set(names) - set(creator.policies))
+            if not creator.is_root and extra:
+                raise Forbidden(
+                    "a token may not hold more than its creator: you do not hold "
+                    + ", ".join(extra)
+                )
+            return self._insert(
+                conn,
+                MODE_POLICY,
+                "scoped",
+                "",
+                expires,
+                description,
+                creator.token_id,
+                policies=names,
+            )
+        if mode not in (MODE_READ, MODE_WRITE):
+            raise InvalidInput("mode must be 'read' or 'write'")
+        if not creator.is_root:
+            raise Forbidden("only the root token mints read/write tokens; bind policies instead")
         return self._insert(conn, mode, "scoped", prefix, expires, description, creator.token_id)
 
     def _insert(
@@ -90,6 +116,7 @@ class TokenService:
         description: str,
         created_by: str,
         token_key: bytes | None = None,
+        policies: list[str] | None = None,
     ) -> IssuedToken:
         token = keyformat.generate(keyformat.KIND_ROOT if kind == "root" else keyformat.KIND_TOKEN)
         record = {
@@ -103,6 +130,7 @@ class TokenService:
             "created_at": self._clock.now_us(),
             "expires_at": expires,
             "revoked_at": None,
+            "policies": ",".join(policies or ()),
         }
         conn.execute(insert(tokens).values(**record))
         return IssuedToken(token, public_record(record))
@@ -138,7 +166,8 @@ class TokenService:
             raise Unauthenticated(_UNAUTHENTICATED)
         if row.revoked_at is not None:
             raise Unauthenticated(_UNAUTHENTICATED)
-        return Principal(row.id, row.kind, row.mode, row.prefix, row.expires_at)
+        bound = tuple(row.policies.split(",")) if row.policies else ()
+        return Principal(row.id, row.kind, row.mode, row.prefix, row.expires_at, policies=bound)
 
     def find(self, token: str, conn: Connection) -> dict[str, Any] | None:
         """The stored record of ``token`` (revoked or not), or None; no cache."""
@@ -199,4 +228,5 @@ def public_record(record: dict[str, Any]) -> dict[str, Any]:
         "created_at": iso_us(record["created_at"]),
         "expires_at": iso_us(record["expires_at"]),
         "revoked": record["revoked_at"] is not None,
+        "policies": record["policies"].split(",") if record.get("policies") else [],
     }

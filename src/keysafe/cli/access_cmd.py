@@ -203,10 +203,22 @@ def key_list(
 
 
 @key_app.command("show")
-def key_show(ctx: typer.Context, key_id: Annotated[str, typer.Argument(metavar="ID")]) -> None:
-    """A key's record and usage (never the key)."""
+def key_show(
+    ctx: typer.Context,
+    key_id: Annotated[str, typer.Argument(metavar="ID")],
+    days: Annotated[int, typer.Option("--days", min=1, help="Usage over this many days.")] = 7,
+    as_json: JsonOpt = False,
+) -> None:
+    """A key's record and usage: requests per day, sources, paths read, last use."""
+    from keysafe.cli.usage_view import show_key_usage
+
     with state(ctx).client() as client:
-        print_json(client.show_key(key_id))
+        record = client.show_key(key_id)
+        usage = client.key_usage(key_id, days)
+    if as_json:
+        print_json({**record, "usage": usage})
+        return
+    show_key_usage(record, usage)
 
 
 @key_app.command("roll")

@@ -54,8 +54,26 @@ def get(
         bool, typer.Option("--no-newline", "-n", help="Print the value without a newline.")
     ] = False,
     as_json: JsonOpt = False,
+    label: Annotated[
+        str | None,
+        typer.Option(
+            "--label",
+            help="current, previous (replaced by the last rotation) or pending (a "
+            "rotation's unproven value; needs the rotate capability).",
+        ),
+    ] = None,
 ) -> None:
     """Print the value (exactly, then a newline unless --no-newline)."""
+    if label is not None:
+        if version is not None:
+            raise InvalidInput("give --version or --label, not both")
+        with state(ctx).client() as client:
+            doc = client.secret_label(path, label)
+        if as_json:
+            print_json(doc)
+        else:
+            data(str(doc["value"]), newline=not no_newline)
+        return
     with state(ctx).client() as client:
         secret = client.get_secret(path, version)
     if as_json:

@@ -1,4 +1,5 @@
-"""``keysafe token ...``: scoped, expiring tokens (root only)."""
+"""``keysafe token ...``: scoped, expiring tokens, bound to policies (or, for the root
+token only, to a read/write mode under a prefix)."""
 
 from __future__ import annotations
 
@@ -18,8 +19,14 @@ JsonOpt = Annotated[bool, typer.Option("--json", help="Stable JSON output for pr
 @app.command("create")
 def create(
     ctx: typer.Context,
-    prefix: Annotated[str, typer.Option("--prefix", help="Path prefix, e.g. payments/dev/.")],
-    mode: Annotated[str, typer.Option("--mode", help="read or write.")] = "read",
+    policy: Annotated[
+        list[str] | None,
+        typer.Option("--policy", help="Bind this policy (repeatable); no more than you hold."),
+    ] = None,
+    prefix: Annotated[
+        str | None, typer.Option("--prefix", help="Path prefix, e.g. payments/dev/ (root only).")
+    ] = None,
+    mode: Annotated[str, typer.Option("--mode", help="read or write (with --prefix).")] = "read",
     ttl: Annotated[str | None, typer.Option("--ttl", help="Lifetime: 90s, 15m, 1h, 7d.")] = None,
     description: Annotated[str, typer.Option("--description")] = "",
     as_json: JsonOpt = False,
@@ -29,15 +36,24 @@ def create(
 
     if mode not in {"read", "write"}:
         raise InvalidInput(f"invalid mode {mode!r}: use read or write")
+    if bool(policy) == (prefix is not None):
+        raise InvalidInput("give --policy (one or more) or --prefix with --mode, not both")
     ttl_seconds = parse_duration(ttl) if ttl else None
     with state(ctx).client() as client:
-        issued = client.create_token(prefix, mode, ttl_seconds, description)
+        issued = client.create_token(
+            prefix or "", mode, ttl_seconds, description, policies=policy or None
+        )
     if as_json:
         print_json(asdict(issued))
         return
     data(issued.token)
     expiry = f", expires {issued.expires_at}" if issued.expires_at else ""
-    message(f"token {issued.id}: {issued.mode} on {issued.prefix}{expiry} (shown only this once)")
+    scope = (
+        f"policies {', '.join(issued.policies)}"
+        if issued.policies
+        else f"{issued.mode} on {issued.prefix}"
+    )
+    message(f"token {issued.id}: {scope}{expiry} (shown only this once)")
 
 
 @app.command("revoke")
@@ -57,10 +73,16 @@ def list_(ctx: typer.Context, as_json: JsonOpt = False) -> None:
         print_json([asdict(t) for t in tokens])
         return
     rows = [
-        (t.id, t.prefix, t.mode, t.expires_at, "yes" if t.revoked else "", t.description)
+        (
+            t.id,
+            ", ".join(t.policies) if t.policies else f"{t.mode} on {t.prefix!r}",
+            t.expires_at,
+            "yes" if t.revoked else "",
+            t.description,
+        )
         for t in tokens
     ]
-    table(None, ["ID", "PREFIX", "MODE", "EXPIRES", "REVOKED", "DESCRIPTION"], rows)
+    table(None, ["ID", "SCOPE", "EXPIRES", "REVOKED", "DESCRIPTION"], rows)
 
 
 @app.command("self")

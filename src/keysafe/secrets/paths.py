@@ -10,12 +10,21 @@ MAX_PATH_LENGTH = 512
 _SEGMENT = re.compile(r"[A-Za-z0-9_.\-]+")
 
 
+# Folders policies use for other resources: administration (sys/key/..., sys/audit) and
+# dynamic credentials (creds/<role>). A secret there would share their rules.
+RESERVED_FOLDERS = frozenset({"sys", "creds"})
+_USES = {"sys": "administration", "creds": "dynamic credentials"}
+
+
 def validate_path(path: str) -> str:
     """``path`` if valid; raises InvalidInput naming what is wrong."""
     if not path:
         raise InvalidInput("a secret path is required")
     if len(path) > MAX_PATH_LENGTH:
         raise InvalidInput(f"secret path is longer than {MAX_PATH_LENGTH} characters")
+    top = path.split("/", 1)[0]
+    if top in RESERVED_FOLDERS:
+        raise InvalidInput(f"the {top}/ folder is reserved (policies use it for {_USES[top]})")
     for segment in path.split("/"):
         if not segment:
             raise InvalidInput(

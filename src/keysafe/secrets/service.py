@@ -18,7 +18,15 @@ import orjson
 from sqlalchemy import Connection, Engine, Row, delete, select, update
 
 from keysafe.access.authorizer import Authorizer
-from keysafe.access.models import Decision, RequestContext, authorize, covers
+from keysafe.access.models import (
+    Decision,
+    Deny,
+    RequestContext,
+    authorize,
+    covers,
+    denial,
+    request_event,
+)
 from keysafe.audit.models import OUTCOME_DENIED, OUTCOME_ERROR, OUTCOME_OK, AuditEvent
 from keysafe.audit.service import AuditLog
 from keysafe.clock import Clock
@@ -169,16 +177,7 @@ class SecretsService:
     def _event(
         self, ctx: RequestContext, op: str, path: str, outcome: str, detail: str = ""
     ) -> AuditEvent:
-        return AuditEvent(
-            ts=self._clock.now_us(),
-            request_id=ctx.request_id,
-            actor=ctx.principal.token_id,
-            source=ctx.source,
-            operation=op,
-            path=path,
-            outcome=outcome,
-            detail=detail,
-        )
+        return request_event(ctx, self._clock.now_us(), op, path, outcome, detail)
 
     def _decide(self, ctx: RequestContext, capability: str, path: str) -> Decision:
         if self._authorizer is None:
@@ -187,9 +186,9 @@ class SecretsService:
 
     async def _authorize(self, ctx: RequestContext, capability: str, op: str, path: str) -> None:
         decision = self._decide(ctx, capability, path)
-        if not decision:
+        if isinstance(decision, Deny):
             await self._audit.record(self._event(ctx, op, path, OUTCOME_DENIED, decision.reason))
-            raise Forbidden(f"permission denied: {decision.reason}")
+            raise denial(decision)
 
     async def _audited(
         self, ctx: RequestContext, op: str, path: str, fn: Callable[..., T], *, thread: bool
@@ -295,7 +294,7 @@ class SecretsService:
         must grant ``list`` on the prefix itself (``payments/prod/*`` covers the folder
         ``payments/prod/``); the rows are then filtered path by path (``_may_list``)."""
         principal = ctx.principal
-        if principal.kind == "key":
+        if principal.judged_by_policies:
             await self._authorize(ctx, "list", "secret:list", prefix)
             return
         if not principal.is_root and not (
@@ -314,7 +313,7 @@ class SecretsService:
 
     def _may_list(self, ctx: RequestContext, path: str) -> bool:
         principal = ctx.principal
-        if principal.kind == "key":
+        if principal.judged_by_policies:
             return bool(self._decide(ctx, "list", path))
         return principal.is_root or covers(principal.prefix, path)
 

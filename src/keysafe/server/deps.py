@@ -10,9 +10,10 @@ import anyio.to_thread
 from sqlalchemy import Connection
 from starlette.requests import Request
 
-from keysafe.access.models import RequestContext
+from keysafe.access.models import Deny, RequestContext, denial
 from keysafe.audit.models import OUTCOME_DENIED, OUTCOME_OK, AuditEvent
 from keysafe.errors import Forbidden, Unauthenticated
+from keysafe.server.monitoring import RequestNote, note_of, refuse
 from keysafe.server.services import Services
 from keysafe.store.engine import write_txn
 
@@ -57,7 +58,7 @@ def source(request: Request) -> str:
 async def context(request: Request) -> RequestContext:
     """Authenticate the caller; failures are audited and answered with one vague 401.
 
-    Routes declare ``authenticated``/``root_only`` as dependencies so that a caller is
+    Routes declare ``authenticated``/``needs(...)`` as dependencies so that a caller is
     refused before FastAPI validates the request body; this then returns the cached
     context.
     """
@@ -70,6 +71,7 @@ async def context(request: Request) -> RequestContext:
         source(request),
         request_id(request),
         request.url.path,
+        note_of(request.scope),
     )
     request.state.ks_ctx = ctx
     return ctx
@@ -80,13 +82,72 @@ async def authenticated(request: Request) -> None:
     await context(request)
 
 
-def root_only(operation: str) -> Callable[[Request], Awaitable[None]]:
-    """Dependency factory: only the root token (401/403, audited), before the body."""
+def needs(operation: str, resource: str | None = None) -> Callable[[Request], Awaitable[None]]:
+    """Dependency factory: the caller must hold the administrative capability that
+    ``operation`` needs (see ``admin_resource``), checked before the body (401/403,
+    audited). The root token holds every capability."""
 
     async def dependency(request: Request) -> None:
-        await root_context(request, operation)
+        await needs_context(request, operation, resource)
 
     return dependency
+
+
+# Administrative operations by area: the capability each needs and the ``sys/`` path a
+# policy names to grant it. Persisted in people's policies: only ever add.
+_AREA_CAPABILITY: dict[str, str] = {
+    "key": "manage-keys",
+    "usage": "read-audit",
+    "audit": "read-audit",
+    "metrics": "read-audit",
+    "alert": "read-audit",
+    "report": "read-audit",
+    "incident": "read-audit",
+}
+# In the read-audit areas only these actions read; anything else (adding an alert hook,
+# opening an incident) changes the vault's behaviour and needs ``admin``.
+_READ_ACTIONS = frozenset({"read", "list", "show", "events", "verify", "query", "report"})
+
+
+def admin_resource(operation: str) -> tuple[str, str]:
+    """(capability, path) an administrative ``operation`` (``area:action``, as audit
+    events name it) needs: the path is ``sys/<area>`` (``sys/<action>`` for ``sys:``
+    operations such as ``sys:seal``); the capability is ``manage-keys`` for keys,
+    ``read-audit`` to read audit, usage, metrics, alerts, incidents and reports, and
+    ``admin`` for everything else."""
+    area, _, action = operation.partition(":")
+    if area == "sys":
+        return "admin", f"sys/{action}"
+    capability = _AREA_CAPABILITY.get(area, "admin")
+    if capability == "read-audit" and action not in _READ_ACTIONS:
+        capability = "admin"
+    return capability, f"sys/{area}"
+
+
+async def needs_context(
+    request: Request, operation: str, resource: str | None = None
+) -> RequestContext:
+    """Like ``context`` but the caller must hold ``operation``'s capability on its
+    ``sys/`` path (or ``resource`` when given, e.g. ``sys/keys/<service>``)."""
+    ctx = await context(request)
+    if ctx.principal.is_root:
+        return ctx
+    capability, path = admin_resource(operation)
+    path = resource or path
+    svc = services(request)
+    decision = svc.authorizer.decide(ctx.principal, capability, path, ctx.source)
+    if isinstance(decision, Deny):
+        await record(
+            svc,
+            rid=ctx.request_id,
+            actor=ctx.principal.token_id,
+            src=ctx.source,
+            operation=operation,
+            path=path,
+            detail=decision.reason,
+        )
+        raise denial(decision)
+    return ctx
 
 
 async def record(
@@ -107,14 +168,27 @@ async def record(
 
 
 async def authenticate(
-    svc: Services, token: str | None, src: str, rid: str, path: str
+    svc: Services,
+    token: str | None,
+    src: str,
+    rid: str,
+    path: str,
+    note: RequestNote | None = None,
 ) -> RequestContext:
     """The request context for ``token``; raises Unauthenticated (audited), or
-    RateLimited while the source is cooling down after too many failures."""
+    RateLimited while the source is cooling down after too many failures, or over its
+    per-source limit, or (an API key) over the key's own rate (the first refusal of a
+    burst audited). ``note`` learns the caller, for usage and metrics."""
     svc.throttle.check(src)
+    refusal = svc.limits.check_source(src)
+    if refusal is not None:
+        await refuse(svc, refusal, rid=rid, actor="anonymous", src=src, path=path)
     try:
         if token is not None and token.startswith("ks_live_"):
             principal = svc.keys.verify(token, src)
+        elif token is not None and token.startswith("ks_sess_"):
+            # A person's session (may read the database: off the event loop).
+            principal = await anyio.to_thread.run_sync(svc.users.sessions.verify, token, src)
         elif token is not None and token.count(".") == 2:
             # A short-lived access token from the client-credentials exchange.
             principal = svc.oauth.principal(token)
@@ -153,23 +227,13 @@ async def authenticate(
                 detail=f"source blocked for {svc.throttle.cooldown:.0f} s",
             )
         raise
+    if note is not None:
+        note.caller(principal)
+    if principal.kind == "key":
+        refusal = svc.limits.check_key(principal.token_id)
+        if refusal is not None:
+            await refuse(svc, refusal, rid=rid, actor=principal.token_id, src=src, path=path)
     return RequestContext(principal, src, rid)
-
-
-async def root_context(request: Request, operation: str) -> RequestContext:
-    """Like ``context`` but only the root token passes (audited when refused)."""
-    ctx = await context(request)
-    if not ctx.principal.is_root:
-        await record(
-            services(request),
-            rid=ctx.request_id,
-            actor=ctx.principal.token_id,
-            src=ctx.source,
-            operation=operation,
-            detail="needs the root token",
-        )
-        raise Forbidden("permission denied: this operation needs the root token")
-    return ctx
 
 
 async def audited_change(

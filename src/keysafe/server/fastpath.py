@@ -25,7 +25,8 @@ from keysafe.errors import (
     ValueTooLarge,
 )
 from keysafe.server import deps
-from keysafe.server.problems import PROBLEM_JSON
+from keysafe.server.monitoring import FAST_READ_ROUTE, note_of
+from keysafe.server.problems import PROBLEM_JSON, rate_limit_headers
 from keysafe.server.services import Services
 
 log = logging.getLogger("keysafe.server")
@@ -43,7 +44,12 @@ class HotReadPath:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and scope["method"] == "GET":
             url_path: str = scope["path"]
-            if url_path.startswith(_PREFIX) and ":" not in url_path:
+            # ``?label=`` reads (rotation: pending, previous) go to the FastAPI route.
+            if (
+                url_path.startswith(_PREFIX)
+                and ":" not in url_path
+                and b"label=" not in scope.get("query_string", b"")
+            ):
                 await self._read(scope, send, url_path)
                 return
         await self.app(scope, receive, send)
@@ -60,14 +66,18 @@ class HotReadPath:
             token, rid = _headers(scope)
             client = scope.get("client")
             source = client[0] if client else "unknown"
-            ctx = await deps.authenticate(svc, token, source, rid, url_path)
+            note = note_of(scope)
+            if note is not None:
+                note.route, note.secret = FAST_READ_ROUTE, url_path[len(_PREFIX) :]
+            ctx = await deps.authenticate(svc, token, source, rid, url_path, note)
             version = _version(scope.get("query_string", b""))
             value = await svc.secrets.read(ctx, url_path[len(_PREFIX) :], version)
             await _send(send, 200, _JSON, orjson.dumps(value.as_document()))
         except KeysafeError as exc:
             headers = _PROBLEM
             if isinstance(exc, RateLimited):
-                headers = [*_PROBLEM, (b"retry-after", str(exc.retry_after).encode())]
+                limits = rate_limit_headers(exc).items()
+                headers = [*_PROBLEM, *((k.lower().encode(), v.encode()) for k, v in limits)]
             await _send(send, exc.status, headers, orjson.dumps(exc.to_problem(url_path)))
         except Exception:
             log.exception("unexpected error on GET %s", url_path)

@@ -10,7 +10,7 @@ from keysafe.errors import InvalidInput
 from keysafe.secrets.paths import folder_prefix, validate_path
 
 SEGMENT = st.from_regex(r"[A-Za-z0-9_\-][A-Za-z0-9_.\-]{0,10}", fullmatch=True).filter(
-    lambda s: s not in (".", "..")
+    lambda s: s not in (".", "..", "sys", "creds")
 )
 
 
@@ -31,6 +31,9 @@ def test_valid_paths_pass(segments: list[str]) -> None:
         ("a/b c", "letters, digits"),
         ("a/$HOME", "letters, digits"),
         ("x" * 513, "longer than"),
+        ("sys/key/billing", "reserved"),
+        ("sys", "reserved"),
+        ("creds/postgres/reporting", "reserved"),
     ],
 )
 def test_invalid_paths_say_why(path: str, message: str) -> None:

@@ -1,7 +1,9 @@
 """``/api/v1/policies``, ``/api/v1/services``, ``/api/v1/keys``: least-privilege admin.
 
-Managing policies, services and keys needs the root token for now; every change is
-audited in the same transaction.
+Policies and services need ``admin`` on ``sys/policy`` and ``sys/service``; keys need
+``manage-keys`` on ``sys/key/<service>``, so a team can hold the keys of its own services
+only. The root token holds every capability. Every change is audited in the same
+transaction.
 """
 
 from __future__ import annotations
@@ -51,15 +53,31 @@ class CheckBody(BaseModel):
     source: str = Field("127.0.0.1", max_length=64)
 
 
-async def _admin(request: Request, op: str) -> tuple[Services, str]:
-    ctx = await deps.root_context(request, op)
+async def _admin(request: Request, op: str, resource: str | None = None) -> tuple[Services, str]:
+    ctx = await deps.needs_context(request, op, resource)
     return deps.services(request), ctx.principal.token_id
+
+
+def _keys_of(service: str) -> str:
+    return f"sys/key/{service}"
+
+
+async def _key_admin(request: Request, op: str, key_id: str) -> tuple[Services, str]:
+    """Check ``manage-keys`` on the key's own service; an unknown key id is refused
+    like a key of a service the caller may not manage (no probing for ids)."""
+    svc = deps.services(request)
+    try:
+        owner = await anyio.to_thread.run_sync(svc.keys.service_of, key_id)
+    except NotFound:
+        await deps.needs_context(request, op)  # only those who may see every key learn 404
+        raise
+    return await _admin(request, op, _keys_of(owner))
 
 
 # -- policies -------------------------------------------------------------------------
 
 
-@router.put("/policies/{name}", dependencies=[Depends(deps.root_only("policy:write"))])
+@router.put("/policies/{name}", dependencies=[Depends(deps.needs("policy:write"))])
 async def write_policy(request: Request, name: str, body: PolicyBody) -> Response:
     """Create or replace a policy; a syntax error names its line (400)."""
     svc, actor = await _admin(request, "policy:write")
@@ -74,19 +92,19 @@ async def write_policy(request: Request, name: str, body: PolicyBody) -> Respons
     return json_response(result)
 
 
-@router.get("/policies", dependencies=[Depends(deps.root_only("policy:list"))])
+@router.get("/policies", dependencies=[Depends(deps.needs("policy:list"))])
 async def list_policies(request: Request) -> Response:
     svc, _ = await _admin(request, "policy:list")
     return json_response({"policies": await anyio.to_thread.run_sync(svc.policies.list_policies)})
 
 
-@router.get("/policies/{name}", dependencies=[Depends(deps.root_only("policy:read"))])
+@router.get("/policies/{name}", dependencies=[Depends(deps.needs("policy:read"))])
 async def read_policy(request: Request, name: str) -> Response:
     svc, _ = await _admin(request, "policy:read")
     return json_response(await anyio.to_thread.run_sync(svc.policies.get, name))
 
 
-@router.delete("/policies/{name}", dependencies=[Depends(deps.root_only("policy:delete"))])
+@router.delete("/policies/{name}", dependencies=[Depends(deps.needs("policy:delete"))])
 async def delete_policy(request: Request, name: str) -> Response:
     svc, _ = await _admin(request, "policy:delete")
 
@@ -96,7 +114,7 @@ async def delete_policy(request: Request, name: str) -> Response:
     return Response(status_code=204)
 
 
-@router.post("/policy-check", dependencies=[Depends(deps.root_only("policy:check"))])
+@router.post("/policy-check", dependencies=[Depends(deps.needs("policy:check"))])
 async def check_policy(request: Request, body: CheckBody) -> Response:
     """Explain the decision for a key (or a list of policies) on a path and capability."""
     svc, _ = await _admin(request, "policy:check")
@@ -126,7 +144,7 @@ async def check_policy(request: Request, body: CheckBody) -> Response:
 # -- services -------------------------------------------------------------------------
 
 
-@router.post("/services", dependencies=[Depends(deps.root_only("service:create"))])
+@router.post("/services", dependencies=[Depends(deps.needs("service:create"))])
 async def create_service(request: Request, body: ServiceBody) -> Response:
     svc, actor = await _admin(request, "service:create")
 
@@ -142,7 +160,7 @@ async def create_service(request: Request, body: ServiceBody) -> Response:
     return json_response(record)
 
 
-@router.get("/services", dependencies=[Depends(deps.root_only("service:list"))])
+@router.get("/services", dependencies=[Depends(deps.needs("service:list"))])
 async def list_services(request: Request) -> Response:
     svc, _ = await _admin(request, "service:list")
     return json_response({"services": await anyio.to_thread.run_sync(svc.keys.list_services)})
@@ -151,10 +169,10 @@ async def list_services(request: Request) -> Response:
 # -- keys -----------------------------------------------------------------------------
 
 
-@router.post("/keys", dependencies=[Depends(deps.root_only("key:create"))])
+@router.post("/keys", dependencies=[Depends(deps.authenticated)])
 async def create_key(request: Request, body: KeyBody) -> Response:
     """Issue a key; the key itself is in this reply only."""
-    svc, actor = await _admin(request, "key:create")
+    svc, actor = await _admin(request, "key:create", _keys_of(body.service))
     expires = parse_duration(body.expires_in) if body.expires_in else None
 
     issued = await deps.audited_change(
@@ -176,11 +194,12 @@ async def create_key(request: Request, body: KeyBody) -> Response:
     return json_response({**issued.record, "key": issued.key})
 
 
-@router.get("/keys", dependencies=[Depends(deps.root_only("key:list"))])
+@router.get("/keys", dependencies=[Depends(deps.authenticated)])
 async def list_keys(
     request: Request, service: str | None = None, unused_for: str | None = None
 ) -> Response:
-    svc, _ = await _admin(request, "key:list")
+    # Every key needs manage-keys on sys/key; one service's keys, on sys/key/<service>.
+    svc, _ = await _admin(request, "key:list", _keys_of(service) if service else None)
     unused = parse_duration(unused_for) if unused_for else None
     keys = await anyio.to_thread.run_sync(
         lambda: svc.keys.list_keys(service=service, unused_for_seconds=unused)
@@ -188,19 +207,19 @@ async def list_keys(
     return json_response({"keys": keys})
 
 
-@router.get("/keys/{key_id}", dependencies=[Depends(deps.root_only("key:read"))])
+@router.get("/keys/{key_id}", dependencies=[Depends(deps.authenticated)])
 async def show_key(request: Request, key_id: str) -> Response:
-    svc, _ = await _admin(request, "key:read")
+    svc, _ = await _key_admin(request, "key:read", key_id)
     return json_response(await anyio.to_thread.run_sync(svc.keys.show, key_id))
 
 
-@router.post("/keys/{key_id}", dependencies=[Depends(deps.root_only("key:roll"))])
+@router.post("/keys/{key_id}", dependencies=[Depends(deps.authenticated)])
 async def key_action(request: Request, key_id: str) -> Response:
     """``{id}:roll`` with ``{"grace": "24h"}``: a successor, the old key dies after grace."""
     key_id, _, verb = key_id.partition(":")
     if verb != "roll":
         raise NotFound("POST is only defined on keys/{id}:roll")
-    svc, actor = await _admin(request, "key:roll")
+    svc, actor = await _key_admin(request, "key:roll", key_id)
     try:
         body = RollBody.model_validate_json(await request.body() or b"{}")
     except ValueError as exc:
@@ -217,9 +236,9 @@ async def key_action(request: Request, key_id: str) -> Response:
     return json_response({**issued.record, "key": issued.key})
 
 
-@router.delete("/keys/{key_id}", dependencies=[Depends(deps.root_only("key:revoke"))])
+@router.delete("/keys/{key_id}", dependencies=[Depends(deps.authenticated)])
 async def revoke_key(request: Request, key_id: str) -> Response:
-    svc, _ = await _admin(request, "key:revoke")
+    svc, _ = await _key_admin(request, "key:revoke", key_id)
     await deps.audited_change(
         request, "key:revoke", "", lambda conn: svc.keys.revoke(conn, key_id), lambda _: key_id
     )

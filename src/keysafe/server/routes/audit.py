@@ -12,10 +12,10 @@ from keysafe.server.routes.sys import json_response
 router = APIRouter(prefix="/api/v1/audit", tags=["audit"])
 
 
-@router.post("/verify", dependencies=[Depends(deps.root_only("audit:verify"))])
+@router.post("/verify", dependencies=[Depends(deps.needs("audit:verify"))])
 async def verify(request: Request, source: str = "db") -> Response:
     """Walk the chain (``source=db`` or ``file``) and name the first bad event."""
-    await deps.root_context(request, "audit:verify")
+    await deps.needs_context(request, "audit:verify")
     svc = deps.services(request)
     fn = svc.audit.verify_file if source == "file" else svc.audit.verify
     result = await anyio.to_thread.run_sync(fn)
@@ -25,11 +25,11 @@ async def verify(request: Request, source: str = "db") -> Response:
     return json_response(doc)
 
 
-@router.get("/events", dependencies=[Depends(deps.root_only("audit:read"))])
+@router.get("/events", dependencies=[Depends(deps.needs("audit:read"))])
 async def events(
     request: Request, after: int = Query(0, ge=0), limit: int = Query(100, ge=1, le=1000)
 ) -> Response:
-    await deps.root_context(request, "audit:read")
+    await deps.needs_context(request, "audit:read")
     svc = deps.services(request)
     rows = await anyio.to_thread.run_sync(lambda: svc.audit.events(after, limit))
     return json_response({"events": [c.as_json() for c in rows]})

@@ -12,7 +12,8 @@ import orjson
 from fastapi import APIRouter, Depends, Request
 from starlette.responses import Response
 
-from keysafe.errors import Forbidden, KeysafeError
+from keysafe.access.models import RequestContext
+from keysafe.errors import KeysafeError, Unauthenticated
 from keysafe.server import deps
 from keysafe.server.routes.sys import json_response
 
@@ -59,32 +60,60 @@ async def token(request: Request) -> Response:
     if params.get("grant_type") != "client_credentials":
         return _oauth_error(400, "unsupported_grant_type", "use grant_type=client_credentials")
     client_id, secret = _client_secret(request, params)
-    svc = deps.services(request)
-    rid, src = deps.request_id(request), deps.source(request)
+    ttl = int(params.get("expires_in", "900")) if params.get("expires_in", "").isdigit() else 900
     try:
-        if not secret or not secret.startswith("ks_live_"):
-            raise Forbidden("client_secret must be a keysafe API key")
-        ctx = await deps.authenticate(svc, secret, src, rid, request.url.path)
-        if client_id is not None and client_id != ctx.principal.token_id:
-            raise Forbidden("client_id does not match the key")
-        ttl = (
-            int(params.get("expires_in", "900")) if params.get("expires_in", "").isdigit() else 900
+        _, reply = await exchange_key(
+            request,
+            secret,
+            client_id,
+            ttl,
+            operation="oauth:token",
+            fields=("client_secret", "client_id"),
         )
-        reply = await anyio.to_thread.run_sync(lambda: svc.oauth.issue(ctx.principal, ttl))
     except KeysafeError as exc:
         return _oauth_error(401, "invalid_client", exc.detail)
-    await deps.record(
-        svc,
-        rid=rid,
-        actor=ctx.principal.token_id,
-        src=src,
-        operation="oauth:token",
-        outcome="ok",
-        detail=f"expires in {reply['expires_in']} s",
-    )
     return Response(
         orjson.dumps(reply), media_type="application/json", headers={"Cache-Control": "no-store"}
     )
+
+
+async def exchange_key(
+    request: Request,
+    secret: str | None,
+    claimed_id: str | None,
+    ttl: int,
+    *,
+    operation: str,
+    fields: tuple[str, str],
+) -> tuple[RequestContext, dict[str, Any]]:
+    """Trade the API key ``secret`` (whose id, when ``claimed_id`` is given, must be
+    that) for a signed access token; audited as ``operation`` whether it succeeds or the
+    id does not match. ``fields`` names the secret and id in the caller's protocol, for
+    the messages. Raises Unauthenticated (and what ``deps.authenticate`` raises)."""
+    svc = deps.services(request)
+    rid, src = deps.request_id(request), deps.source(request)
+    secret_field, id_field = fields
+    if not secret or not secret.startswith("ks_live_"):
+        raise Unauthenticated(f"{secret_field} must be a keysafe API key")
+    ctx = await deps.authenticate(svc, secret, src, rid, request.url.path)
+    actor = ctx.principal.token_id
+    if claimed_id is not None and claimed_id != actor:
+        detail = f"{id_field} does not match the key"
+        await deps.record(svc, rid=rid, actor=actor, src=src, operation=operation, detail=detail)
+        raise Unauthenticated(detail)
+    reply: dict[str, Any] = await anyio.to_thread.run_sync(
+        lambda: svc.oauth.issue(ctx.principal, ttl)
+    )
+    await deps.record(
+        svc,
+        rid=rid,
+        actor=actor,
+        src=src,
+        operation=operation,
+        outcome="ok",
+        detail=f"expires in {reply['expires_in']} s",
+    )
+    return ctx, reply
 
 
 @router.get("/.well-known/jwks.json")
@@ -124,7 +153,7 @@ async def revoke(request: Request) -> Response:
 
 @router.post(
     "/api/v1/sys/rotate-signing-key",
-    dependencies=[Depends(deps.root_only("sys:rotate-signing-key"))],
+    dependencies=[Depends(deps.needs("sys:rotate-signing-key"))],
 )
 async def rotate_signing_key(request: Request) -> Response:
     """A new JWT signing key; the previous one verifies until its tokens have expired."""

@@ -62,12 +62,20 @@ async def list_secrets(
 
 @router.get("/{path:path}", dependencies=[Depends(deps.authenticated)])
 async def read_secret(
-    request: Request, path: str, version: Annotated[int | None, Query(ge=1)] = None
+    request: Request,
+    path: str,
+    version: Annotated[int | None, Query(ge=1)] = None,
+    label: Annotated[str | None, Query(description="current, pending or previous")] = None,
 ) -> Response:
-    """The current value (or ``?version=N``); ``:history`` and ``:metadata`` views."""
+    """The current value (or ``?version=N``, or ``?label=current|pending|previous`` of
+    a rotated secret); ``:history`` and ``:metadata`` views."""
     ctx = await deps.context(request)
     svc = deps.services(request).secrets
     path, verb = _split(path)
+    if verb == "" and label is not None:
+        if version is not None:
+            raise InvalidInput("give ?version or ?label, not both")
+        return json_response(await deps.services(request).rotation.read_label(ctx, path, label))
     if verb == "":
         value = await svc.read(ctx, path, version)
         return json_response(value.as_document())

@@ -76,7 +76,7 @@ async def unseal(request: Request, body: UnsealRequest) -> Response:
 
 
 async def _audit_sys(request: Request, operation: str, detail: str = "") -> None:
-    ctx = await deps.root_context(request, operation)
+    ctx = await deps.needs_context(request, operation)
     await deps.record(
         deps.services(request),
         rid=ctx.request_id,
@@ -88,25 +88,25 @@ async def _audit_sys(request: Request, operation: str, detail: str = "") -> None
     )
 
 
-@router.post("/seal", dependencies=[Depends(deps.root_only("sys:seal"))])
+@router.post("/seal", dependencies=[Depends(deps.needs("sys:seal"))])
 async def seal(request: Request) -> Response:
     await _audit_sys(request, "sys:seal")
     svc = deps.services(request)
     return json_response(await anyio.to_thread.run_sync(svc.system.seal))
 
 
-@router.post("/rotate-key", dependencies=[Depends(deps.root_only("sys:rotate-key"))])
+@router.post("/rotate-key", dependencies=[Depends(deps.needs("sys:rotate-key"))])
 async def rotate_key(request: Request) -> Response:
-    await deps.root_context(request, "sys:rotate-key")
+    await deps.needs_context(request, "sys:rotate-key")
     svc = deps.services(request)
     version = await anyio.to_thread.run_sync(svc.system.rotate_key)
     await _audit_sys(request, "sys:rotate-key", f"keyring version {version}")
     return json_response({"keyring_version": version})
 
 
-@router.post("/rewrap", dependencies=[Depends(deps.root_only("sys:rewrap"))])
+@router.post("/rewrap", dependencies=[Depends(deps.needs("sys:rewrap"))])
 async def rewrap(request: Request, body: RewrapRequest) -> Response:
-    await deps.root_context(request, "sys:rewrap")
+    await deps.needs_context(request, "sys:rewrap")
     svc = deps.services(request)
     done, remaining, total = await anyio.to_thread.run_sync(
         lambda: svc.secrets.rewrap_batch(body.batch)

@@ -1,4 +1,4 @@
-"""``/api/v1/tokens``: scoped tokens minted by the root token."""
+"""``/api/v1/tokens``: scoped tokens, bound to policies or (root only) to a mode and prefix."""
 
 from __future__ import annotations
 
@@ -21,12 +21,15 @@ class TokenCreate(BaseModel):
     mode: Literal["read", "write"] = "read"
     ttl_seconds: int | None = Field(3600, ge=1)
     description: str = Field("", max_length=1024)
+    # Policy names: a policy-bound token (mode and prefix are then ignored).
+    policies: list[str] = Field(default_factory=list, max_length=64)
 
 
-@router.post("", dependencies=[Depends(deps.root_only("token:create"))])
+@router.post("", dependencies=[Depends(deps.needs("token:create"))])
 async def create_token(request: Request, body: TokenCreate) -> Response:
-    ctx = await deps.root_context(request, "token:create")
-    validate_prefix(body.prefix)
+    ctx = await deps.needs_context(request, "token:create")
+    if not body.policies:
+        validate_prefix(body.prefix)
     svc = deps.services(request)
 
     issued = await deps.audited_change(
@@ -34,16 +37,25 @@ async def create_token(request: Request, body: TokenCreate) -> Response:
         "token:create",
         body.prefix,
         lambda conn: svc.tokens.mint(
-            ctx.principal, body.prefix, body.mode, body.ttl_seconds, body.description, conn
+            ctx.principal,
+            body.prefix,
+            body.mode,
+            body.ttl_seconds,
+            body.description,
+            conn,
+            policies=body.policies,
         ),
-        lambda issued: f"{issued.record['id']} {body.mode}",
+        lambda issued: (
+            f"{issued.record['id']} "
+            + (f"policies {','.join(body.policies)}" if body.policies else body.mode)
+        ),
     )
     return json_response({**issued.record, "token": issued.token})
 
 
-@router.get("", dependencies=[Depends(deps.root_only("token:list"))])
+@router.get("", dependencies=[Depends(deps.needs("token:list"))])
 async def list_tokens(request: Request) -> Response:
-    await deps.root_context(request, "token:list")
+    await deps.needs_context(request, "token:list")
     svc = deps.services(request)
     return json_response({"tokens": await anyio.to_thread.run_sync(svc.tokens.list_tokens)})
 
@@ -54,12 +66,26 @@ async def token_self(request: Request) -> Response:
     svc = deps.services(request)
     if ctx.principal.kind == "key":
         return json_response(await anyio.to_thread.run_sync(svc.keys.show, ctx.principal.token_id))
+    if ctx.principal.kind == "user":
+        # A person's session: the same short description /api/v1/auth/self starts with.
+        from keysafe.timefmt import iso_us
+
+        p = ctx.principal
+        return json_response(
+            {
+                "id": p.token_id,
+                "kind": p.kind,
+                "policies": list(p.policies),
+                "expires_at": iso_us(p.expires_at),
+                "mfa_at": iso_us(p.mfa_at),
+            }
+        )
     return json_response(await anyio.to_thread.run_sync(svc.tokens.get, ctx.principal.token_id))
 
 
-@router.delete("/{token_id}", dependencies=[Depends(deps.root_only("token:revoke"))])
+@router.delete("/{token_id}", dependencies=[Depends(deps.needs("token:revoke"))])
 async def revoke_token(request: Request, token_id: str) -> Response:
-    await deps.root_context(request, "token:revoke")
+    await deps.needs_context(request, "token:revoke")
     svc = deps.services(request)
     await deps.audited_change(
         request,

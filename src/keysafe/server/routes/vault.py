@@ -11,12 +11,13 @@ from typing import Any
 
 import orjson
 from fastapi import APIRouter, Depends, Request
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 from starlette.responses import Response
 
 from keysafe import __version__
 from keysafe.errors import InvalidInput
 from keysafe.server import deps
+from keysafe.server.routes.oauth import exchange_key
 from keysafe.server.routes.sys import json_response
 from keysafe.timefmt import iso_us
 
@@ -77,8 +78,40 @@ async def lookup_self(request: Request) -> Response:
             "data": {
                 "accessor": p.token_id,
                 "id": p.token_id,
-                "policies": ["root"] if p.is_root else [f"{p.mode}:{p.prefix}"],
+                "policies": ["root"] if p.is_root else list(p.policies) or [f"{p.mode}:{p.prefix}"],
                 "expire_time": iso_us(p.expires_at),
+                "renewable": False,
+            }
+        }
+    )
+
+
+class AppRoleLogin(BaseModel):
+    role_id: str = Field(max_length=64)
+    secret_id: str = Field(max_length=256)
+
+
+@router.post("/auth/approle/login")
+async def approle_login(request: Request, body: AppRoleLogin) -> Response:
+    """AppRole-style login for Vault clients: ``role_id`` is an API key's id and
+    ``secret_id`` the key itself; the reply's ``client_token`` is a short-lived access
+    token (as from ``/api/v1/oauth/token``), so the long-lived key never travels twice."""
+    ctx, reply = await exchange_key(
+        request,
+        body.secret_id,
+        body.role_id,
+        900,
+        operation="auth:approle",
+        fields=("secret_id", "role_id"),
+    )
+    return json_response(
+        {
+            "auth": {
+                "client_token": reply["access_token"],
+                "accessor": "",
+                "policies": list(ctx.principal.policies),
+                "token_policies": list(ctx.principal.policies),
+                "lease_duration": reply["expires_in"],
                 "renewable": False,
             }
         }
