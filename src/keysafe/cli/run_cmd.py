@@ -26,7 +26,9 @@ def register(app: typer.Typer) -> None:
         "run",
         context_settings={"allow_interspersed_args": False},
         help="Run COMMAND with the secrets of each --path folder in its environment. "
-        "Signals are forwarded; the exit status is the command's.",
+        "Signals are forwarded; the exit status is the command's. With "
+        "--restart-on-change, COMMAND is restarted (or sent --signal) after its secrets "
+        "change, for example after a rotation.",
     )(run)
     app.command("export", help="Print the secrets of --path folders as dotenv, json or shell.")(
         export
@@ -38,20 +40,82 @@ def run(
     command: Annotated[list[str], typer.Argument(help="The program and its arguments.")],
     path: PathsOpt,
     prefix: PrefixOpt = False,
+    restart_on_change: Annotated[
+        bool,
+        typer.Option(
+            "--restart-on-change",
+            help="Watch the folders; when a secret changes, restart COMMAND with the new "
+            "values (SIGTERM, then SIGKILL after --stop-timeout).",
+        ),
+    ] = False,
+    signal_name: Annotated[
+        str | None,
+        typer.Option(
+            "--signal",
+            help="With --restart-on-change: send this signal (HUP, USR1...) instead of "
+            "restarting; COMMAND must then re-read its secrets itself (SDK or file).",
+        ),
+    ] = None,
+    poll: Annotated[
+        str | None,
+        typer.Option("--poll", help="With --restart-on-change: how often to check [5s]."),
+    ] = None,
+    stop_timeout: Annotated[
+        str | None,
+        typer.Option("--stop-timeout", help="With --restart-on-change: wait before SIGKILL [10s]."),
+    ] = None,
 ) -> None:
     from keysafe.cli.child import ChildStartError, run_child
     from keysafe.cli.envmap import fetch_env
     from keysafe.cli.output import error_line, message
 
-    with state(ctx).client() as client:
-        secrets = fetch_env(client, path, prefixed=prefix)
-    env = {**os.environ, **secrets}
+    if not restart_on_change and (signal_name, poll, stop_timeout) != (None, None, None):
+        raise InvalidInput(
+            "--signal, --poll and --stop-timeout only apply with --restart-on-change"
+        )
     try:
-        code = run_child(command, env)
+        if restart_on_change:
+            code = _run_watched(
+                ctx, command, path, prefix, signal_name, poll or "5s", stop_timeout or "10s"
+            )
+        else:
+            with state(ctx).client() as client:
+                secrets = fetch_env(client, path, prefixed=prefix)
+            code = run_child(command, {**os.environ, **secrets})
     except ChildStartError as exc:
         message(error_line(exc.detail))
         raise typer.Exit(exc.exit_code) from None
     raise typer.Exit(code)
+
+
+def _run_watched(
+    ctx: typer.Context,
+    command: list[str],
+    path: list[str],
+    prefix: bool,
+    signal_name: str | None,
+    poll: str,
+    stop_timeout: str,
+) -> int:
+    from keysafe.cli.durations import parse_duration
+    from keysafe.cli.envmap import fetch_env
+    from keysafe.cli.output import message
+    from keysafe.cli.watch import WatchOptions, folder_versions, parse_signal, run_watched
+
+    opts = WatchOptions(
+        poll=parse_duration(poll),
+        stop_timeout=parse_duration(stop_timeout),
+        signal=parse_signal(signal_name) if signal_name is not None else None,
+    )
+    with state(ctx).client() as client:
+        return run_watched(
+            command,
+            dict(os.environ),
+            versions=lambda: folder_versions(client, path),
+            fetch_env=lambda: fetch_env(client, path, prefixed=prefix),
+            opts=opts,
+            say=message,
+        )
 
 
 def export(

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import hmac
 import ssl
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
 
+from keysafe.client._cache import SecretCache
 from keysafe.client._config import normalise_addr, resolve
 from keysafe.client._models import (
     AuditReport,
@@ -25,10 +27,18 @@ from keysafe.client._models import (
     TokenInfo,
 )
 from keysafe.client._paths import check_path
-from keysafe.errors import ConnectionFailed, KeysafeError, ServerError, error_from_problem
+from keysafe.errors import (
+    ConnectionFailed,
+    InvalidInput,
+    KeysafeError,
+    ServerError,
+    error_from_problem,
+)
 
 API = "/api/v1"
 USER_AGENT = "keysafe-sdk/0.1"
+DEFAULT_CACHE_TTL = 30.0
+T = TypeVar("T")
 
 
 class Client:
@@ -38,6 +48,11 @@ class Client:
     from the profile in ``$KEYSAFE_HOME/profile.toml``. Every method raises a
     ``keysafe.errors.KeysafeError``: the server's problem documents become the same
     classes the server raised, and network or TLS failures become ``ConnectionFailed``.
+
+    ``get``/``get_secret`` keep each current value for ``cache_ttl`` seconds (0 turns
+    the cache off); ``refresh`` and ``invalidate`` bypass or empty it, and ``using``
+    refetches by itself when the credential it handed out was refused. Writes through
+    this client drop the path from its cache. A client may be shared between threads.
     """
 
     def __init__(
@@ -48,7 +63,11 @@ class Client:
         timeout: float = 10.0,
         *,
         transport: httpx.BaseTransport | None = None,
+        cache_ttl: float = DEFAULT_CACHE_TTL,
     ) -> None:
+        if not cache_ttl >= 0:  # also refuses NaN
+            raise InvalidInput(f"cache_ttl must be 0 (no cache) or more seconds, not {cache_ttl}")
+        self._cache = SecretCache(cache_ttl)
         conn = resolve(addr, token, cacert)
         if conn.addr is None:
             raise ConnectionFailed(
@@ -89,20 +108,72 @@ class Client:
     # -- secrets -----------------------------------------------------------------------
 
     def get_secret(self, path: str, version: int | None = None) -> Secret:
-        """The current (or the given) version of ``path``. Raises NotFound, Forbidden..."""
-        # One funnel for secret reads: a TTL value cache with refetch-on-auth-failure
-        # (issue 4) plugs in here without changing any public signature.
-        return self._fetch_secret(check_path(path), version)
+        """The current (or the given) version of ``path``. Raises NotFound, Forbidden...
+
+        The current version comes from the cache while it is younger than ``cache_ttl``;
+        a given ``version`` is always fetched (old versions are rare reads)."""
+        path = check_path(path)
+        if version is not None:
+            return self._fetch_secret(path, version)
+        cached = self._cache.get(path)
+        if cached is not None:
+            return cached
+        sent = self._cache.now()
+        secret = self._fetch_secret(path, None)
+        self._cache.put(secret, sent)
+        return secret
 
     def get(self, path: str) -> str:
-        """Just the current value of ``path``."""
+        """Just the current value of ``path`` (cached, see ``get_secret``)."""
         return self.get_secret(path).value
+
+    def refresh(self, path: str) -> str:
+        """The current value of ``path`` fetched now, bypassing and then refilling the
+        cache. Raises what ``get`` raises."""
+        path = check_path(path)
+        sent = self._cache.now()
+        secret = self._fetch_secret(path, None)
+        self._cache.put(secret, sent, force=True)
+        return secret.value
+
+    def invalidate(self, path: str | None = None) -> None:
+        """Forget the cached value of ``path`` (of every path when None)."""
+        self._cache.drop(None if path is None else check_path(path))
+
+    def using(
+        self,
+        path: str,
+        fn: Callable[[str], T],
+        *,
+        retry_on: type[BaseException] | tuple[type[BaseException], ...],
+    ) -> T:
+        """``fn(value)`` with the value of ``path``; when ``fn`` raises one of
+        ``retry_on`` (the target's *authentication* error, say
+        ``psycopg.OperationalError``), refetch the value bypassing the cache and, if it
+        changed, call ``fn`` once more with the new one.
+
+        This is how a rotation lands between two requests without an error: the cached
+        credential stops working, the retry uses the rotated one. When the refetched
+        value is the same, retrying could only fail again, so the first error is raised;
+        a second failure is raised as it is. Name only errors that a new credential can
+        cure: anything in ``retry_on`` costs a request to keysafe each time it happens.
+        """
+        value = self.get(path)
+        try:
+            return fn(value)
+        except retry_on:
+            fresh = self.refresh(path)
+            # Constant time: the comparison must not leak how much of a value matched.
+            if hmac.compare_digest(fresh.encode(), value.encode()):
+                raise
+        return fn(fresh)
 
     def put_secret(self, path: str, value: str, cas: int | None = None) -> int:
         """Write a new version and return its number; ``cas`` raises CasMismatch on a race."""
         body: dict[str, Any] = {"value": value}
         if cas is not None:
             body["cas"] = cas
+        self._cache.drop(check_path(path))
         doc = self._json("PUT", _secret_url(path), json=body)
         return int(doc["version"])
 
@@ -123,20 +194,24 @@ class Client:
 
     def rollback(self, path: str, version: int) -> int:
         """Make ``version`` current again (as a new version, whose number is returned)."""
+        self._cache.drop(check_path(path))
         doc = self._json("POST", _secret_url(path, ":rollback"), json={"version": version})
         return int(doc["version"])
 
     def delete(self, path: str, version: int | None = None) -> None:
         """Soft-delete the latest (or the given) version; ``undelete`` brings it back."""
         params = {"version": str(version)} if version is not None else None
+        self._cache.drop(check_path(path))
         self._request("DELETE", _secret_url(path), params=params)
 
     def undelete(self, path: str, versions: Sequence[int] | None = None) -> None:
         body = {"versions": list(versions)} if versions else {}
+        self._cache.drop(check_path(path))
         self._request("POST", _secret_url(path, ":undelete"), json=body)
 
     def destroy(self, path: str, versions: Sequence[int]) -> None:
         """Wipe the ciphertext of ``versions`` for good; metadata stays."""
+        self._cache.drop(check_path(path))
         self._request("POST", _secret_url(path, ":destroy"), json={"versions": list(versions)})
 
     def metadata(self, path: str) -> SecretMetadata:
@@ -169,13 +244,19 @@ class Client:
 
     def create_token(
         self,
-        prefix: str,
+        prefix: str = "",
         mode: str = "read",
         ttl_seconds: int | None = None,
         description: str = "",
+        *,
+        policies: list[str] | None = None,
     ) -> IssuedToken:
-        """A new scoped token; ``IssuedToken.token`` is shown by the server this once."""
+        """A new scoped token, bound to ``policies`` (never more than the caller holds)
+        or, with the root token only, to ``mode`` under ``prefix``.
+        ``IssuedToken.token`` is shown by the server this once."""
         body: dict[str, Any] = {"prefix": prefix, "mode": mode, "description": description}
+        if policies:
+            body["policies"] = list(policies)
         if ttl_seconds is not None:
             body["ttl_seconds"] = ttl_seconds
         return IssuedToken.from_json(self._json("POST", f"{API}/tokens", json=body))
@@ -190,6 +271,32 @@ class Client:
     def token_self(self) -> TokenInfo:
         doc = self._json("GET", f"{API}/tokens/self")
         return TokenInfo.from_json({"id": "", **doc})
+
+    def exchange_token(self, api_key: str, expires_in: int = 900) -> dict[str, Any]:
+        """Trade an API key for a signed short-lived access token (OAuth 2.0 client
+        credentials): ``{"access_token", "token_type", "expires_in"}``. Other services
+        verify it offline against ``/.well-known/jwks.json``. Raises Unauthenticated
+        when the server refuses the key."""
+        from keysafe.errors import Unauthenticated
+
+        response = self._http.post(
+            "/api/v1/oauth/token",
+            data={
+                "grant_type": "client_credentials",
+                "client_secret": api_key,
+                "expires_in": str(expires_in),
+            },
+            headers={"Authorization": ""},  # the key in the form is the only credential
+        )
+        if response.status_code != 200:
+            try:
+                doc = response.json()
+                reason = str(doc.get("error_description") or doc.get("error"))
+            except ValueError:
+                reason = f"HTTP {response.status_code}"
+            raise Unauthenticated(f"token exchange refused: {reason}")
+        result: dict[str, Any] = response.json()
+        return result
 
     # -- system ------------------------------------------------------------------------
 
@@ -311,6 +418,16 @@ class Client:
     def show_key(self, key_id: str) -> dict[str, Any]:
         return self._json("GET", f"{API}/keys/{_segment(key_id)}")
 
+    def key_usage(self, key_id: str, days: int = 7) -> dict[str, Any]:
+        """A key's usage: totals and requests per day, sources, secret paths touched,
+        first and last use (``GET /api/v1/keys/{id}/usage``)."""
+        return self._json("GET", f"{API}/keys/{_segment(key_id)}/usage", params={"days": days})
+
+    def usage(self, kind: str, subject: str, days: int = 7) -> dict[str, Any]:
+        """Usage of a ``key``, an ``identity`` (token or session id) or a ``secret`` path."""
+        params = {"kind": kind, "id": subject, "days": days}
+        return self._json("GET", f"{API}/usage", params=params)
+
     def roll_key(self, key_id: str, grace: str = "24h") -> dict[str, Any]:
         return self._json("POST", f"{API}/keys/{_segment(key_id)}:roll", json={"grace": grace})
 
@@ -327,6 +444,78 @@ class Client:
         )
         return str(self._json("POST", f"{API}/sys/generate-root", json=body)["root_token"])
 
+    # -- people: login, sessions, MFA, users and roles --------------------------------
+
+    def login(self, name: str, password: str, code: str | None = None) -> dict[str, Any]:
+        """A session (``token`` is ``ks_sess_...``, shown once) for a person; ``code`` is a
+        TOTP or recovery code once they enrolled. Raises Unauthenticated, AccountLocked."""
+        body = {"name": name, "password": password, "code": code}
+        return self._json("POST", f"{API}/auth/login", json=body)
+
+    def logout(self) -> None:
+        """Revoke this client's session."""
+        self._request("POST", f"{API}/auth/logout")
+
+    def step_up(self, code: str) -> None:
+        """Prove the second factor again: the session counts as MFA-proved now."""
+        self._request("POST", f"{API}/auth/mfa", json={"code": code})
+
+    def begin_totp(self, password: str) -> dict[str, Any]:
+        """Start TOTP enrolment: ``otpauth_uri`` and ``secret``, shown once."""
+        return self._json("POST", f"{API}/auth/totp", json={"password": password})
+
+    def confirm_totp(self, code: str) -> list[str]:
+        """Finish enrolment; returns the recovery codes (shown once)."""
+        doc = self._json("POST", f"{API}/auth/totp/confirm", json={"code": code})
+        return list(doc.get("recovery_codes", []))
+
+    def whoami(self) -> dict[str, Any]:
+        return self._json("GET", f"{API}/auth/self")
+
+    def create_user(self, name: str, password: str, roles: Sequence[str] = ()) -> dict[str, Any]:
+        body = {"name": name, "password": password, "roles": list(roles)}
+        return self._json("POST", f"{API}/users", json=body)
+
+    def list_users(self) -> list[dict[str, Any]]:
+        return list(self._json("GET", f"{API}/users").get("users", []))
+
+    def show_user(self, name: str) -> dict[str, Any]:
+        return self._json("GET", f"{API}/users/{_segment(name)}")
+
+    def set_user_roles(self, name: str, roles: Sequence[str]) -> dict[str, Any]:
+        url = f"{API}/users/{_segment(name)}/roles"
+        return self._json("PUT", url, json={"roles": list(roles)})
+
+    def user_action(self, name: str, action: str) -> Any:
+        """``unlock``, ``disable`` or ``enable`` user ``name``."""
+        if action not in ("unlock", "disable", "enable"):
+            raise ValueError(f"unknown user action {action!r}")
+        return self._request("POST", f"{API}/users/{_segment(name)}/{action}")
+
+    def delete_user(self, name: str) -> None:
+        self._request("DELETE", f"{API}/users/{_segment(name)}")
+
+    def reset_user_mfa(self, name: str) -> None:
+        self._request("DELETE", f"{API}/users/{_segment(name)}/mfa")
+
+    def user_sessions(self, name: str) -> list[dict[str, Any]]:
+        doc = self._json("GET", f"{API}/users/{_segment(name)}/sessions")
+        return list(doc.get("sessions", []))
+
+    def revoke_user_sessions(self, name: str, session_id: str | None = None) -> None:
+        url = f"{API}/users/{_segment(name)}/sessions"
+        self._request("DELETE", url + (f"/{_segment(session_id)}" if session_id else ""))
+
+    def write_role(self, name: str, policies: Sequence[str]) -> dict[str, Any]:
+        url = f"{API}/roles/{_segment(name)}"
+        return self._json("PUT", url, json={"policies": list(policies)})
+
+    def list_roles(self) -> list[dict[str, Any]]:
+        return list(self._json("GET", f"{API}/roles").get("roles", []))
+
+    def delete_role(self, name: str) -> None:
+        self._request("DELETE", f"{API}/roles/{_segment(name)}")
+
     # -- leaks -------------------------------------------------------------------------
 
     def report_leaks(self, credentials: Sequence[tuple[str, str]]) -> list[dict[str, Any]]:
@@ -341,6 +530,175 @@ class Client:
     def known_digests(self, prefix: str = "") -> dict[str, Any]:
         """One-time-keyed digests of the stored values this token may read."""
         return self._json("POST", f"{API}/scan/known-digests", json={"prefix": prefix})
+
+    # -- incidents and the compliance report --------------------------------------------
+
+    def open_incident(
+        self,
+        *,
+        keys: Sequence[str] = (),
+        tokens: Sequence[str] = (),
+        secrets: Sequence[str] = (),
+        leases: Sequence[str] = (),
+        findings: Sequence[Mapping[str, Any]] = (),
+        title: str = "",
+        dry_run: bool = False,
+    ) -> dict[str, Any]:
+        """Open an incident and run its playbook (contain, eradicate, verify, record,
+        report); with ``dry_run`` only the plan. ``findings`` are scan findings
+        (``{"secret", "rule", "file", "line"}``): the leaked text is sent, never stored."""
+        body = {
+            "title": title,
+            "keys": list(keys),
+            "tokens": list(tokens),
+            "secrets": list(secrets),
+            "leases": list(leases),
+            "findings": [dict(f) for f in findings],
+            "dry_run": dry_run,
+        }
+        return self._json("POST", f"{API}/incidents", json=body)
+
+    def list_incidents(self, status: str | None = None) -> list[dict[str, Any]]:
+        params = {"status": status} if status else None
+        return list(self._json("GET", f"{API}/incidents", params=params)["incidents"])
+
+    def show_incident(self, incident_id: str) -> dict[str, Any]:
+        """The incident, its steps and its timeline."""
+        return self._json("GET", f"{API}/incidents/{_segment(incident_id)}")
+
+    def close_incident(self, incident_id: str) -> dict[str, Any]:
+        return self._json("POST", f"{API}/incidents/{_segment(incident_id)}/close")
+
+    def incident_report(self, incident_id: str, fmt: str = "md") -> str:
+        """The incident report as Markdown (``md``) or JSON text (``json``)."""
+        url = f"{API}/incidents/{_segment(incident_id)}/report"
+        return self._text(url, {"format": fmt})
+
+    def compliance_report(
+        self, fmt: str = "json", *, unused_days: int = 30, expiring_days: int = 30
+    ) -> str:
+        """The compliance report as JSON text, Markdown (``md``) or an HTML page."""
+        params = {
+            "format": fmt,
+            "unused_days": str(unused_days),
+            "expiring_days": str(expiring_days),
+        }
+        return self._text(f"{API}/report", params)
+
+    def _text(self, url: str, params: Mapping[str, str]) -> str:
+        resp = self._send("GET", url, params=dict(params))
+        if resp.status_code >= 400:
+            raise _error_from_response(resp)
+        return resp.text
+
+    # -- temporary database credentials -----------------------------------------------
+
+    def creds(self, name: str, ttl: int | None = None) -> dict[str, Any]:
+        """A new database login for role ``name`` (needs read on ``creds/<name>``):
+        ``{username, password, lease_id, expires_at, max_expires_at, ttl, warnings}``.
+        The password is shown this once; revoke the lease when done."""
+        return self._json("POST", f"{API}/creds/{_role_path(name)}", json={"ttl": ttl})
+
+    def revoke_lease(self, lease_id: str) -> dict[str, Any]:
+        """Drop the lease's login now; an already ended lease answers ``already: true``."""
+        return self._json("DELETE", f"{API}/leases/{_segment(lease_id)}")
+
+    def renew_lease(self, lease_id: str, increment: int | None = None) -> dict[str, Any]:
+        """Extend a lease (seconds from now), capped at its maximum (``capped``)."""
+        body = {"increment": increment}
+        return self._json("POST", f"{API}/leases/{_segment(lease_id)}/renew", json=body)
+
+    def list_leases(self, prefix: str = "", state: str | None = None) -> list[dict[str, Any]]:
+        params = {k: v for k, v in (("prefix", prefix), ("state", state)) if v}
+        return list(self._json("GET", f"{API}/leases", params=params).get("leases", []))
+
+    def revoke_lease_prefix(self, prefix: str) -> dict[str, Any]:
+        """Revoke every live lease of the roles under ``prefix`` (incident response)."""
+        return self._json("POST", f"{API}/leases/revoke-prefix", json={"prefix": prefix})
+
+    def write_creds_role(self, name: str, config: Mapping[str, Any]) -> dict[str, Any]:
+        """Create or replace a role: ``connection_secret``, ``grants``, ``ttl``, ``max_ttl``."""
+        return self._json("PUT", f"{API}/creds/roles/{_role_path(name)}", json=dict(config))
+
+    def list_creds_roles(self) -> list[dict[str, Any]]:
+        return list(self._json("GET", f"{API}/creds/roles").get("roles", []))
+
+    def delete_creds_role(self, name: str) -> None:
+        self._request("DELETE", f"{API}/creds/roles/{_role_path(name)}")
+
+    # -- alerts (anomaly detection) ----------------------------------------------------
+
+    def list_alerts(
+        self, since: str | None = None, status: str | None = None
+    ) -> list[dict[str, Any]]:
+        """Alerts whose last finding is after ``since`` (``24h`` or an RFC 3339 time)."""
+        params = {k: v for k, v in (("since", since), ("status", status)) if v}
+        return list(self._json("GET", f"{API}/alerts", params=params).get("alerts", []))
+
+    def ack_alert(self, alert_id: str) -> dict[str, Any]:
+        return self._json("POST", f"{API}/alerts/{_segment(alert_id)}/ack")
+
+    def add_alert_hook(
+        self,
+        *,
+        url: str | None = None,
+        secret: str | None = None,
+        email: str | None = None,
+        description: str = "",
+    ) -> dict[str, Any]:
+        """A signed webhook (``url`` and its signing ``secret``) or an e-mail address."""
+        body = {"url": url, "secret": secret, "email": email, "description": description}
+        return self._json("POST", f"{API}/alerts/hooks", json=body)
+
+    def list_alert_hooks(self) -> list[dict[str, Any]]:
+        return list(self._json("GET", f"{API}/alerts/hooks").get("hooks", []))
+
+    def remove_alert_hook(self, hook_id: str) -> None:
+        self._request("DELETE", f"{API}/alerts/hooks/{_segment(hook_id)}")
+
+    def alert_dead_letters(self) -> list[dict[str, Any]]:
+        return list(self._json("GET", f"{API}/alerts/dead-letters").get("dead_letters", []))
+
+    # -- rotation ----------------------------------------------------------------------
+    # Plain dicts: the documents of docs/api.md ("Rotation"), as the server sends them.
+
+    def secret_label(self, path: str, label: str) -> dict[str, Any]:
+        """``current``, ``previous`` (the value the last rotation replaced) or ``pending``
+        (a rotation's unproven value; needs ``rotate``): ``{path, version, value, ...}``."""
+        return self._json("GET", _secret_url(path), params={"label": label})
+
+    def set_rotation_policy(
+        self,
+        path: str,
+        rotator: str,
+        *,
+        every_seconds: int,
+        grace_seconds: int = 0,
+        options: dict[str, str] | None = None,
+    ) -> dict[str, Any]:
+        """Create or replace the rotation policy of ``path``."""
+        body = {
+            "rotator": rotator,
+            "options": dict(options or {}),
+            "every_seconds": every_seconds,
+            "grace_seconds": grace_seconds,
+        }
+        return self._json("PUT", f"{API}/rotation/policies/{check_path(path)}", json=body)
+
+    def rotation_policy(self, path: str) -> dict[str, Any]:
+        return self._json("GET", f"{API}/rotation/policies/{check_path(path)}")
+
+    def rotation_status(self, prefix: str = "") -> list[dict[str, Any]]:
+        """Every policy under ``prefix``: next due, last run, outcome, error."""
+        doc = self._json("GET", f"{API}/rotation/policies", params={"prefix": prefix})
+        return list(doc.get("policies", []))
+
+    def delete_rotation_policy(self, path: str) -> None:
+        self._request("DELETE", f"{API}/rotation/policies/{check_path(path)}")
+
+    def rotate(self, path: str) -> dict[str, Any]:
+        """Rotate ``path`` now; raises Conflict (one is running) or RotationFailed."""
+        return self._json("POST", f"{API}/rotation/rotate/{check_path(path)}")
 
     # -- plumbing ----------------------------------------------------------------------
 
@@ -383,6 +741,11 @@ def _segment(text: str) -> str:
     from urllib.parse import quote
 
     return quote(text, safe="")
+
+
+def _role_path(name: str) -> str:
+    # Role names are '/'-separated (postgres/reporting): quote each segment on its own.
+    return "/".join(_segment(part) for part in name.split("/"))
 
 
 def _secret_url(path: str, action: str = "") -> str:

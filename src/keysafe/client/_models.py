@@ -119,6 +119,7 @@ class TokenInfo:
     expires_at: str | None = None
     revoked: bool = False
     description: str | None = None
+    policies: tuple[str, ...] = ()
 
     @classmethod
     def from_json(cls, doc: dict[str, Any]) -> TokenInfo:
@@ -129,6 +130,7 @@ class TokenInfo:
             expires_at=_opt_str(doc.get("expires_at")),
             revoked=bool(doc.get("revoked", False)),
             description=_opt_str(doc.get("description")),
+            policies=tuple(str(p) for p in doc.get("policies") or ()),
         )
 
 
@@ -142,6 +144,7 @@ class IssuedToken:
     mode: str | None = None
     expires_at: str | None = None
     description: str | None = None
+    policies: tuple[str, ...] = ()
 
     @classmethod
     def from_json(cls, doc: dict[str, Any]) -> IssuedToken:
@@ -152,6 +155,7 @@ class IssuedToken:
             mode=_opt_str(doc.get("mode")),
             expires_at=_opt_str(doc.get("expires_at")),
             description=_opt_str(doc.get("description")),
+            policies=tuple(str(p) for p in doc.get("policies") or ()),
         )
 
 

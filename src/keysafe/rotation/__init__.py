@@ -1,0 +1,1 @@
+"""Rotation of stored secrets against the systems that use them (see ``service.py``)."""

@@ -1,0 +1,337 @@
+"""The rotation protocol: generate, apply, verify, promote, then retire after the grace.
+
+A run moves through steps that are each recorded (with their audit event, in one
+transaction) before the next starts, so that whoever holds the policy's claim next,
+this process after a restart or another one, resumes exactly where it stopped:
+
+    generated --apply--> applied --verify--> verified --promote--> promoted --retire--> retired
+        \\__________________ failure: restore the old value (apply(old)) ___> failed
+                                              (restore failed: rolling_back, retried)
+
+The pending value lives sealed in the run row (never among the secret's versions)
+until ``promote`` writes it as a new version through SecretsService with check-and-set
+on the version it replaces; a promote interrupted after that write is recognised on
+resume (the current value equals the pending one) instead of being written twice.
+A failed test never promotes, and the old value stays current in keysafe and valid on
+the target until a new one is proven.
+"""
+
+from __future__ import annotations
+
+import hmac
+import os
+from dataclasses import replace
+from typing import Any
+
+import anyio
+import anyio.from_thread
+import anyio.to_thread
+
+from keysafe.access.models import RequestContext
+from keysafe.audit.models import OUTCOME_ERROR, OUTCOME_OK, AuditEvent
+from keysafe.errors import CasMismatch, KeysafeError, RotationFailed
+from keysafe.rotation import models as m
+from keysafe.rotation.rotators.base import Rotator
+from keysafe.rotation.state import LostClaim
+from keysafe.rotation.steps import WIPE_PENDING, Steps, needs_retire_now, system_context
+
+__all__ = ["Driver"]
+
+
+class Driver(Steps):
+    """Runs one policy's work while its caller holds the policy's claim."""
+
+    # -- a new run -------------------------------------------------------------------------
+
+    async def start(self, policy: m.Policy, ctx: RequestContext, trigger: str) -> m.Run:
+        """Generate a pending value and record the run (step ``generated``); then drive it."""
+        rotator = self._registry.get(policy.rotator)
+        run_id = "rot_" + os.urandom(8).hex()
+        base, current = await self._current(policy.path)
+        rctx = self._context(policy, current, run_id, "generate")
+        try:
+            value = await anyio.to_thread.run_sync(rotator.generate, rctx)
+        except Exception as exc:
+            detail = exc.detail if isinstance(exc, KeysafeError) else type(exc).__name__
+            message = f"{policy.path}: cannot generate a new value: {detail}"
+            await self._failed_before_run(policy, ctx, message)
+            raise RotationFailed(message) from None
+        now = self._clock.now_us()
+        values = {
+            "id": run_id,
+            "path": policy.path,
+            "rotator": policy.rotator,
+            "trigger": trigger,
+            "actor": ctx.principal.token_id[:64],
+            "step": m.STEP_GENERATED,
+            "base_version": base,
+            "started_at": now,
+            "updated_at": now,
+            **self.seal_pending(policy.path, run_id, value),
+        }
+        detail = f"run {run_id} {policy.rotator} ({trigger}) from version {base}"
+        event = self._event(ctx, "rotation:start", policy.path, OUTCOME_OK, detail)
+        await self._store.start(values, event)
+        run = m.Run(
+            id=run_id,
+            path=policy.path,
+            rotator=policy.rotator,
+            trigger=trigger,
+            actor=values["actor"],
+            step=m.STEP_GENERATED,
+            base_version=base,
+            new_version=None,
+            pending=None,
+            started_at=now,
+            finished_at=None,
+            outcome=None,
+            error=None,
+        )
+        return await self.drive(policy, run, ctx, known=(current, value))
+
+    async def _failed_before_run(self, policy: m.Policy, ctx: RequestContext, message: str) -> None:
+        failures = policy.failures + 1
+        now = self._clock.now_us()
+        event = self._event(ctx, "rotation:fail", policy.path, OUTCOME_ERROR, message)
+        changes = {
+            "failures": failures,
+            "next_due": now + m.backoff_seconds(failures, policy.every_seconds) * 1_000_000,
+            "last_outcome": m.OUTCOME_FAILED,
+            "last_error": message[:2000],
+            "last_run_at": now,
+        }
+        await self._store.release(policy.path, changes)
+        await self._audit.record(event)
+        self._alert(policy.path, message)
+
+    # -- driving a run ---------------------------------------------------------------------
+
+    async def drive(
+        self,
+        policy: m.Policy,
+        run: m.Run,
+        ctx: RequestContext,
+        *,
+        known: tuple[str | None, str] | None = None,
+    ) -> m.Run:
+        """Take ``run`` from its recorded step to promoted (or failed); returns it as it
+        ends. ``known`` is (current, pending) when the caller has just read and generated
+        them. Raises LostClaim when another process took the policy over."""
+        rotator = self._registry.get(run.rotator)
+        if known is not None:
+            current, pending = known
+        else:
+            pending = self.open_pending(run)
+            current = None
+            if run.base_version is not None:
+                _, current = await self._current(run.path, run.base_version)
+        step = run.step
+        if step == m.STEP_ROLLING_BACK:
+            return await self._fail(policy, run, ctx, rotator, current, run.error or "", True)
+        try:
+            if step == m.STEP_GENERATED:
+                await self._call(
+                    rotator,
+                    "apply",
+                    policy,
+                    self._context(policy, current, run.id, "apply"),
+                    pending,
+                )
+                step = await self._step(run, ctx, m.STEP_APPLIED, "rotation:apply")
+            if step == m.STEP_APPLIED:
+                await self._call(
+                    rotator,
+                    "verify",
+                    policy,
+                    self._context(policy, current, run.id, "verify"),
+                    pending,
+                )
+                step = await self._step(run, ctx, m.STEP_VERIFIED, "rotation:verify")
+        except LostClaim:
+            raise
+        except KeysafeError as exc:
+            return await self._fail(policy, run, ctx, rotator, current, exc.detail, True)
+        return await self._promote(policy, run, ctx, rotator, current, pending)
+
+    async def _step(self, run: m.Run, ctx: RequestContext, step: str, op: str) -> str:
+        event = self._event(ctx, op, run.path, OUTCOME_OK, f"run {run.id}")
+        await self._record(run, {"step": step}, None, [event])
+        return step
+
+    async def _promote(
+        self,
+        policy: m.Policy,
+        run: m.Run,
+        ctx: RequestContext,
+        rotator: Rotator,
+        current: str | None,
+        pending: str,
+    ) -> m.Run:
+        system = system_context(ctx)
+        try:
+            written = await self._secrets.write(
+                system, run.path, pending, cas=run.base_version or 0
+            )
+            new_version = written.version
+        except CasMismatch:
+            # Either an earlier attempt of this run wrote it and died before recording
+            # the step, or someone wrote the secret meanwhile.
+            version, now_value = await self._current(run.path)
+            if (
+                version is None
+                or now_value is None
+                or not hmac.compare_digest(now_value.encode(), pending.encode())
+            ):
+                message = (
+                    f"{run.path}: the secret changed during the rotation (now version "
+                    f"{version}); the new value was not promoted"
+                )
+                return await self._fail(policy, run, ctx, rotator, current, message, True)
+            new_version = version
+        now = self._clock.now_us()
+        grace_end = now + policy.grace_seconds * 1_000_000
+        changes = {
+            "step": m.STEP_PROMOTED,
+            "new_version": new_version,
+            "finished_at": now,
+            "outcome": m.OUTCOME_OK,
+            "error": None,
+            **WIPE_PENDING,
+        }
+        policy_changes = {
+            "active_run": None,
+            "retire_run": run.id if run.base_version else None,
+            "retire_at": grace_end if run.base_version else None,
+            "next_due": now + policy.every_seconds * 1_000_000,
+            "failures": 0,
+            "last_run": run.id,
+            "last_outcome": m.OUTCOME_OK,
+            "last_error": None,
+            "last_run_at": now,
+        }
+        if not needs_retire_now(policy, run):
+            # Nothing left to do under this claim: give it back in the same transaction.
+            policy_changes.update(claimed_by=None, claimed_until=None)
+        detail = f"run {run.id} version {new_version} (previous {run.base_version})"
+        event = self._event(ctx, "rotation:promote", run.path, OUTCOME_OK, detail)
+        await self._record(run, changes, policy_changes, [event])
+        return replace(
+            run,
+            step=m.STEP_PROMOTED,
+            new_version=new_version,
+            pending=None,
+            finished_at=now,
+            outcome=m.OUTCOME_OK,
+            error=None,
+        )
+
+    async def _fail(
+        self,
+        policy: m.Policy,
+        run: m.Run,
+        ctx: RequestContext,
+        rotator: Rotator,
+        current: str | None,
+        message: str,
+        restore: bool,
+    ) -> m.Run:
+        """End ``run`` as failed after restoring the old value on the target
+        (``apply(old)``); if the restore itself fails the run stays in flight
+        (``rolling_back``, pending value kept) and is retried with backoff."""
+        restored = True
+        events: list[AuditEvent] = []
+        if restore and current is not None:
+            try:
+                rctx = self._context(policy, current, run.id, "rollback")
+                await self._call(rotator, "apply", policy, rctx, current)
+                events.append(
+                    self._event(ctx, "rotation:rollback", run.path, OUTCOME_OK, f"run {run.id}")
+                )
+            except KeysafeError as exc:
+                restored = False
+                events.append(
+                    self._event(ctx, "rotation:rollback", run.path, OUTCOME_ERROR, exc.detail)
+                )
+                if "restoring" not in message:
+                    message = f"{message}; restoring the previous value failed: {exc.detail}"
+        now = self._clock.now_us()
+        failures = policy.failures + 1
+        policy_changes: dict[str, Any] = {
+            "failures": failures,
+            "next_due": now + m.backoff_seconds(failures, policy.every_seconds) * 1_000_000,
+            "last_run": run.id,
+            "last_error": message[:2000],
+            "last_run_at": now,
+        }
+        if restored:
+            outcome = m.OUTCOME_ROLLED_BACK if restore and current is not None else m.OUTCOME_FAILED
+            changes: dict[str, Any] = {
+                "step": m.STEP_FAILED,
+                "outcome": outcome,
+                "finished_at": now,
+                "error": message[:2000],
+                **WIPE_PENDING,
+            }
+            policy_changes.update(active_run=None, last_outcome=outcome)
+        else:
+            changes = {"step": m.STEP_ROLLING_BACK, "error": message[:2000]}
+            policy_changes["last_outcome"] = m.STEP_ROLLING_BACK
+        events.append(
+            self._event(ctx, "rotation:fail", run.path, OUTCOME_ERROR, f"run {run.id}: {message}")
+        )
+        await self._record(run, changes, policy_changes, events)
+        self._alert(run.path, message)
+        return replace(
+            run,
+            step=changes["step"],
+            outcome=changes.get("outcome"),
+            finished_at=changes.get("finished_at"),
+            error=message[:2000],
+        )
+
+    # -- retirement ------------------------------------------------------------------------
+
+    async def retire(self, policy: m.Policy, ctx: RequestContext) -> bool:
+        """Stop the target accepting the value the last promotion made previous; True
+        when done (or nothing to do), False after a recorded, alerted failure."""
+        run = self._store.run(policy.retire_run) if policy.retire_run else None
+        if run is None:
+            return True
+        rotator = self._registry.get(run.rotator)
+        _, current = await self._current(run.path)
+        try:
+            _, old = await self._current(run.path, run.base_version)
+        except KeysafeError:  # destroyed or pruned: nothing left to name on the target
+            old = None
+        try:
+            if old is not None:
+                rctx = self._context(policy, current, run.id, "retire")
+                await self._call(rotator, "retire", policy, rctx, old)
+        except KeysafeError as exc:
+            now = self._clock.now_us()
+            failures = policy.failures + 1
+            message = f"retiring the previous value failed: {exc.detail}"
+            event = self._event(
+                ctx, "rotation:retire", run.path, OUTCOME_ERROR, f"run {run.id}: {message}"
+            )
+            await self._record(
+                run,
+                {},
+                {
+                    "failures": failures,
+                    "retire_at": now
+                    + m.backoff_seconds(failures, policy.every_seconds) * 1_000_000,
+                    "last_error": message[:2000],
+                },
+                [event],
+            )
+            self._alert(run.path, message)
+            return False
+        note = f"run {run.id} version {run.base_version}"
+        if old is None:
+            note += " (no longer stored: nothing to retire)"
+        event = self._event(ctx, "rotation:retire", run.path, OUTCOME_OK, note)
+        await self._record(
+            run, {"step": m.STEP_RETIRED}, {"retire_run": None, "retire_at": None}, [event]
+        )
+        return True

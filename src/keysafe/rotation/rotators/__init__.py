@@ -1,0 +1,1 @@
+"""Rotator plugins: one module per target system, registered by name in ``registry``."""

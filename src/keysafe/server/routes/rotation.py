@@ -1,0 +1,71 @@
+"""``/api/v1/rotation``: rotation policies, their status, and rotating now.
+
+Setting, reading, deleting a policy and rotating need ``rotate`` on the secret's path
+(``command`` and ``webhook`` policies also ``admin`` on ``sys/rotation``); the status
+list needs ``list`` on the prefix. The service authorises and audits; these routes only
+parse and shape replies.
+"""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Depends, Request
+from pydantic import BaseModel, Field
+from starlette.responses import Response
+
+from keysafe.server import deps
+from keysafe.server.routes.sys import json_response
+
+router = APIRouter(prefix="/api/v1/rotation", tags=["rotation"])
+
+
+class PolicyBody(BaseModel):
+    rotator: str = Field(max_length=64, description="random, apikey, webhook, command, ...")
+    options: dict[str, str] = Field(default_factory=dict, description="the rotator's options")
+    every_seconds: int = Field(description="interval between rotations")
+    grace_seconds: int = Field(0, description="how long the previous value stays valid")
+
+
+@router.get("/policies", dependencies=[Depends(deps.authenticated)])
+async def list_policies(request: Request, prefix: str = "") -> Response:
+    """Every policy under ``prefix``: next due, last run, outcome, work in flight."""
+    ctx = await deps.context(request)
+    items = await deps.services(request).rotation.status(ctx, prefix)
+    return json_response({"policies": items})
+
+
+@router.put("/policies/{path:path}", dependencies=[Depends(deps.authenticated)])
+async def set_policy(request: Request, path: str, body: PolicyBody) -> Response:
+    """Create or replace the rotation policy of a secret."""
+    ctx = await deps.context(request)
+    doc = await deps.services(request).rotation.set_policy(
+        ctx,
+        path,
+        rotator=body.rotator,
+        options=dict(body.options),
+        every_seconds=body.every_seconds,
+        grace_seconds=body.grace_seconds,
+    )
+    return json_response(doc)
+
+
+@router.get("/policies/{path:path}", dependencies=[Depends(deps.authenticated)])
+async def get_policy(request: Request, path: str) -> Response:
+    """One policy's status and its latest runs."""
+    ctx = await deps.context(request)
+    return json_response(await deps.services(request).rotation.get_policy(ctx, path))
+
+
+@router.delete("/policies/{path:path}", dependencies=[Depends(deps.authenticated)])
+async def delete_policy(request: Request, path: str) -> Response:
+    """Stop rotating a secret (409 while a rotation of it is in flight)."""
+    ctx = await deps.context(request)
+    await deps.services(request).rotation.delete_policy(ctx, path)
+    return Response(status_code=204)
+
+
+@router.post("/rotate/{path:path}", dependencies=[Depends(deps.authenticated)])
+async def rotate(request: Request, path: str) -> Response:
+    """Rotate now, out of schedule: the run (200), 409 if one is running, 502 if the
+    target refused or failed a step (the problem document carries the run)."""
+    ctx = await deps.context(request)
+    return json_response(await deps.services(request).rotation.rotate(ctx, path))
