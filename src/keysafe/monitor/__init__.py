@@ -1,0 +1,1 @@
+"""Usage monitoring: anomaly detection over the audit trail, alerts and notifications."""

@@ -1,0 +1,369 @@
+"""Usage of API keys, identities and secrets: who called, from where, what, when.
+
+Requests are aggregated in memory per (subject kind, subject, hour): counts of answers
+that went through, were denied, were rate limited or failed otherwise; first and last
+time; a bounded set of source addresses; a bounded set of secret paths touched (for a
+key or an identity) or of actors (for a secret). A background job merges them into
+``usage_buckets``/``usage_items`` with upserts (counts add up, first is the minimum,
+last the maximum), so flushes and processes merge instead of overwrite. Nothing is
+stored per request, and nothing here ever holds a secret value or a credential.
+
+What one process has not flushed yet (at most one flush interval) is not visible to
+queries served by another process.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import threading
+from collections import defaultdict
+from dataclasses import dataclass, field
+from typing import Any, Final
+
+from sqlalchemy import Connection, Engine, and_, case, delete, func, select, tuple_
+from sqlalchemy.dialects import postgresql, sqlite
+
+from keysafe.clock import Clock
+from keysafe.errors import InvalidInput
+from keysafe.store.engine import read_conn, write_txn
+from keysafe.store.tables_monitor import usage_buckets, usage_items
+from keysafe.timefmt import iso_us
+
+# Subject kinds and item dimensions are persisted: only ever add.
+KIND_KEY: Final = "key"
+KIND_IDENTITY: Final = "identity"
+KIND_SECRET: Final = "secret"  # noqa: S105 (a subject kind, not a password)
+KINDS: Final = (KIND_KEY, KIND_IDENTITY, KIND_SECRET)
+DIM_SOURCE: Final = "source"
+DIM_PATH: Final = "path"
+DIM_ACTOR: Final = "actor"
+
+# At most this many distinct values per subject, hour and dimension (memory and rows
+# stay small under a spray of addresses or paths; the counts stay exact).
+MAX_ITEMS: Final[dict[str, int]] = {DIM_SOURCE: 32, DIM_PATH: 64, DIM_ACTOR: 32}
+MAX_DAYS = 90
+_HOUR_US = 3_600_000_000
+_MAX_VALUE = 512
+_MAX_PENDING = 50_000  # buckets held between flushes before new subjects are dropped
+# Secrets are many and each is read rarely: their buckets wait this long (or until the
+# hour closes, or a third of the room is used) so that one upsert covers many reads
+# instead of about one per read; keys and identities, few and hot, go every flush.
+SECRET_HOLD_US = 60 * 1_000_000
+_EARLY_FLUSH = _MAX_PENDING // 3
+
+
+@dataclass(slots=True)
+class _Bucket:
+    first: int
+    last: int
+    ok: int = 0
+    denied: int = 0
+    limited: int = 0
+    errors: int = 0
+    items: dict[str, set[str]] = field(default_factory=dict)
+
+    def count(self, status: int) -> None:
+        if status < 400:
+            self.ok += 1
+        elif status in (401, 403):
+            self.denied += 1
+        elif status == 429:
+            self.limited += 1
+        else:
+            self.errors += 1
+
+    def add(self, dim: str, value: str) -> None:
+        values = self.items.get(dim)
+        if values is None:
+            self.items[dim] = {value[:_MAX_VALUE]}
+        elif len(values) < MAX_ITEMS[dim]:
+            values.add(value[:_MAX_VALUE])
+
+    def merge(self, other: _Bucket) -> None:
+        self.first = min(self.first, other.first)
+        self.last = max(self.last, other.last)
+        self.ok += other.ok
+        self.denied += other.denied
+        self.limited += other.limited
+        self.errors += other.errors
+        for dim, values in other.items.items():
+            for value in values:
+                self.add(dim, value)
+
+
+_Key = tuple[str, str, int]  # kind, subject, hour (unix seconds)
+_ItemKey = tuple[str, str, int, str]  # kind, subject, hour, dim
+_LOOKUP_CHUNK = 200
+_FLUSH_CHUNK = 250
+
+
+class UsageTracker:
+    """In-memory aggregation on the request path, merged into the database by ``flush``."""
+
+    def __init__(
+        self,
+        engine: Engine,
+        clock: Clock,
+        *,
+        retention_days: int = MAX_DAYS,
+        per_secret: bool = True,
+    ) -> None:
+        self._engine = engine
+        self._per_secret = per_secret
+        self._clock = clock
+        self._postgres = engine.dialect.name == "postgresql"
+        self.retention_days = retention_days
+        self._pending: dict[_Key, _Bucket] = {}
+        # Item values known to be stored (this hour and the last), so that steady
+        # traffic does not look them up again at every flush. Touched by flush only.
+        self._stored: dict[_ItemKey, set[str]] = {}
+        self._lock = threading.Lock()
+        self._flushing = threading.Lock()
+        self._secrets_due = 0  # when held secret buckets are next written (µs)
+
+    # -- the request path ---------------------------------------------------------------
+
+    def note(
+        self,
+        kind: str,
+        actor: str,
+        source: str,
+        status: int,
+        secret_path: str | None = None,
+    ) -> None:
+        """Count one answered request of ``actor`` (a key or identity id) from ``source``;
+        ``secret_path`` is the secret it addressed, if any (counted for the secret too)."""
+        now = self._clock.now_us()
+        hour = now // _HOUR_US * 3600
+        with self._lock:
+            bucket = self._bucket((kind, actor, hour), now)
+            if bucket is not None:
+                bucket.count(status)
+                bucket.add(DIM_SOURCE, source)
+                if secret_path is not None:
+                    bucket.add(DIM_PATH, secret_path)
+            if secret_path is not None and self._per_secret:
+                bucket = self._bucket((KIND_SECRET, secret_path[:_MAX_VALUE], hour), now)
+                if bucket is not None:
+                    bucket.count(status)
+                    bucket.add(DIM_SOURCE, source)
+                    bucket.add(DIM_ACTOR, actor)
+
+    def _bucket(self, key: _Key, now: int) -> _Bucket | None:
+        bucket = self._pending.get(key)
+        if bucket is None:
+            if len(self._pending) >= _MAX_PENDING:
+                return None  # the database is not keeping up; counts resume after a flush
+            bucket = self._pending[key] = _Bucket(now, now)
+        else:
+            bucket.last = now
+        return bucket
+
+    # -- flushing -----------------------------------------------------------------------
+
+    def flush(self, *, hold_secrets: bool = False) -> int:
+        """Merge the pending counts into the database; returns the buckets written.
+
+        ``hold_secrets`` (the periodic job) keeps secrets' buckets of the current hour
+        back until ``SECRET_HOLD_US`` has passed since they were last written or the
+        pending room fills up; queries and shutdown write everything.
+
+        Written in transactions of at most ``_FLUSH_CHUNK`` buckets, so that the audit
+        writer (which shares SQLite's one write lock) waits for a short one at most.
+        On a database error the unwritten counts are kept for the next flush and the
+        error raised.
+        """
+        with self._flushing:  # the poll loop's flush and a query's flush, one at a time
+            return self._flush(hold_secrets)
+
+    def _flush(self, hold_secrets: bool) -> int:
+        now = self._clock.now_us()
+        hour = now // _HOUR_US * 3600
+        with self._lock:
+            if hold_secrets and now < self._secrets_due and len(self._pending) < _EARLY_FLUSH:
+                pending = {
+                    k: v for k, v in self._pending.items() if k[0] != KIND_SECRET or k[2] < hour
+                }
+                for key in pending:
+                    del self._pending[key]
+            else:
+                pending, self._pending = self._pending, {}
+                self._secrets_due = now + SECRET_HOLD_US
+        if not pending:
+            return 0
+        keys = sorted(pending)  # concurrent flushes lock rows in the same order
+        current = max(hour for _, _, hour in keys)
+        self._stored = {g: v for g, v in self._stored.items() if g[2] >= current - 3600}
+        for start in range(0, len(keys), _FLUSH_CHUNK):
+            chunk = {key: pending[key] for key in keys[start : start + _FLUSH_CHUNK]}
+            try:
+                with write_txn(self._engine) as conn:
+                    learned = self._write(conn, chunk)
+            except BaseException:
+                self._keep({key: pending[key] for key in keys[start:]})
+                raise
+            # Only after the commit: what is known stored (this hour and the last).
+            for group, values in learned.items():
+                self._stored.setdefault(group, set()).update(values)
+        return len(pending)
+
+    def _keep(self, unwritten: dict[_Key, _Bucket]) -> None:
+        with self._lock:
+            for key, bucket in unwritten.items():
+                mine = self._pending.get(key)
+                if mine is None:
+                    self._pending[key] = bucket
+                else:
+                    mine.merge(bucket)
+
+    def _write(self, conn: Connection, pending: dict[_Key, _Bucket]) -> dict[_ItemKey, set[str]]:
+        dialect_insert = postgresql.insert if self._postgres else sqlite.insert
+        stmt = dialect_insert(usage_buckets)
+        new, old = stmt.excluded, usage_buckets.c
+        upsert = stmt.on_conflict_do_update(
+            index_elements=[old.kind, old.subject, old.hour],
+            set_={
+                "ok": old.ok + new.ok,
+                "denied": old.denied + new.denied,
+                "limited": old.limited + new.limited,
+                "errors": old.errors + new.errors,
+                "first_at": case((new.first_at < old.first_at, new.first_at), else_=old.first_at),
+                "last_at": case((new.last_at > old.last_at, new.last_at), else_=old.last_at),
+            },
+        )
+        keys = sorted(pending)
+        conn.execute(
+            upsert,
+            [
+                {
+                    "kind": kind,
+                    "subject": subject,
+                    "hour": hour,
+                    "ok": pending[(kind, subject, hour)].ok,
+                    "denied": pending[(kind, subject, hour)].denied,
+                    "limited": pending[(kind, subject, hour)].limited,
+                    "errors": pending[(kind, subject, hour)].errors,
+                    "first_at": pending[(kind, subject, hour)].first,
+                    "last_at": pending[(kind, subject, hour)].last,
+                }
+                for kind, subject, hour in keys
+            ],
+        )
+        return self._write_items(conn, dialect_insert, pending)
+
+    def _write_items(
+        self, conn: Connection, dialect_insert: Any, pending: dict[_Key, _Bucket]
+    ) -> dict[_ItemKey, set[str]]:
+        """Insert the values not stored yet, as many as each dimension's bound leaves
+        room for; returns what is now known stored. Values this process already knows
+        are stored cost nothing, so a steady flush asks the database nothing here; the
+        others are looked up in a few batched queries (two processes flushing at once
+        may each fill the room: a small overshoot)."""
+        wanted: dict[_ItemKey, set[str]] = {}
+        for (kind, subject, hour), bucket in pending.items():
+            for dim, values in bucket.items.items():
+                group = (kind, subject, hour, dim)
+                known = self._stored.get(group, set())
+                if len(known) < MAX_ITEMS[dim] and values - known:
+                    wanted[group] = values - known
+        if not wanted:
+            return {}
+        stored: dict[_ItemKey, set[str]] = {group: set() for group in wanted}
+        groups = sorted(wanted)
+        i = usage_items.c
+        for chunk in range(0, len(groups), _LOOKUP_CHUNK):
+            rows = conn.execute(
+                select(i.kind, i.subject, i.hour, i.dim, i.value).where(
+                    tuple_(i.kind, i.subject, i.hour, i.dim).in_(
+                        groups[chunk : chunk + _LOOKUP_CHUNK]
+                    )
+                )
+            )
+            for kind, subject, hour, dim, value in rows:
+                stored[(kind, subject, hour, dim)].add(value)
+        inserts: list[dict[str, Any]] = []
+        for group in groups:
+            kind, subject, hour, dim = group
+            room = MAX_ITEMS[dim] - len(stored[group])
+            fresh = sorted(wanted[group] - stored[group])[: max(room, 0)]
+            stored[group].update(fresh)
+            inserts.extend(
+                {"kind": kind, "subject": subject, "hour": hour, "dim": dim, "value": value}
+                for value in fresh
+            )
+        if inserts:
+            conn.execute(dialect_insert(usage_items).on_conflict_do_nothing(), inserts)
+        return stored
+
+    def prune(self) -> int:
+        """Delete buckets older than the retention; returns the bucket rows deleted."""
+        cutoff = self._clock.now_us() // 1_000_000 - self.retention_days * 86_400
+        with write_txn(self._engine) as conn:
+            conn.execute(delete(usage_items).where(usage_items.c.hour < cutoff))
+            return conn.execute(delete(usage_buckets).where(usage_buckets.c.hour < cutoff)).rowcount
+
+    # -- queries ------------------------------------------------------------------------
+
+    def usage(self, kind: str, subject: str, days: int = 7) -> dict[str, Any]:
+        """The usage of one subject: totals and one row per UTC day over the last
+        ``days`` days (today included), the sources, paths and actors seen, and the
+        first and last use within the retention. Raises InvalidInput for a bad kind or
+        day count."""
+        if kind not in KINDS:
+            raise InvalidInput(f"kind must be one of {', '.join(KINDS)}")
+        if not 1 <= days <= self.retention_days:
+            raise InvalidInput(f"days must be between 1 and {self.retention_days}")
+        self.flush()
+        today = self._clock.now_us() // 1_000_000 // 86_400
+        since = (today - days + 1) * 86_400
+        b = usage_buckets.c
+        mine = and_(b.kind == kind, b.subject == subject)
+        with read_conn(self._engine) as conn:
+            span = conn.execute(select(func.min(b.first_at), func.max(b.last_at)).where(mine)).one()
+            rows = conn.execute(
+                select(b.hour, b.ok, b.denied, b.limited, b.errors)
+                .where(mine, b.hour >= since)
+                .order_by(b.hour)
+            ).all()
+            items = conn.execute(
+                select(usage_items.c.dim, usage_items.c.value).where(
+                    usage_items.c.kind == kind,
+                    usage_items.c.subject == subject,
+                    usage_items.c.hour >= since,
+                )
+            ).all()
+        per_day: dict[int, dict[str, int]] = defaultdict(
+            lambda: {"requests": 0, "ok": 0, "denied": 0, "limited": 0, "errors": 0}
+        )
+        for row in rows:
+            day = per_day[row.hour // 86_400]
+            for name in ("ok", "denied", "limited", "errors"):
+                day[name] += getattr(row, name)
+                day["requests"] += getattr(row, name)
+        totals = {"requests": 0, "ok": 0, "denied": 0, "limited": 0, "errors": 0}
+        for day in per_day.values():
+            for name, value in day.items():
+                totals[name] += value
+        seen: dict[str, set[str]] = {DIM_SOURCE: set(), DIM_PATH: set(), DIM_ACTOR: set()}
+        for dim, value in items:
+            seen.setdefault(dim, set()).add(value)
+        return {
+            "kind": kind,
+            "id": subject,
+            "days": days,
+            "first_used_at": iso_us(span[0]),
+            "last_used_at": iso_us(span[1]),
+            "totals": totals,
+            "per_day": [
+                {
+                    "date": dt.datetime.fromtimestamp(day * 86_400, dt.UTC).date().isoformat(),
+                    **counts,
+                }
+                for day, counts in sorted(per_day.items())
+            ],
+            "sources": sorted(seen[DIM_SOURCE]),
+            "paths": sorted(seen[DIM_PATH]),
+            "actors": sorted(seen[DIM_ACTOR]),
+            # Each hour keeps a bounded number of values per dimension (MAX_ITEMS).
+            "item_limits": dict(MAX_ITEMS),
+        }
