@@ -160,9 +160,7 @@ async def test_random_rotation_end_to_end_with_labels(vault: Vault) -> None:
     assert not status["due"]
     assert _ops(vault, path) == [
         ("rotation:set", "ok"),
-        ("rotation:start", "ok"),
-        ("rotation:apply", "ok"),
-        ("rotation:verify", "ok"),
+        ("rotation:start", "ok"),  # random: no apply or verify, one transaction
         ("rotation:promote", "ok"),
         ("rotation:read-pending", "error"),  # the label read above, audited
     ]
@@ -375,3 +373,81 @@ async def test_the_server_job_starts_one_pass_at_a_time(vault: Vault) -> None:
     assert rot.kick()  # done: the next poll starts a new (empty) pass
     assert rot._pass is not None
     assert (await rot._pass).claimed == 0
+
+
+class Racing:
+    """An internal rotator (``external = False``) during whose ``generate`` someone
+    else writes the secret: the one-transaction rotation must then write nothing."""
+
+    name = "racing"
+    external = False
+
+    def __init__(self, vault: Vault) -> None:
+        self.vault = vault
+
+    def check_options(self, options: Mapping[str, str]) -> None:
+        return None
+
+    def generate(self, ctx: RotationContext) -> str:
+        with write_txn(self.vault.svc.engine) as conn:
+            self.vault.svc.secrets.write_in_txn(conn, self.vault.root, ctx.path, "theirs", None)
+        return "ours"
+
+    def apply(self, ctx: RotationContext, new: str) -> None:
+        raise AssertionError("an internal rotator is never applied")
+
+    verify = retire = apply
+
+
+async def test_internal_rotation_racing_a_write_writes_nothing(vault: Vault) -> None:
+    svc = vault.svc
+    racing = Racing(vault)
+    registry = Registry(
+        RotatorDeps(engine=svc.engine, clock=svc.clock, keys=svc.keys),
+        {"racing": lambda _: racing},
+    )
+    rot = RotationService(
+        svc.engine, svc.barrier, svc.secrets, svc.audit, svc.clock, svc.authorizer, registry
+    )
+    await svc.secrets.write(vault.root, "a/RACE", "first")
+    await rot.set_policy(
+        vault.root, "a/RACE", rotator="racing", options={}, every_seconds=DAY, grace_seconds=60
+    )
+    with pytest.raises(RotationFailed, match="changed during the rotation"):
+        await rot.rotate(vault.root, "a/RACE")
+    value = await svc.secrets.read(vault.root, "a/RACE")
+    assert (value.version, value.value) == (2, "theirs")  # the other write stands alone
+    [status] = await rot.status(vault.root, "a/")
+    assert (status["last_outcome"], status["failures"]) == ("failed", 1)
+    assert status["in_flight_run"] is None
+    with read_conn(svc.engine) as conn:
+        assert conn.execute(select(rotation_runs)).first() is None  # no half-written run
+        policy = conn.execute(select(rotation_policies.c.claimed_by)).one()
+    assert policy.claimed_by is None
+    assert _ops(vault, "a/RACE")[:2] == [
+        ("rotation:set", "ok"),
+        ("rotation:fail", "error"),  # the start rolled back with the rest
+    ]
+
+
+async def test_random_with_no_grace_retires_in_keysafe_only(vault: Vault) -> None:
+    rot = vault.svc.rotation
+    await vault.svc.secrets.write(vault.root, "a/TOKEN", "first")
+    await rot.set_policy(
+        vault.root, "a/TOKEN", rotator="random", options={}, every_seconds=DAY, grace_seconds=0
+    )
+    run = await rot.rotate(vault.root, "a/TOKEN")
+    assert (run["new_version"], run["previous_version"]) == (2, 1)
+    [status] = await rot.status(vault.root, "a/")
+    assert status["retire_at"] is None
+    with read_conn(vault.svc.engine) as conn:
+        step = conn.execute(select(rotation_runs.c.step)).scalar_one()
+        reads = conn.execute(
+            select(audit_events.c.seq).where(
+                audit_events.c.operation == "secret:read",
+                audit_events.c.actor == "system:rotation",
+            )
+        ).all()
+    assert step == "retired"
+    assert len(reads) == 1  # the current value before generating; retiring reads nothing
+    assert _ops(vault, "a/TOKEN")[-2:] == [("rotation:promote", "ok"), ("rotation:retire", "ok")]

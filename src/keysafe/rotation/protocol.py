@@ -26,6 +26,7 @@ from typing import Any
 import anyio
 import anyio.from_thread
 import anyio.to_thread
+from sqlalchemy import Connection
 
 from keysafe.access.models import RequestContext
 from keysafe.audit.models import OUTCOME_ERROR, OUTCOME_OK, AuditEvent
@@ -34,6 +35,7 @@ from keysafe.rotation import models as m
 from keysafe.rotation.rotators.base import Rotator
 from keysafe.rotation.state import LostClaim
 from keysafe.rotation.steps import WIPE_PENDING, Steps, needs_retire_now, system_context
+from keysafe.secrets.models import WriteResult
 
 __all__ = ["Driver"]
 
@@ -50,12 +52,17 @@ class Driver(Steps):
         base, current = await self._current(policy.path)
         rctx = self._context(policy, current, run_id, "generate")
         try:
-            value = await anyio.to_thread.run_sync(rotator.generate, rctx)
+            if getattr(rotator, "external", True):
+                value = await anyio.to_thread.run_sync(rotator.generate, rctx)
+            else:  # quick and pure (base.py): no thread hop
+                value = rotator.generate(rctx)
         except Exception as exc:
             detail = exc.detail if isinstance(exc, KeysafeError) else type(exc).__name__
             message = f"{policy.path}: cannot generate a new value: {detail}"
             await self._failed_before_run(policy, ctx, message)
             raise RotationFailed(message) from None
+        if not getattr(rotator, "external", True):
+            return await self._rotate_at_once(policy, ctx, trigger, run_id, base, value)
         now = self._clock.now_us()
         values = {
             "id": run_id,
@@ -88,6 +95,90 @@ class Driver(Steps):
             error=None,
         )
         return await self.drive(policy, run, ctx, known=(current, value))
+
+    async def _rotate_at_once(
+        self,
+        policy: m.Policy,
+        ctx: RequestContext,
+        trigger: str,
+        run_id: str,
+        base: int | None,
+        value: str,
+    ) -> m.Run:
+        """A rotator with no external effect (``random``): nothing to apply, verify or
+        recover, so the run is one transaction, promoted or not at all. The secret
+        changing meanwhile (check-and-set on ``base``) fails the run with nothing written."""
+        system = system_context(ctx)
+        now = self._clock.now_us()
+        actor = ctx.principal.token_id[:64]
+        values = {
+            "id": run_id,
+            "path": policy.path,
+            "rotator": policy.rotator,
+            "trigger": trigger,
+            "actor": actor,
+            "step": m.STEP_PROMOTED,
+            "base_version": base,
+            "started_at": now,
+            "updated_at": now,
+            "finished_at": now,
+            "outcome": m.OUTCOME_OK,
+        }
+        run = m.Run(
+            id=run_id,
+            path=policy.path,
+            rotator=policy.rotator,
+            trigger=trigger,
+            actor=actor,
+            step=m.STEP_PROMOTED,
+            base_version=base,
+            new_version=None,
+            pending=None,
+            started_at=now,
+            finished_at=now,
+            outcome=m.OUTCOME_OK,
+            error=None,
+        )
+        start = self._event(
+            ctx, "rotation:start", policy.path, OUTCOME_OK,
+            f"run {run_id} {policy.rotator} ({trigger}) from version {base}",
+        )  # fmt: skip
+        promote = self._event(
+            ctx, "rotation:promote", policy.path, OUTCOME_OK,
+            f"run {run_id} version {(base or 0) + 1} (previous {base})",
+        )  # fmt: skip
+        changes = self._promoted_policy(policy, run, now)
+
+        def write(conn: Connection) -> WriteResult:
+            return self._secrets.write_in_txn(conn, system, policy.path, value, base or 0)
+
+        try:
+            written = await self._store.promote_at_once(values, changes, (start, promote), write)
+        except CasMismatch as exc:
+            await self._failed_before_run(
+                policy, ctx, f"{policy.path}: the secret changed during the rotation ({exc.detail})"
+            )
+            raise RotationFailed(f"{policy.path}: the secret changed during the rotation") from None
+        return replace(run, new_version=written.version)
+
+    def _promoted_policy(self, policy: m.Policy, run: m.Run, now: int) -> dict[str, Any]:
+        """The policy's changes when ``run`` is promoted at ``now``: the previous value
+        is retired after the grace, the next rotation due a period later, and the claim
+        given back unless the previous value must be retired at once (still claimed)."""
+        changes: dict[str, Any] = {
+            "active_run": None,
+            "retire_run": run.id if run.base_version else None,
+            "retire_at": now + policy.grace_seconds * 1_000_000 if run.base_version else None,
+            "next_due": now + policy.every_seconds * 1_000_000,
+            "failures": 0,
+            "last_run": run.id,
+            "last_outcome": m.OUTCOME_OK,
+            "last_error": None,
+            "last_run_at": now,
+        }
+        if not needs_retire_now(policy, run):
+            changes.update(claimed_by=None, claimed_until=None)
+        return changes
 
     async def _failed_before_run(self, policy: m.Policy, ctx: RequestContext, message: str) -> None:
         failures = policy.failures + 1
@@ -189,7 +280,6 @@ class Driver(Steps):
                 return await self._fail(policy, run, ctx, rotator, current, message, True)
             new_version = version
         now = self._clock.now_us()
-        grace_end = now + policy.grace_seconds * 1_000_000
         changes = {
             "step": m.STEP_PROMOTED,
             "new_version": new_version,
@@ -198,20 +288,7 @@ class Driver(Steps):
             "error": None,
             **WIPE_PENDING,
         }
-        policy_changes = {
-            "active_run": None,
-            "retire_run": run.id if run.base_version else None,
-            "retire_at": grace_end if run.base_version else None,
-            "next_due": now + policy.every_seconds * 1_000_000,
-            "failures": 0,
-            "last_run": run.id,
-            "last_outcome": m.OUTCOME_OK,
-            "last_error": None,
-            "last_run_at": now,
-        }
-        if not needs_retire_now(policy, run):
-            # Nothing left to do under this claim: give it back in the same transaction.
-            policy_changes.update(claimed_by=None, claimed_until=None)
+        policy_changes = self._promoted_policy(policy, run, now)
         detail = f"run {run.id} version {new_version} (previous {run.base_version})"
         event = self._event(ctx, "rotation:promote", run.path, OUTCOME_OK, detail)
         await self._record(run, changes, policy_changes, [event])
@@ -298,11 +375,14 @@ class Driver(Steps):
         if run is None:
             return True
         rotator = self._registry.get(run.rotator)
-        _, current = await self._current(run.path)
-        try:
-            _, old = await self._current(run.path, run.base_version)
-        except KeysafeError:  # destroyed or pruned: nothing left to name on the target
-            old = None
+        external = getattr(rotator, "external", True)
+        current = old = None
+        if external:  # else nothing outside keysafe holds the old value: no reads
+            _, current = await self._current(run.path)
+            try:
+                _, old = await self._current(run.path, run.base_version)
+            except KeysafeError:  # destroyed or pruned: nothing left to name on the target
+                old = None
         try:
             if old is not None:
                 rctx = self._context(policy, current, run.id, "retire")
@@ -328,7 +408,7 @@ class Driver(Steps):
             self._alert(run.path, message)
             return False
         note = f"run {run.id} version {run.base_version}"
-        if old is None:
+        if external and old is None:
             note += " (no longer stored: nothing to retire)"
         event = self._event(ctx, "rotation:retire", run.path, OUTCOME_OK, note)
         await self._record(

@@ -17,7 +17,7 @@ finds its claim gone rolls back alone.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from sqlalchemy import Connection, Engine, and_, delete, insert, or_, select, update
@@ -26,6 +26,7 @@ from keysafe.audit.models import AuditEvent
 from keysafe.audit.service import AuditLog
 from keysafe.clock import Clock
 from keysafe.rotation.models import PROMOTED, Policy, Run
+from keysafe.secrets.models import WriteResult
 from keysafe.store.batcher import WriteBatcher
 from keysafe.store.engine import read_conn
 from keysafe.store.tables_rotation import rotation_policies as P
@@ -243,3 +244,31 @@ class RotationStore:
             self._audit.append_in_txn(conn, events)
 
         await self._writes.run(write)
+
+    async def promote_at_once(
+        self,
+        values: Mapping[str, Any],
+        policy: Mapping[str, Any],
+        events: tuple[AuditEvent, AuditEvent],
+        write: Callable[[Connection], WriteResult],
+    ) -> WriteResult:
+        """A whole rotation in one transaction, for a rotator with no external effect:
+        the start event, the secret's new version (``write``), the run recorded as
+        promoted (``values`` plus ``new_version`` from ``write``'s result), the policy's
+        changes and the promote event. LostClaim if the claim is no longer ours; an
+        error from ``write`` (CasMismatch) rolls it all back."""
+        start, promote = events
+
+        def run(conn: Connection) -> WriteResult:
+            owned = conn.execute(
+                update(P).where(P.c.path == values["path"], self._mine()).values(**policy)
+            ).rowcount
+            if not owned:
+                raise LostClaim(values["path"])
+            self._audit.append_in_txn(conn, [start])
+            result = write(conn)
+            conn.execute(insert(R).values(**values, new_version=result.version))
+            self._audit.append_in_txn(conn, [promote])
+            return result
+
+        return await self._writes.run(run)

@@ -424,6 +424,18 @@ class SecretsService:
             thread=True,
         )
 
+    def write_in_txn(
+        self, conn: Connection, ctx: RequestContext, path: str, value: str, cas: int | None
+    ) -> WriteResult:
+        """``write`` inside the caller's write transaction (its audit event too), for a
+        service whose own rows must change atomically with the secret. The caller has
+        authorised ``ctx``; CasMismatch rolls back with the caller's transaction."""
+        validate_path(path)
+        size = len(value.encode())
+        if size > self._max_value_bytes:
+            raise ValueTooLarge(f"the value is {size} bytes; the limit is {self._max_value_bytes}")
+        return self._write(conn, ctx, path, value, cas, "secret:write", "")
+
     def _lock_secret(self, conn: Connection, path: str) -> Row[Any] | None:
         query = select(secrets).where(secrets.c.path == path)
         if self._postgres:

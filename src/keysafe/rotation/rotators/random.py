@@ -67,6 +67,7 @@ def random_value(options: Mapping[str, str]) -> str:
 
 class RandomRotator:
     name = "random"
+    external = False  # only keysafe holds the value: the protocol runs in one transaction
 
     def check_options(self, options: Mapping[str, str]) -> None:
         unknown = sorted(set(options) - _OPTIONS)
