@@ -19,6 +19,7 @@ from keysafe.rotation.models import STEP_APPLIED, STEP_ROLLING_BACK
 from keysafe.rotation.rotators.base import RotationContext, Rotator
 from keysafe.rotation.rotators.registry import Registry, RotatorDeps
 from keysafe.rotation.service import RotationService
+from keysafe.rotation.state import LostClaim
 from keysafe.store.engine import read_conn, write_txn
 from keysafe.store.tables import audit_events
 from keysafe.store.tables_rotation import rotation_policies, rotation_runs
@@ -377,18 +378,20 @@ async def test_the_server_job_starts_one_pass_at_a_time(vault: Vault) -> None:
 
 class Racing:
     """An internal rotator (``external = False``) during whose ``generate`` someone
-    else writes the secret: the one-transaction rotation must then write nothing."""
+    else writes the secret."""
 
     name = "racing"
     external = False
 
     def __init__(self, vault: Vault) -> None:
         self.vault = vault
+        self.current: list[str | None] = []
 
     def check_options(self, options: Mapping[str, str]) -> None:
         return None
 
     def generate(self, ctx: RotationContext) -> str:
+        self.current.append(ctx.current)
         with write_txn(self.vault.svc.engine) as conn:
             self.vault.svc.secrets.write_in_txn(conn, self.vault.root, ctx.path, "theirs", None)
         return "ours"
@@ -399,7 +402,7 @@ class Racing:
     verify = retire = apply
 
 
-async def test_internal_rotation_racing_a_write_writes_nothing(vault: Vault) -> None:
+async def test_internal_rotation_lands_on_top_of_a_racing_write(vault: Vault) -> None:
     svc = vault.svc
     racing = Racing(vault)
     registry = Registry(
@@ -413,21 +416,33 @@ async def test_internal_rotation_racing_a_write_writes_nothing(vault: Vault) -> 
     await rot.set_policy(
         vault.root, "a/RACE", rotator="racing", options={}, every_seconds=DAY, grace_seconds=60
     )
-    with pytest.raises(RotationFailed, match="changed during the rotation"):
-        await rot.rotate(vault.root, "a/RACE")
+    run = await rot.rotate(vault.root, "a/RACE")
+    assert racing.current == [None]  # internal rotators are given no current value
+    # No target to keep in step: the rotation is the version after the racing write.
+    assert (run["previous_version"], run["new_version"]) == (2, 3)
     value = await svc.secrets.read(vault.root, "a/RACE")
-    assert (value.version, value.value) == (2, "theirs")  # the other write stands alone
-    [status] = await rot.status(vault.root, "a/")
-    assert (status["last_outcome"], status["failures"]) == ("failed", 1)
-    assert status["in_flight_run"] is None
-    with read_conn(svc.engine) as conn:
-        assert conn.execute(select(rotation_runs)).first() is None  # no half-written run
-        policy = conn.execute(select(rotation_policies.c.claimed_by)).one()
-    assert policy.claimed_by is None
-    assert _ops(vault, "a/RACE")[:2] == [
-        ("rotation:set", "ok"),
-        ("rotation:fail", "error"),  # the start rolled back with the rest
-    ]
+    assert (value.version, value.value) == (3, "ours")
+    previous = await rot.read_label(vault.root, "a/RACE", "previous")
+    assert (previous["version"], previous["value"]) == (2, "theirs")
+
+
+async def test_internal_rotation_that_lost_its_claim_writes_nothing(vault: Vault) -> None:
+    rot = vault.svc.rotation
+    await vault.svc.secrets.write(vault.root, "a/LOST", "first")
+    await rot.set_policy(
+        vault.root, "a/LOST", rotator="random", options={}, every_seconds=DAY, grace_seconds=60
+    )
+    policy = await rot._store.claim("a/LOST")
+    assert policy is not None
+    with write_txn(vault.svc.engine) as conn:  # another process took the claim over
+        conn.execute(update(rotation_policies).values(claimed_by="someone-else"))
+    with pytest.raises(LostClaim):
+        await rot._driver.start(policy, vault.root, "manual")
+    value = await vault.svc.secrets.read(vault.root, "a/LOST")
+    assert (value.version, value.value) == (1, "first")
+    with read_conn(vault.svc.engine) as conn:
+        assert conn.execute(select(rotation_runs)).first() is None
+    assert _ops(vault, "a/LOST") == [("rotation:set", "ok")]  # the start rolled back too
 
 
 async def test_random_with_no_grace_retires_in_keysafe_only(vault: Vault) -> None:
@@ -449,5 +464,5 @@ async def test_random_with_no_grace_retires_in_keysafe_only(vault: Vault) -> Non
             )
         ).all()
     assert step == "retired"
-    assert len(reads) == 1  # the current value before generating; retiring reads nothing
+    assert reads == []  # an internal rotator's values are never read to rotate or retire
     assert _ops(vault, "a/TOKEN")[-2:] == [("rotation:promote", "ok"), ("rotation:retire", "ok")]

@@ -49,10 +49,12 @@ class Driver(Steps):
         """Generate a pending value and record the run (step ``generated``); then drive it."""
         rotator = self._registry.get(policy.rotator)
         run_id = "rot_" + os.urandom(8).hex()
-        base, current = await self._current(policy.path)
+        external = getattr(rotator, "external", True)
+        # An internal rotator is given no current value (base.py): nothing is read.
+        base, current = await self._current(policy.path) if external else (None, None)
         rctx = self._context(policy, current, run_id, "generate")
         try:
-            if getattr(rotator, "external", True):
+            if external:
                 value = await anyio.to_thread.run_sync(rotator.generate, rctx)
             else:  # quick and pure (base.py): no thread hop
                 value = rotator.generate(rctx)
@@ -61,8 +63,8 @@ class Driver(Steps):
             message = f"{policy.path}: cannot generate a new value: {detail}"
             await self._failed_before_run(policy, ctx, message)
             raise RotationFailed(message) from None
-        if not getattr(rotator, "external", True):
-            return await self._rotate_at_once(policy, ctx, trigger, run_id, base, value)
+        if not external:
+            return await self._rotate_at_once(policy, ctx, trigger, run_id, value)
         now = self._clock.now_us()
         values = {
             "id": run_id,
@@ -97,41 +99,22 @@ class Driver(Steps):
         return await self.drive(policy, run, ctx, known=(current, value))
 
     async def _rotate_at_once(
-        self,
-        policy: m.Policy,
-        ctx: RequestContext,
-        trigger: str,
-        run_id: str,
-        base: int | None,
-        value: str,
+        self, policy: m.Policy, ctx: RequestContext, trigger: str, run_id: str, value: str
     ) -> m.Run:
         """A rotator with no external effect (``random``): nothing to apply, verify or
-        recover, so the run is one transaction, promoted or not at all. The secret
-        changing meanwhile (check-and-set on ``base``) fails the run with nothing written."""
+        recover, so the whole run is one transaction, promoted or not at all. The new
+        value becomes the version after whatever is current when it commits: with no
+        target to keep in step, a write that lands first is simply superseded."""
         system = system_context(ctx)
         now = self._clock.now_us()
-        actor = ctx.principal.token_id[:64]
-        values = {
-            "id": run_id,
-            "path": policy.path,
-            "rotator": policy.rotator,
-            "trigger": trigger,
-            "actor": actor,
-            "step": m.STEP_PROMOTED,
-            "base_version": base,
-            "started_at": now,
-            "updated_at": now,
-            "finished_at": now,
-            "outcome": m.OUTCOME_OK,
-        }
         run = m.Run(
             id=run_id,
             path=policy.path,
             rotator=policy.rotator,
             trigger=trigger,
-            actor=actor,
+            actor=ctx.principal.token_id[:64],
             step=m.STEP_PROMOTED,
-            base_version=base,
+            base_version=None,
             new_version=None,
             pending=None,
             started_at=now,
@@ -141,25 +124,35 @@ class Driver(Steps):
         )
         start = self._event(
             ctx, "rotation:start", policy.path, OUTCOME_OK,
-            f"run {run_id} {policy.rotator} ({trigger}) from version {base}",
+            f"run {run_id} {policy.rotator} ({trigger})",
         )  # fmt: skip
-        promote = self._event(
-            ctx, "rotation:promote", policy.path, OUTCOME_OK,
-            f"run {run_id} version {(base or 0) + 1} (previous {base})",
-        )  # fmt: skip
-        changes = self._promoted_policy(policy, run, now)
 
         def write(conn: Connection) -> WriteResult:
-            return self._secrets.write_in_txn(conn, system, policy.path, value, base or 0)
+            return self._secrets.write_in_txn(conn, system, policy.path, value, None)
 
-        try:
-            written = await self._store.promote_at_once(values, changes, (start, promote), write)
-        except CasMismatch as exc:
-            await self._failed_before_run(
-                policy, ctx, f"{policy.path}: the secret changed during the rotation ({exc.detail})"
-            )
-            raise RotationFailed(f"{policy.path}: the secret changed during the rotation") from None
-        return replace(run, new_version=written.version)
+        def promoted(version: int) -> tuple[dict[str, Any], dict[str, Any], AuditEvent]:
+            base = version - 1 or None
+            values = {
+                "id": run_id,
+                "path": policy.path,
+                "rotator": policy.rotator,
+                "trigger": trigger,
+                "actor": run.actor,
+                "step": m.STEP_PROMOTED,
+                "base_version": base,
+                "new_version": version,
+                "started_at": now,
+                "updated_at": now,
+                "finished_at": now,
+                "outcome": m.OUTCOME_OK,
+            }
+            changes = self._promoted_policy(policy, replace(run, base_version=base), now)
+            detail = f"run {run_id} version {version} (previous {base})"
+            event = self._event(ctx, "rotation:promote", policy.path, OUTCOME_OK, detail)
+            return values, changes, event
+
+        version = await self._store.promote_at_once(policy.path, start, write, promoted)
+        return replace(run, base_version=version - 1 or None, new_version=version)
 
     def _promoted_policy(self, policy: m.Policy, run: m.Run, now: int) -> dict[str, Any]:
         """The policy's changes when ``run`` is promoted at ``now``: the previous value

@@ -218,12 +218,13 @@ class RotationService:
         await self._authorize(ctx, "rotate", "rotation:rotate", path)
         if await anyio.to_thread.run_sync(self._store.policy, path) is None:
             raise NotFound(f"no rotation policy for {path}: set one with `keysafe rotation set`")
-        if not await self._store.claim(path):
+        claimed = await self._store.claim(path)
+        if claimed is None:
             await self._audit.record(
                 self._event(ctx, "rotation:rotate", path, OUTCOME_ERROR, "conflict")
             )
             raise Conflict(f"a rotation of {path} is already running; try again when it ends")
-        run = await self._work(path, ctx, manual=True)
+        run = await self._work(claimed, ctx, manual=True)
         if run is None:
             raise NotFound(f"no rotation policy for {path}")
         doc = run.document()
@@ -231,16 +232,16 @@ class RotationService:
             raise RotationFailed(run.error or f"rotation of {path} failed", run=doc)
         return doc
 
-    async def _work(self, path: str, ctx: RequestContext, *, manual: bool) -> m.Run | None:
+    async def _work(self, claimed: m.Policy, ctx: RequestContext, *, manual: bool) -> m.Run | None:
         """Everything the claimed policy needs now: resume a run in flight, retire the
         previous value when its grace is over, start a due (or manual) rotation. The
-        caller holds the claim; it is released here, whatever happens."""
+        caller holds the claim (``claimed`` is the policy read when it was taken); it is
+        released here, whatever happens."""
         result: m.Run | None = None
         released = False
+        path = claimed.path
+        policy = claimed
         try:
-            policy = await anyio.to_thread.run_sync(self._store.policy, path)
-            if policy is None:
-                return None
             if policy.active_run is not None:
                 run = await anyio.to_thread.run_sync(self._store.run, policy.active_run)
                 if run is not None:
@@ -256,9 +257,10 @@ class RotationService:
                             f"{path}: retiring the previous value failed; see rotation status"
                         )
                     return None
-                policy = await anyio.to_thread.run_sync(self._store.policy, path)
-                if policy is None:
+                reread = await anyio.to_thread.run_sync(self._store.policy, path)
+                if reread is None:
                     return None
+                policy = reread
             if starting:
                 trigger = m.TRIGGER_MANUAL if manual else m.TRIGGER_SCHEDULE
                 result = await self._driver.start(policy, ctx, trigger)
@@ -285,9 +287,10 @@ class RotationService:
         paths = await anyio.to_thread.run_sync(self._store.candidates, limit)
         counts = {"claimed": 0, "promoted": 0, "failed": 0, "retired": 0}
 
-        async def one(path: str) -> None:
+        async def one(policy: m.Policy) -> None:
+            path = policy.path
             try:
-                run = await self._work(path, system_context(), manual=False)
+                run = await self._work(policy, system_context(), manual=False)
             except KeysafeError as exc:
                 counts["failed"] += 1
                 log.warning("scheduled rotation of %s failed: %s", path, exc.detail)
@@ -305,9 +308,10 @@ class RotationService:
             async with limiter:
                 # Claimed just before its work (a claim taken long before would lapse);
                 # concurrent claims share one group-committed transaction anyway.
-                if await self._store.claim(path):
+                policy = await self._store.claim(path)
+                if policy is not None:
                     counts["claimed"] += 1
-                    await one(path)
+                    await one(policy)
 
         async with anyio.create_task_group() as group:
             for path in paths:

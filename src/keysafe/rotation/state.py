@@ -130,11 +130,12 @@ class RotationStore:
         with read_conn(self._engine) as conn:
             return [r.path for r in conn.execute(query)]
 
-    async def claim(self, path: str) -> bool:
-        """Take the policy's claim if it is free or lapsed (one conditional UPDATE)."""
+    async def claim(self, path: str) -> Policy | None:
+        """Take the policy's claim if it is free or lapsed (one conditional UPDATE);
+        the policy as claimed, or None when another process holds it (or it is gone)."""
         now = self._clock.now_us()
 
-        def run(conn: Connection) -> bool:
+        def run(conn: Connection) -> Policy | None:
             taken = conn.execute(
                 update(P)
                 .where(
@@ -143,7 +144,10 @@ class RotationStore:
                 )
                 .values(claimed_by=self.owner, claimed_until=now + self.claim_us)
             ).rowcount
-            return bool(taken)
+            if not taken:
+                return None
+            # Read back in the same transaction (not RETURNING: SQLite before 3.35).
+            return Policy.from_row(conn.execute(select(P).where(P.c.path == path)).one())
 
         return await self._writes.run(run)
 
@@ -247,28 +251,28 @@ class RotationStore:
 
     async def promote_at_once(
         self,
-        values: Mapping[str, Any],
-        policy: Mapping[str, Any],
-        events: tuple[AuditEvent, AuditEvent],
+        path: str,
+        start: AuditEvent,
         write: Callable[[Connection], WriteResult],
-    ) -> WriteResult:
+        promoted: Callable[[int], tuple[dict[str, Any], dict[str, Any], AuditEvent]],
+    ) -> int:
         """A whole rotation in one transaction, for a rotator with no external effect:
-        the start event, the secret's new version (``write``), the run recorded as
-        promoted (``values`` plus ``new_version`` from ``write``'s result), the policy's
-        changes and the promote event. LostClaim if the claim is no longer ours; an
-        error from ``write`` (CasMismatch) rolls it all back."""
-        start, promote = events
+        the ``start`` event, the secret's new version (``write``), then what
+        ``promoted(new version)`` gives: the run row, the policy's changes and the
+        promote event. Returns the new version; LostClaim (nothing written) if the claim
+        is no longer ours."""
 
-        def run(conn: Connection) -> WriteResult:
+        def run(conn: Connection) -> int:
+            self._audit.append_in_txn(conn, [start])
+            version = write(conn).version
+            values, policy, event = promoted(version)
             owned = conn.execute(
-                update(P).where(P.c.path == values["path"], self._mine()).values(**policy)
+                update(P).where(P.c.path == path, self._mine()).values(**policy)
             ).rowcount
             if not owned:
-                raise LostClaim(values["path"])
-            self._audit.append_in_txn(conn, [start])
-            result = write(conn)
-            conn.execute(insert(R).values(**values, new_version=result.version))
-            self._audit.append_in_txn(conn, [promote])
-            return result
+                raise LostClaim(path)
+            conn.execute(insert(R).values(**values))
+            self._audit.append_in_txn(conn, [event])
+            return version
 
         return await self._writes.run(run)

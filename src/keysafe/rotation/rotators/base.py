@@ -26,10 +26,10 @@ changes a signature):
 - Rotators are looked up by name in ``registry.py`` (one line each) and built with
   ``RotatorDeps``; a rotator class whose ``__init__`` takes no argument is fine.
 - A rotator whose values nothing outside keysafe holds (``random``) sets the class
-  attribute ``external = False``: its ``generate`` must be quick and pure, and the
-  protocol then calls neither ``apply``, ``verify`` nor ``retire`` but writes the run,
-  the new version and their audit events in one transaction (promoted or nothing).
-  Without the attribute a rotator is external.
+  attribute ``external = False``: its ``generate`` must be quick and pure and gets
+  no ``ctx.current``; the protocol then calls neither ``apply``, ``verify`` nor
+  ``retire`` but writes the run, the new version and their audit events in one
+  transaction (promoted or nothing). Without the attribute a rotator is external.
 - ``verify``/``apply`` run in a worker thread while the service renews its claim on
   the policy: a step may block on the network, but should time out (30 s or so).
 """
