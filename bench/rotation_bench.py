@@ -8,11 +8,12 @@ In one run, on an in-process vault (initialised and unsealed, audit on):
 1. rotations: N secrets with a ``random`` policy each, all due (set up untimed); the
    timed part is the production scheduler pass (``RotationService.run_due``, the
    default batch of 500 and concurrency 32) repeated back to back until nothing is due.
-   Each rotation claims its policy, reads the current value (audited), seals the pending
-   value, records generated/applied/verified/promoted with their audit events, writes
-   the new version through ``SecretsService.write`` (check-and-set) and releases the
-   claim. Checked afterwards: every secret at version 2 with a new value, N promoted
-   runs, N ``rotation:promote`` audit events.
+   Each rotation claims its policy (reading it back), then, ``random`` having no
+   external effect, writes in one group-committed transaction the start event, the new
+   version, the promoted run, the policy's next due date (releasing the claim) and the
+   promote event. (External rotators record generated/applied/verified/promoted as
+   separate steps; their cost is the target's.) Checked afterwards: every secret at
+   version 2 with a new value, N promoted runs, N ``rotation:promote`` audit events.
 2. reference, same run: N plain audited writes (``SecretsService.write``, same
    concurrency) of new values to the same secrets: the floor a promotion alone costs.
 
