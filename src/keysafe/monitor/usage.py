@@ -20,7 +20,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any, Final
 
-from sqlalchemy import Connection, Engine, and_, case, delete, func, select, tuple_
+from sqlalchemy import Connection, Engine, and_, case, delete, func, select
 from sqlalchemy.dialects import postgresql, sqlite
 
 from keysafe.clock import Clock
@@ -270,17 +270,27 @@ class UsageTracker:
             return {}
         stored: dict[_ItemKey, set[str]] = {group: set() for group in wanted}
         groups = sorted(wanted)
+        # Looked up as kind = ? AND hour = ? AND subject IN (...): a seek on the primary
+        # key. (A row-value IN over the four columns made SQLite scan the whole table:
+        # about 100 ms per 200 groups at 400,000 rows, under the write lock.)
+        subjects: dict[tuple[str, int], set[str]] = defaultdict(set)
+        for kind, subject, hour, _ in groups:
+            subjects[(kind, hour)].add(subject)
         i = usage_items.c
-        for chunk in range(0, len(groups), _LOOKUP_CHUNK):
-            rows = conn.execute(
-                select(i.kind, i.subject, i.hour, i.dim, i.value).where(
-                    tuple_(i.kind, i.subject, i.hour, i.dim).in_(
-                        groups[chunk : chunk + _LOOKUP_CHUNK]
+        for (kind, hour), names in sorted(subjects.items()):
+            ordered = sorted(names)
+            for chunk in range(0, len(ordered), _LOOKUP_CHUNK):
+                rows = conn.execute(
+                    select(i.subject, i.dim, i.value).where(
+                        i.kind == kind,
+                        i.hour == hour,
+                        i.subject.in_(ordered[chunk : chunk + _LOOKUP_CHUNK]),
                     )
                 )
-            )
-            for kind, subject, hour, dim, value in rows:
-                stored[(kind, subject, hour, dim)].add(value)
+                for subject, dim, value in rows:
+                    found = stored.get((kind, subject, hour, dim))
+                    if found is not None:
+                        found.add(value)
         inserts: list[dict[str, Any]] = []
         for group in groups:
             kind, subject, hour, dim = group
