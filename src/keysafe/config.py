@@ -72,7 +72,8 @@ class Settings(BaseSettings):
     login_lockout_threshold: int = Field(5, ge=1)
     login_lockout_minutes: int = Field(15, ge=1)
     # Alerts (keysafe.monitor): the automatic action per anomaly kind (JSON object, e.g.
-    # {"rate_spike": "suspend"}; unnamed kinds only notify), webhook retries, and the
+    # {"rate_spike": "suspend"}; unnamed kinds only notify; "suspend" suspends an API key
+    # until `keysafe key resume` and revokes a scoped token), webhook retries, and the
     # SMTP server that e-mails alerts to ``smtp_to`` and to e-mail hooks.
     alert_actions: dict[str, str] = Field(default_factory=dict)
     alert_max_attempts: int = 6

@@ -9,6 +9,12 @@ allowlist, an expiry (always: no key lives forever), a rate limit, a description
 usage fields. Rolling a key issues a successor and lets the old one live for a grace
 period; revoking is immediate on the revoking process and reaches the others within
 the lookup cache's lifetime.
+
+Suspending is revoking that can be undone: a suspended key is refused exactly like a
+revoked one (same 401, same message, same cost, reaching other processes within the
+cache's lifetime) until ``resume``. It is what an automatic alert does, so that a false
+alarm costs an admin one command instead of a production outage. A suspended key cannot
+be rolled (whoever stole it must not swap it for a live one); revocation stays final.
 """
 
 from __future__ import annotations
@@ -29,7 +35,7 @@ from keysafe.access.models import Principal
 from keysafe.access.policy_store import check_policies_exist
 from keysafe.clock import Clock
 from keysafe.crypto import keyformat
-from keysafe.errors import Forbidden, InvalidInput, NotFound, Unauthenticated
+from keysafe.errors import Conflict, Forbidden, InvalidInput, NotFound, Unauthenticated
 from keysafe.store.engine import read_conn, write_txn
 from keysafe.store.rawread import RawReader
 from keysafe.store.tables import api_keys, services
@@ -38,6 +44,7 @@ from keysafe.timefmt import iso_us
 KEY_SPACE_KEYSAFE = "keysafe"
 _DAY_US = 86_400 * 1_000_000
 _UNAUTHENTICATED = "missing, malformed, expired or revoked credential"
+SUSPEND_REASON_MAX = 200  # api_keys.suspended_reason
 
 IpNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 IpAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
@@ -54,6 +61,7 @@ class VerifiedKey:
     expires_at: int
     revoked_at: int | None
     grace_until: int | None
+    suspended_at: int | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,8 +116,8 @@ class KeyService:
         self._postgres = engine.dialect.name == "postgresql"
         self._raw = RawReader(engine)
         self._sql_load = self._raw.sql(
-            "SELECT id, key_hash, owner_id, policies, cidrs, expires_at, revoked_at, grace_until"
-            " FROM api_keys WHERE key_hash = ?"
+            "SELECT id, key_hash, owner_id, policies, cidrs, expires_at, revoked_at, grace_until,"
+            " suspended_at FROM api_keys WHERE key_hash = ?"
         )
 
     def hash(self, key: str) -> bytes:
@@ -244,6 +252,8 @@ class KeyService:
             "last_used_at": None,
             "last_used_from": None,
             "use_count": 0,
+            "suspended_at": None,
+            "suspended_reason": None,
         }
         conn.execute(insert(api_keys).values(**record))
         return IssuedKey(key, public_key_record(record))
@@ -256,6 +266,12 @@ class KeyService:
         old = self._row(conn, key_id)
         if old.revoked_at is not None or old.replaced_by is not None:
             raise InvalidInput(f"key {key_id} is revoked or already rolled")
+        if old.suspended_at is not None:
+            # A successor would be a live key in the hands of whoever holds this one.
+            raise Conflict(
+                f"key {key_id} is suspended: resume it first (keysafe key resume {key_id}), "
+                "or revoke it and issue a new key"
+            )
         now = self._clock.now_us()
         remaining = max(old.expires_at - old.created_at, 0)
         issued = self._insert(
@@ -277,6 +293,7 @@ class KeyService:
         return issued
 
     def revoke(self, conn: Connection, key_id: str) -> None:
+        """Revoke ``key_id`` for good (suspended or not; idempotent). Raises NotFound."""
         row = self._row(conn, key_id)
         if row.revoked_at is None:
             conn.execute(
@@ -285,6 +302,68 @@ class KeyService:
                 .values(revoked_at=self._clock.now_us())
             )
         self.forget(key_id)
+
+    def suspend(self, conn: Connection, key_id: str, reason: str) -> dict[str, Any]:
+        """Refuse ``key_id`` like a revoked key until ``resume``; returns its record.
+        Raises NotFound, or Conflict when it is revoked, dead (expired or past its
+        grace period) or already suspended."""
+        row = self._row(conn, key_id)
+        dead = self._dead(row)
+        if dead is not None:
+            raise Conflict(f"key {key_id} {dead}: there is nothing to suspend")
+        if row.suspended_at is not None:
+            raise Conflict(f"key {key_id} is already suspended")
+        now = self._clock.now_us()
+        done = conn.execute(
+            update(api_keys)
+            .where(
+                api_keys.c.id == key_id,
+                api_keys.c.revoked_at.is_(None),
+                api_keys.c.suspended_at.is_(None),
+            )
+            .values(suspended_at=now, suspended_reason=reason[:SUSPEND_REASON_MAX])
+        )
+        if not done.rowcount:
+            raise Conflict(f"key {key_id} is already suspended or revoked")
+        self.forget(key_id)
+        return self._public(conn, key_id)
+
+    def resume(self, conn: Connection, key_id: str) -> dict[str, Any]:
+        """Lift the suspension of ``key_id``; returns its record. Raises NotFound, or
+        Conflict when it is not suspended, or revoked, expired or past its grace period
+        (resuming never brings a dead key back)."""
+        row = self._row(conn, key_id)
+        dead = self._dead(row)
+        if dead is not None:
+            raise Conflict(f"key {key_id} {dead}: it cannot be resumed; issue a new key")
+        done = conn.execute(
+            update(api_keys)
+            .where(
+                api_keys.c.id == key_id,
+                api_keys.c.revoked_at.is_(None),
+                api_keys.c.suspended_at.is_not(None),
+            )
+            .values(suspended_at=None, suspended_reason=None)
+        )
+        if not done.rowcount:
+            raise Conflict(f"key {key_id} is not suspended")
+        self.forget(key_id)
+        return self._public(conn, key_id)
+
+    def _dead(self, row: Any) -> str | None:
+        """Why the key ``row`` can never verify again, or None if it still could."""
+        now = self._clock.now_us()
+        if row.revoked_at is not None:
+            return "is revoked"
+        if row.expires_at <= now:
+            return "has expired"
+        if row.grace_until is not None and row.grace_until < now:
+            return "was rolled and its grace period is over"
+        return None
+
+    def _public(self, conn: Connection, key_id: str) -> dict[str, Any]:
+        row = conn.execute(select(api_keys).where(api_keys.c.id == key_id)).mappings().one()
+        return public_key_record(dict(row))
 
     def find(self, key: str, conn: Connection) -> dict[str, Any] | None:
         """The stored record of ``key`` (revoked or not), or None; no cache."""
@@ -354,7 +433,7 @@ class KeyService:
         """The principal behind ``key`` presented from ``source``.
 
         Raises Unauthenticated (one vague message) for anything malformed, unknown,
-        expired, revoked or past its grace period, and Forbidden when the source address
+        expired, revoked, suspended or past its grace period, and Forbidden when the source address
         is outside the key's allowlist (the caller proved possession of a live key).
         """
         digest = self.hash(key)
@@ -377,6 +456,7 @@ class KeyService:
         now = self._clock.now_us()
         if (
             record.revoked_at is not None
+            or record.suspended_at is not None
             or record.expires_at <= now
             or (record.grace_until is not None and record.grace_until < now)
         ):
@@ -411,7 +491,7 @@ class KeyService:
         row = self._raw.fetchone(self._sql_load, (digest,))
         if row is None or not hmac.compare_digest(bytes(row[1]), digest):
             return None
-        key_id, _, owner_id, names, cidrs, expires_at, revoked_at, grace_until = row
+        key_id, _, owner_id, names, cidrs, expires_at, revoked_at, grace_until, suspended_at = row
         return VerifiedKey(
             id=key_id,
             owner_id=owner_id,
@@ -420,6 +500,7 @@ class KeyService:
             expires_at=expires_at,
             revoked_at=revoked_at,
             grace_until=grace_until,
+            suspended_at=suspended_at,
         )
 
     def forget(self, key_id: str) -> None:
@@ -486,6 +567,9 @@ def public_key_record(record: dict[str, Any]) -> dict[str, Any]:
         "created_by": record["created_by"],
         "expires_at": iso_us(record["expires_at"]),
         "revoked": record["revoked_at"] is not None,
+        "suspended": record.get("suspended_at") is not None,
+        "suspended_at": iso_us(record.get("suspended_at")),
+        "suspended_reason": record.get("suspended_reason"),
         "grace_until": iso_us(record["grace_until"]),
         "replaced_by": record["replaced_by"],
         "last_used_at": iso_us(record["last_used_at"]),

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -17,7 +17,9 @@ policy_app = typer.Typer(help="Write, read and check path policies.", no_args_is
 service_app = typer.Typer(
     help="Create and list services (machine identities).", no_args_is_help=True
 )
-key_app = typer.Typer(help="Issue, list, roll and revoke service API keys.", no_args_is_help=True)
+key_app = typer.Typer(
+    help="Issue, list, roll, suspend, resume and revoke service API keys.", no_args_is_help=True
+)
 
 
 # -- policies -----------------------------------------------------------------------------
@@ -194,12 +196,21 @@ def key_list(
             k["prefix"] + "...",
             ", ".join(k["policies"]),
             k["expires_at"],
-            "revoked" if k["revoked"] else ("rolled" if k["replaced_by"] else "live"),
+            key_state(k),
             k["last_used_at"] or "never",
         )
         for k in keys
     ]
     table(None, ["id", "prefix", "policies", "expires", "state", "last used"], rows)
+
+
+def key_state(record: dict[str, Any]) -> str:
+    """One word for a key record: revoked, suspended, rolled or live."""
+    if record["revoked"]:
+        return "revoked"
+    if record.get("suspended"):
+        return "suspended"
+    return "rolled" if record["replaced_by"] else "live"
 
 
 @key_app.command("show")
@@ -246,3 +257,38 @@ def key_revoke(ctx: typer.Context, key_id: Annotated[str, typer.Argument(metavar
     with state(ctx).client() as client:
         client.revoke_key(key_id)
     message(f"key {key_id} revoked")
+
+
+@key_app.command("suspend")
+def key_suspend(
+    ctx: typer.Context,
+    key_id: Annotated[str, typer.Argument(metavar="ID")],
+    reason: Annotated[
+        str, typer.Option("--reason", help="Why, for the record (at most 200 characters).")
+    ] = "",
+    as_json: JsonOpt = False,
+) -> None:
+    """Refuse a key like a revoked one until `keysafe key resume`. Exit 4 if it is
+    revoked, expired or already suspended."""
+    with state(ctx).client() as client:
+        record = client.suspend_key(key_id, reason)
+    if as_json:
+        print_json(record)
+        return
+    message(f"key {key_id} suspended (undo: keysafe key resume {key_id})")
+
+
+@key_app.command("resume")
+def key_resume(
+    ctx: typer.Context,
+    key_id: Annotated[str, typer.Argument(metavar="ID")],
+    as_json: JsonOpt = False,
+) -> None:
+    """Lift a suspension. Exit 4 if the key is not suspended, or is revoked or expired
+    (those never come back)."""
+    with state(ctx).client() as client:
+        record = client.resume_key(key_id)
+    if as_json:
+        print_json(record)
+        return
+    message(f"key {key_id} resumed")

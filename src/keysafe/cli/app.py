@@ -32,7 +32,8 @@ from keysafe.cli.context import State
 EXIT_CODES_HELP = """\
 Exit codes: 0 ok; 1 denied or a failed check (forbidden, audit verify found tampering);
 2 usage error or invalid input; 3 not found; 4 conflict (cas mismatch, already
-initialised); 5 unavailable (sealed, not initialised, audit or storage down);
+initialised, a key already suspended or not suspended); 5 unavailable (sealed, not
+initialised, audit or storage down);
 6 unauthenticated (missing, expired or revoked token); 7 cannot reach the server
 (connection or TLS failure); 8 server or integrity error; 9 rate limited (too many
 failed credential checks: retry later); 10 a rotation target refused or failed a

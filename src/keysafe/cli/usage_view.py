@@ -10,6 +10,8 @@ from keysafe.cli.output import data, table
 def show_key_usage(record: dict[str, Any], usage: dict[str, Any]) -> None:
     """The key's record, then its requests per day, sources and paths read."""
     state = "revoked" if record.get("revoked") else "live"
+    if state == "live" and record.get("suspended"):
+        state = f"suspended ({record.get('suspended_reason') or 'no reason given'})"
     lines = [
         f"key         {record['id']} ({record['prefix']}...) {state}",
         f"service     {record['service_id']}",

@@ -434,6 +434,17 @@ class Client:
     def revoke_key(self, key_id: str) -> None:
         self._request("DELETE", f"{API}/keys/{_segment(key_id)}")
 
+    def suspend_key(self, key_id: str, reason: str = "") -> dict[str, Any]:
+        """Refuse the key like a revoked one until ``resume_key``; returns its record.
+        Raises NotFound, or Conflict when it is revoked, expired or already suspended."""
+        path = f"{API}/keys/{_segment(key_id)}:suspend"
+        return self._json("POST", path, json={"reason": reason})
+
+    def resume_key(self, key_id: str) -> dict[str, Any]:
+        """Lift a suspension; returns the key's record. Raises NotFound, or Conflict when
+        the key is not suspended or is revoked or expired (never brought back)."""
+        return self._json("POST", f"{API}/keys/{_segment(key_id)}:resume", json={})
+
     def generate_root(self, material: Sequence[str]) -> str:
         """A new root token from the unseal key or a threshold of shares (no token needed)."""
         items = [m.strip() for m in material if m.strip()]

@@ -8,9 +8,12 @@ Automatic actions, per alert kind (``KEYSAFE_ALERT_ACTIONS``, e.g.
 ``{"rate_spike": "suspend"}``; every kind not named only notifies):
 
 - ``notify``: the hooks, the configured e-mail recipients and the log hear of it;
-- ``suspend``: also revokes the actor's API key or scoped token (never the root token;
-  people are not suspended automatically), audited as ``key:revoke``/``token:revoke``
-  by ``system``;
+- ``suspend``: also suspends the actor's API key (refused like a revoked key, on every
+  process within the key cache's second, until an admin runs ``keysafe key resume``:
+  a false alarm must not break a production service for good), audited as
+  ``key:suspend`` by ``system``. Scoped tokens have no suspension: they are revoked
+  (``token:revoke``) and the result says so. Never the root token; people are not
+  suspended automatically;
 - ``require-mfa``: a person's live sessions lose their second factor, so every policy
   rule that wants recent MFA refuses them until they step up again (``keysafe mfa
   verify``); other processes see it within their session cache's second. Machines have
@@ -187,26 +190,33 @@ class AlertService:
         if action == ACTION_REQUIRE_MFA:
             return self._require_mfa(conn, actor, alert_id)
         if actor.startswith("key_"):
-            try:
-                self._keys.revoke(conn, actor)
-            except NotFound:
-                return "not applied: no such API key"
-            operation = "key:revoke"
-        elif actor.startswith("tok_"):
+            return self._suspend_key(conn, actor, f, alert_id)
+        if actor.startswith("tok_"):
             row = conn.execute(select(tokens.c.kind).where(tokens.c.id == actor)).first()
             if row is None:
                 return "not applied: no such token"
             if row.kind == "root":
                 return "not applied: the root token is never suspended automatically"
             self._tokens.revoke(actor, conn)
-            operation = "token:revoke"
-        else:
-            return "not applied: only API keys and scoped tokens are suspended"
+            detail = f"{actor} revoked by alert {alert_id} (tokens cannot be suspended)"
+            self._audit.append_in_txn(conn, [self._event(alert_id, "token:revoke", "", detail)])
+            log.warning("alert %s: %s token %s revoked", alert_id, f.kind, actor)
+            return "token revoked (tokens cannot be suspended)"
+        return "not applied: only API keys and scoped tokens are suspended"
+
+    def _suspend_key(self, conn: Connection, key_id: str, f: Finding, alert_id: str) -> str:
+        try:
+            self._keys.suspend(conn, key_id, f"alert {alert_id}: {f.kind}")
+        except NotFound:
+            return "not applied: no such API key"
+        except Conflict as exc:
+            return f"not applied: {exc.detail}"
         self._audit.append_in_txn(
-            conn, [self._event(alert_id, operation, "", f"{actor} suspended by alert {alert_id}")]
+            conn,
+            [self._event(alert_id, "key:suspend", "", f"{key_id} suspended by alert {alert_id}")],
         )
-        log.warning("alert %s: %s %s suspended (revoked)", alert_id, f.kind, actor)
-        return "suspended: credential revoked"
+        log.warning("alert %s: %s key %s suspended", alert_id, f.kind, key_id)
+        return f"suspended: key suspended until an admin runs `keysafe key resume {key_id}`"
 
     def _require_mfa(self, conn: Connection, actor: str, alert_id: str) -> str:
         if not actor.startswith("user:"):

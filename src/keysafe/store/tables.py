@@ -147,6 +147,9 @@ api_keys = Table(
     Column("last_used_at", BigInteger, nullable=True),
     Column("last_used_from", String(64), nullable=True),
     Column("use_count", BigInteger, nullable=False),
+    # A suspended key is refused like a revoked one until an admin resumes it (0010).
+    Column("suspended_at", BigInteger, nullable=True),
+    Column("suspended_reason", String(200), nullable=True),
 )
 Index("ix_api_keys_owner", api_keys.c.owner_type, api_keys.c.owner_id)
 

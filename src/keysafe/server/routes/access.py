@@ -8,18 +8,21 @@ transaction.
 
 from __future__ import annotations
 
+from typing import TypeVar
+
 import anyio.to_thread
 from fastapi import APIRouter, Depends, Request
 from pydantic import BaseModel, Field
 from starlette.responses import Response
 
-from keysafe.access.apikeys import parse_duration
+from keysafe.access.apikeys import SUSPEND_REASON_MAX, parse_duration
 from keysafe.errors import InvalidInput, NotFound
 from keysafe.server import deps
 from keysafe.server.routes.sys import json_response
 from keysafe.server.services import Services
 
 router = APIRouter(prefix="/api/v1", tags=["access"])
+_Body = TypeVar("_Body", bound=BaseModel)
 
 
 class PolicyBody(BaseModel):
@@ -43,6 +46,10 @@ class KeyBody(BaseModel):
 
 class RollBody(BaseModel):
     grace: str = Field("24h", description="how long the old key keeps working")
+
+
+class SuspendBody(BaseModel):
+    reason: str = Field("", max_length=SUSPEND_REASON_MAX, description="why, for the record")
 
 
 class CheckBody(BaseModel):
@@ -215,16 +222,34 @@ async def show_key(request: Request, key_id: str) -> Response:
 
 @router.post("/keys/{key_id}", dependencies=[Depends(deps.authenticated)])
 async def key_action(request: Request, key_id: str) -> Response:
-    """``{id}:roll`` with ``{"grace": "24h"}``: a successor, the old key dies after grace."""
+    """``{id}:roll`` with ``{"grace": "24h"}``: a successor, the old key dies after grace.
+    ``{id}:suspend`` with ``{"reason"?}``: the key is refused like a revoked one until
+    ``{id}:resume``. Each needs ``manage-keys`` on the key's service, like revoking."""
     key_id, _, verb = key_id.partition(":")
-    if verb != "roll":
-        raise NotFound("POST is only defined on keys/{id}:roll")
-    svc, actor = await _key_admin(request, "key:roll", key_id)
-    try:
-        body = RollBody.model_validate_json(await request.body() or b"{}")
-    except ValueError as exc:
-        raise InvalidInput(f"invalid request body: {exc}") from exc
-    grace = parse_duration(body.grace) if body.grace not in ("0", "0s") else 0
+    if verb not in ("roll", "suspend", "resume"):
+        raise NotFound("POST is only defined on keys/{id}:roll, :suspend and :resume")
+    svc, actor = await _key_admin(request, f"key:{verb}", key_id)
+    if verb == "suspend":
+        reason = (await _body(request, SuspendBody)).reason
+        record = await deps.audited_change(
+            request,
+            "key:suspend",
+            "",
+            lambda conn: svc.keys.suspend(conn, key_id, reason),
+            lambda _: f"{key_id} suspended" + (f": {reason}" if reason else ""),
+        )
+        return json_response(record)
+    if verb == "resume":
+        record = await deps.audited_change(
+            request,
+            "key:resume",
+            "",
+            lambda conn: svc.keys.resume(conn, key_id),
+            lambda _: f"{key_id} resumed",
+        )
+        return json_response(record)
+    grace_text = (await _body(request, RollBody)).grace
+    grace = parse_duration(grace_text) if grace_text not in ("0", "0s") else 0
 
     issued = await deps.audited_change(
         request,
@@ -234,6 +259,14 @@ async def key_action(request: Request, key_id: str) -> Response:
         lambda issued: f"{key_id} -> {issued.record['id']}",
     )
     return json_response({**issued.record, "key": issued.key})
+
+
+async def _body(request: Request, model: type[_Body]) -> _Body:
+    """The request's JSON body as ``model`` (an empty body is ``{}``)."""
+    try:
+        return model.model_validate_json(await request.body() or b"{}")
+    except ValueError as exc:
+        raise InvalidInput(f"invalid request body: {exc}") from exc
 
 
 @router.delete("/keys/{key_id}", dependencies=[Depends(deps.authenticated)])
