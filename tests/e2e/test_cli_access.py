@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -152,3 +153,82 @@ def test_sdk_trades_a_key_for_a_short_lived_token(vault: Vault, tmp_path: Path) 
         pytest.raises(Unauthenticated, match="refused"),
     ):
         anonymous.exchange_token(key[:-1] + ("A" if key[-1] != "A" else "B"))
+
+
+def test_key_suspend_and_resume(vault: Vault, tmp_path: Path) -> None:
+    import ssl
+
+    import httpx
+
+    policy = tmp_path / "sus.toml"
+    policy.write_text('[[rule]]\npath = "e2e/sus/*"\ncapabilities = ["read"]\n')
+    assert vault.run("policy", "write", "sus-read", str(policy)).returncode == 0
+    assert vault.run("service", "create", "sus-svc", "--policy", "sus-read").returncode == 0
+    assert vault.run("secret", "set", "e2e/sus/A", stdin="sus-value").returncode == 0
+    key = json.loads(vault.run("key", "create", "--service", "sus-svc", "--json").stdout)
+    gone = json.loads(vault.run("key", "create", "--service", "sus-svc", "--json").stdout)
+    assert vault.run("key", "revoke", gone["id"]).returncode == 0
+    as_key = {"KEYSAFE_TOKEN": key["key"]}
+    assert vault.run("secret", "get", "e2e/sus/A", env=as_key).returncode == 0
+
+    suspended = vault.run("key", "suspend", key["id"], "--reason", "odd traffic")
+    assert suspended.returncode == 0, suspended.stderr
+    assert f"keysafe key resume {key['id']}" in suspended.stderr + suspended.stdout
+    # `keysafe up` runs two workers, each caching a key for a second: like a revocation,
+    # the suspension reaches the other one within that second.
+    _eventually(lambda: vault.run("secret", "get", "e2e/sus/A", env=as_key).returncode == 6)
+    # Over real HTTP the suspended key gets exactly the revoked key's answer.
+    ca = ssl.create_default_context(cafile=str(vault.home / "tls" / "ca.pem"))
+    with httpx.Client(base_url=vault.addr, verify=ca) as http:
+
+        def answers() -> list[httpx.Response]:
+            return [
+                http.get("/api/v1/secrets/e2e/sus/A", headers={"Authorization": f"Bearer {k}"})
+                for k in (key["key"], gone["key"])
+            ]
+
+        _eventually(lambda: [a.status_code for a in answers()] == [401, 401])
+        refusals = [answers() for _ in range(4)]  # both workers, most likely
+    assert all([a.status_code for a in pair] == [401, 401] for pair in refusals)
+    bodies = [{k: v for k, v in a.json().items() if k != "instance"} for a in refusals[0]]
+    assert bodies[0] == bodies[1]
+    listed = vault.run("key", "list", "--service", "sus-svc", env={"COLUMNS": "200"})
+    assert listed.returncode == 0
+    rows = [[c.strip() for c in line.split("│")] for line in listed.stdout.splitlines()[2:]]
+    states = {row[0]: row[4] for row in rows}
+    assert states == {key["id"]: "suspended", gone["id"]: "revoked"}, listed.stdout
+    doc = json.loads(vault.run("key", "show", key["id"], "--json").stdout)
+    assert (doc["suspended"], doc["suspended_reason"], doc["revoked"]) == (
+        True,
+        "odd traffic",
+        False,
+    )
+
+    # Conflicts exit 4: suspend twice, roll a suspended key, resume a live one.
+    assert vault.run("key", "suspend", key["id"]).returncode == 4
+    rolled = vault.run("key", "roll", key["id"])
+    assert rolled.returncode == 4
+    assert "resume it first" in rolled.stderr
+    assert vault.run("key", "suspend", "key_0000000000000000").returncode == 3
+
+    resumed = vault.run("key", "resume", key["id"], "--json")
+    assert resumed.returncode == 0, resumed.stderr
+    assert json.loads(resumed.stdout)["suspended"] is False
+    _eventually(lambda: vault.run("secret", "get", "e2e/sus/A", env=as_key).returncode == 0)
+    read = vault.run("secret", "get", "e2e/sus/A", env=as_key)
+    assert (read.returncode, read.stdout) == (0, "sus-value\n")
+    assert vault.run("key", "resume", key["id"]).returncode == 4
+    # A revoked key stays revoked.
+    assert vault.run("key", "resume", gone["id"]).returncode == 4
+    assert (
+        vault.run("secret", "get", "e2e/sus/A", env={"KEYSAFE_TOKEN": gone["key"]}).returncode == 6
+    )
+    for result in (suspended, resumed, listed):
+        assert key["key"] not in result.stdout + result.stderr
+
+
+def _eventually(check: Callable[[], bool], seconds: float = 5) -> None:
+    deadline = time.monotonic() + seconds
+    while not check():
+        assert time.monotonic() < deadline, "not within the key cache's lifetime"
+        time.sleep(0.3)

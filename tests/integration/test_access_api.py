@@ -231,3 +231,88 @@ async def test_unused_key_rule_is_audited(vault: Vault, root: httpx.AsyncClient)
     assert [e["detail"] for e in events if e["operation"] == "key:revoke-unused"] == [
         f"{key['id']} unused for 1 days"
     ]
+
+
+def _refusal(doc: dict[str, object]) -> dict[str, object]:
+    """A 401 problem document without what names the request."""
+    return {k: v for k, v in doc.items() if k not in ("instance", "request_id")}
+
+
+async def test_suspend_and_resume_a_key(vault: Vault, root: httpx.AsyncClient) -> None:
+    key = await _setup(root)
+    gone = (await root.post("/api/v1/keys", json={"service": "billing-worker"})).json()
+    assert (await root.delete(f"/api/v1/keys/{gone['id']}")).status_code == 204
+    url = "/api/v1/secrets/payments/prod/STRIPE_KEY"
+    auth = {"Authorization": f"Bearer {key['key']}"}
+    assert (await root.get(url, headers=auth)).status_code == 200
+
+    suspended = await root.post(f"/api/v1/keys/{key['id']}:suspend", json={"reason": "odd use"})
+    assert suspended.status_code == 200, suspended.text
+    doc = suspended.json()
+    assert (doc["suspended"], doc["revoked"], doc["suspended_reason"]) == (True, False, "odd use")
+    assert doc["suspended_at"] is not None
+    assert key["key"] not in suspended.text
+    refused = await root.get(url, headers=auth)
+    revoked = await root.get(url, headers={"Authorization": f"Bearer {gone['key']}"})
+    assert (refused.status_code, revoked.status_code) == (401, 401)
+    # Nothing tells the holder that its key is suspended rather than revoked.
+    assert _refusal(refused.json()) == _refusal(revoked.json())
+    listed = (await root.get("/api/v1/keys", params={"service": "billing-worker"})).json()
+    assert [k["suspended"] for k in listed["keys"] if k["id"] == key["id"]] == [True]
+
+    # Neither a second suspension nor a roll: whoever holds it gets no live successor.
+    assert (await root.post(f"/api/v1/keys/{key['id']}:suspend")).status_code == 409
+    rolled = await root.post(f"/api/v1/keys/{key['id']}:roll", json={"grace": "1h"})
+    assert rolled.status_code == 409
+    assert "resume it first" in rolled.json()["detail"]
+    too_long = await root.post(f"/api/v1/keys/{key['id']}:suspend", json={"reason": "x" * 201})
+    assert too_long.status_code == 400
+
+    resumed = await root.post(f"/api/v1/keys/{key['id']}:resume")
+    assert resumed.status_code == 200, resumed.text
+    assert (resumed.json()["suspended"], resumed.json()["suspended_at"]) == (False, None)
+    assert (await root.get(url, headers=auth)).status_code == 200
+    assert (await root.post(f"/api/v1/keys/{key['id']}:resume")).status_code == 409
+    assert (await root.post("/api/v1/keys/key_nope:suspend")).status_code == 404
+    assert (await root.post(f"/api/v1/keys/{key['id']}:pause")).status_code == 404
+
+    # A revoked key is never suspended nor brought back by a resume.
+    assert (await root.post(f"/api/v1/keys/{gone['id']}:suspend")).status_code == 409
+    assert (await root.post(f"/api/v1/keys/{gone['id']}:resume")).status_code == 409
+    assert (
+        await root.get(url, headers={"Authorization": f"Bearer {gone['key']}"})
+    ).status_code == 401
+
+    events = (await root.get("/api/v1/audit/events?limit=1000")).json()["events"]
+    trail = [
+        (e["operation"], e["detail"])
+        for e in events
+        if e["operation"] in ("key:suspend", "key:resume") and e["outcome"] == "ok"
+    ]
+    assert trail == [
+        ("key:suspend", f"{key['id']} suspended: odd use"),
+        ("key:resume", f"{key['id']} resumed"),
+    ]
+    assert key["key"] not in str(events)
+
+
+async def test_suspend_and_resume_need_manage_keys_on_the_keys_service(
+    root: httpx.AsyncClient,
+) -> None:
+    key = await _setup(root)
+    assert (
+        await root.post("/api/v1/services", json={"name": "other-team", "policies": []})
+    ).status_code == 200
+    text = '[[rule]]\npath = "sys/key/other-team"\ncapabilities = ["manage-keys"]\n'
+    assert (await root.put("/api/v1/policies/other-keys", json={"text": text})).status_code == 200
+    admin = await root.post("/api/v1/tokens", json={"policies": ["other-keys"], "ttl": "10m"})
+    assert admin.status_code == 200, admin.text
+    auth = {"Authorization": f"Bearer {admin.json()['token']}"}
+    for verb in ("suspend", "resume"):
+        refused = await root.post(f"/api/v1/keys/{key['id']}:{verb}", headers=auth)
+        assert refused.status_code == 403, (verb, refused.text)
+    shown = (await root.get(f"/api/v1/keys/{key['id']}")).json()
+    assert shown["suspended"] is False
+    events = (await root.get("/api/v1/audit/events?limit=1000")).json()["events"]
+    denied = {e["operation"] for e in events if e["outcome"] == "denied"}
+    assert {"key:suspend", "key:resume"} <= denied

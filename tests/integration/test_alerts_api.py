@@ -111,7 +111,9 @@ async def test_list_show_and_acknowledge(api: tuple[httpx.AsyncClient, Vault]) -
     assert (await client.get("/api/v1/alerts/dead-letters")).json() == {"dead_letters": []}
 
 
-async def test_suspend_revokes_the_key(api: tuple[httpx.AsyncClient, Vault]) -> None:
+async def test_suspend_suspends_the_key_until_an_admin_resumes_it(
+    api: tuple[httpx.AsyncClient, Vault],
+) -> None:
     client, vault = api
     policy = '[[rule]]\npath = "app/*"\ncapabilities = ["read"]\n'
     await client.put("/api/v1/policies/app-read", json={"text": policy})
@@ -124,13 +126,50 @@ async def test_suspend_revokes_the_key(api: tuple[httpx.AsyncClient, Vault]) -> 
     alert_id = raise_alert(vault, actor=key["id"])  # new_network -> suspend
     alert = (await client.get(f"/api/v1/alerts/{alert_id}")).json()
     assert alert["action"] == "suspend"
-    assert alert["action_result"] == "suspended: credential revoked"
-    assert (await client.get(f"/api/v1/keys/{key['id']}")).json()["revoked"] is True
+    assert alert["action_result"] == (
+        f"suspended: key suspended until an admin runs `keysafe key resume {key['id']}`"
+    )
+    shown = (await client.get(f"/api/v1/keys/{key['id']}")).json()
+    assert (shown["suspended"], shown["revoked"]) == (True, False)
+    assert shown["suspended_reason"] == f"alert {alert_id}: new_network"
     assert (await client.get("/api/v1/secrets/app/DB", headers=as_key)).status_code == 401
+    ops = [c.event for c in vault.svc.audit.events(limit=1000)]
+    assert not [e for e in ops if e.operation == "key:revoke"]
+    suspend = [e for e in ops if e.operation == "key:suspend"]
+    assert [(e.actor, alert_id in e.detail) for e in suspend] == [("system", True)]
+
+    # Another finding on the suspended key: a new alert, nothing more to do.
+    again = vault.svc.alerts.get(raise_alert(vault, actor=key["id"], network="198.51.100.0/24"))
+    assert again["action_result"] == f"not applied: key {key['id']} is already suspended"
+
+    # A false alarm costs one command: the key works again, unchanged.
+    resumed = await client.post(f"/api/v1/keys/{key['id']}:resume")
+    assert resumed.status_code == 200, resumed.text
+    assert (await client.get("/api/v1/secrets/app/DB", headers=as_key)).status_code == 200
+    trail = [(c.event.detail, c.event.path) for c in vault.svc.audit.events(limit=1000)]
+    assert key["key"] not in str(trail)
+
+
+async def test_suspend_revokes_a_scoped_token_and_says_so(
+    api: tuple[httpx.AsyncClient, Vault],
+) -> None:
+    client, vault = api
+    policy = '[[rule]]\npath = "app/*"\ncapabilities = ["read"]\n'
+    await client.put("/api/v1/policies/app-read", json={"text": policy})
+    made = await client.post("/api/v1/tokens", json={"policies": ["app-read"], "ttl": "10m"})
+    assert made.status_code == 200, made.text
+    token = made.json()
+    await client.put("/api/v1/secrets/app/DB", json={"value": "v"})
+    as_token = {"Authorization": f"Bearer {token['token']}"}
+    assert (await client.get("/api/v1/secrets/app/DB", headers=as_token)).status_code == 200
+
+    alert = vault.svc.alerts.get(raise_alert(vault, actor=token["id"]))
+    assert alert["action_result"] == "token revoked (tokens cannot be suspended)"
+    assert (await client.get("/api/v1/secrets/app/DB", headers=as_token)).status_code == 401
     revoke = [
-        c.event for c in vault.svc.audit.events(limit=1000) if c.event.operation == "key:revoke"
+        c.event for c in vault.svc.audit.events(limit=1000) if c.event.operation == "token:revoke"
     ]
-    assert [(e.actor, alert_id in e.detail) for e in revoke] == [("system", True)]
+    assert [(e.actor, alert["id"] in e.detail) for e in revoke] == [("system", True)]
 
 
 async def test_the_root_token_is_never_suspended(api: tuple[httpx.AsyncClient, Vault]) -> None:

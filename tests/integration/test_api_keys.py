@@ -1,7 +1,9 @@
-"""Service API keys on a real database: issue, verify, roll with grace, revoke, limits."""
+"""Service API keys on a real database: issue, verify, roll with grace, suspend and
+resume, revoke, limits."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 
 import pytest
@@ -10,7 +12,7 @@ from sqlalchemy import Engine, insert, select
 from keysafe.access.apikeys import KeyService
 from keysafe.crypto import keyformat
 from keysafe.crypto.envelope import generate_key
-from keysafe.errors import Forbidden, InvalidInput, NotFound, Unauthenticated
+from keysafe.errors import Conflict, Forbidden, InvalidInput, NotFound, Unauthenticated
 from keysafe.store.engine import write_txn
 from keysafe.store.tables import api_keys, policies
 
@@ -32,8 +34,12 @@ def clock() -> FakeClock:
 
 
 @pytest.fixture
-def keys(engine: Engine, clock: FakeClock) -> Iterator[KeyService]:
-    token_key = generate_key()
+def token_key() -> bytes:
+    return generate_key()
+
+
+@pytest.fixture
+def keys(engine: Engine, clock: FakeClock, token_key: bytes) -> Iterator[KeyService]:
     service = KeyService(engine, lambda: token_key, clock, cache_seconds=0.0)
     with write_txn(engine) as conn:
         for name in ("payments-read", "payments-write"):
@@ -172,3 +178,119 @@ def test_unused_keys_are_revoked_by_the_rule(keys: KeyService, clock: FakeClock)
     with pytest.raises(Unauthenticated):
         keys.verify(idle, "10.0.0.1")
     assert keys.verify(used, "10.0.0.1").token_id == used_id
+
+
+def _refusal(keys: KeyService, key: str) -> str:
+    with pytest.raises(Unauthenticated) as info:
+        keys.verify(key, "10.0.0.1")
+    return str(info.value)
+
+
+def test_a_suspended_key_is_refused_like_a_revoked_one_until_resumed(keys: KeyService) -> None:
+    key, key_id = _create(keys)
+    revoked, revoked_id = _create(keys)
+    with keys.write_txn() as conn:
+        keys.revoke(conn, revoked_id)
+        record = keys.suspend(conn, key_id, "alert alr_1: new_network")
+    assert record["suspended"] is True
+    assert record["revoked"] is False
+    assert record["suspended_reason"] == "alert alr_1: new_network"
+    assert record["suspended_at"] is not None
+    assert _refusal(keys, key) == _refusal(keys, revoked)
+    shown = keys.show(key_id)
+    assert (shown["suspended"], shown["revoked"]) == (True, False)
+    with keys.write_txn() as conn, pytest.raises(Conflict, match="already suspended"):
+        keys.suspend(conn, key_id, "again")
+    with keys.write_txn() as conn:
+        resumed = keys.resume(conn, key_id)
+    assert (resumed["suspended"], resumed["suspended_at"], resumed["suspended_reason"]) == (
+        False,
+        None,
+        None,
+    )
+    assert keys.verify(key, "10.0.0.1").token_id == key_id
+    with keys.write_txn() as conn, pytest.raises(Conflict, match="not suspended"):
+        keys.resume(conn, key_id)
+    for op in (
+        lambda conn: keys.suspend(conn, "key_nope", ""),
+        lambda conn: keys.resume(conn, "key_nope"),
+    ):
+        with keys.write_txn() as conn, pytest.raises(NotFound):
+            op(conn)
+
+
+def test_revoked_and_expired_keys_are_never_suspended_or_brought_back(
+    keys: KeyService, clock: FakeClock
+) -> None:
+    _, key_id = _create(keys)
+    with keys.write_txn() as conn:
+        keys.revoke(conn, key_id)
+    with keys.write_txn() as conn, pytest.raises(Conflict, match="is revoked"):
+        keys.suspend(conn, key_id, "")
+    # Suspended, then revoked (an incident on a suspended key): revocation wins for good.
+    other, other_id = _create(keys, expires_in_seconds=3600)
+    with keys.write_txn() as conn:
+        keys.suspend(conn, other_id, "")
+        keys.revoke(conn, other_id)
+    assert keys.show(other_id)["revoked"] is True
+    with keys.write_txn() as conn, pytest.raises(Conflict, match="is revoked"):
+        keys.resume(conn, other_id)
+    with pytest.raises(Unauthenticated):
+        keys.verify(other, "10.0.0.1")
+    # Suspended, then expired: resuming does not bring it back either.
+    late, late_id = _create(keys, expires_in_seconds=3600)
+    with keys.write_txn() as conn:
+        keys.suspend(conn, late_id, "")
+    clock.advance(3600)
+    with keys.write_txn() as conn, pytest.raises(Conflict, match="has expired"):
+        keys.resume(conn, late_id)
+    with pytest.raises(Unauthenticated):
+        keys.verify(late, "10.0.0.1")
+
+
+def test_a_suspended_key_cannot_be_rolled(keys: KeyService) -> None:
+    key, key_id = _create(keys)
+    with keys.write_txn() as conn:
+        keys.suspend(conn, key_id, "")
+    with keys.write_txn() as conn, pytest.raises(Conflict, match="resume it first"):
+        keys.roll(conn, key_id, 60, "tok_root")
+    assert [k["id"] for k in keys.list_keys()] == [key_id]  # no successor was issued
+    with keys.write_txn() as conn:
+        keys.resume(conn, key_id)
+        new = keys.roll(conn, key_id, 60, "tok_root").key
+    assert keys.verify(new, "10.0.0.1")
+    assert keys.verify(key, "10.0.0.1").token_id == key_id  # its grace period
+
+
+def test_a_suspension_reaches_another_process_within_its_cache_lifetime(
+    engine: Engine, keys: KeyService, clock: FakeClock, token_key: bytes
+) -> None:
+    """A second KeyService on the same database (another server process) caches keys
+    for a second: it refuses the suspended key once that second is over, and takes it
+    back as soon after the resume."""
+    key, key_id = _create(keys)
+    other = KeyService(engine, lambda: token_key, clock, cache_seconds=1.0)
+    try:
+        assert other.verify(key, "10.0.0.1").token_id == key_id  # cached there now
+        with keys.write_txn() as conn:
+            keys.suspend(conn, key_id, "")
+
+        def refused() -> bool:
+            try:
+                other.verify(key, "10.0.0.1")
+            except Unauthenticated:
+                return True
+            return False
+
+        deadline = time.monotonic() + 5
+        while not refused():
+            assert time.monotonic() < deadline, "the suspension never reached the other process"
+            time.sleep(0.1)
+        with keys.write_txn() as conn:
+            keys.resume(conn, key_id)
+        deadline = time.monotonic() + 5
+        while refused():
+            assert time.monotonic() < deadline, "the resume never reached the other process"
+            time.sleep(0.1)
+    finally:
+        other.close()

@@ -130,6 +130,25 @@ async def test_incident_on_an_already_revoked_key_completes(root: httpx.AsyncCli
     assert not [s for s in steps if s["outcome"] == "failed"]
 
 
+async def test_incident_on_a_suspended_key_revokes_it(root: httpx.AsyncClient) -> None:
+    """A suspension is reversible; a leak is not: the playbook revokes the key for good."""
+    key = await _key(root)
+    assert (await root.post(f"/api/v1/keys/{key['id']}:suspend")).status_code == 200
+    opened = await root.post(
+        "/api/v1/incidents",
+        json={"findings": [{"secret": key["key"], "file": "web/.env", "line": 1}]},
+    )
+    assert opened.status_code == 201, opened.text
+    steps = {(s["phase"], s["action"]): s for s in opened.json()["steps"]}
+    assert steps[("contain", "revoke-key")]["outcome"] == "done"
+    assert steps[("verify", "verify-key")]["outcome"] == "done"
+    shown = (await root.get(f"/api/v1/keys/{key['id']}")).json()
+    assert shown["revoked"] is True
+    assert (await root.post(f"/api/v1/keys/{key['id']}:resume")).status_code == 409
+    auth = {"Authorization": f"Bearer {key['key']}"}
+    assert (await root.get("/api/v1/secrets/shop/ANY", headers=auth)).status_code == 401
+
+
 async def test_dry_run_changes_nothing(root: httpx.AsyncClient, vault: Vault) -> None:
     key = await _key(root)
     await _secret(root, "shop/API_TOKEN", "tok-value-0123456789abcdef")

@@ -81,6 +81,31 @@ def test_list_never_asks_for_values(
     ]
 
 
+def test_key_suspend_and_resume_call_their_routes_and_map_conflicts_to_exit_4(
+    serve: Callable[[Handler], None], capsys: pytest.CaptureFixture[str]
+) -> None:
+    seen: list[tuple[str, str, bytes]] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append((request.method, request.url.path, request.content))
+        if request.url.path.endswith(":resume"):
+            problem = {"type": "urn:keysafe:problem:conflict", "title": "Conflict"}
+            detail = "key key_1 is not suspended"
+            return httpx.Response(409, json={**problem, "status": 409, "detail": detail})
+        return httpx.Response(200, json={"id": "key_1", "suspended": True})
+
+    serve(handler)
+    assert main.run(["key", "suspend", "key_1", "--reason", "odd use"]) == 0
+    assert "keysafe key resume key_1" in capsys.readouterr().err
+    assert main.run(["key", "resume", "key_1"]) == 4
+    assert capsys.readouterr().err == "keysafe: key key_1 is not suspended\n"
+    assert [(m, p) for m, p, _ in seen] == [
+        ("POST", "/api/v1/keys/key_1:suspend"),
+        ("POST", "/api/v1/keys/key_1:resume"),
+    ]
+    assert json.loads(seen[0][2]) == {"reason": "odd use"}
+
+
 def test_config_file_supplies_the_address(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
