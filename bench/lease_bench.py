@@ -35,19 +35,16 @@ import psycopg
 from psycopg import sql
 from sqlalchemy import func, insert, select
 
-from keysafe.config import load_settings
+from inprocess import PG, vault
 from keysafe.rotation import lease_models as m
 from keysafe.rotation.dynamic import PostgresTarget, scram_verifier
-from keysafe.server.services import Services, build_services
-from keysafe.store.engine import make_engine, read_conn, write_txn
-from keysafe.store.migrate import upgrade
+from keysafe.server.services import Services
+from keysafe.store.engine import read_conn, write_txn
 from keysafe.store.tables import audit_events
 from keysafe.store.tables_leases import leases
-from keysafe.system.service import MODE_KEY
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "bench" / "results"
-PG = os.environ.get("KEYSAFE_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/test")
 LIMIT_S = 5.0
 
 
@@ -90,26 +87,6 @@ def add_rows(svc: Services, role: str, usernames: list[str]) -> None:
         conn.execute(insert(leases), rows)
         config = m.RoleConfig.checked(role, connection_secret="bench/db/admin", grants=[])
         m.write_role(conn, config, "tok_bench", now)
-
-
-def vault(store: str, tmp: Path, schema: str) -> tuple[Services, Any]:
-    if store == "sqlite":
-        url = f"sqlite:///{tmp / 'keysafe.db'}"
-    else:
-        with psycopg.connect(PG, autocommit=True) as conn:
-            conn.execute(f"CREATE SCHEMA {schema}")
-        url = f"{PG}?options=-csearch_path%3D{schema}"
-    engine = make_engine(url)
-    upgrade(engine)
-    settings = load_settings(home=tmp / "home")
-    result = build_services(settings, engine=engine).system.initialize(1, 1, mode=MODE_KEY)
-    svc = build_services(settings, engine=engine, unseal_key=result.shares[0])
-    assert svc.system.auto_unseal()
-    svc.audit.start()
-    root = svc.tokens.authenticate(result.root_token)
-    from keysafe.access.models import RequestContext
-
-    return svc, RequestContext(root, "127.0.0.1", "bench")
 
 
 async def run(args: argparse.Namespace) -> dict[str, Any]:

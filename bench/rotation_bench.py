@@ -37,37 +37,14 @@ import anyio
 import psycopg
 from sqlalchemy import func, select, update
 
-from keysafe.access.models import RequestContext
-from keysafe.config import load_settings
-from keysafe.server.services import Services, build_services
-from keysafe.store.engine import make_engine, read_conn, write_txn
-from keysafe.store.migrate import upgrade
+from inprocess import PG, vault
+from keysafe.store.engine import read_conn, write_txn
 from keysafe.store.tables import audit_events
 from keysafe.store.tables_rotation import rotation_policies, rotation_runs
-from keysafe.system.service import MODE_KEY
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "bench" / "results"
-PG = os.environ.get("KEYSAFE_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/test")
 LIMIT_S = 10.0
-
-
-def vault(store: str, tmp: Path, schema: str) -> tuple[Services, RequestContext]:
-    if store == "sqlite":
-        url = f"sqlite:///{tmp / 'keysafe.db'}"
-    else:
-        with psycopg.connect(PG, autocommit=True) as conn:
-            conn.execute(f"CREATE SCHEMA {schema}")
-        url = f"{PG}?options=-csearch_path%3D{schema}"
-    engine = make_engine(url)
-    upgrade(engine)
-    settings = load_settings(home=tmp / "home")
-    result = build_services(settings, engine=engine).system.initialize(1, 1, mode=MODE_KEY)
-    svc = build_services(settings, engine=engine, unseal_key=result.shares[0])
-    assert svc.system.auto_unseal()
-    svc.audit.start()
-    root = svc.tokens.authenticate(result.root_token)
-    return svc, RequestContext(root, "127.0.0.1", "bench")
 
 
 async def _each(paths: list[str], concurrency: int, fn: Any) -> None:
