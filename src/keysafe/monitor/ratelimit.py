@@ -1,30 +1,34 @@
 """Rate limits per API key (the key's own ``rate``) and per source address.
 
-Built on the ``limits`` library with its **fixed window** strategy: one counter per
-(limit, subject, window), so a check is one dictionary increment in process (about 2 us)
-or one ``INCR``-with-expiry script in Redis. The moving window is exact but keeps one
-timestamp per allowed request (a 600/min key holds a 600-entry list in Redis, rewritten
-by a Lua script on every hit); the sliding-window counter costs two counters per check.
+A **fixed window** strategy: one counter per (limit, subject, window), so a check is one
+dictionary increment in process (about 2 us), and with Redis usually no call at all
+(quota leases, below). The moving window is exact but keeps one timestamp per allowed
+request (a 600/min key holds a 600-entry list in Redis, rewritten by a Lua script on
+every hit); the sliding-window counter costs two counters per check.
 The fixed window's known weakness, up to twice the limit across a window boundary, is
-the price of the cheapest check on the hottest path; within one window it is exact in
-one process and with Redis across every process that shares it (``INCR`` is atomic); the
-workers of one node sharing a file are exact to one hit per other worker (see
-``nodelimits``).
+the price of the cheapest check on the hottest path. Windows are aligned to the clock
+(each whole minute for a per-minute rate). Within one window a limit is exact in one
+process; the workers of one node sharing a file are exact to one hit per other worker
+(see ``nodelimits``); processes sharing Redis never let more than the limit through, and
+at most about (processes x chunk) fewer (see ``redislimits``).
 
-Storage: Redis when ``KEYSAFE_REDIS_URL`` is set, so that several processes and nodes
-share one count; else this node's (``keysafe.monitor.nodelimits``): a dictionary for a
-single process, or a table in a memory-mapped file shared by the workers of
-``--workers N``, so that two workers do not each allow the whole limit. The node's
-windows are aligned to the clock (each whole minute for a per-minute rate); Redis's
-start at a window's first hit. When Redis fails
-(refused, timed out, gone), the check falls back to the node's storage with one warning
-and tries Redis again after ``retry_seconds``: never to no limit.
+Counts: in Redis when ``KEYSAFE_REDIS_URL`` is set, so that several processes and nodes
+share one count (``keysafe.monitor.redislimits``: each process reserves a chunk of a
+window's tokens with one round trip and spends them locally; a limit under 200 per window
+reserves one token at a time and stays exact; 1% of a larger limit at a time); else this
+node's (``keysafe.monitor.nodelimits``, counted with the ``limits`` library's fixed-window
+limiter): a dictionary for a single process, or a table in a memory-mapped file shared by
+the workers of ``--workers N``, so that two workers do not each allow the whole limit.
+When Redis fails (refused, timed out, gone), the check falls back to the node's counts
+with one warning and tries Redis again (a ``PING`` first) after ``retry_seconds``: never
+to no limit.
 
-Redis is called synchronously from the event loop: measured here, one check costs about
-100 us of wall time with redis-py's blocking client (about 65 us of it CPU) and about
-125 us wall / 100 us CPU with its asyncio client, so the async client would cost more CPU
-for the same wait. Connect and read timeouts are short (0.25 s) so that a Redis that
-hangs stalls a process briefly before the fallback takes over.
+Redis is called synchronously from the event loop, when a process runs out of reserved
+tokens: measured here, one round trip costs about 100 us of wall time with redis-py's
+blocking client (about 65 us of it CPU) and about 125 us wall / 100 us CPU with its
+asyncio client, so the async client would cost more CPU for the same wait. Connect and
+read timeouts are short (0.25 s) so that a Redis that hangs stalls a process briefly
+before the fallback takes over.
 
 A refusal carries what the answer needs (429, ``Retry-After``, ``RateLimit-*``) and
 whether it is the first of its burst: a burst is audited once, then kept quiet until
@@ -48,12 +52,14 @@ from limits.limits import (
     RateLimitItemPerMinute,
     RateLimitItemPerSecond,
 )
-from limits.storage import Storage, storage_from_string
+from limits.storage import Storage
 from limits.strategies import FixedWindowRateLimiter
+from redis import RedisError
 from sqlalchemy import Engine, select
 
 from keysafe.errors import InvalidInput, RateLimited
 from keysafe.monitor.nodelimits import ProcessStorage
+from keysafe.monitor.redislimits import RedisLeases
 from keysafe.store.engine import read_conn
 from keysafe.store.tables import api_keys
 
@@ -194,21 +200,13 @@ class RateLimits:
         self._now = now
         # In process, or shared by the workers of this node (see nodelimits).
         self._local = FixedWindowRateLimiter(local if local is not None else ProcessStorage())
-        self._redis: FixedWindowRateLimiter | None = None
+        self._redis: RedisLeases | None = None
         self.redis_url = redis_url
         if redis_url:
             try:
-                storage = storage_from_string(
-                    redis_url,
-                    wrap_exceptions=True,
-                    socket_timeout=redis_timeout,
-                    socket_connect_timeout=redis_timeout,
-                )
-            except Exception as exc:  # limits' ConfigurationError, a malformed URL
+                self._redis = RedisLeases(redis_url, timeout=redis_timeout, now=now)
+            except ValueError as exc:  # not a redis://, rediss:// or unix:// URL
                 raise InvalidInput(f"KEYSAFE_REDIS_URL is not usable: {exc}") from exc
-            if not isinstance(storage, Storage):  # an async+ URL: not for this path
-                raise InvalidInput("KEYSAFE_REDIS_URL must be a redis:// or rediss:// URL")
-            self._redis = FixedWindowRateLimiter(storage)
         self._retry_seconds = retry_seconds
         self._redis_down_until = 0.0
         self._outage = False
@@ -235,7 +233,29 @@ class RateLimits:
         return self._hit(item, SCOPE_KEY, key_id)
 
     def _hit(self, item: RateLimitItem, scope: str, subject: str) -> Refusal | None:
-        # The fixed-window hit of ``FixedWindowRateLimiter.hit`` (count = INCR with
+        now = self._now()
+        if self._redis is not None and now >= self._redis_down_until:
+            try:
+                if self._outage:  # back from an outage: ask before trusting old leases
+                    self._redis.ping()
+                window_end = self._redis.hit(scope, subject, item.amount, item.get_expiry())
+            except (RedisError, OSError) as exc:  # Redis went away: count here instead
+                self._redis_failed(exc)
+            else:
+                if self._outage:
+                    self._outage = False
+                    log.warning(
+                        "rate-limit store %s answers again", _redacted(self.redis_url or "")
+                    )
+                if window_end is None:
+                    return None
+                return self._refusal(item, scope, subject, now, window_end)
+        return self._local_hit(item, scope, subject, now)
+
+    def _local_hit(
+        self, item: RateLimitItem, scope: str, subject: str, now: float
+    ) -> Refusal | None:
+        # The fixed-window hit of ``FixedWindowRateLimiter.hit`` (count = increment with
         # expiry; allowed while count <= limit), on the storage directly with the
         # limit's storage key built once per subject: the request path pays one
         # increment and a dictionary lookup.
@@ -246,26 +266,17 @@ class RateLimits:
             if len(self._storage_keys) > _BOUND:
                 self._storage_keys.clear()
             key = self._storage_keys[cache] = item.key_for(scope, subject)
-        limiter = self._limiter()
-        try:
-            count = limiter.storage.incr(key, expiry)
-        except Exception as exc:  # Redis went away mid-call: count here instead
-            if limiter is self._local:
-                raise
-            self._redis_failed(exc)
-            limiter = self._local
-            count = limiter.storage.incr(key, expiry)
-        else:
-            if self._outage and limiter is self._redis:
-                self._outage = False
-                log.warning("rate-limit store %s answers again", _redacted(self.redis_url or ""))
-        if count <= item.amount:
+        if self._local.storage.incr(key, expiry) <= item.amount:
             return None
         try:
-            reset_at = limiter.get_window_stats(item, scope, subject).reset_time
+            reset_at = self._local.get_window_stats(item, scope, subject).reset_time
         except Exception:  # the window is still the best answer we have
-            reset_at = self._now() + expiry
-        now = self._now()
+            reset_at = now + expiry
+        return self._refusal(item, scope, subject, now, reset_at)
+
+    def _refusal(
+        self, item: RateLimitItem, scope: str, subject: str, now: float, reset_at: float
+    ) -> Refusal:
         reset_after = max(1, math.ceil(reset_at - now))
         return Refusal(
             scope=scope,
@@ -275,11 +286,6 @@ class RateLimits:
             reset_after=reset_after,
             first_in_burst=self._burst_starts(scope, subject, now, now + reset_after),
         )
-
-    def _limiter(self) -> FixedWindowRateLimiter:
-        if self._redis is None or self._now() < self._redis_down_until:
-            return self._local
-        return self._redis
 
     def _redis_failed(self, exc: Exception) -> None:
         with self._lock:
