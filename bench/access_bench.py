@@ -36,6 +36,14 @@ import vault_bench as vb
 POLICY = '[[rule]]\npath = "bench/**"\ncapabilities = ["read", "list"]\n'
 
 
+_KEY_COLUMNS = (
+    "id", "key_hash", "display_prefix", "key_space", "owner_type", "owner_id",
+    "description", "policies", "cidrs", "rate_limit", "created_at", "created_by",
+    "expires_at", "revoked_at", "grace_until", "replaced_by", "last_used_at",
+    "last_used_from", "use_count",
+)  # fmt: skip
+
+
 def _seed_keys(db: Path, count: int) -> None:
     """``count`` stored keys with random hashes (one real key is added afterwards)."""
     conn = sqlite3.connect(db)
@@ -65,9 +73,11 @@ def _seed_keys(db: Path, count: int) -> None:
         )
         for i in range(count)
     )
-    with conn:
+    with conn:  # named columns: a later migration may add more (nullable) ones
         conn.executemany(
-            "INSERT INTO api_keys VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)", rows
+            f"INSERT INTO api_keys ({', '.join(_KEY_COLUMNS)})"  # noqa: S608 (fixed names)
+            f" VALUES ({', '.join('?' * len(_KEY_COLUMNS))})",
+            rows,
         )
     conn.close()
 
