@@ -55,12 +55,10 @@ class Settings(BaseSettings):
     rate_limit_per_source: str = ""
     # GET /metrics without a credential (default: read-audit on sys/metrics needed).
     metrics_public: bool = False
-    # Per-key/identity/secret usage (hourly buckets, kept this many days) and request
-    # metrics; both on unless turned off (benchmarks measure their cost that way).
+    # Per-key/identity usage (hourly buckets, kept this many days; a secret's usage is
+    # read from its audit trail) and request metrics; both on unless turned off
+    # (benchmarks measure their cost that way).
     usage_tracking: bool = True
-    # Usage per secret too: one stored bucket per secret and hour it was read, so a store
-    # read uniformly across very many secrets pays about one upsert per first read.
-    usage_per_secret: bool = True
     usage_retention_days: int = Field(90, ge=1, le=3650)
     request_metrics: bool = True
     # People's sessions: idle timeout and absolute lifetime. Idle expiry is exact on the

@@ -1,15 +1,21 @@
 """Usage of API keys, identities and secrets: who called, from where, what, when.
 
-Requests are aggregated in memory per (subject kind, subject, hour): counts of answers
-that went through, were denied, were rate limited or failed otherwise; first and last
-time; a bounded set of source addresses; a bounded set of secret paths touched (for a
-key or an identity) or of actors (for a secret). A background job merges them into
-``usage_buckets``/``usage_items`` with upserts (counts add up, first is the minimum,
-last the maximum), so flushes and processes merge instead of overwrite. Nothing is
-stored per request, and nothing here ever holds a secret value or a credential.
+Keys and identities: requests are aggregated in memory per (subject kind, subject,
+hour): counts of answers that went through, were denied, were rate limited or failed
+otherwise; first and last time; a bounded set of source addresses and of secret paths
+touched. A background job merges them into ``usage_buckets``/``usage_items`` with
+upserts (counts add up, first is the minimum, last the maximum), so flushes and
+processes merge instead of overwrite. Nothing is stored per request, and nothing here
+ever holds a secret value or a credential.
+
+Secrets: the audit trail already holds one event per operation on a secret, with its
+actor, source and outcome, and is indexed by (path, time); a secret's usage is read from
+there. Tracking it again here cost one bucket and two item rows per first read of a
+secret in an hour: with many secrets read uniformly, more rows than the audit itself
+(a third of the read throughput of a 100,000-secret store went to it).
 
 What one process has not flushed yet (at most one flush interval) is not visible to
-queries served by another process.
+queries served by another process; a secret's usage is as current as its audit trail.
 """
 
 from __future__ import annotations
@@ -23,9 +29,11 @@ from typing import Any, Final
 from sqlalchemy import Connection, Engine, and_, case, delete, func, select
 from sqlalchemy.dialects import postgresql, sqlite
 
+from keysafe.audit.models import OUTCOME_DENIED, OUTCOME_OK
 from keysafe.clock import Clock
 from keysafe.errors import InvalidInput
 from keysafe.store.engine import read_conn, write_txn
+from keysafe.store.tables import audit_events
 from keysafe.store.tables_monitor import usage_buckets, usage_items
 from keysafe.timefmt import iso_us
 
@@ -43,13 +51,12 @@ DIM_ACTOR: Final = "actor"
 MAX_ITEMS: Final[dict[str, int]] = {DIM_SOURCE: 32, DIM_PATH: 64, DIM_ACTOR: 32}
 MAX_DAYS = 90
 _HOUR_US = 3_600_000_000
+_DAY_US = 86_400_000_000
 _MAX_VALUE = 512
 _MAX_PENDING = 50_000  # buckets held between flushes before new subjects are dropped
-# Secrets are many and each is read rarely: their buckets wait this long (or until the
-# hour closes, or a third of the room is used) so that one upsert covers many reads
-# instead of about one per read; keys and identities, few and hot, go every flush.
-SECRET_HOLD_US = 60 * 1_000_000
-_EARLY_FLUSH = _MAX_PENDING // 3
+# Audit operations that are not a request on the secret (the rotation engine's own
+# steps are audited under the ``system:`` actors) are left out of a secret's counts.
+_SYSTEM_ACTORS = "system:"
 
 
 @dataclass(slots=True)
@@ -106,10 +113,8 @@ class UsageTracker:
         clock: Clock,
         *,
         retention_days: int = MAX_DAYS,
-        per_secret: bool = True,
     ) -> None:
         self._engine = engine
-        self._per_secret = per_secret
         self._clock = clock
         self._postgres = engine.dialect.name == "postgresql"
         self.retention_days = retention_days
@@ -119,7 +124,6 @@ class UsageTracker:
         self._stored: dict[_ItemKey, set[str]] = {}
         self._lock = threading.Lock()
         self._flushing = threading.Lock()
-        self._secrets_due = 0  # when held secret buckets are next written (µs)
 
     # -- the request path ---------------------------------------------------------------
 
@@ -132,7 +136,8 @@ class UsageTracker:
         secret_path: str | None = None,
     ) -> None:
         """Count one answered request of ``actor`` (a key or identity id) from ``source``;
-        ``secret_path`` is the secret it addressed, if any (counted for the secret too)."""
+        ``secret_path`` is the secret it addressed, if any (one of the actor's paths; the
+        secret's own usage is its audit trail)."""
         now = self._clock.now_us()
         hour = now // _HOUR_US * 3600
         with self._lock:
@@ -142,12 +147,6 @@ class UsageTracker:
                 bucket.add(DIM_SOURCE, source)
                 if secret_path is not None:
                     bucket.add(DIM_PATH, secret_path)
-            if secret_path is not None and self._per_secret:
-                bucket = self._bucket((KIND_SECRET, secret_path[:_MAX_VALUE], hour), now)
-                if bucket is not None:
-                    bucket.count(status)
-                    bucket.add(DIM_SOURCE, source)
-                    bucket.add(DIM_ACTOR, actor)
 
     def _bucket(self, key: _Key, now: int) -> _Bucket | None:
         bucket = self._pending.get(key)
@@ -161,12 +160,8 @@ class UsageTracker:
 
     # -- flushing -----------------------------------------------------------------------
 
-    def flush(self, *, hold_secrets: bool = False) -> int:
+    def flush(self) -> int:
         """Merge the pending counts into the database; returns the buckets written.
-
-        ``hold_secrets`` (the periodic job) keeps secrets' buckets of the current hour
-        back until ``SECRET_HOLD_US`` has passed since they were last written or the
-        pending room fills up; queries and shutdown write everything.
 
         Written in transactions of at most ``_FLUSH_CHUNK`` buckets, so that the audit
         writer (which shares SQLite's one write lock) waits for a short one at most.
@@ -174,21 +169,11 @@ class UsageTracker:
         error raised.
         """
         with self._flushing:  # the poll loop's flush and a query's flush, one at a time
-            return self._flush(hold_secrets)
+            return self._flush()
 
-    def _flush(self, hold_secrets: bool) -> int:
-        now = self._clock.now_us()
-        hour = now // _HOUR_US * 3600
+    def _flush(self) -> int:
         with self._lock:
-            if hold_secrets and now < self._secrets_due and len(self._pending) < _EARLY_FLUSH:
-                pending = {
-                    k: v for k, v in self._pending.items() if k[0] != KIND_SECRET or k[2] < hour
-                }
-                for key in pending:
-                    del self._pending[key]
-            else:
-                pending, self._pending = self._pending, {}
-                self._secrets_due = now + SECRET_HOLD_US
+            pending, self._pending = self._pending, {}
         if not pending:
             return 0
         keys = sorted(pending)  # concurrent flushes lock rows in the same order
@@ -323,40 +308,22 @@ class UsageTracker:
             raise InvalidInput(f"kind must be one of {', '.join(KINDS)}")
         if not 1 <= days <= self.retention_days:
             raise InvalidInput(f"days must be between 1 and {self.retention_days}")
-        self.flush()
         today = self._clock.now_us() // 1_000_000 // 86_400
         since = (today - days + 1) * 86_400
-        b = usage_buckets.c
-        mine = and_(b.kind == kind, b.subject == subject)
-        with read_conn(self._engine) as conn:
-            span = conn.execute(select(func.min(b.first_at), func.max(b.last_at)).where(mine)).one()
-            rows = conn.execute(
-                select(b.hour, b.ok, b.denied, b.limited, b.errors)
-                .where(mine, b.hour >= since)
-                .order_by(b.hour)
-            ).all()
-            items = conn.execute(
-                select(usage_items.c.dim, usage_items.c.value).where(
-                    usage_items.c.kind == kind,
-                    usage_items.c.subject == subject,
-                    usage_items.c.hour >= since,
-                )
-            ).all()
         per_day: dict[int, dict[str, int]] = defaultdict(
             lambda: {"requests": 0, "ok": 0, "denied": 0, "limited": 0, "errors": 0}
         )
-        for row in rows:
-            day = per_day[row.hour // 86_400]
-            for name in ("ok", "denied", "limited", "errors"):
-                day[name] += getattr(row, name)
-                day["requests"] += getattr(row, name)
+        seen: dict[str, set[str]] = {DIM_SOURCE: set(), DIM_PATH: set(), DIM_ACTOR: set()}
+        if kind == KIND_SECRET:
+            span = self._secret_usage(subject, since, per_day, seen)
+        else:
+            self.flush()
+            span = self._bucket_usage(kind, subject, since, per_day, seen)
         totals = {"requests": 0, "ok": 0, "denied": 0, "limited": 0, "errors": 0}
         for day in per_day.values():
+            day["requests"] = day["ok"] + day["denied"] + day["limited"] + day["errors"]
             for name, value in day.items():
                 totals[name] += value
-        seen: dict[str, set[str]] = {DIM_SOURCE: set(), DIM_PATH: set(), DIM_ACTOR: set()}
-        for dim, value in items:
-            seen.setdefault(dim, set()).add(value)
         return {
             "kind": kind,
             "id": subject,
@@ -374,6 +341,75 @@ class UsageTracker:
             "sources": sorted(seen[DIM_SOURCE]),
             "paths": sorted(seen[DIM_PATH]),
             "actors": sorted(seen[DIM_ACTOR]),
-            # Each hour keeps a bounded number of values per dimension (MAX_ITEMS).
+            # Each hour keeps a bounded number of values per dimension (MAX_ITEMS); a
+            # secret's come from its audit trail, bounded the same way over the period.
             "item_limits": dict(MAX_ITEMS),
         }
+
+    def _bucket_usage(
+        self,
+        kind: str,
+        subject: str,
+        since: int,
+        per_day: dict[int, dict[str, int]],
+        seen: dict[str, set[str]],
+    ) -> tuple[int | None, int | None]:
+        """A key's or identity's counts and items from the buckets (into ``per_day``
+        and ``seen``); returns its first and last use."""
+        b = usage_buckets.c
+        mine = and_(b.kind == kind, b.subject == subject)
+        with read_conn(self._engine) as conn:
+            span = conn.execute(select(func.min(b.first_at), func.max(b.last_at)).where(mine)).one()
+            rows = conn.execute(
+                select(b.hour, b.ok, b.denied, b.limited, b.errors)
+                .where(mine, b.hour >= since)
+                .order_by(b.hour)
+            ).all()
+            items = conn.execute(
+                select(usage_items.c.dim, usage_items.c.value).where(
+                    usage_items.c.kind == kind,
+                    usage_items.c.subject == subject,
+                    usage_items.c.hour >= since,
+                )
+            ).all()
+        for row in rows:
+            day = per_day[row.hour // 86_400]
+            for name in ("ok", "denied", "limited", "errors"):
+                day[name] += getattr(row, name)
+        for dim, value in items:
+            seen.setdefault(dim, set()).add(value)
+        return span[0], span[1]
+
+    def _secret_usage(
+        self,
+        path: str,
+        since: int,
+        per_day: dict[int, dict[str, int]],
+        seen: dict[str, set[str]],
+    ) -> tuple[int | None, int | None]:
+        """A secret's counts, sources and actors from its audit events (one per
+        operation; a burst of rate-limited requests is one ``ratelimit:hit``), the
+        engine's own ``system:`` steps left out; returns its first and last use."""
+        a = audit_events.c
+        mine = and_(a.path == path, a.actor.not_like(f"{_SYSTEM_ACTORS}%"))
+        recent = and_(mine, a.ts >= since * 1_000_000)
+        day = a.ts // _DAY_US
+        with read_conn(self._engine) as conn:
+            span = conn.execute(select(func.min(a.ts), func.max(a.ts)).where(mine)).one()
+            counts = conn.execute(
+                select(day, a.operation, a.outcome, func.count())
+                .where(recent)
+                .group_by(day, a.operation, a.outcome)
+            ).all()
+            for dim, column in ((DIM_SOURCE, a.source), (DIM_ACTOR, a.actor)):
+                values = conn.execute(
+                    select(column).where(recent).distinct().limit(MAX_ITEMS[dim])
+                ).scalars()
+                seen[dim].update(values)
+        for number, operation, outcome, n in counts:
+            if operation == "ratelimit:hit":
+                name = "limited"
+            else:
+                name = {OUTCOME_OK: "ok", OUTCOME_DENIED: "denied"}.get(outcome, "errors")
+            per_day[int(number)][name] += n
+        return span[0], span[1]

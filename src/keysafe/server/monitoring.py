@@ -155,9 +155,8 @@ async def refuse(
 
 
 def flush_usage(svc: Services) -> int:
-    """Merge this process's usage counts into the database (secrets' about a minute
-    late, see ``UsageTracker.flush``)."""
-    return svc.usage.flush(hold_secrets=True)
+    """Merge this process's usage counts of keys and identities into the database."""
+    return svc.usage.flush()
 
 
 def refresh_key_rates(svc: Services) -> None:

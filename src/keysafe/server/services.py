@@ -201,12 +201,7 @@ def build_services(
         ),
         users=people,
         metrics=Metrics(),
-        usage=UsageTracker(
-            engine,
-            clock,
-            retention_days=settings.usage_retention_days,
-            per_secret=settings.usage_per_secret,
-        ),
+        usage=UsageTracker(engine, clock, retention_days=settings.usage_retention_days),
         limits=RateLimits(
             key_rates=KeyRates(engine),
             per_source=settings.rate_limit_per_source or None,

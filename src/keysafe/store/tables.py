@@ -92,6 +92,8 @@ audit_events = Table(
     Column("prev_hash", LargeBinary(32), nullable=False),
     Column("hash", LargeBinary(32), nullable=False),
 )
+# A secret's usage (who touched it, when, from where) is read from the trail by path.
+Index("ix_audit_events_path_ts", audit_events.c.path, audit_events.c.ts)
 
 # The chain head: one row, updated in the same transaction as every append, so that
 # a removed tail is noticed and appends from several processes serialise on it.

@@ -5,13 +5,14 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from sqlalchemy import Engine
+from sqlalchemy import Engine, insert
 
 from keysafe.errors import InvalidInput, KeysafeError
 from keysafe.monitor import usage as usage_mod
 from keysafe.monitor.usage import KIND_IDENTITY, KIND_KEY, KIND_SECRET, UsageTracker
-from keysafe.store.engine import make_engine
+from keysafe.store.engine import make_engine, write_txn
 from keysafe.store.migrate import upgrade
+from keysafe.store.tables import audit_events
 
 HOUR_US = 3_600_000_000
 DAY_US = 24 * HOUR_US
@@ -46,10 +47,6 @@ def test_counts_by_outcome_and_day(engine: Engine) -> None:
     assert doc["sources"] == ["192.0.2.1", "192.0.2.2"]
     assert doc["paths"] == ["app/API", "app/DB"]
     assert doc["first_used_at"] < doc["last_used_at"]
-    # The secret is counted too, with who touched it.
-    secret = usage.usage(KIND_SECRET, "app/DB", days=7)
-    assert secret["totals"]["requests"] == 8
-    assert secret["actors"] == ["key_a"]
     # Days outside the window are not shown, first use still is.
     clock.now += 3 * DAY_US
     assert usage.usage(KIND_KEY, "key_a", days=1)["per_day"] == []
@@ -104,7 +101,7 @@ def test_prune_drops_old_hours(engine: Engine) -> None:
     usage.note(KIND_KEY, "key_a", "192.0.2.1", 200, "a/b")
     usage.flush()
     clock.now += 3 * DAY_US
-    assert usage.prune() == 2  # the key's hour and the secret's
+    assert usage.prune() == 1  # the key's hour (a secret's usage is its audit trail)
     assert usage.usage(KIND_KEY, "key_a", days=2)["first_used_at"] is None
 
 
@@ -114,26 +111,55 @@ def test_bad_queries(engine: Engine, kind: str, days: int) -> None:
         UsageTracker(engine, FakeClock()).usage(kind, "x", days)
 
 
-def test_the_periodic_flush_holds_secrets_back_for_a_minute(engine: Engine) -> None:
+def _event(seq: int, ts: int, actor: str, source: str, op: str, path: str, outcome: str) -> dict:
+    return {
+        "seq": seq, "ts": ts, "request_id": f"r{seq}", "actor": actor, "source": source,
+        "operation": op, "path": path, "outcome": outcome, "detail": "",
+        "prev_hash": bytes(32), "hash": bytes(32),
+    }  # fmt: skip
+
+
+def test_a_secrets_usage_is_read_from_its_audit_trail(engine: Engine) -> None:
     clock = FakeClock()
     usage = UsageTracker(engine, clock)
-    usage.note(KIND_KEY, "key_a", "192.0.2.1", 200, "a/b")
-    assert usage.flush(hold_secrets=True) == 2  # the first flush writes everything
-    usage.note(KIND_KEY, "key_a", "192.0.2.1", 200, "a/b")
-    usage.note(KIND_KEY, "key_a", "192.0.2.1", 200, "a/c")
-    # Within the minute: the key's bucket goes, the secrets' wait (one upsert later
-    # covers every read of them in between).
-    assert usage.flush(hold_secrets=True) == 1
-    clock.now += usage_mod.SECRET_HOLD_US
-    assert usage.flush(hold_secrets=True) == 2
-    # A query writes everything first, held or not.
-    usage.note(KIND_KEY, "key_a", "192.0.2.1", 200, "a/b")
-    assert usage.usage("secret", "a/b")["totals"]["requests"] == 3
+    day = T0 - T0 % DAY_US
+    events = [
+        _event(1, day - DAY_US, "key_a", "192.0.2.1", "secret:read", "app/DB", "ok"),
+        _event(2, day + 1, "key_a", "192.0.2.1", "secret:read", "app/DB", "ok"),
+        _event(3, day + 2, "key_a", "192.0.2.1", "secret:read", "app/DB", "ok"),
+        _event(4, day + 3, "key_b", "192.0.2.2", "secret:read", "app/DB", "denied"),
+        _event(5, day + 4, "key_b", "192.0.2.2", "ratelimit:hit", "app/DB", "denied"),
+        _event(6, day + 5, "tok_root", "127.0.0.1", "secret:write", "app/DB", "error"),
+        # The rotation engine's own steps, and other paths, are not the secret's usage.
+        _event(7, day + 6, "system:rotation", "server", "secret:write", "app/DB", "ok"),
+        _event(8, day + 7, "key_a", "192.0.2.1", "secret:read", "app/DBX", "ok"),
+    ]
+    with write_txn(engine) as conn:
+        conn.execute(insert(audit_events), events)
+    doc = usage.usage(KIND_SECRET, "app/DB", days=7)
+    assert doc["totals"] == {"requests": 6, "ok": 3, "denied": 1, "limited": 1, "errors": 1}
+    assert [(d["requests"], d["ok"]) for d in doc["per_day"]] == [(1, 1), (5, 2)]
+    assert doc["actors"] == ["key_a", "key_b", "tok_root"]
+    assert doc["sources"] == ["127.0.0.1", "192.0.2.1", "192.0.2.2"]
+    assert doc["paths"] == []
+    assert doc["first_used_at"] < doc["last_used_at"]
+    today = usage.usage(KIND_SECRET, "app/DB", days=1)  # yesterday's read left out
+    assert today["totals"]["requests"] == 5
+    assert today["first_used_at"] == doc["first_used_at"]  # first use is over all time
+    assert usage.usage(KIND_SECRET, "no/such")["totals"]["requests"] == 0
 
 
-def test_usage_per_secret_can_be_turned_off(engine: Engine) -> None:
-    usage = UsageTracker(engine, FakeClock(), per_secret=False)
-    usage.note(KIND_KEY, "key_a", "192.0.2.1", 200, "a/b")
-    assert usage.flush() == 1  # the key's bucket only
-    assert usage.usage(KIND_KEY, "key_a")["paths"] == ["a/b"]
-    assert usage.usage("secret", "a/b")["totals"]["requests"] == 0
+def test_a_secrets_sources_and_actors_are_bounded(engine: Engine) -> None:
+    usage = UsageTracker(engine, FakeClock())
+    with write_txn(engine) as conn:
+        conn.execute(
+            insert(audit_events),
+            [
+                _event(i, T0 + i, f"key_{i}", f"192.0.2.{i}", "secret:read", "a/b", "ok")
+                for i in range(1, 101)
+            ],
+        )
+    doc = usage.usage(KIND_SECRET, "a/b")
+    assert doc["totals"]["requests"] == 100  # counts stay exact
+    assert len(doc["actors"]) == usage_mod.MAX_ITEMS["actor"]
+    assert len(doc["sources"]) == usage_mod.MAX_ITEMS["source"]
