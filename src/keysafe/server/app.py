@@ -169,10 +169,12 @@ def with_fast_paths(app: FastAPI) -> ASGIApp:
 async def _follow_seal_state(svc: Services) -> None:
     """Keep this process's seal state and keyring in line with the other processes,
     checkpoint SQLite's WAL off the request path, and run the background jobs."""
+    from keysafe.server.jobprocess import skipped_here
     from keysafe.server.jobs import background_jobs
     from keysafe.store.rawread import checkpoint
 
-    jobs = background_jobs()
+    elsewhere = skipped_here()
+    jobs = [job for job in background_jobs() if job.name not in elsewhere]
     # Each job first runs one poll after start-up, then every ``every_seconds``.
     due = dict.fromkeys((job.name for job in jobs), 0.0)
     loop = asyncio.get_running_loop()
@@ -229,10 +231,15 @@ def sweep_unused_keys(svc: Services) -> list[str]:
     return revoked
 
 
-def create_app_from_env() -> ASGIApp:
-    """Factory for uvicorn worker processes: settings arrive through the environment."""
+def settings_from_env() -> Settings:
+    """The settings ``run_server`` put in the environment for its child processes."""
     raw = os.environ.get(INTERNAL_SETTINGS_ENV)
     if raw is None:
-        return with_fast_paths(create_app(load_settings()))
+        return load_settings()
     values: dict[str, Any] = orjson.loads(raw)
-    return with_fast_paths(create_app(Settings.model_validate(values)))
+    return Settings.model_validate(values)
+
+
+def create_app_from_env() -> ASGIApp:
+    """Factory for uvicorn worker processes: settings arrive through the environment."""
+    return with_fast_paths(create_app(settings_from_env()))

@@ -115,6 +115,11 @@ def run_server(
     # Worker processes rebuild the settings from this (the CLI may have merged a file).
     doc = orjson.loads(settings.model_dump_json(exclude={"token", "unseal_key"}))
     os.environ[INTERNAL_SETTINGS_ENV] = orjson.dumps(doc).decode()
+    if workers > 1:
+        # CPU-heavy jobs in their own process, not in the workers' threads (see there).
+        from keysafe.server import jobprocess
+
+        jobprocess.start()
     uvicorn.run(
         "keysafe.server.app:create_app_from_env",
         factory=True,
