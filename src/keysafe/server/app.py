@@ -170,13 +170,11 @@ async def _follow_seal_state(svc: Services) -> None:
     """Keep this process's seal state and keyring in line with the other processes,
     checkpoint SQLite's WAL off the request path, and run the background jobs."""
     from keysafe.server.jobprocess import skipped_here
-    from keysafe.server.jobs import background_jobs
+    from keysafe.server.jobs import Schedule, background_jobs
     from keysafe.store.rawread import checkpoint
 
     elsewhere = skipped_here()
-    jobs = [job for job in background_jobs() if job.name not in elsewhere]
-    # Each job first runs one poll after start-up, then every ``every_seconds``.
-    due = dict.fromkeys((job.name for job in jobs), 0.0)
+    schedule = Schedule([job for job in background_jobs() if job.name not in elsewhere])
     loop = asyncio.get_running_loop()
     while True:
         await asyncio.sleep(SEAL_POLL_SECONDS)
@@ -188,11 +186,9 @@ async def _follow_seal_state(svc: Services) -> None:
                 await anyio.to_thread.run_sync(svc.keys.flush_usage)
         except Exception as exc:  # keep polling; a database blip must not kill the server
             log.warning("could not read the seal state: %s", exc)
-        for job in jobs:
-            now = loop.time()
-            if now < due[job.name] or (job.needs_unsealed and svc.barrier.sealed):
+        for job in schedule.jobs:
+            if not schedule.take(job, loop.time(), svc.barrier.sealed):
                 continue
-            due[job.name] = now + job.every_seconds
             try:
                 await anyio.to_thread.run_sync(job.run, svc)
             except Exception as exc:  # retried when next due

@@ -80,7 +80,7 @@ def _keep(process: multiprocessing.process.BaseProcess) -> None:
 def _main(parent: int) -> None:
     from keysafe.monitor.nodelimits import NODE_LIMITS_ENV
     from keysafe.server.app import settings_from_env
-    from keysafe.server.jobs import background_jobs
+    from keysafe.server.jobs import Schedule, background_jobs
     from keysafe.server.services import build_services, read_unseal_key
 
     # Ctrl-C reaches the whole process group: the main process decides when this ends.
@@ -90,8 +90,7 @@ def _main(parent: int) -> None:
     settings = settings_from_env()
     svc = build_services(settings, unseal_key=read_unseal_key(settings))
     svc.audit.start()
-    jobs = [job for job in background_jobs() if job.name in JOBS]
-    due = dict.fromkeys((job.name for job in jobs), 0.0)
+    schedule = Schedule([job for job in background_jobs() if job.name in JOBS])
     while os.getppid() == parent:
         time.sleep(_POLL_SECONDS)
         try:
@@ -101,11 +100,9 @@ def _main(parent: int) -> None:
         except Exception as exc:  # a database blip: try again next poll
             log.warning("job process: could not read the seal state: %s", exc)
             continue
-        for job in jobs:
-            now = time.monotonic()
-            if now < due[job.name] or (job.needs_unsealed and svc.barrier.sealed):
+        for job in schedule.jobs:
+            if not schedule.take(job, time.monotonic(), svc.barrier.sealed):
                 continue
-            due[job.name] = now + job.every_seconds
             try:
                 job.run(svc)
             except Exception as exc:  # retried when next due

@@ -21,6 +21,22 @@ class Job:
     needs_unsealed: bool = True
 
 
+class Schedule:
+    """When each job of a poll loop is next due; every job first runs on the first poll."""
+
+    def __init__(self, jobs: list[Job]) -> None:
+        self.jobs = jobs
+        self._due = dict.fromkeys((job.name for job in jobs), 0.0)
+
+    def take(self, job: Job, now: float, sealed: bool) -> bool:
+        """True when ``job`` is to run at ``now`` (its next run is then booked); a job
+        that needs the keyring waits while the process is sealed."""
+        if now < self._due[job.name] or (job.needs_unsealed and sealed):
+            return False
+        self._due[job.name] = now + job.every_seconds
+        return True
+
+
 def background_jobs() -> list[Job]:
     """Every periodic job, in the order a poll runs them."""
     from keysafe.server import monitoring
