@@ -1,24 +1,28 @@
 """Rate limits per API key (the key's own ``rate``) and per source address.
 
-A **fixed window** strategy: one counter per (limit, subject, window), so a check is one
-dictionary increment in process (about 2 us), and with Redis usually no call at all
-(quota leases, below). The moving window is exact but keeps one timestamp per allowed
-request (a 600/min key holds a 600-entry list in Redis, rewritten by a Lua script on
-every hit); the sliding-window counter costs two counters per check.
+A **fixed window** strategy: one counter per (limit, subject, window), spent from quota
+leases (``redislimits.QuotaLeases``): a process reserves a chunk of a window's tokens
+from the shared counter and spends them locally, so a check is usually one dictionary
+lookup, with Redis or the node's shared table touched once per chunk. The moving window
+is exact but keeps one timestamp per allowed request (a 600/min key holds a 600-entry
+list in Redis, rewritten by a Lua script on every hit); the sliding-window counter costs
+two counters per check.
 The fixed window's known weakness, up to twice the limit across a window boundary, is
 the price of the cheapest check on the hottest path. Windows are aligned to the clock
-(each whole minute for a per-minute rate). Within one window a limit is exact in one
-process; the workers of one node sharing a file are exact to one hit per other worker
-(see ``nodelimits``); processes sharing Redis never let more than the limit through, and
-at most about (processes x chunk) fewer (see ``redislimits``).
+(each whole minute for a per-minute rate). A limit under 200 per window reserves one
+token at a time: exact in one process and with Redis, exact to one hit per other worker
+for the workers of one node sharing a file (see ``nodelimits``). A larger one reserves
+1% of the limit at a time: never more than the limit gets through (plus that one hit per
+other worker on a node's file), and at most about (processes x chunk) fewer, tokens
+reserved by one process being of no use to another (see ``redislimits``).
 
 Counts: in Redis when ``KEYSAFE_REDIS_URL`` is set, so that several processes and nodes
 share one count (``keysafe.monitor.redislimits``: each process reserves a chunk of a
 window's tokens with one round trip and spends them locally; a limit under 200 per window
 reserves one token at a time and stays exact; 1% of a larger limit at a time); else this
-node's (``keysafe.monitor.nodelimits``, counted with the ``limits`` library's fixed-window
-limiter): a dictionary for a single process, or a table in a memory-mapped file shared by
-the workers of ``--workers N``, so that two workers do not each allow the whole limit.
+node's (``keysafe.monitor.nodelimits``): a dictionary for a single process, or a table
+in a memory-mapped file shared by the workers of ``--workers N``, so that two workers
+do not each allow the whole limit.
 When Redis fails (refused, timed out, gone), the check falls back to the node's counts
 with one warning and tries Redis again (a ``PING`` first) after ``retry_seconds``: never
 to no limit.
@@ -53,13 +57,12 @@ from limits.limits import (
     RateLimitItemPerSecond,
 )
 from limits.storage import Storage
-from limits.strategies import FixedWindowRateLimiter
 from redis import RedisError
 from sqlalchemy import Engine, select
 
 from keysafe.errors import InvalidInput, RateLimited
 from keysafe.monitor.nodelimits import ProcessStorage
-from keysafe.monitor.redislimits import RedisLeases
+from keysafe.monitor.redislimits import QuotaLeases, RedisLeases
 from keysafe.store.engine import read_conn
 from keysafe.store.tables import api_keys
 
@@ -199,7 +202,14 @@ class RateLimits:
         self.per_source = parse_rate(per_source) if per_source else None
         self._now = now
         # In process, or shared by the workers of this node (see nodelimits).
-        self._local = FixedWindowRateLimiter(local if local is not None else ProcessStorage())
+        # In process, or shared by the workers of this node (see nodelimits), spent from
+        # leases like Redis's: a large limit touches the shared table once per chunk.
+        storage = local if local is not None else ProcessStorage()
+
+        def reserve(key: str, chunk: int, seconds: int, ttl: int) -> int:
+            return storage.incr(key, seconds, amount=chunk)
+
+        self._local = QuotaLeases(reserve, now=now)
         self._redis: RedisLeases | None = None
         self.redis_url = redis_url
         if redis_url:
@@ -211,7 +221,6 @@ class RateLimits:
         self._redis_down_until = 0.0
         self._outage = False
         self._quiet_until: dict[tuple[str, str], float] = {}
-        self._storage_keys: dict[tuple[str, str, int, int], str] = {}
         self._lock = threading.Lock()
 
     @property
@@ -255,24 +264,10 @@ class RateLimits:
     def _local_hit(
         self, item: RateLimitItem, scope: str, subject: str, now: float
     ) -> Refusal | None:
-        # The fixed-window hit of ``FixedWindowRateLimiter.hit`` (count = increment with
-        # expiry; allowed while count <= limit), on the storage directly with the
-        # limit's storage key built once per subject: the request path pays one
-        # increment and a dictionary lookup.
-        expiry = item.get_expiry()
-        cache = (scope, subject, item.amount, expiry)
-        key = self._storage_keys.get(cache)
-        if key is None:
-            if len(self._storage_keys) > _BOUND:
-                self._storage_keys.clear()
-            key = self._storage_keys[cache] = item.key_for(scope, subject)
-        if self._local.storage.incr(key, expiry) <= item.amount:
+        window_end = self._local.hit(scope, subject, item.amount, item.get_expiry())
+        if window_end is None:
             return None
-        try:
-            reset_at = self._local.get_window_stats(item, scope, subject).reset_time
-        except Exception:  # the window is still the best answer we have
-            reset_at = now + expiry
-        return self._refusal(item, scope, subject, now, reset_at)
+        return self._refusal(item, scope, subject, now, window_end)
 
     def _refusal(
         self, item: RateLimitItem, scope: str, subject: str, now: float, reset_at: float

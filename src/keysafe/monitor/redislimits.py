@@ -70,36 +70,31 @@ class _Lease:
     exhausted: bool = False  # Redis's counter reached the limit: nothing more to reserve
 
 
-class RedisLeases:
-    """Fixed-window hits counted in Redis, spent from local leases (see module doc).
+# reserve(key, chunk, window seconds, seconds to live) -> the counter after adding chunk
+Reserve = Callable[[str, int, int, int], int]
 
-    Safe to call from several threads: the leases are guarded by a lock, which is never
-    held across a Redis call.
+
+class QuotaLeases:
+    """Fixed-window hits counted in a shared store, spent from local leases (module doc).
+
+    ``reserve`` adds a chunk to a window's shared counter and returns the counter after
+    it: a Redis script here, the node's shared table for the workers of one node
+    (``ratelimit``). Safe to call from several threads: the leases are guarded by a
+    lock, which is never held across a reservation.
     """
 
-    def __init__(
-        self,
-        url: str,
-        *,
-        timeout: float = 0.25,
-        now: Callable[[], float] = time.time,
-    ) -> None:
-        """Raises ValueError for a URL redis-py does not accept (``redis://``,
-        ``rediss://``, ``unix://``). Does not connect: the first reservation does."""
-        self._client = redis.Redis.from_url(
-            url, socket_timeout=timeout, socket_connect_timeout=timeout
-        )
-        self._reserve = self._client.register_script(_RESERVE)
+    def __init__(self, reserve: Reserve, *, now: Callable[[], float] = time.time) -> None:
+        self._reserve = reserve
         self._now = now
         self._leases: dict[tuple[str, str, int, int], _Lease] = {}
         self._lock = threading.Lock()
-        self.reservations = 0  # round trips made by ``hit`` (tests and diagnostics)
+        self.reservations = 0  # reservations made by ``hit`` (tests and diagnostics)
 
     def hit(self, scope: str, subject: str, limit: int, seconds: int) -> float | None:
         """Count one request against ``limit`` per ``seconds`` for ``subject``.
 
         None when it is allowed; else the end of the window (unix time) that refused it.
-        Raises redis.RedisError or OSError when a reservation fails (nothing is spent).
+        Raises what ``reserve`` raises when a reservation fails (nothing is spent).
         """
         now = self._now()
         start = math.floor(now / seconds) * seconds
@@ -113,11 +108,11 @@ class RedisLeases:
             if lease.exhausted:
                 return end
         chunk = chunk_for(limit)
-        count = int(
-            self._reserve(
-                keys=[f"keysafe:rl:{scope}:{subject}:{limit}/{seconds}:{start}"],
-                args=[chunk, math.ceil(end - now) + _MARGIN],
-            )
+        count = self._reserve(
+            f"keysafe:rl:{scope}:{subject}:{limit}/{seconds}:{start}",
+            chunk,
+            seconds,
+            math.ceil(end - now) + _MARGIN,
         )
         got = granted(limit, chunk, count)
         with self._lock:
@@ -145,6 +140,30 @@ class RedisLeases:
                     self._leases.clear()
             lease = self._leases[lease_key] = _Lease(end)
         return lease
+
+
+class RedisLeases(QuotaLeases):
+    """Quota leases over a Redis counter (``INCRBY`` and ``EXPIRE`` in one script)."""
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        timeout: float = 0.25,
+        now: Callable[[], float] = time.time,
+    ) -> None:
+        """Raises ValueError for a URL redis-py does not accept (``redis://``,
+        ``rediss://``, ``unix://``). Does not connect: the first reservation does.
+        Reservations raise redis.RedisError or OSError when Redis fails."""
+        self._client = redis.Redis.from_url(
+            url, socket_timeout=timeout, socket_connect_timeout=timeout
+        )
+        script = self._client.register_script(_RESERVE)
+
+        def reserve(key: str, chunk: int, seconds: int, ttl: int) -> int:
+            return int(script(keys=[key], args=[chunk, ttl]))
+
+        super().__init__(reserve, now=now)
 
     def ping(self) -> None:
         """Raises redis.RedisError or OSError unless Redis answers."""

@@ -103,3 +103,39 @@ def test_rate_limits_use_the_node_storage(tmp_path: Path) -> None:
     assert one.check_key("key_a") is None
     assert two.check_key("key_a") is None
     assert one.check_key("key_a") is not None  # the second worker's hit counted here
+
+
+BIG = 10_000  # reserved 100 at a time (1%)
+
+
+def _lease_hammer(path: str, tries: int, out: multiprocessing.Queue) -> None:  # type: ignore[type-arg]
+    class Rates:
+        def get(self, key_id: str) -> RateLimitItem:
+            return parse_rate(f"{BIG}/hour")
+
+        def refresh(self) -> None:
+            return None
+
+    limits = RateLimits(key_rates=Rates(), local=NodeStorage(f"keysafe+node://{path}"))
+    allowed = sum(limits.check_key("key_big") is None for _ in range(tries))
+    out.put((allowed, limits._local.reservations))
+
+
+def test_workers_spend_a_large_limit_from_leases(tmp_path: Path) -> None:
+    """A large limit is reserved from the node table a chunk at a time: few table
+    updates, never more than the limit (plus one per other worker), few fewer."""
+    if time.time() % 3600 > 3540:
+        time.sleep(3600 - time.time() % 3600 + 0.1)
+    path = create_node_file(tmp_path, 3)
+    ctx = multiprocessing.get_context("spawn")
+    out: multiprocessing.Queue = ctx.Queue()  # type: ignore[type-arg]
+    procs = [ctx.Process(target=_lease_hammer, args=(str(path), 5_000, out)) for _ in range(3)]
+    for proc in procs:
+        proc.start()
+    results = [out.get(timeout=60) for _ in procs]
+    for proc in procs:
+        proc.join(10)
+    allowed = sum(a for a, _ in results)
+    reservations = sum(r for _, r in results)
+    assert BIG - 3 * 99 - 2 <= allowed <= BIG + 2
+    assert reservations <= BIG // 100 + 3 + 6  # one per chunk, plus the refusals' last asks
