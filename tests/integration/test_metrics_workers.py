@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -10,6 +11,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from server_proc import ServerProc, database_url, init_vault, running
 
 REQUESTS = 40
+FLUSH_WAIT = 1.5  # seconds: three of the workers' polls
 HEALTH = "/api/v1/sys/health"
 
 
@@ -33,12 +35,15 @@ def _health_count(text: str) -> float:
 @pytest.mark.timeout(120)
 def test_metrics_sum_every_worker(server: ServerProc) -> None:
     before = 0.0
+    # Each worker adds its requests to the shared values twice a second (Metrics.flush).
+    time.sleep(FLUSH_WAIT)
     with server.root() as root:
         before = _health_count(root.get("/metrics").text)
     for _ in range(REQUESTS):
         # A new connection each time: the kernel spreads them over both workers.
         with server.client() as client:
             assert client.get(HEALTH).status_code == 200
+    time.sleep(FLUSH_WAIT)
     metrics_dir = server.vault.home / "data" / "metrics"
     pids = {p.stem.rsplit("_", 1)[-1] for p in metrics_dir.glob("*.db")}
     assert len(pids) >= 2, sorted(p.name for p in metrics_dir.iterdir())

@@ -131,6 +131,7 @@ def create_app(settings: Settings, *, services: Services | None = None) -> FastA
             poller.cancel()
             with contextlib.suppress(Exception):
                 svc.keys.flush_usage()
+                svc.metrics.flush()
             svc.close()
 
     app = FastAPI(
@@ -178,6 +179,7 @@ async def _follow_seal_state(svc: Services) -> None:
     loop = asyncio.get_running_loop()
     while True:
         await asyncio.sleep(SEAL_POLL_SECONDS)
+        svc.metrics.flush()  # a few dictionary items: on the loop, no thread hop
         try:
             await anyio.to_thread.run_sync(svc.system.follow_seal_state)
             await anyio.to_thread.run_sync(checkpoint, svc.engine)

@@ -40,3 +40,24 @@ def test_each_app_has_its_own_registry() -> None:
     assert ("keysafe_rotations_total", (("outcome", "ok"),)) not in samples(two)
     assert samples(two)[("keysafe_sealed", ())] == 1
     assert samples(one)[("keysafe_sealed", ())] == 0
+
+
+def test_summed_requests_land_in_the_buckets_observe_would_pick() -> None:
+    """Requests are summed in memory and added at a flush (or an exposition): the
+    buckets and sum must equal those of one ``observe`` per request."""
+    metrics = Metrics()
+    route = "/api/v1/sys/health"
+    latencies = (0.0003, 0.0005, 0.0007, 0.002, 0.0025, 10.0)
+    reference = Metrics()
+    for seconds in latencies:
+        metrics.request("GET", route, 200, seconds)
+        reference.latency.labels(route).observe(seconds)
+    metrics.flush()
+    metrics.flush()  # nothing pending: adds nothing
+    got, want = samples(metrics), samples(reference)
+    for name, labels in want:
+        if name.startswith("keysafe_http_request_duration_seconds") and "created" not in name:
+            assert got[(name, labels)] == want[(name, labels)], (name, labels)
+    bucket = "keysafe_http_request_duration_seconds_bucket"
+    assert got[(bucket, (("le", "0.0005"), ("route", route)))] == 2  # upper bounds inclusive
+    assert got[(bucket, (("le", "+Inf"), ("route", route)))] == len(latencies)
