@@ -66,36 +66,11 @@ class Driver(Steps):
         if not external:
             return await self._rotate_at_once(policy, ctx, trigger, run_id, value)
         now = self._clock.now_us()
-        values = {
-            "id": run_id,
-            "path": policy.path,
-            "rotator": policy.rotator,
-            "trigger": trigger,
-            "actor": ctx.principal.token_id[:64],
-            "step": m.STEP_GENERATED,
-            "base_version": base,
-            "started_at": now,
-            "updated_at": now,
-            **self.seal_pending(policy.path, run_id, value),
-        }
+        run = self._new_run(policy, ctx, trigger, run_id, now, m.STEP_GENERATED, base)
+        values = {**_row(run), **self.seal_pending(policy.path, run_id, value)}
         detail = f"run {run_id} {policy.rotator} ({trigger}) from version {base}"
         event = self._event(ctx, "rotation:start", policy.path, OUTCOME_OK, detail)
         await self._store.start(values, event)
-        run = m.Run(
-            id=run_id,
-            path=policy.path,
-            rotator=policy.rotator,
-            trigger=trigger,
-            actor=values["actor"],
-            step=m.STEP_GENERATED,
-            base_version=base,
-            new_version=None,
-            pending=None,
-            started_at=now,
-            finished_at=None,
-            outcome=None,
-            error=None,
-        )
         return await self.drive(policy, run, ctx, known=(current, value))
 
     async def _rotate_at_once(
@@ -107,21 +82,8 @@ class Driver(Steps):
         target to keep in step, a write that lands first is simply superseded."""
         system = system_context(ctx)
         now = self._clock.now_us()
-        run = m.Run(
-            id=run_id,
-            path=policy.path,
-            rotator=policy.rotator,
-            trigger=trigger,
-            actor=ctx.principal.token_id[:64],
-            step=m.STEP_PROMOTED,
-            base_version=None,
-            new_version=None,
-            pending=None,
-            started_at=now,
-            finished_at=now,
-            outcome=m.OUTCOME_OK,
-            error=None,
-        )
+        run = self._new_run(policy, ctx, trigger, run_id, now, m.STEP_PROMOTED, None)
+        run = replace(run, finished_at=now, outcome=m.OUTCOME_OK)
         start = self._event(
             ctx, "rotation:start", policy.path, OUTCOME_OK,
             f"run {run_id} {policy.rotator} ({trigger})",
@@ -132,20 +94,7 @@ class Driver(Steps):
 
         def promoted(version: int) -> tuple[dict[str, Any], dict[str, Any], AuditEvent]:
             base = version - 1 or None
-            values = {
-                "id": run_id,
-                "path": policy.path,
-                "rotator": policy.rotator,
-                "trigger": trigger,
-                "actor": run.actor,
-                "step": m.STEP_PROMOTED,
-                "base_version": base,
-                "new_version": version,
-                "started_at": now,
-                "updated_at": now,
-                "finished_at": now,
-                "outcome": m.OUTCOME_OK,
-            }
+            values = _row(replace(run, base_version=base, new_version=version))
             changes = self._promoted_policy(policy, replace(run, base_version=base), now)
             detail = f"run {run_id} version {version} (previous {base})"
             event = self._event(ctx, "rotation:promote", policy.path, OUTCOME_OK, detail)
@@ -153,6 +102,32 @@ class Driver(Steps):
 
         version = await self._store.promote_at_once(policy.path, start, write, promoted)
         return replace(run, base_version=version - 1 or None, new_version=version)
+
+    @staticmethod
+    def _new_run(
+        policy: m.Policy,
+        ctx: RequestContext,
+        trigger: str,
+        run_id: str,
+        now: int,
+        step: str,
+        base: int | None,
+    ) -> m.Run:
+        return m.Run(
+            id=run_id,
+            path=policy.path,
+            rotator=policy.rotator,
+            trigger=trigger,
+            actor=ctx.principal.token_id[:64],
+            step=step,
+            base_version=base,
+            new_version=None,
+            pending=None,
+            started_at=now,
+            finished_at=None,
+            outcome=None,
+            error=None,
+        )
 
     def _promoted_policy(self, policy: m.Policy, run: m.Run, now: int) -> dict[str, Any]:
         """The policy's changes when ``run`` is promoted at ``now``: the previous value
@@ -408,3 +383,22 @@ class Driver(Steps):
             run, {"step": m.STEP_RETIRED}, {"retire_run": None, "retire_at": None}, [event]
         )
         return True
+
+
+def _row(run: m.Run) -> dict[str, Any]:
+    """The ``rotation_runs`` columns of a run being inserted (no pending value)."""
+    return {
+        "id": run.id,
+        "path": run.path,
+        "rotator": run.rotator,
+        "trigger": run.trigger,
+        "actor": run.actor,
+        "step": run.step,
+        "base_version": run.base_version,
+        "new_version": run.new_version,
+        "started_at": run.started_at,
+        "updated_at": run.started_at,
+        "finished_at": run.finished_at,
+        "outcome": run.outcome,
+        "error": run.error,
+    }
