@@ -19,6 +19,7 @@ import bisect
 import os
 import shutil
 import threading
+from collections import deque
 from pathlib import Path
 from typing import Final
 
@@ -39,6 +40,7 @@ CONTENT_TYPE: Final = CONTENT_TYPE_LATEST
 _LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
 _DENIAL_REASONS: Final = {401: "unauthenticated", 403: "forbidden"}
 _CHILDREN_BOUND = 10_000
+_LOG_BOUND = 8192  # requests logged before the request path sums them
 
 
 def prepare_multiprocess_dir(data_dir: Path) -> Path:
@@ -126,20 +128,33 @@ class Metrics:
         self._pending: dict[tuple[str, str, int, int], int] = {}
         self._pending_sums: dict[str, float] = {}
         self._pending_lock = threading.Lock()
+        # Requests answered and not yet summed into ``_pending`` (see ``request``).
+        self._log: deque[tuple[str, str, int, float]] = deque()
 
     # -- the request path ---------------------------------------------------------------
 
     def request(self, method: str, route: str, status: int, seconds: float) -> None:
-        """Count one answered request and its latency (in memory; ``flush`` adds them to
-        the exported values)."""
-        # The latency bucket observe() would pick: the first upper bound >= seconds.
-        key = (method, route, status, bisect.bisect_left(_LATENCY_BUCKETS, seconds))
+        """Count one answered request and its latency: one tuple appended to a log
+        (``deque.append`` is atomic: no lock); ``flush`` adds the log to the exported
+        values."""
+        self._log.append((method, route, status, seconds))
+        if len(self._log) >= _LOG_BOUND:
+            self._absorb()
+
+    def _absorb(self) -> None:
+        """Sum the logged requests by series and latency bucket (any thread)."""
+        log, popleft = self._log, self._log.popleft
         with self._pending_lock:
-            self._pending[key] = self._pending.get(key, 0) + 1
-            self._pending_sums[route] = self._pending_sums.get(route, 0.0) + seconds
-        reason = _DENIAL_REASONS.get(status)
-        if reason is not None:
-            self.denials.labels(reason).inc()
+            pending, sums = self._pending, self._pending_sums
+            for _ in range(len(log)):
+                try:
+                    method, route, status, seconds = popleft()
+                except IndexError:  # another thread took the rest
+                    break
+                # The latency bucket observe() would pick: the first upper bound >= it.
+                key = (method, route, status, bisect.bisect_left(_LATENCY_BUCKETS, seconds))
+                pending[key] = pending.get(key, 0) + 1
+                sums[route] = sums.get(route, 0.0) + seconds
 
     def flush(self) -> None:
         """Add the requests counted since the last flush to the exported values (the
@@ -149,6 +164,7 @@ class Metrics:
         id (a system call) and writes the value's file: three of them per request cost
         about 5% of an audited read. Summed here, they cost that once per series and
         flush. The histogram's buckets and sum are added to the way ``observe`` does."""
+        self._absorb()
         with self._pending_lock:
             pending, self._pending = self._pending, {}
             sums, self._pending_sums = self._pending_sums, {}
@@ -156,6 +172,9 @@ class Metrics:
             counter, histogram = self._series(method, route, status)
             counter.inc(count)
             histogram._buckets[bucket].inc(count)
+            reason = _DENIAL_REASONS.get(status)
+            if reason is not None:
+                self.denials.labels(reason).inc(count)
         for route, total in sums.items():
             self.latency.labels(route)._sum.inc(total)
 

@@ -247,7 +247,7 @@ class RateLimits:
             try:
                 if self._outage:  # back from an outage: ask before trusting old leases
                     self._redis.ping()
-                window_end = self._redis.hit(scope, subject, item.amount, item.get_expiry())
+                window_end = self._redis.hit(scope, subject, item.amount, item.get_expiry(), now)
             except (RedisError, OSError) as exc:  # Redis went away: count here instead
                 self._redis_failed(exc)
             else:
@@ -264,7 +264,7 @@ class RateLimits:
     def _local_hit(
         self, item: RateLimitItem, scope: str, subject: str, now: float
     ) -> Refusal | None:
-        window_end = self._local.hit(scope, subject, item.amount, item.get_expiry())
+        window_end = self._local.hit(scope, subject, item.amount, item.get_expiry(), now)
         if window_end is None:
             return None
         return self._refusal(item, scope, subject, now, window_end)

@@ -90,16 +90,26 @@ class QuotaLeases:
         self._lock = threading.Lock()
         self.reservations = 0  # reservations made by ``hit`` (tests and diagnostics)
 
-    def hit(self, scope: str, subject: str, limit: int, seconds: int) -> float | None:
-        """Count one request against ``limit`` per ``seconds`` for ``subject``.
+    def hit(
+        self, scope: str, subject: str, limit: int, seconds: int, now: float | None = None
+    ) -> float | None:
+        """Count one request against ``limit`` per ``seconds`` for ``subject`` (at
+        ``now``, unix time; the clock's when None).
 
         None when it is allowed; else the end of the window (unix time) that refused it.
         Raises what ``reserve`` raises when a reservation fails (nothing is spent).
         """
-        now = self._now()
+        if now is None:
+            now = self._now()
+        lease_key = (scope, subject, limit, seconds)
+        # The common case first: a token left in the current window's lease.
+        with self._lock:
+            lease = self._leases.get(lease_key)
+            if lease is not None and lease.tokens > 0 and lease.end - seconds <= now < lease.end:
+                lease.tokens -= 1
+                return None
         start = math.floor(now / seconds) * seconds
         end = start + seconds
-        lease_key = (scope, subject, limit, seconds)
         with self._lock:
             lease = self._lease(lease_key, end, now)
             if lease.tokens > 0:

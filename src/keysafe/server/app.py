@@ -154,17 +154,17 @@ def create_app(settings: Settings, *, services: Services | None = None) -> FastA
 
 
 def with_fast_paths(app: FastAPI) -> ASGIApp:
-    """``app`` behind the hot read path (see ``keysafe.server.fastpath``) and the
-    request monitor (``keysafe.server.monitoring``)."""
+    """``app`` behind the declared-body limit, the request monitor
+    (``keysafe.server.monitoring``) and, outermost, the hot read path
+    (``keysafe.server.fastpath``), which reports its own answers to the monitor."""
     from keysafe.server.fastpath import DeclaredBodyLimit, HotReadPath
-    from keysafe.server.monitoring import monitored
+    from keysafe.server.monitoring import monitor_for
 
+    svc: Services = app.state.services
     limit = app.max_body_size
-    inner: ASGIApp = HotReadPath(app, app.state.services)
-    if limit is not None:
-        inner = DeclaredBodyLimit(inner, limit)
-    # Outermost: metrics and usage count every answer, the fast path's included.
-    return monitored(inner, app.state.services)
+    inner: ASGIApp = DeclaredBodyLimit(app, limit) if limit is not None else app
+    monitor = monitor_for(inner, svc)
+    return HotReadPath(monitor or inner, svc, monitor)
 
 
 async def _follow_seal_state(svc: Services) -> None:

@@ -10,6 +10,7 @@ The seal gate is applied here as well.
 from __future__ import annotations
 
 import logging
+import time
 from urllib.parse import parse_qs
 
 import orjson
@@ -25,7 +26,7 @@ from keysafe.errors import (
     ValueTooLarge,
 )
 from keysafe.server import deps
-from keysafe.server.monitoring import FAST_READ_ROUTE, note_of
+from keysafe.server.monitoring import FAST_READ_ROUTE, RequestMonitor, RequestNote
 from keysafe.server.problems import PROBLEM_JSON, rate_limit_headers
 from keysafe.server.services import Services
 
@@ -37,9 +38,17 @@ _PROBLEM = [(b"content-type", PROBLEM_JSON.encode())]
 
 
 class HotReadPath:
-    def __init__(self, app: ASGIApp, services: Services) -> None:
+    """The outermost layer: serves the hot read itself, everything else goes to ``app``.
+
+    With a ``monitor`` it counts its own answers there (``RequestMonitor.finish``)
+    instead of running inside it (see ``keysafe.server.monitoring``)."""
+
+    def __init__(
+        self, app: ASGIApp, services: Services, monitor: RequestMonitor | None = None
+    ) -> None:
         self.app = app
         self.services = services
+        self.monitor = monitor
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and scope["method"] == "GET":
@@ -50,11 +59,39 @@ class HotReadPath:
                 and ":" not in url_path
                 and b"label=" not in scope.get("query_string", b"")
             ):
-                await self._read(scope, send, url_path)
-                return
+                token, rid, declared = _headers(scope)
+                if not declared:
+                    await self._monitored_read(scope, send, url_path, token, rid)
+                    return
+                # A GET that declares a body: the body limit and the router judge it.
         await self.app(scope, receive, send)
 
-    async def _read(self, scope: Scope, send: Send, url_path: str) -> None:
+    async def _monitored_read(
+        self, scope: Scope, send: Send, url_path: str, token: str | None, rid: str
+    ) -> None:
+        monitor = self.monitor
+        if monitor is None:
+            await self._read(scope, send, url_path, token, rid, None)
+            return
+        note = RequestNote()
+        note.route, note.secret = FAST_READ_ROUTE, url_path[len(_PREFIX) :]
+        start = time.perf_counter()
+        status = 500  # an exception before the answer started is a 500 to the client
+        try:
+            status = await self._read(scope, send, url_path, token, rid, note)
+        finally:
+            monitor.finish(scope, note, status, time.perf_counter() - start)
+
+    async def _read(
+        self,
+        scope: Scope,
+        send: Send,
+        url_path: str,
+        token: str | None,
+        rid: str,
+        note: RequestNote | None,
+    ) -> int:
+        """Answer the read; returns the status sent."""
         svc = self.services
         try:
             if svc.barrier.sealed:
@@ -63,26 +100,25 @@ class HotReadPath:
                         "the vault is not initialised; run `keysafe operator init`"
                     )
                 raise Sealed("the vault is sealed; unseal it with `keysafe operator unseal`")
-            token, rid = _headers(scope)
             client = scope.get("client")
             source = client[0] if client else "unknown"
-            note = note_of(scope)
-            if note is not None:
-                note.route, note.secret = FAST_READ_ROUTE, url_path[len(_PREFIX) :]
             ctx = await deps.authenticate(svc, token, source, rid, url_path, note)
             version = _version(scope.get("query_string", b""))
             value = await svc.secrets.read(ctx, url_path[len(_PREFIX) :], version)
-            await _send(send, 200, _JSON, orjson.dumps(value.as_document()))
+            status, headers, body = 200, _JSON, orjson.dumps(value.as_document())
         except KeysafeError as exc:
             headers = _PROBLEM
             if isinstance(exc, RateLimited):
                 limits = rate_limit_headers(exc).items()
                 headers = [*_PROBLEM, *((k.lower().encode(), v.encode()) for k, v in limits)]
-            await _send(send, exc.status, headers, orjson.dumps(exc.to_problem(url_path)))
+            status, body = exc.status, orjson.dumps(exc.to_problem(url_path))
         except Exception:
             log.exception("unexpected error on GET %s", url_path)
             error = ServerError("internal error; see the server log")
-            await _send(send, 500, _PROBLEM, orjson.dumps(error.to_problem(url_path)))
+            status, headers = 500, _PROBLEM
+            body = orjson.dumps(error.to_problem(url_path))
+        await _send(send, status, headers, body)
+        return status
 
 
 class DeclaredBodyLimit:
@@ -110,16 +146,20 @@ class DeclaredBodyLimit:
         await self.app(scope, receive, send)
 
 
-def _headers(scope: Scope) -> tuple[str | None, str]:
-    """The credential and request id, read from raw ASGI headers as ``deps`` reads them."""
+def _headers(scope: Scope) -> tuple[str | None, str, bool]:
+    """The credential and request id, read from raw ASGI headers as ``deps`` reads them,
+    and whether the request declares a body (a non-zero ``Content-Length``)."""
     wanted: dict[bytes, str | None] = dict.fromkeys(
         (b"authorization", b"x-vault-token", b"x-request-id")
     )
+    declared = False
     for name, value in scope["headers"]:
         if name in wanted:
             wanted[name] = value.decode("latin-1")
+        elif name == b"content-length" or name == b"transfer-encoding":
+            declared = declared or value != b"0"
     token = deps.credential_from(wanted[b"authorization"], wanted[b"x-vault-token"])
-    return token, deps.request_id_from(wanted[b"x-request-id"])
+    return token, deps.request_id_from(wanted[b"x-request-id"]), declared
 
 
 def _version(query: bytes) -> int | None:

@@ -1,10 +1,12 @@
 """Request monitoring around the whole application: metrics, usage, rate-limit answers.
 
-``RequestMonitor`` is the outermost ASGI layer (outside the hot read path and the seal
-gate), so every answer is counted: route template, status and latency for Prometheus,
-and, when the request was authenticated, the usage of its key or identity and of the
-secret it addressed. Authentication (``deps.authenticate``) fills the request's
-``RequestNote`` with the caller; the hot read path fills in its route and secret.
+``RequestMonitor`` wraps the application (outside the body limit and the seal gate), so
+every answer is counted: route template, status and latency for Prometheus, and, when
+the request was authenticated, the usage of its key or identity and of the secret it
+addressed. Authentication (``deps.authenticate``) fills the request's ``RequestNote``
+with the caller. The hot read path sits outside the monitor and reports its own answers
+through ``RequestMonitor.finish``: wrapping it as well (a closure around ``send``, a
+coroutine more per message) cost an audited read more than the counting itself.
 
 A rate-limited request is answered by raising the refusal's ``RateLimited`` after
 ``refuse`` counted it and audited the first of its burst (event ``ratelimit:hit``).
@@ -94,9 +96,10 @@ class RequestMonitor:
         try:
             await self.app(scope, receive, watch)
         finally:
-            self._done(scope, note, status, time.perf_counter() - start)
+            self.finish(scope, note, status, time.perf_counter() - start)
 
-    def _done(self, scope: Scope, note: RequestNote, status: int, seconds: float) -> None:
+    def finish(self, scope: Scope, note: RequestNote, status: int, seconds: float) -> None:
+        """Count one answered request (``note`` says who made it and what it addressed)."""
         route = note.route
         if route is None:
             matched = scope.get("route")
@@ -170,10 +173,10 @@ def prune_usage(svc: Services) -> int:
     return svc.usage.prune()
 
 
-def monitored(app: ASGIApp, svc: Services) -> ASGIApp:
-    """``app`` behind the request monitor, unless metrics, usage and a public
-    ``/metrics`` are all turned off (then nothing is added to the request path)."""
+def monitor_for(app: ASGIApp, svc: Services) -> RequestMonitor | None:
+    """A monitor around ``app``, or None when metrics, usage and a public ``/metrics``
+    are all turned off (then nothing is added to the request path)."""
     settings = svc.settings
     if settings.request_metrics or settings.usage_tracking or settings.metrics_public:
         return RequestMonitor(app, svc)
-    return app
+    return None
