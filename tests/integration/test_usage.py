@@ -211,3 +211,19 @@ async def test_rotation_and_lease_counters_for_other_capabilities(
     got = _samples((await root.get("/metrics")).text)
     assert got[("keysafe_rotations_total", frozenset({("outcome", "ok")}))] == 1
     assert got[("keysafe_lease_events_total", frozenset({("event", "issued")}))] == 1
+
+
+async def test_a_get_declaring_a_body_is_answered_by_the_route_and_counted_once(
+    vault: Vault, root: httpx.AsyncClient
+) -> None:
+    """The hot read path leaves a GET with a declared body to the router (and the body
+    limit); either way the monitor counts the answer exactly once."""
+    await root.put("/api/v1/secrets/app/prod/BODY", json={"value": "v"})
+    plain = await root.get("/api/v1/secrets/app/prod/BODY")
+    with_body = await root.request("GET", "/api/v1/secrets/app/prod/BODY", content=b"{}")
+    assert with_body.status_code == plain.status_code == 200
+    assert with_body.json() == plain.json()
+    got = _samples((await root.get("/metrics")).text)
+    fast = "/api/v1/secrets/{path:path}"
+    ok = frozenset({("method", "GET"), ("route", fast), ("status", "200")})
+    assert got[("keysafe_http_requests_total", ok)] == 2

@@ -61,3 +61,18 @@ def test_summed_requests_land_in_the_buckets_observe_would_pick() -> None:
     bucket = "keysafe_http_request_duration_seconds_bucket"
     assert got[(bucket, (("le", "0.0005"), ("route", route)))] == 2  # upper bounds inclusive
     assert got[(bucket, (("le", "+Inf"), ("route", route)))] == len(latencies)
+
+
+def test_a_full_request_log_is_summed_without_losing_a_request() -> None:
+    from keysafe.monitor import metrics as metrics_mod
+
+    metrics = Metrics()
+    route = "/api/v1/sys/health"
+    n = metrics_mod._LOG_BOUND + 5
+    for _ in range(n):
+        metrics.request("GET", route, 403, 0.001)
+    assert len(metrics._log) < metrics_mod._LOG_BOUND
+    got = samples(metrics)
+    labels = (("method", "GET"), ("route", route), ("status", "403"))
+    assert got[("keysafe_http_requests_total", labels)] == n
+    assert got[("keysafe_denials_total", (("reason", "forbidden"),))] == n

@@ -163,3 +163,16 @@ def test_a_secrets_sources_and_actors_are_bounded(engine: Engine) -> None:
     assert doc["totals"]["requests"] == 100  # counts stay exact
     assert len(doc["actors"]) == usage_mod.MAX_ITEMS["actor"]
     assert len(doc["sources"]) == usage_mod.MAX_ITEMS["source"]
+
+
+def test_a_full_log_is_counted_on_the_request_path(engine: Engine) -> None:
+    """Requests are logged and counted at a flush; a log that reaches its bound is
+    counted at once, so memory stays bounded between flushes and no count is lost."""
+    usage = UsageTracker(engine, FakeClock())
+    for i in range(usage_mod._LOG_BOUND + 10):
+        usage.note(KIND_KEY, "key_a", "192.0.2.1", 200 if i % 2 else 403, "app/DB")
+    assert len(usage._log) < usage_mod._LOG_BOUND
+    assert usage.flush() == 1
+    totals = usage.usage(KIND_KEY, "key_a", days=1)["totals"]
+    assert totals["requests"] == usage_mod._LOG_BOUND + 10
+    assert totals["denied"] == (usage_mod._LOG_BOUND + 10) // 2
