@@ -102,21 +102,19 @@ class QuotaLeases:
         if now is None:
             now = self._now()
         lease_key = (scope, subject, limit, seconds)
-        # The common case first: a token left in the current window's lease.
         with self._lock:
             lease = self._leases.get(lease_key)
-            if lease is not None and lease.tokens > 0 and lease.end - seconds <= now < lease.end:
-                lease.tokens -= 1
-                return None
-        start = math.floor(now / seconds) * seconds
-        end = start + seconds
-        with self._lock:
-            lease = self._lease(lease_key, end, now)
+            if lease is not None and lease.end - seconds <= now < lease.end:
+                end = lease.end  # the common case: this window's lease, no arithmetic
+            else:  # none yet, or another window's
+                end = math.floor(now / seconds) * seconds + seconds
+                lease = self._lease(lease_key, end, now)
             if lease.tokens > 0:
                 lease.tokens -= 1
                 return None
             if lease.exhausted:
                 return end
+        start = math.floor(now / seconds) * seconds  # an int: part of the shared key
         chunk = chunk_for(limit)
         count = self._reserve(
             f"keysafe:rl:{scope}:{subject}:{limit}/{seconds}:{start}",

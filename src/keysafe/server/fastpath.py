@@ -148,7 +148,8 @@ class DeclaredBodyLimit:
 
 def _headers(scope: Scope) -> tuple[str | None, str, bool]:
     """The credential and request id, read from raw ASGI headers as ``deps`` reads them,
-    and whether the request declares a body (a non-zero ``Content-Length``)."""
+    and whether the request declares a body (a non-zero ``Content-Length``, or a
+    ``Transfer-Encoding``)."""
     wanted: dict[bytes, str | None] = dict.fromkeys(
         (b"authorization", b"x-vault-token", b"x-request-id")
     )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from prometheus_client.parser import text_string_to_metric_families
 
+from keysafe.monitor import metrics as metrics_mod
 from keysafe.monitor.metrics import Metrics
 
 
@@ -64,8 +65,6 @@ def test_summed_requests_land_in_the_buckets_observe_would_pick() -> None:
 
 
 def test_a_full_request_log_is_summed_without_losing_a_request() -> None:
-    from keysafe.monitor import metrics as metrics_mod
-
     metrics = Metrics()
     route = "/api/v1/sys/health"
     n = metrics_mod._LOG_BOUND + 5
