@@ -108,6 +108,9 @@ class KeyService:
         self._max_ttl_days = max_ttl_days
         self._cache_seconds = cache_seconds
         self._cache: dict[bytes, tuple[float, VerifiedKey | None]] = {}
+        # The same records by key id, for credentials derived from a key (JWTs, child
+        # tokens) that are checked against it at every request; same expiry.
+        self._by_id: dict[str, tuple[float, VerifiedKey | None]] = {}
         self._ip_cache: dict[str, IpAddress | None] = {}
         self._lock = threading.Lock()
         # Usage is counted in memory and flushed in batches: one UPDATE per key per
@@ -118,6 +121,10 @@ class KeyService:
         self._sql_load = self._raw.sql(
             "SELECT id, key_hash, owner_id, policies, cidrs, expires_at, revoked_at, grace_until,"
             " suspended_at FROM api_keys WHERE key_hash = ?"
+        )
+        self._sql_load_id = self._raw.sql(
+            "SELECT id, key_hash, owner_id, policies, cidrs, expires_at, revoked_at, grace_until,"
+            " suspended_at FROM api_keys WHERE id = ?"
         )
 
     def hash(self, key: str) -> bytes:
@@ -451,20 +458,8 @@ class KeyService:
                 if len(self._cache) > 100_000:
                     self._cache.clear()
                 self._cache[digest] = (now_mono, record)
-        if record is None:
-            raise Unauthenticated(_UNAUTHENTICATED)
         now = self._clock.now_us()
-        if (
-            record.revoked_at is not None
-            or record.suspended_at is not None
-            or record.expires_at <= now
-            or (record.grace_until is not None and record.grace_until < now)
-        ):
-            raise Unauthenticated(_UNAUTHENTICATED)
-        if record.cidrs:
-            address = self._address(source)
-            if address is None or not any(address in net for net in record.cidrs):
-                raise Forbidden("this key may not be used from this address")
+        record = self._check(record, source, now)
         self._note_use(record.id, source, now)
         return Principal(
             token_id=record.id,
@@ -473,7 +468,44 @@ class KeyService:
             prefix="",
             expires_at=record.expires_at,
             policies=record.policies,
+            source_key=record.id,
         )
+
+    def check_id(self, key_id: str, source: str | None) -> VerifiedKey:
+        """The live key ``key_id``, for a credential derived from it (an exchanged JWT,
+        a token it minted) at each of that credential's requests: the same cache, the
+        same checks as ``verify``. Raises Unauthenticated when the key is unknown,
+        expired, revoked, suspended or past its grace period, and Forbidden when
+        ``source`` is outside its allowlist (``source`` None: no request to judge, as
+        in introspection; the allowlist is then not checked)."""
+        now_mono = time.monotonic()
+        cached = self._by_id.get(key_id)
+        if cached is not None and now_mono - cached[0] < self._cache_seconds:
+            record = cached[1]
+        else:
+            record = self._record(self._raw.fetchone(self._sql_load_id, (key_id,)))
+            with self._lock:
+                if len(self._by_id) > 100_000:
+                    self._by_id.clear()
+                self._by_id[key_id] = (now_mono, record)
+        return self._check(record, source, self._clock.now_us())
+
+    def _check(self, record: VerifiedKey | None, source: str | None, now: int) -> VerifiedKey:
+        """``record`` if it is live and (unless ``source`` is None) may be used from
+        ``source``; raises Unauthenticated or Forbidden."""
+        if (
+            record is None
+            or record.revoked_at is not None
+            or record.suspended_at is not None
+            or record.expires_at <= now
+            or (record.grace_until is not None and record.grace_until < now)
+        ):
+            raise Unauthenticated(_UNAUTHENTICATED)
+        if record.cidrs and source is not None:
+            address = self._address(source)
+            if address is None or not any(address in net for net in record.cidrs):
+                raise Forbidden("this key may not be used from this address")
+        return record
 
     def _address(self, source: str) -> IpAddress | None:
         if source in self._ip_cache:
@@ -491,6 +523,12 @@ class KeyService:
         row = self._raw.fetchone(self._sql_load, (digest,))
         if row is None or not hmac.compare_digest(bytes(row[1]), digest):
             return None
+        return self._record(row)
+
+    @staticmethod
+    def _record(row: Any) -> VerifiedKey | None:
+        if row is None:
+            return None
         key_id, _, owner_id, names, cidrs, expires_at, revoked_at, grace_until, suspended_at = row
         return VerifiedKey(
             id=key_id,
@@ -504,7 +542,10 @@ class KeyService:
         )
 
     def forget(self, key_id: str) -> None:
+        """Drop ``key_id`` from this process's caches (after a change to it), so that
+        the key and every credential derived from it are judged afresh."""
         with self._lock:
+            self._by_id.pop(key_id, None)
             for digest, (_, record) in list(self._cache.items()):
                 if record is not None and record.id == key_id:
                     del self._cache[digest]

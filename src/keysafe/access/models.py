@@ -44,6 +44,12 @@ class Principal:
     # When this caller last proved a second factor (unix microseconds): a person's
     # session after a TOTP login; None for machines and password-only sessions.
     mfa_at: int | None = None
+    # The API key whose address allowlist and rate limit bind this caller: the key
+    # itself, the key a JWT was exchanged from, or a child token's nearest key ancestor.
+    source_key: str | None = None
+    # The concrete credential behind a person's principal (their session id), so that a
+    # token minted in a session can follow that session.
+    credential_id: str | None = None
 
     @property
     def is_root(self) -> bool:

@@ -5,6 +5,11 @@ policies as its scope, so resource servers verify it offline against the JWKS an
 keysafe authorises it like the key. Signing keys live in the sealed keyring; rotation
 keeps the previous key verifiable for the longest token lifetime plus an overlap, so
 verifiers never see a gap. Revoked token ids are kept in the database until expiry.
+
+A token is never more alive than its key: at every request (and in introspection) the
+key it was exchanged from is looked up by id through the key service's cache, so a
+revoked, suspended, expired or rolled-out key ends its tokens as fast as itself, and
+the key's address allowlist and rate limit bind the token's requests too.
 """
 
 from __future__ import annotations
@@ -16,6 +21,7 @@ from typing import Any
 from sqlalchemy import Engine, delete
 from sqlalchemy.dialects import postgresql, sqlite
 
+from keysafe.access.apikeys import KeyService
 from keysafe.access.jwt_tokens import (
     SigningKeySet,
     introspect,
@@ -23,7 +29,7 @@ from keysafe.access.jwt_tokens import (
     verify_access_token,
 )
 from keysafe.access.models import Principal
-from keysafe.errors import InvalidInput
+from keysafe.errors import InvalidInput, Unauthenticated
 from keysafe.store.engine import write_txn
 from keysafe.store.rawread import RawReader
 from keysafe.store.tables import jwt_revocations
@@ -70,10 +76,12 @@ class TokenExchange:
         self,
         signing_keys: Callable[[], SigningKeySet],
         revocations: DbRevocationList,
+        keys: KeyService,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self._signing_keys = signing_keys
         self._revocations = revocations
+        self._keys = keys
         self._clock = clock
 
     def issue(self, principal: Principal, ttl_seconds: int = DEFAULT_TTL_SECONDS) -> dict[str, Any]:
@@ -102,8 +110,10 @@ class TokenExchange:
             "scope": claims.get("scope", ""),
         }
 
-    def principal(self, token: str) -> Principal:
-        """The principal of a valid access token; raises Unauthenticated."""
+    def principal(self, token: str, source: str) -> Principal:
+        """The principal of a valid access token presented from ``source``: as alive as
+        its key (raises Unauthenticated once the key is revoked, suspended, expired or
+        past its grace period) and bound to the key's allowlist (raises Forbidden)."""
         claims = verify_access_token(
             token,
             self._signing_keys(),
@@ -112,18 +122,27 @@ class TokenExchange:
             now=self._clock(),
             revocations=self._revocations,
         )
+        key_id = str(claims["sub"])
+        key = self._keys.check_id(key_id, source)
         scope = str(claims.get("scope", ""))
+        # Never more than the key holds now, even if the token says more.
+        held = set(key.policies)
+        policies = tuple(p for p in scope.split() if p in held)
         return Principal(
-            token_id=str(claims["sub"]),
+            token_id=key_id,
             kind="key",
             mode="policy",
             prefix="",
-            expires_at=int(float(claims["exp"]) * 1_000_000),
-            policies=tuple(scope.split()) if scope else (),
+            expires_at=min(int(float(claims["exp"]) * 1_000_000), key.expires_at),
+            policies=policies,
+            source_key=key_id,
         )
 
     def introspect(self, token: str) -> dict[str, Any]:
-        return introspect(
+        """RFC 7662: ``{"active": false}`` for anything invalid, including a token whose
+        key is no longer live (the introspecting party is not the token's holder, so the
+        key's address allowlist is not judged here)."""
+        info = introspect(
             token,
             self._signing_keys(),
             issuer=ISSUER,
@@ -131,6 +150,29 @@ class TokenExchange:
             now=self._clock(),
             revocations=self._revocations,
         )
+        if info.get("active"):
+            try:
+                self._keys.check_id(str(info.get("sub", "")), None)
+            except Unauthenticated:
+                return {"active": False}
+        return info
+
+    def probe(self, key_id: str, source: str) -> None:
+        """Mint an access token for ``key_id`` exactly as the exchange would and present
+        it from ``source`` (the incident playbook's verify step): returns when it is
+        accepted, raises Unauthenticated or Forbidden as a request would. The token
+        never leaves this call."""
+        keys = self._signing_keys()
+        token, _ = issue_access_token(
+            keys,
+            issuer=ISSUER,
+            subject=key_id,
+            audience=AUDIENCE,
+            scope=[],
+            ttl_seconds=60,
+            now=self._clock(),
+        )
+        self.principal(token, source)
 
     def revoke(self, token: str) -> None:
         """RFC 7009: revoke a valid token; anything else is silently accepted."""

@@ -17,6 +17,7 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine, insert, select, update
 
+from keysafe.access.lineage import MAX_DEPTH, PARENT_ROOT, Lineage, parent_of
 from keysafe.access.models import MODE_POLICY, MODE_READ, MODE_ROOT, MODE_WRITE, Principal
 from keysafe.access.policy_store import check_policies_exist
 from keysafe.clock import Clock
@@ -26,6 +27,10 @@ from keysafe.store.engine import read_conn, write_txn
 from keysafe.store.tables import tokens
 
 MAX_TTL_SECONDS = 10 * 365 * 24 * 3600
+# Tokens minted by anyone but root (Vault's default and maximum token TTL): they always
+# expire, never after their creator, and never live longer than the maximum.
+DEFAULT_CHILD_TTL_SECONDS = 3600
+MAX_CHILD_TTL_SECONDS = 32 * 24 * 3600
 _UNAUTHENTICATED = "missing, malformed, expired or revoked token"
 
 
@@ -44,12 +49,17 @@ class TokenService:
         token_key: Callable[[], bytes],
         clock: Clock,
         cache_seconds: float = 1.0,
+        lineage: Lineage | None = None,
     ) -> None:
         self._engine = engine
         self._token_key = token_key
         self._clock = clock
         self._cache_seconds = cache_seconds
-        self._cache: dict[bytes, tuple[float, Principal]] = {}
+        # Without the key and session services a token minted by a key or a session
+        # cannot be judged: it is refused (fail closed).
+        self._lineage = lineage or Lineage(engine, clock, None, None, cache_seconds)
+        # digest -> (loaded at, principal, parent kind, parent id)
+        self._cache: dict[bytes, tuple[float, Principal, str | None, str | None]] = {}
         self._lock = threading.Lock()
 
     def hash(self, token: str, key: bytes | None = None) -> bytes:
@@ -77,10 +87,29 @@ class TokenService:
     ) -> IssuedToken:
         """A scoped token: bound to ``policies`` (judged by them alone), or of the vault
         core's ``mode`` under ``prefix``. Only the root token mints mode tokens; anyone
-        else may bind only policies it holds itself (never more than its creator)."""
-        if ttl_seconds is not None and not 0 < ttl_seconds <= MAX_TTL_SECONDS:
-            raise InvalidInput(f"ttl_seconds must be between 1 and {MAX_TTL_SECONDS}")
-        expires = None if ttl_seconds is None else self._clock.now_us() + ttl_seconds * 1_000_000
+        else may bind only policies it holds itself (never more than its creator).
+
+        A token minted by anyone but root is bounded by its creator: it expires after
+        ``ttl_seconds`` (None: ``DEFAULT_CHILD_TTL_SECONDS``; at most
+        ``MAX_CHILD_TTL_SECONDS``) and never after its creator, and it is refused as
+        soon as its creator is (see ``keysafe.access.lineage``). Raises InvalidInput,
+        Forbidden, NotFound (a policy)."""
+        parent_kind, parent_id = parent_of(creator)
+        now = self._clock.now_us()
+        if creator.is_root:
+            if ttl_seconds is not None and not 0 < ttl_seconds <= MAX_TTL_SECONDS:
+                raise InvalidInput(f"ttl_seconds must be between 1 and {MAX_TTL_SECONDS}")
+            expires = None if ttl_seconds is None else now + ttl_seconds * 1_000_000
+        else:
+            ttl = DEFAULT_CHILD_TTL_SECONDS if ttl_seconds is None else ttl_seconds
+            if not 0 < ttl <= MAX_CHILD_TTL_SECONDS:
+                raise InvalidInput(f"ttl_seconds must be between 1 and {MAX_CHILD_TTL_SECONDS}")
+            expires = now + ttl * 1_000_000
+            if creator.expires_at is not None:
+                expires = min(expires, creator.expires_at)
+            if self._lineage.depth(conn, parent_kind, parent_id) + 1 >= MAX_DEPTH:
+                raise Forbidden(f"a token may not be more than {MAX_DEPTH - 1} tokens deep")
+        parent = (parent_kind, parent_id[:64])
         if policies:
             names = sorted(set(policies))
             check_policies_exist(conn, names)
@@ -99,12 +128,15 @@ class TokenService:
                 description,
                 creator.token_id,
                 policies=names,
+                parent=parent,
             )
         if mode not in (MODE_READ, MODE_WRITE):
             raise InvalidInput("mode must be 'read' or 'write'")
         if not creator.is_root:
             raise Forbidden("only the root token mints read/write tokens; bind policies instead")
-        return self._insert(conn, mode, "scoped", prefix, expires, description, creator.token_id)
+        return self._insert(
+            conn, mode, "scoped", prefix, expires, description, creator.token_id, parent=parent
+        )
 
     def _insert(
         self,
@@ -117,6 +149,7 @@ class TokenService:
         created_by: str,
         token_key: bytes | None = None,
         policies: list[str] | None = None,
+        parent: tuple[str, str] | None = None,
     ) -> IssuedToken:
         token = keyformat.generate(keyformat.KIND_ROOT if kind == "root" else keyformat.KIND_TOKEN)
         record = {
@@ -131,14 +164,19 @@ class TokenService:
             "expires_at": expires,
             "revoked_at": None,
             "policies": ",".join(policies or ()),
+            "parent_kind": parent[0] if parent else PARENT_ROOT,
+            "parent_id": parent[1] if parent else created_by[:64],
         }
         conn.execute(insert(tokens).values(**record))
         return IssuedToken(token, public_record(record))
 
     # -- lookups -------------------------------------------------------------------------
 
-    def authenticate(self, token: str | None) -> Principal:
-        """The principal behind ``token``; raises Unauthenticated with one vague message."""
+    def authenticate(self, token: str | None, source: str | None = None) -> Principal:
+        """The principal behind ``token`` presented from ``source``; raises
+        Unauthenticated with one vague message (also when any of its creators is no
+        longer live), or Forbidden when a key it descends from may not be used from
+        ``source`` (None: the allowlist is not judged)."""
         if not token:
             raise Unauthenticated(_UNAUTHENTICATED)
         digest = self.hash(token)
@@ -146,20 +184,22 @@ class TokenService:
         cached = self._cache.get(digest)
         if cached is not None and now - cached[0] < self._cache_seconds:
             # Only a well-formed token can have been cached under its digest.
-            principal = cached[1]
+            _, principal, parent_kind, parent_id = cached
         else:
             if keyformat.parse(token) is None:
                 raise Unauthenticated(_UNAUTHENTICATED)
-            principal = self._load(digest)
+            principal, parent_kind, parent_id = self._load(digest)
             with self._lock:
                 if len(self._cache) > 50_000:
                     self._cache.clear()
-                self._cache[digest] = (now, principal)
+                self._cache[digest] = (now, principal, parent_kind, parent_id)
         if principal.expires_at is not None and principal.expires_at <= self._clock.now_us():
             raise Unauthenticated(_UNAUTHENTICATED)
+        if parent_kind != PARENT_ROOT and not principal.is_root:
+            self._lineage.check(parent_kind, parent_id, source)
         return principal
 
-    def _load(self, digest: bytes) -> Principal:
+    def _load(self, digest: bytes) -> tuple[Principal, str | None, str | None]:
         with read_conn(self._engine) as conn:
             row = conn.execute(select(tokens).where(tokens.c.token_hash == digest)).first()
         if row is None or not hmac.compare_digest(bytes(row.token_hash), digest):
@@ -167,7 +207,16 @@ class TokenService:
         if row.revoked_at is not None:
             raise Unauthenticated(_UNAUTHENTICATED)
         bound = tuple(row.policies.split(",")) if row.policies else ()
-        return Principal(row.id, row.kind, row.mode, row.prefix, row.expires_at, policies=bound)
+        principal = Principal(
+            row.id,
+            row.kind,
+            row.mode,
+            row.prefix,
+            row.expires_at,
+            policies=bound,
+            source_key=self._lineage.source_key(row.parent_kind, row.parent_id),
+        )
+        return principal, row.parent_kind, row.parent_id
 
     def find(self, token: str, conn: Connection) -> dict[str, Any] | None:
         """The stored record of ``token`` (revoked or not), or None; no cache."""
@@ -192,9 +241,11 @@ class TokenService:
         self.forget(token_id)
 
     def forget(self, token_id: str) -> None:
-        """Drop a token from this process's cache (after revocation)."""
+        """Drop a token from this process's caches (after revocation); the tokens it
+        minted see the revocation at once, since their lineage is walked per request."""
+        self._lineage.forget(token_id)
         with self._lock:
-            for digest, (_, principal) in list(self._cache.items()):
+            for digest, (_, principal, _, _) in list(self._cache.items()):
                 if principal.token_id == token_id:
                     del self._cache[digest]
 

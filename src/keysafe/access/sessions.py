@@ -87,6 +87,9 @@ class SessionStore:
         # Never let the write lag be a large part of the idle timeout.
         self._touch_us = int(min(touch_seconds, idle_seconds / 4) * _US)
         self._cache: dict[bytes, tuple[float, SessionRecord | None]] = {}
+        # Liveness by session or user id (tokens minted in a session follow it): the
+        # absolute expiry of a live one, None for a dead one; same expiry, same forget.
+        self._alive: dict[str, tuple[float, int | None]] = {}
         self._seen: dict[str, int] = {}  # session id -> last use served by this process
         self._written: dict[str, int] = {}  # session id -> last_seen_at known to be stored
         self._pending: dict[str, int] = {}  # session id -> last_seen_at to write
@@ -185,6 +188,47 @@ class SessionStore:
         """Drop every cached lookup (after a change on this process)."""
         with self._lock:
             self._cache.clear()
+            self._alive.clear()
+
+    def session_alive(self, session_id: str) -> bool:
+        """True while session ``session_id`` lives: not revoked, within its absolute
+        lifetime, its person neither disabled nor deleted. Idle time is not judged here
+        (a token minted in a session serves programs, which do not keep it busy)."""
+        expires = self._alive_until(session_id, self._load_session_expiry)
+        return expires is not None and expires > self._clock.now_us()
+
+    def person_alive(self, user_id: str) -> bool:
+        """True while user ``user_id`` exists and is not disabled."""
+        return self._alive_until("usr:" + user_id, self._load_person) is not None
+
+    def _alive_until(self, ident: str, load: Callable[[str], int | None]) -> int | None:
+        cached = self._alive.get(ident)
+        if cached is not None and time.monotonic() - cached[0] < self._cache_seconds:
+            return cached[1]
+        value = load(ident)
+        with self._lock:
+            if len(self._alive) > 100_000:
+                self._alive.clear()
+            self._alive[ident] = (time.monotonic(), value)
+        return value
+
+    def _load_session_expiry(self, session_id: str) -> int | None:
+        with read_conn(self._engine) as conn:
+            row = conn.execute(
+                select(sessions.c.expires_at, sessions.c.revoked_at, users.c.disabled_at)
+                .join(users, users.c.id == sessions.c.user_id)
+                .where(sessions.c.id == session_id)
+            ).first()
+        if row is None or row.revoked_at is not None or row.disabled_at is not None:
+            return None
+        return int(row.expires_at)
+
+    def _load_person(self, ident: str) -> int | None:
+        with read_conn(self._engine) as conn:
+            row = conn.execute(
+                select(users.c.disabled_at).where(users.c.id == ident.removeprefix("usr:"))
+            ).first()
+        return None if row is None or row.disabled_at is not None else 0
 
     # -- verification --------------------------------------------------------------------
 
@@ -202,6 +246,7 @@ class SessionStore:
             expires_at=record.expires_at,
             policies=record.policies,
             mfa_at=record.mfa_at,
+            credential_id=record.id,
         )
 
     def lookup(self, token: str) -> SessionRecord:

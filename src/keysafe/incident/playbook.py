@@ -20,6 +20,7 @@ from sqlalchemy import Connection, Engine, select
 
 from keysafe.access.apikeys import KeyService
 from keysafe.access.models import RequestContext
+from keysafe.access.oauth import TokenExchange
 from keysafe.access.service import TokenService
 from keysafe.audit.service import AuditLog
 from keysafe.clock import Clock
@@ -86,6 +87,7 @@ class Playbook:
         audit: AuditLog,
         clock: Clock,
         *,
+        oauth: TokenExchange | None = None,
         rotation: Callable[[], SecretRotation | None] = lambda: None,
         leases: Callable[[], LeaseRevocation | None] = lambda: None,
     ) -> None:
@@ -94,6 +96,7 @@ class Playbook:
         self._tokens = tokens_
         self._audit = audit
         self._clock = clock
+        self._oauth = oauth
         self._rotation = rotation
         self._leases = leases
 
@@ -220,6 +223,8 @@ class Playbook:
         action = f"verify-{item.kind}"
         if item.kind in (KIND_KEY, KIND_TOKEN):
             outcome, detail = self._verify_credential(item, raw)
+            if item.kind == KIND_KEY and outcome == DONE:
+                outcome, detail = self._verify_jwt(item, detail)
         elif item.kind == KIND_SECRET:
             now = self._version(item.ref)
             was = before.get(item.ref)
@@ -256,12 +261,28 @@ class Playbook:
                 self._keys.verify(raw, VERIFY_SOURCE)
             else:
                 self._tokens.forget(item.ref)
-                self._tokens.authenticate(raw)
+                self._tokens.authenticate(raw, VERIFY_SOURCE)
         except Unauthenticated:
             return DONE, "the leaked credential was presented and refused"
         except Forbidden:
             return FAILED, "the leaked credential is live (refused only by its address list)"
         return FAILED, "the leaked credential still verifies"
+
+    def _verify_jwt(self, item: Item, detail: str) -> tuple[str, str]:
+        """A key's access tokens must die with it: mint one for the key as the OAuth
+        exchange would and present it; a failure if it is still accepted."""
+        if self._oauth is None:
+            return DONE, detail
+        try:
+            self._oauth.probe(item.ref, VERIFY_SOURCE)
+        except Unauthenticated:
+            return DONE, f"{detail}; an access token (JWT) of the key was presented and refused"
+        except Forbidden:
+            return (
+                FAILED,
+                "an access token (JWT) of the key is live (refused only by its address list)",
+            )
+        return FAILED, "an access token (JWT) exchanged from the key still verifies"
 
     # -- state --------------------------------------------------------------------------
 

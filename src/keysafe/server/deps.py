@@ -178,7 +178,8 @@ async def authenticate(
     """The request context for ``token``; raises Unauthenticated (audited), or
     RateLimited while the source is cooling down after too many failures, or over its
     per-source limit, or (an API key) over the key's own rate (the first refusal of a
-    burst audited). ``note`` learns the caller, for usage and metrics."""
+    burst audited); a JWT or child token is held to its source key's rate. ``note``
+    learns the caller, for usage and metrics."""
     svc.throttle.check(src)
     refusal = svc.limits.check_source(src)
     if refusal is not None:
@@ -191,9 +192,9 @@ async def authenticate(
             principal = await anyio.to_thread.run_sync(svc.users.sessions.verify, token, src)
         elif token is not None and token.count(".") == 2:
             # A short-lived access token from the client-credentials exchange.
-            principal = svc.oauth.principal(token)
+            principal = svc.oauth.principal(token, src)
         else:
-            principal = svc.tokens.authenticate(token)
+            principal = svc.tokens.authenticate(token, src)
     except Forbidden as exc:
         # A live key used from outside its allowlist: the holder learns why.
         await record(
@@ -229,8 +230,9 @@ async def authenticate(
         raise
     if note is not None:
         note.caller(principal)
-    if principal.kind == "key":
-        refusal = svc.limits.check_key(principal.token_id)
+    if principal.source_key is not None:
+        # A key's rate binds whatever derives from it: its JWTs and the tokens it minted.
+        refusal = svc.limits.check_key(principal.source_key)
         if refusal is not None:
             await refuse(svc, refusal, rid=rid, actor=principal.token_id, src=src, path=path)
     return RequestContext(principal, src, rid)

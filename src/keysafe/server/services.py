@@ -9,6 +9,7 @@ from sqlalchemy import Engine
 
 from keysafe.access.apikeys import KeyService
 from keysafe.access.authorizer import Authorizer
+from keysafe.access.lineage import Lineage
 from keysafe.access.oauth import DbRevocationList, TokenExchange
 from keysafe.access.people import People, build_people
 from keysafe.access.policy_store import PolicyStore
@@ -92,14 +93,34 @@ def build_services(
     audit = AuditLog(
         engine, key=lambda: barrier.keyring().audit_hmac_key, file_path=settings.audit_file
     )
-    tokens = TokenService(
+    policies = PolicyStore(engine, clock)
+    keys = KeyService(
         engine,
         token_key=lambda: barrier.keyring().token_hmac_key,
         clock=clock,
         cache_seconds=settings.token_cache_seconds,
     )
+    people = build_people(
+        engine,
+        barrier.keyring,
+        policies,
+        audit,
+        clock,
+        idle_minutes=settings.session_idle_minutes,
+        max_hours=settings.session_max_hours,
+        lockout_threshold=settings.login_lockout_threshold,
+        lockout_minutes=settings.login_lockout_minutes,
+        cache_seconds=settings.token_cache_seconds,
+    )
+    tokens = TokenService(
+        engine,
+        token_key=lambda: barrier.keyring().token_hmac_key,
+        clock=clock,
+        cache_seconds=settings.token_cache_seconds,
+        # A token follows whoever minted it: a token, a key, a person's session.
+        lineage=Lineage(engine, clock, keys, people.sessions, settings.token_cache_seconds),
+    )
     system = SystemService(engine, barrier, tokens, unseal_key=unseal_key)
-    policies = PolicyStore(engine, clock)
     authorizer = Authorizer(policies, clock)
     secrets = SecretsService(
         engine,
@@ -111,12 +132,7 @@ def build_services(
         refresh_keyring=system.refresh_keyring,
         authorizer=authorizer,
     )
-    keys = KeyService(
-        engine,
-        token_key=lambda: barrier.keyring().token_hmac_key,
-        clock=clock,
-        cache_seconds=settings.token_cache_seconds,
-    )
+    oauth = TokenExchange(system.signing_keys, DbRevocationList(engine), keys)
     rotation = build_rotation(engine, barrier, secrets, audit, clock, authorizer, keys)
     lease_service = LeaseService(engine, secrets, audit, clock, authorizer)
     lease_adapter = Leases(engine, lease_service)
@@ -127,6 +143,7 @@ def build_services(
         tokens,
         audit,
         clock,
+        oauth=oauth,
         rotation=lambda: rotations,
         leases=lambda: lease_adapter,
     )
@@ -145,7 +162,6 @@ def build_services(
         clock,
         max_age_seconds=settings.leak_report_max_age_seconds,
     )
-    oauth = TokenExchange(system.signing_keys, DbRevocationList(engine))
     throttle = FailureThrottle(limit=settings.auth_failures_per_minute)
     alerts, anomaly = build_alerts(
         settings,
@@ -155,18 +171,6 @@ def build_services(
         audit=audit,
         keys=keys,
         tokens=tokens,
-    )
-    people = build_people(
-        engine,
-        barrier.keyring,
-        policies,
-        audit,
-        clock,
-        idle_minutes=settings.session_idle_minutes,
-        max_hours=settings.session_max_hours,
-        lockout_threshold=settings.login_lockout_threshold,
-        lockout_minutes=settings.login_lockout_minutes,
-        cache_seconds=settings.token_cache_seconds,
     )
     leaks = LeakService(
         tokens,

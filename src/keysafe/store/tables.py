@@ -75,6 +75,10 @@ tokens = Table(
     Column("revoked_at", BigInteger, nullable=True),
     # Policy names (comma-separated) a policy-bound token carries; empty for mode tokens.
     Column("policies", Text, nullable=False, server_default=""),
+    # The credential that minted it, which it may never outlive (access/lineage.py):
+    # kind "root" | "token" | "key" | "session" | "user", and that credential's id.
+    Column("parent_kind", String(16), nullable=True),
+    Column("parent_id", String(64), nullable=True),
 )
 
 audit_events = Table(
