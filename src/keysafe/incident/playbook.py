@@ -24,7 +24,7 @@ from keysafe.access.oauth import TokenExchange
 from keysafe.access.service import TokenService
 from keysafe.audit.service import AuditLog
 from keysafe.clock import Clock
-from keysafe.errors import Forbidden, NotFound, Unauthenticated
+from keysafe.errors import Forbidden, KeysafeError, NotFound, Unauthenticated
 from keysafe.incident.models import (
     ALREADY,
     DONE,
@@ -282,6 +282,8 @@ class Playbook:
                 FAILED,
                 "an access token (JWT) of the key is live (refused only by its address list)",
             )
+        except KeysafeError as exc:  # no token could be minted: not verified, say so
+            return FAILED, f"{detail}; no access token could be presented ({exc.code})"
         return FAILED, "an access token (JWT) exchanged from the key still verifies"
 
     # -- state --------------------------------------------------------------------------
