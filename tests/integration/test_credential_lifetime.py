@@ -18,9 +18,12 @@ from typing import Any
 
 import httpx
 import pytest
+from sqlalchemy import update
 from vaultkit import Vault
 
 from keysafe.server.app import create_app, with_fast_paths
+from keysafe.store.engine import write_txn
+from keysafe.store.tables import tokens
 
 pytestmark = pytest.mark.anyio
 
@@ -436,3 +439,23 @@ def _seconds_until(iso: str) -> float:
     from datetime import datetime
 
     return datetime.fromisoformat(iso.replace("Z", "+00:00")).timestamp() - time.time()
+
+
+async def test_a_person_s_token_from_before_lineage_follows_the_person(world: World) -> None:
+    """Tokens a person minted before sessions were recorded name the person (the
+    migration's ``user`` parent): disabling the person ends them."""
+    child = await world.child(await world.session())
+    svc = world.vault.svc
+    user_id = svc.users.accounts.show("ada")["id"]
+    with write_txn(svc.engine) as conn:
+        conn.execute(
+            update(tokens)
+            .where(tokens.c.id == child.refs["child"])
+            .values(parent_kind="user", parent_id=user_id)
+        )
+    svc.tokens.forget(child.refs["child"])
+    # Logging out no longer matters to it; the person does.
+    await logout(world, child)
+    assert await world.status(child) == 200
+    await disable_person(world, child)
+    assert await world.status(child) == 401
