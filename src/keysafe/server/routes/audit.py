@@ -6,8 +6,11 @@ import anyio.to_thread
 from fastapi import APIRouter, Depends, Query, Request
 from starlette.responses import Response
 
+from keysafe.access.models import RequestContext
+from keysafe.audit.models import OUTCOME_OK
 from keysafe.server import deps
 from keysafe.server.routes.sys import json_response
+from keysafe.server.services import Services
 
 router = APIRouter(prefix="/api/v1/audit", tags=["audit"])
 
@@ -15,8 +18,11 @@ router = APIRouter(prefix="/api/v1/audit", tags=["audit"])
 @router.post("/verify", dependencies=[Depends(deps.needs("audit:verify"))])
 async def verify(request: Request, source: str = "db") -> Response:
     """Walk the chain (``source=db`` or ``file``) and name the first bad event."""
-    await deps.needs_context(request, "audit:verify")
+    ctx = await deps.needs_context(request, "audit:verify")
     svc = deps.services(request)
+    # Reading the trail is audited too, before the walk (so the walk covers this event,
+    # and a trail that cannot be written refuses the read: fail closed).
+    await _audit_read(svc, ctx, "audit:verify", f"source={'file' if source == 'file' else 'db'}")
     fn = svc.audit.verify_file if source == "file" else svc.audit.verify
     result = await anyio.to_thread.run_sync(fn)
     doc: dict[str, object] = {"ok": result.ok, "events": result.events}
@@ -29,7 +35,21 @@ async def verify(request: Request, source: str = "db") -> Response:
 async def events(
     request: Request, after: int = Query(0, ge=0), limit: int = Query(100, ge=1, le=1000)
 ) -> Response:
-    await deps.needs_context(request, "audit:read")
+    ctx = await deps.needs_context(request, "audit:read")
     svc = deps.services(request)
+    await _audit_read(svc, ctx, "audit:events", f"after={after} limit={limit}")
     rows = await anyio.to_thread.run_sync(lambda: svc.audit.events(after, limit))
     return json_response({"events": [c.as_json() for c in rows]})
+
+
+async def _audit_read(svc: Services, ctx: RequestContext, operation: str, detail: str) -> None:
+    await deps.record(
+        svc,
+        rid=ctx.request_id,
+        actor=ctx.principal.token_id,
+        src=ctx.source,
+        operation=operation,
+        path="sys/audit",
+        outcome=OUTCOME_OK,
+        detail=detail,
+    )
