@@ -221,6 +221,13 @@ async def test_tail_cut_and_head_moved_back_is_found(vault: Vault) -> None:
         result = log.verify()
         assert not result.ok
         assert "head was altered or moved back" in result.reason
+    # Appending re-signs the head; the appender checks it first and records the cut.
+    await _fill(vault, 1)
+    later = _restarted(vault, None).verify()
+    assert not later.ok
+    assert later.first_bad == 9
+    assert "records that the trail was cut" in later.reason
+    assert "found before appending after event 8" in later.reason
 
 
 async def test_tail_cut_with_an_old_head_copy_is_found(small_ckpt: Vault, tmp_path: Path) -> None:

@@ -19,6 +19,10 @@ OUTCOME_OK = "ok"
 OUTCOME_DENIED = "denied"
 OUTCOME_ERROR = "error"
 
+# Written by the appender itself when it finds the chain cut before it appends (the
+# append re-signs the head, so without it the cut would be blessed).
+OP_CHAIN_CUT = "audit:chain-cut"
+
 
 @dataclass(frozen=True, slots=True)
 class AuditEvent:

@@ -25,6 +25,8 @@ from sqlalchemy import Connection, Engine, insert, select
 
 from keysafe.audit.models import (
     GENESIS_HASH,
+    OP_CHAIN_CUT,
+    OUTCOME_ERROR,
     AuditEvent,
     ChainedEvent,
     Checkpoint,
@@ -32,7 +34,7 @@ from keysafe.audit.models import (
     event_from_row,
     head_mac,
 )
-from keysafe.audit.verify import VerifyResult, verify_database, verify_file
+from keysafe.audit.verify import Head, VerifyResult, verify_database, verify_file
 from keysafe.errors import AuditUnavailable, KeysafeError
 from keysafe.store.engine import read_conn, write_txn
 from keysafe.store.tables import audit_events, audit_head
@@ -71,6 +73,19 @@ def anchor_chain(conn: Connection, key: bytes) -> None:
         return
     start = os.urandom(32)
     conn.execute(insert(audit_head).values(id=1, seq=0, hash=start, mac=head_mac(key, 0, start)))
+
+
+def _cut_event(seq: int, why: str) -> AuditEvent:
+    return AuditEvent(
+        ts=time.time_ns() // 1000,
+        request_id="",
+        actor="keysafe",
+        source="",
+        operation=OP_CHAIN_CUT,
+        path="sys/audit",
+        outcome=OUTCOME_ERROR,
+        detail=f"found before appending after event {seq}: {why}",
+    )
 
 
 class AuditLog:
@@ -235,12 +250,16 @@ class AuditLog:
         # Only placeholders and fixed clauses are interpolated into the SQL below (S608).
         p = "%s" if self._postgres else "?"
         lock = " FOR UPDATE" if self._postgres else ""
-        cur.execute(f"SELECT seq, hash FROM audit_head WHERE id = 1{lock}")  # noqa: S608
+        cur.execute(f"SELECT seq, hash, mac FROM audit_head WHERE id = 1{lock}")  # noqa: S608
         head = cur.fetchone()
         seq, prev = (int(head[0]), bytes(head[1])) if head else (0, GENESIS_HASH)
-        if head is None and self._anchored():
-            log.error("the audit chain head is missing: events were deleted; starting over")
         key = self._key()
+        broken = self._head_problem(key, head)
+        if broken:
+            # Appending re-signs the head, which would bless a cut tail. Say so in the
+            # chain itself first: verify reports this event until the trail is restored.
+            log.error("the audit chain was cut or its head altered: %s", broken)
+            events = [_cut_event(seq, broken), *events]
         chained = chain(key, seq, prev, events)
         cur.executemany(
             _INSERT_EVENT_SQL.replace("?", p),
@@ -288,6 +307,25 @@ class AuditLog:
                 checkpoint.mac.hex(),
             )
         return chained
+
+    def _head_problem(self, key: bytes, head: Any) -> str:
+        """Why the head row cannot be trusted to append after ("" when it can)."""
+        anchored = self._anchored()
+        if head is None:
+            return "the chain head is missing (every event was deleted)" if anchored else ""
+        stored = Head(int(head[0]), bytes(head[1]), None if head[2] is None else bytes(head[2]))
+        if stored.seq < self._committed_seq:
+            return (
+                f"the head records event {stored.seq}, this server committed event"
+                f" {self._committed_seq}"
+            )
+        if stored.mac is None:
+            # Heads written before the MAC existed are re-signed by this append; an
+            # anchored vault never had one without a MAC.
+            return "the chain head carries no MAC" if anchored else ""
+        if not stored.valid(key):
+            return f"the chain head (event {stored.seq}) was altered or moved back"
+        return ""
 
     def _checkpoint_if_due(
         self, cur: Any, key: bytes, before: int, last: ChainedEvent

@@ -28,6 +28,7 @@ from sqlalchemy import Connection, Engine, select
 
 from keysafe.audit.models import (
     GENESIS_HASH,
+    OP_CHAIN_CUT,
     AuditEvent,
     Checkpoint,
     event_from_row,
@@ -97,6 +98,8 @@ class ChainChecker:
             )
         if not hmac.compare_digest(link(self.key, seq, prev, event), digest):
             return self.fail(seq, f"event {seq} was altered")
+        if event.operation == OP_CHAIN_CUT:
+            return self.fail(seq, f"event {seq} records that the trail was cut: {event.detail}")
         self.count += 1
         self.expected += 1
         self.prev = digest
