@@ -1,4 +1,5 @@
-"""Audit truncation anchors: a MAC on the chain head and a table of signed checkpoints.
+"""Audit truncation anchors (a MAC on the chain head, a table of signed checkpoints) and
+failed logins of unknown names kept in the database (shared by every worker).
 
 Revision ID: 0014
 Revises: 0011
@@ -26,9 +27,19 @@ def upgrade() -> None:
         sa.Column("ts", sa.BigInteger, nullable=False),
         sa.Column("mac", sa.LargeBinary(32), nullable=False),
     )
+    op.create_table(
+        "login_name_failures",
+        sa.Column("name_hash", sa.LargeBinary(32), primary_key=True),
+        sa.Column("failed_count", sa.Integer, nullable=False),
+        sa.Column("locked_until", sa.BigInteger, nullable=True),
+        sa.Column("updated_at", sa.BigInteger, nullable=False),
+    )
+    op.create_index("ix_login_name_failures_updated", "login_name_failures", ["updated_at"])
 
 
 def downgrade() -> None:
+    op.drop_index("ix_login_name_failures_updated", table_name="login_name_failures")
+    op.drop_table("login_name_failures")
     op.drop_table("audit_checkpoints")
     with op.batch_alter_table("audit_head") as batch:
         batch.drop_column("mac")
