@@ -65,9 +65,12 @@ def test_cut_tail_with_head_moved_back_exits_1(audited_server: Cli, tmp_path: Pa
     result = cli.run("audit", "verify")
     assert result.returncode == 1
     assert result.stderr.startswith("keysafe: audit trail broken at event 3")
-    assert "trail was cut" in result.stderr
+    assert "moved back" in result.stderr
+    # That verify was audited: the appender found the cut first and recorded it.
     as_json = json.loads(cli.run("audit", "verify", "--json").stdout)
     assert as_json["ok"] is False
+    assert as_json["first_bad"] == 3
+    assert "trail was cut" in as_json["reason"]
 
 
 def test_cut_file_exits_1(audited_server: Cli, tmp_path: Path) -> None:

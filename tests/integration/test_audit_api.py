@@ -38,14 +38,17 @@ async def _operations(api: httpx.AsyncClient) -> list[tuple[str, str, str]]:
 async def test_reading_and_verifying_the_trail_is_audited(api: httpx.AsyncClient) -> None:
     await api.put("/api/v1/secrets/app/KEY", json={"value": "never-in-the-trail"})
     verify = await api.post("/api/v1/audit/verify")
-    assert verify.json() == {"ok": True, "events": 2}  # the write and this verify
+    assert verify.json() == {"ok": True, "events": 1}  # the write; then the verify itself
     ops = await _operations(api)
-    assert ("audit:verify", "ok", "source=db") in ops
-    # The listing just read records itself, as the last event of the chain it reads.
-    assert ops[-1] == ("audit:events", "ok", "after=0 limit=1000")
+    assert ops[1:] == [("audit:verify", "ok", "source=db: intact")]
     assert all("never-in-the-trail" not in str(op) for op in ops)
     assert (await api.post("/api/v1/audit/verify", params={"source": "file"})).json()["ok"]
-    assert ("audit:verify", "ok", "source=file") in await _operations(api)
+    ops = await _operations(api)
+    # The listing above is recorded, then the second verify, then (unseen yet) this one.
+    assert ops[2:] == [
+        ("audit:events", "ok", "after=0 limit=1000"),
+        ("audit:verify", "ok", "source=file: intact"),
+    ]
 
 
 async def test_truncation_is_reported_by_the_api(
@@ -62,10 +65,9 @@ async def test_truncation_is_reported_by_the_api(
     assert "moved back" in doc["reason"]
     lines = (tmp_path / "audit.jsonl").read_bytes().splitlines(keepends=True)
     (tmp_path / "audit.jsonl").write_bytes(b"".join(lines[:2]))
-    # The verify request's own event lands after the cut: the gap shows.
     cut = (await api.post("/api/v1/audit/verify", params={"source": "file"})).json()
     assert cut["ok"] is False
-    assert cut["reason"].startswith("event 3 is missing")
+    assert "the database head records event 5 (events removed from the end)" in cut["reason"]
 
 
 async def test_unwritable_trail_answers_a_generic_503(

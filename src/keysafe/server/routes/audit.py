@@ -20,11 +20,13 @@ async def verify(request: Request, source: str = "db") -> Response:
     """Walk the chain (``source=db`` or ``file``) and name the first bad event."""
     ctx = await deps.needs_context(request, "audit:verify")
     svc = deps.services(request)
-    # Reading the trail is audited too, before the walk (so the walk covers this event,
-    # and a trail that cannot be written refuses the read: fail closed).
-    await _audit_read(svc, ctx, "audit:verify", f"source={'file' if source == 'file' else 'db'}")
     fn = svc.audit.verify_file if source == "file" else svc.audit.verify
     result = await anyio.to_thread.run_sync(fn)
+    # Verifying is audited too, after the walk (which so sees the trail as it was, and
+    # whose outcome is recorded) and before answering: an unwritable trail refuses.
+    outcome = "intact" if result.ok else f"broken at event {result.first_bad}"
+    where = "file" if source == "file" else "db"
+    await _audit_read(svc, ctx, "audit:verify", f"source={where}: {outcome}")
     doc: dict[str, object] = {"ok": result.ok, "events": result.events}
     if not result.ok:
         doc.update(first_bad=result.first_bad, reason=result.reason)
@@ -37,8 +39,9 @@ async def events(
 ) -> Response:
     ctx = await deps.needs_context(request, "audit:read")
     svc = deps.services(request)
-    await _audit_read(svc, ctx, "audit:events", f"after={after} limit={limit}")
     rows = await anyio.to_thread.run_sync(lambda: svc.audit.events(after, limit))
+    # Audited after the read (the page shows the trail as it was) and before answering.
+    await _audit_read(svc, ctx, "audit:events", f"after={after} limit={limit}")
     return json_response({"events": [c.as_json() for c in rows]})
 
 
