@@ -342,3 +342,22 @@ async def test_head_without_mac_is_not_trusted(vault: Vault) -> None:
     result = vault.svc.audit.verify()
     assert not result.ok
     assert "no MAC" in result.reason
+
+
+async def test_legacy_head_without_mac_verifies_and_is_signed_by_the_next_append(
+    vault: Vault,
+) -> None:
+    """A vault initialised before heads were signed (its keyring not anchored)."""
+    await _fill(vault, 2)
+    with write_txn(vault.svc.engine) as conn:
+        conn.execute(update(audit_head).values(mac=None))
+    keyring = vault.svc.barrier.keyring()
+    legacy = AuditLog(vault.svc.engine, key=lambda: keyring.audit_hmac_key)
+    legacy.start()
+    try:
+        assert legacy.verify() == VerifyResult(True, 4)
+        legacy.record_sync(AuditEvent(1, "r", "tok_x", "127.0.0.1", "secret:read", "a/b", "ok"))
+    finally:
+        legacy.stop()
+    assert _head(vault).mac is not None
+    assert vault.svc.audit.verify() == VerifyResult(True, 5)

@@ -137,11 +137,14 @@ class ChainChecker:
             what = "every event was deleted" if self.count == 0 else "events were removed"
             return self.fail(self.count + 1, f"the chain head is missing ({what})")
         if head.mac is None:
-            return self.fail(
-                self.count + 1,
-                "the chain head carries no MAC (cleared, or not written since the upgrade)",
-            )
-        if not head.valid(self.key):
+            # Only a vault initialised before heads were signed may show one (its next
+            # append signs it); there the head is compared unsigned, as it used to be.
+            if self.anchored:
+                return self.fail(
+                    self.count + 1,
+                    "the chain head carries no MAC (cleared, or not written since the upgrade)",
+                )
+        elif not head.valid(self.key):
             return self.fail(
                 min(head.seq, self.count) + 1,
                 "the chain head was altered or moved back (its MAC does not match)",
