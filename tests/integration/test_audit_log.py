@@ -228,6 +228,11 @@ async def test_tail_cut_and_head_moved_back_is_found(vault: Vault) -> None:
     assert later.first_bad == 9
     assert "records that the trail was cut" in later.reason
     assert "found before appending after event 8" in later.reason
+    with vault.svc.engine.connect() as conn:
+        cuts = conn.execute(
+            select(audit_events.c.seq).where(audit_events.c.operation == "audit:chain-cut")
+        ).all()
+    assert [c.seq for c in cuts] == [9]  # recorded once, not on every later append
 
 
 async def test_tail_cut_with_an_old_head_copy_is_found(small_ckpt: Vault, tmp_path: Path) -> None:

@@ -260,6 +260,9 @@ class AuditLog:
             # chain itself first: verify reports this event until the trail is restored.
             log.error("the audit chain was cut or its head altered: %s", broken)
             events = [_cut_event(seq, broken), *events]
+            # Recorded once: from here the chain is anchored at that event. (Rolled back
+            # with the caller's transaction, the head is found behind it again.)
+            self._committed_seq = seq + 1
         chained = chain(key, seq, prev, events)
         cur.executemany(
             _INSERT_EVENT_SQL.replace("?", p),
@@ -310,9 +313,9 @@ class AuditLog:
 
     def _head_problem(self, key: bytes, head: Any) -> str:
         """Why the head row cannot be trusted to append after ("" when it can)."""
-        anchored = self._anchored()
         if head is None:
-            return "the chain head is missing (every event was deleted)" if anchored else ""
+            missing = "the chain head is missing (every event was deleted)"
+            return missing if self._anchored() else ""
         stored = Head(int(head[0]), bytes(head[1]), None if head[2] is None else bytes(head[2]))
         if stored.seq < self._committed_seq:
             return (
@@ -322,7 +325,7 @@ class AuditLog:
         if stored.mac is None:
             # Heads written before the MAC existed are re-signed by this append; an
             # anchored vault never had one without a MAC.
-            return "the chain head carries no MAC" if anchored else ""
+            return "the chain head carries no MAC" if self._anchored() else ""
         if not stored.valid(key):
             return f"the chain head (event {stored.seq}) was altered or moved back"
         return ""
