@@ -1,8 +1,10 @@
-"""``keysafe server`` as a real process: private database files, and lockouts that do
-not tell real names from made-up ones across workers."""
+"""``keysafe server`` as a real process: private database files, audit checkpoints in
+the server log, and lockouts that do not tell real names from made-up ones across
+workers."""
 
 from __future__ import annotations
 
+import sqlite3
 import stat
 from pathlib import Path
 
@@ -33,8 +35,15 @@ def test_sqlite_files_are_private(tmp_path: Path) -> None:
     data = tmp_path / "fresh" / "data"  # nothing exists yet: the server creates it
     db = data / "keysafe.db"
     vault = init_vault("sqlite", tmp_path, f"sqlite:///{db}")
-    with running(vault) as server, server.root() as c:
+    checkpoints = {"KEYSAFE_AUDIT_CHECKPOINT_EVENTS": "2"}
+    with running(vault, extra_env=checkpoints) as server, server.root() as c:
         assert c.put("/api/v1/secrets/app/KEY", json={"value": "v"}).status_code == 200
+        assert c.get("/api/v1/secrets/app/KEY").status_code == 200
+        # The signed checkpoint is copied to the server log too.
+        with sqlite3.connect(db) as conn:
+            mac = conn.execute("SELECT mac FROM audit_checkpoints WHERE n = 1").fetchone()[0]
+        assert "audit checkpoint 1: seq=2 " in server.log()
+        assert f"mac={mac.hex()}" in server.log()
         files = [db, Path(f"{db}-wal"), Path(f"{db}-shm")]
         assert {f.name: _mode(f) for f in files if f.exists()} == {
             f.name: 0o600 for f in files if f.exists()

@@ -40,6 +40,9 @@ from keysafe.store.engine import read_conn, write_txn
 from keysafe.store.tables import audit_events, audit_head
 
 log = logging.getLogger("keysafe.audit")
+# Checkpoints on their own logger, which the server sends to its log at INFO.
+CHECKPOINT_LOGGER = "keysafe.audit.checkpoint"
+_checkpoint_log = logging.getLogger(CHECKPOINT_LOGGER)
 
 _BUSY_RETRY_SECONDS = 0.0005
 _BUSY_GIVE_UP_SECONDS = 5.0
@@ -60,7 +63,7 @@ _INSERT_CHECKPOINT_SQL = (
 )
 _REFUSED = "the audit trail cannot be written; operation refused"
 
-__all__ = ["AuditLog", "VerifyResult", "anchor_chain"]
+__all__ = ["CHECKPOINT_LOGGER", "AuditLog", "VerifyResult", "anchor_chain"]
 
 
 def anchor_chain(conn: Connection, key: bytes) -> None:
@@ -301,7 +304,7 @@ class AuditLog:
             self._write_file(chained, checkpoint)
         if checkpoint is not None:
             # A third copy, outside the database and the file: the server log.
-            log.info(
+            _checkpoint_log.info(
                 "audit checkpoint %d: seq=%d hash=%s ts=%d mac=%s",
                 checkpoint.n,
                 checkpoint.seq,
