@@ -8,10 +8,13 @@ the chain is compared against anchors that only the audit key can make:
   must be covered by the chain, and their numbers must not skip;
 - for a vault anchored at initialisation (a flag sealed in the keyring), the chain
   must start from the init anchor, never from nothing: deleting every event shows;
-- the highest event this process has committed.
+- the highest event this process has committed;
+- ``audit:chain-cut`` events, which the appender writes when it finds the head it is
+  about to extend (and re-sign) cut or altered.
 
-The database and the audit file are checked against each other, so both must be cut
-consistently (and the keyed anchors forged) to hide a truncation.
+The database and the audit file are checked against each other. Hiding a cut takes
+both copies cut alike plus a head row saved from back then; a whole older copy put
+back is found only by the checkpoints in the server log and a running server's memory.
 """
 
 from __future__ import annotations
