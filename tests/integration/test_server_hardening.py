@@ -9,7 +9,7 @@ import stat
 from pathlib import Path
 
 import pytest
-from server_proc import ServerProc, init_vault, running
+from server_proc import ServerProc, database_url, init_vault, running
 
 
 def _mode(path: Path) -> int:
@@ -54,17 +54,22 @@ def test_sqlite_files_are_private(tmp_path: Path) -> None:
 
 
 @pytest.mark.timeout(180)
-def test_unknown_and_real_names_lock_alike_across_two_workers(tmp_path: Path) -> None:
-    db = tmp_path / "db" / "keysafe.db"
-    vault = init_vault("sqlite", tmp_path, f"sqlite:///{db}")
-    with running(vault, workers=2) as server:
-        with server.root() as c:
-            created = c.post(
-                "/api/v1/users", json={"name": "alice", "password": "a long enough passphrase"}
-            )
-            assert created.status_code == 200, created.text
-        real = _login_statuses(server, "alice", 7)
-        made_up = _login_statuses(server, "mallory-not-a-user", 7)
+@pytest.mark.parametrize("engine", ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def test_unknown_and_real_names_lock_alike_across_two_workers(tmp_path: Path, engine: str) -> None:
+    with database_url(engine, tmp_path) as url:
+        vault = init_vault(engine, tmp_path, url)
+        with running(vault, workers=2) as server:
+            _lock_alike(server)
+
+
+def _lock_alike(server: ServerProc) -> None:
+    with server.root() as c:
+        created = c.post(
+            "/api/v1/users", json={"name": "alice", "password": "a long enough passphrase"}
+        )
+        assert created.status_code == 200, created.text
+    real = _login_statuses(server, "alice", 7)
+    made_up = _login_statuses(server, "mallory-not-a-user", 7)
     # The default threshold is 5 consecutive failures.
     assert real == [401] * 5 + [429] * 2
     assert made_up == real
