@@ -366,3 +366,25 @@ async def test_legacy_head_without_mac_verifies_and_is_signed_by_the_next_append
         legacy.stop()
     assert _head(vault).mac is not None
     assert vault.svc.audit.verify() == VerifyResult(True, 5)
+
+
+async def test_checkpoints_also_come_with_time(vault: Vault) -> None:
+    """Few events, but time passes: a checkpoint at least every ``checkpoint_seconds``."""
+    keyring = vault.svc.barrier.keyring()
+    slow = AuditLog(
+        vault.svc.engine,
+        key=lambda: keyring.audit_hmac_key,
+        anchored=lambda: keyring.audit_anchored,
+        checkpoint_every=1000,
+        checkpoint_seconds=1e-9,
+    )
+    slow.start()
+    try:
+        for i in range(3):
+            slow.record_sync(AuditEvent(i, "r", "tok_x", "127.0.0.1", "secret:read", "a/b", "ok"))
+    finally:
+        slow.stop()
+    with vault.svc.engine.connect() as conn:
+        seqs = conn.execute(select(audit_checkpoints.c.seq).order_by(audit_checkpoints.c.n))
+        assert [r.seq for r in seqs] == [1, 2, 3]
+    assert vault.svc.audit.verify() == VerifyResult(True, 3)
