@@ -40,6 +40,10 @@ class Settings(BaseSettings):
     # Audit.
     audit_file: Path | None = None
     audit_flush_interval_ms: float = 2.0
+    # Signed checkpoints of the audit chain (database, audit file, server log): one every
+    # this many events, and at least this often while events are written.
+    audit_checkpoint_events: int = Field(1000, ge=1)
+    audit_checkpoint_seconds: float = Field(60.0, gt=0)
     # Token lookups are cached this long in each server process; revocation is immediate
     # on the process that revoked and visible to other processes within this delay.
     token_cache_seconds: float = 1.0

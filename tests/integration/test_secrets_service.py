@@ -78,6 +78,21 @@ async def test_list_never_returns_values_unless_asked(vault: Vault) -> None:
     }
 
 
+async def test_listing_is_case_sensitive(vault: Vault) -> None:
+    """SQLite's LIKE ignores case: ``APP/DEV/`` must not list ``app/dev/*``."""
+    s = vault.svc.secrets
+    for path in ("app/dev/KEY", "APP/DEV/OTHER", "App/dev/THIRD", "app/devx/FOURTH"):
+        await s.write(vault.root, path, "v")
+    assert [i["path"] for i in await s.list_paths(vault.root, "APP/DEV/")] == ["APP/DEV/OTHER"]
+    assert [i["path"] for i in await s.list_paths(vault.root, "app/dev/")] == ["app/dev/KEY"]
+    assert [i["path"] for i in await s.list_paths(vault.root, "app/dev")] == [
+        "app/dev/KEY",
+        "app/devx/FOURTH",
+    ]
+    assert await s.list_paths(vault.root, "aPP/") == []
+    assert len(await s.list_paths(vault.root, "")) == 4
+
+
 async def test_history_rollback_delete_undelete_destroy(vault: Vault) -> None:
     s = vault.svc.secrets
     for value in ("v1", "v2", "v3"):

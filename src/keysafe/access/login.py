@@ -7,10 +7,10 @@ delay passes or an admin unlocks it. The caller also throttles per source addres
 Not revealing which names exist. An unknown name and a wrong password get the same
 401 detail and cost one argon2 verification each (the unknown one against a dummy hash);
 a locked name answers 429 before any hashing, known or not: failures of unknown names
-are counted in a bounded in-memory table (per process: a known name's lock lives in the
-database and holds across processes, an unknown name's only in the process that counted
-it). A user with a confirmed TOTP gets the same 401 without a valid code or recovery
-code, so the answer never tells whether the password alone was right.
+are counted in the database like a known name's (``keysafe.access.name_locks``), so
+every process answers both alike. A user with a confirmed TOTP gets the same 401
+without a valid code or recovery code, so the answer never tells whether the password
+alone was right.
 
 Every attempt is audited (``auth:login``, ``auth:mfa``, ``auth:totp-enrol``, ...) with the
 name attempted and the reason, never the password or the code.
@@ -18,8 +18,6 @@ name attempted and the reason, never the password or the code.
 
 from __future__ import annotations
 
-import collections
-import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, NoReturn
@@ -27,6 +25,7 @@ from typing import Any, NoReturn
 from sqlalchemy import Connection, Engine, delete, insert, select, update
 
 from keysafe.access import totp
+from keysafe.access.name_locks import UnknownNames
 from keysafe.access.passwords import verify_dummy, verify_password
 from keysafe.access.sessions import SessionRecord, SessionStore, actor_of
 from keysafe.access.users import UserAccounts, UserRow, normalise_name
@@ -42,7 +41,6 @@ __all__ = ["LOGIN_FAILED", "LoginFailed", "LoginResult", "LoginService"]
 
 LOGIN_FAILED = "invalid name, password or second factor"
 _US = 1_000_000
-_UNKNOWN_NAMES_TRACKED = 10_000
 
 
 class LoginFailed(Unauthenticated):
@@ -75,33 +73,6 @@ def _totp_context(user_id: str) -> bytes:
     return b"user-totp:" + user_id.encode()
 
 
-class _UnknownNames:
-    """Failure counts and locks of names that do not exist, bounded (LRU)."""
-
-    def __init__(self) -> None:
-        self._entries: collections.OrderedDict[str, tuple[int, int]] = collections.OrderedDict()
-        self._lock = threading.Lock()
-
-    def locked_until(self, name: str) -> int | None:
-        entry = self._entries.get(name)
-        return entry[1] if entry else None
-
-    def failed(self, name: str, now: int, threshold: int, lock_us: int) -> bool:
-        """Count one failure; True when it locks the name."""
-        with self._lock:
-            count, until = self._entries.pop(name, (0, 0))
-            count += 1
-            locked = count >= threshold
-            self._entries[name] = (0, now + lock_us) if locked else (count, until)
-            while len(self._entries) > _UNKNOWN_NAMES_TRACKED:
-                self._entries.popitem(last=False)
-            return locked
-
-    def clear(self, name: str) -> None:
-        with self._lock:
-            self._entries.pop(name, None)
-
-
 class LoginService:
     def __init__(
         self,
@@ -123,7 +94,7 @@ class LoginService:
         self._clock = clock
         self._threshold = threshold
         self._lock_us = lock_minutes * 60 * _US
-        self._unknown = _UnknownNames()
+        self._unknown = UnknownNames(engine, lambda: keyring().token_hmac_key)
 
     # -- login ---------------------------------------------------------------------------
 
@@ -197,7 +168,7 @@ class LoginService:
         locked = False
         with write_txn(self._engine) as conn:
             if user is None:
-                locked = self._unknown.failed(key, now, self._threshold, self._lock_us)
+                locked = self._unknown.failed(conn, key, now, self._threshold, self._lock_us)
             else:
                 conn.execute(
                     update(users)
@@ -377,7 +348,7 @@ class LoginService:
             )
 
     def forget_unknown(self, name: str) -> None:
-        """Clear the in-memory failures of ``name`` (an admin unlock)."""
+        """Clear the failures and lock of an unknown ``name`` (an admin unlock)."""
         self._unknown.clear(normalise_name(name) or name)
 
     def _event(

@@ -19,6 +19,10 @@ OUTCOME_OK = "ok"
 OUTCOME_DENIED = "denied"
 OUTCOME_ERROR = "error"
 
+# Written by the appender itself when it finds the chain cut before it appends (the
+# append re-signs the head, so without it the cut would be blessed).
+OP_CHAIN_CUT = "audit:chain-cut"
+
 
 @dataclass(frozen=True, slots=True)
 class AuditEvent:
@@ -105,6 +109,78 @@ def chain(
         out.append(ChainedEvent(seq, event, prev, digest))
         prev = digest
     return out
+
+
+# Domain labels keep the three MACs apart: an event link, a head anchor and a checkpoint
+# can never stand in for one another. Persisted: only ever add.
+_HEAD_LABEL = b"keysafe:audit:head:v1"
+_CHECKPOINT_LABEL = b"keysafe:audit:checkpoint:v1"
+
+
+def head_mac(key: bytes, seq: int, head_hash: bytes) -> bytes:
+    """HMAC anchoring the chain head ``(seq, hash)``: the event count and the last hash.
+
+    Stored beside the head row, so moving the head back to an earlier event needs a MAC
+    only the audit key can make (or a copy of an older database).
+    """
+    mac = hmac.new(key, _HEAD_LABEL, hashlib.sha256)
+    mac.update(seq.to_bytes(8, "big"))
+    mac.update(head_hash)
+    return mac.digest()
+
+
+@dataclass(frozen=True, slots=True)
+class Checkpoint:
+    """A signed statement "event ``seq`` of the chain has hash ``hash``", numbered ``n``.
+
+    Checkpoints are numbered without gaps, kept in the database, copied to the file sink
+    and to the server log: a copy kept elsewhere shows a cut even if every database row
+    was rewritten consistently.
+    """
+
+    n: int
+    seq: int
+    hash: bytes
+    ts: int  # unix microseconds
+    mac: bytes
+
+    @classmethod
+    def make(cls, key: bytes, n: int, seq: int, head_hash: bytes, ts: int) -> Checkpoint:
+        return cls(n, seq, head_hash, ts, checkpoint_mac(key, n, seq, head_hash, ts))
+
+    def valid(self, key: bytes) -> bool:
+        """True when the MAC matches (compared in constant time)."""
+        expected = checkpoint_mac(key, self.n, self.seq, self.hash, self.ts)
+        return hmac.compare_digest(expected, self.mac)
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "checkpoint": self.n,
+            "seq": self.seq,
+            "hash": self.hash.hex(),
+            "ts": self.ts,
+            "mac": self.mac.hex(),
+        }
+
+    @classmethod
+    def from_json(cls, doc: dict[str, Any]) -> Checkpoint:
+        """Raises KeyError, ValueError or TypeError for a malformed line."""
+        return cls(
+            int(doc["checkpoint"]),
+            int(doc["seq"]),
+            bytes.fromhex(doc["hash"]),
+            int(doc["ts"]),
+            bytes.fromhex(doc["mac"]),
+        )
+
+
+def checkpoint_mac(key: bytes, n: int, seq: int, head_hash: bytes, ts: int) -> bytes:
+    mac = hmac.new(key, _CHECKPOINT_LABEL, hashlib.sha256)
+    mac.update(n.to_bytes(8, "big"))
+    mac.update(seq.to_bytes(8, "big"))
+    mac.update(head_hash)
+    mac.update(ts.to_bytes(8, "big", signed=True))
+    return mac.digest()
 
 
 def event_from_row(row: Any) -> AuditEvent:

@@ -15,20 +15,34 @@ import asyncio
 import contextlib
 import logging
 import os
+import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import orjson
-from sqlalchemy import Connection, Engine, select
+from sqlalchemy import Connection, Engine, insert, select
 
-from keysafe.audit.models import GENESIS_HASH, AuditEvent, ChainedEvent, chain, event_from_row, link
+from keysafe.audit.models import (
+    GENESIS_HASH,
+    OP_CHAIN_CUT,
+    OUTCOME_ERROR,
+    AuditEvent,
+    ChainedEvent,
+    Checkpoint,
+    chain,
+    event_from_row,
+    head_mac,
+)
+from keysafe.audit.verify import Head, VerifyResult, verify_database, verify_file
 from keysafe.errors import AuditUnavailable, KeysafeError
 from keysafe.store.engine import read_conn, write_txn
 from keysafe.store.tables import audit_events, audit_head
 
 log = logging.getLogger("keysafe.audit")
+# Checkpoints on their own logger, which the server sends to its log at INFO.
+CHECKPOINT_LOGGER = "keysafe.audit.checkpoint"
+_checkpoint_log = logging.getLogger(CHECKPOINT_LOGGER)
 
 _BUSY_RETRY_SECONDS = 0.0005
 _BUSY_GIVE_UP_SECONDS = 5.0
@@ -44,29 +58,74 @@ _INSERT_EVENT_SQL = (
 )
 
 
-@dataclass(frozen=True, slots=True)
-class VerifyResult:
-    ok: bool
-    events: int
-    first_bad: int | None = None
-    reason: str = ""
+_INSERT_CHECKPOINT_SQL = (
+    "INSERT INTO audit_checkpoints (n, seq, hash, ts, mac) VALUES (?, ?, ?, ?, ?)"
+)
+_REFUSED = "the audit trail cannot be written; operation refused"
+
+__all__ = ["CHECKPOINT_LOGGER", "AuditLog", "VerifyResult", "anchor_chain"]
+
+
+def anchor_chain(conn: Connection, key: bytes) -> None:
+    """Start the chain of a vault being initialised: a head at event 0 under a MAC.
+
+    Its hash is random, so the first event links to something only this vault has; a
+    chain begun again from nothing (after every row was deleted) shows (see verify.py).
+    """
+    if conn.execute(select(audit_head.c.id).where(audit_head.c.id == 1)).first() is not None:
+        return
+    start = os.urandom(32)
+    conn.execute(insert(audit_head).values(id=1, seq=0, hash=start, mac=head_mac(key, 0, start)))
+
+
+def _cut_event(seq: int, why: str) -> AuditEvent:
+    return AuditEvent(
+        ts=time.time_ns() // 1000,
+        request_id="",
+        actor="keysafe",
+        source="",
+        operation=OP_CHAIN_CUT,
+        path="sys/audit",
+        outcome=OUTCOME_ERROR,
+        detail=f"found before appending after event {seq}: {why}",
+    )
 
 
 class AuditLog:
-    """Appends events to the database chain and, optionally, a JSON-lines file."""
+    """Appends events to the database chain and, optionally, a JSON-lines file.
+
+    Every append (one per group commit) re-signs the head; every ``checkpoint_every``
+    events or ``checkpoint_seconds`` a numbered checkpoint is signed, stored, appended
+    to the file and logged. ``anchored`` says whether the vault's chain was anchored at
+    initialisation (from the keyring).
+    """
 
     def __init__(
-        self, engine: Engine, key: Callable[[], bytes], file_path: Path | None = None
+        self,
+        engine: Engine,
+        key: Callable[[], bytes],
+        file_path: Path | None = None,
+        *,
+        anchored: Callable[[], bool] = lambda: False,
+        checkpoint_every: int = 1000,
+        checkpoint_seconds: float = 60.0,
     ) -> None:
         self._engine = engine
         self._key = key
+        self._anchored = anchored
         self._file_path = file_path
+        self._checkpoint_every = max(1, checkpoint_every)
+        self._checkpoint_seconds = checkpoint_seconds
+        self._checkpoint_due = time.monotonic() + checkpoint_seconds
+        # The highest event this process saw committed: a chain found shorter was cut.
+        self._committed_seq = 0
         self._pending: list[tuple[AuditEvent, asyncio.Future[None]]] = []
         self._scheduled = False
         self._running = False
         self._postgres = engine.dialect.name == "postgresql"
         self._raw_conn: Any = None
         self._busy_since: float | None = None
+        self._last_flushed = 0
 
     # -- lifecycle -----------------------------------------------------------------------
 
@@ -105,10 +164,11 @@ class AuditLog:
             raise AuditUnavailable("audit log is not running")
         try:
             with write_txn(self._engine) as conn:
-                self.append_in_txn(conn, [event])
+                chained = self.append_in_txn(conn, [event])
         except Exception as exc:
             log.error("audit write failed, failing the operation closed: %s", exc)
-            raise AuditUnavailable("the audit trail cannot be written; operation refused") from exc
+            raise AuditUnavailable(_REFUSED) from exc
+        self._committed(chained[-1].seq)
 
     def _flush_pending(self) -> None:
         self._scheduled = False
@@ -133,14 +193,18 @@ class AuditLog:
             self._fail(batch, str(exc))
             return
         self._busy_since = None
+        self._committed(self._last_flushed)
         for _, fut in batch:
             if not fut.done():
                 fut.set_result(None)
 
+    def _committed(self, seq: int) -> None:
+        self._committed_seq = max(self._committed_seq, seq)
+
     def _fail(self, batch: list[tuple[AuditEvent, asyncio.Future[None]]], why: str) -> None:
         self._busy_since = None
         log.error("audit write failed, failing %d operations closed: %s", len(batch), why)
-        error = AuditUnavailable("the audit trail cannot be written; operation refused")
+        error = AuditUnavailable(_REFUSED)
         for _, fut in batch:
             if not fut.done():
                 fut.set_exception(error)
@@ -156,8 +220,10 @@ class AuditLog:
         finally:
             cur.close()
 
-    def _write_file(self, chained: list[ChainedEvent]) -> None:
+    def _write_file(self, chained: list[ChainedEvent], checkpoint: Checkpoint | None) -> None:
         data = b"".join(orjson.dumps(c.as_json()) + b"\n" for c in chained)
+        if checkpoint is not None:
+            data += orjson.dumps(checkpoint.as_json()) + b"\n"
         # O_APPEND under the database write lock keeps the file in chain order across
         # processes. Flushed to the OS like SQLite's WAL (survives a process crash).
         fd = os.open(self._file_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)  # type: ignore[arg-type]
@@ -179,16 +245,28 @@ class AuditLog:
         except KeysafeError:
             raise
         except Exception as exc:
-            raise AuditUnavailable(f"audit event could not be written: {exc}") from exc
+            # The reason (paths, driver text) goes to the log, never to the client.
+            log.error("audit event could not be written: %s", exc)
+            raise AuditUnavailable(_REFUSED) from exc
 
     def _append_cursor(self, cur: Any, events: list[AuditEvent]) -> list[ChainedEvent]:
         # Only placeholders and fixed clauses are interpolated into the SQL below (S608).
         p = "%s" if self._postgres else "?"
         lock = " FOR UPDATE" if self._postgres else ""
-        cur.execute(f"SELECT seq, hash FROM audit_head WHERE id = 1{lock}")  # noqa: S608
+        cur.execute(f"SELECT seq, hash, mac FROM audit_head WHERE id = 1{lock}")  # noqa: S608
         head = cur.fetchone()
         seq, prev = (int(head[0]), bytes(head[1])) if head else (0, GENESIS_HASH)
-        chained = chain(self._key(), seq, prev, events)
+        key = self._key()
+        broken = self._head_problem(key, head)
+        if broken:
+            # Appending re-signs the head, which would bless a cut tail. Say so in the
+            # chain itself first: verify reports this event until the trail is restored.
+            log.error("the audit chain was cut or its head altered: %s", broken)
+            events = [_cut_event(seq, broken), *events]
+            # Recorded once: from here the chain is anchored at that event. (Rolled back
+            # with the caller's transaction, the head is found behind it again.)
+            self._committed_seq = seq + 1
+        chained = chain(key, seq, prev, events)
         cur.executemany(
             _INSERT_EVENT_SQL.replace("?", p),
             [
@@ -210,19 +288,69 @@ class AuditLog:
             ],
         )
         last = chained[-1]
+        mac = head_mac(key, last.seq, last.hash)  # one MAC per group commit
         if head is None:
             cur.execute(
-                f"INSERT INTO audit_head (id, seq, hash) VALUES (1, {p}, {p})",  # noqa: S608
-                (last.seq, last.hash),
+                f"INSERT INTO audit_head (id, seq, hash, mac) VALUES (1, {p}, {p}, {p})",  # noqa: S608
+                (last.seq, last.hash, mac),
             )
         else:
             cur.execute(
-                f"UPDATE audit_head SET seq = {p}, hash = {p} WHERE id = 1",  # noqa: S608
-                (last.seq, last.hash),
+                f"UPDATE audit_head SET seq = {p}, hash = {p}, mac = {p} WHERE id = 1",  # noqa: S608
+                (last.seq, last.hash, mac),
             )
+        checkpoint = self._checkpoint_if_due(cur, key, seq, last)
         if self._file_path is not None:
-            self._write_file(chained)
+            self._write_file(chained, checkpoint)
+        if checkpoint is not None:
+            # A third copy, outside the database and the file: the server log.
+            _checkpoint_log.info(
+                "audit checkpoint %d: seq=%d hash=%s ts=%d mac=%s",
+                checkpoint.n,
+                checkpoint.seq,
+                checkpoint.hash.hex(),
+                checkpoint.ts,
+                checkpoint.mac.hex(),
+            )
         return chained
+
+    def _head_problem(self, key: bytes, head: Any) -> str:
+        """Why the head row cannot be trusted to append after ("" when it can)."""
+        if head is None:
+            missing = "the chain head is missing (every event was deleted)"
+            return missing if self._anchored() else ""
+        stored = Head(int(head[0]), bytes(head[1]), None if head[2] is None else bytes(head[2]))
+        if stored.seq < self._committed_seq:
+            return (
+                f"the head records event {stored.seq}, this server committed event"
+                f" {self._committed_seq}"
+            )
+        if stored.mac is None:
+            # Heads written before the MAC existed are re-signed by this append; an
+            # anchored vault never had one without a MAC.
+            return "the chain head carries no MAC" if self._anchored() else ""
+        if not stored.valid(key):
+            return f"the chain head (event {stored.seq}) was altered or moved back"
+        return ""
+
+    def _checkpoint_if_due(
+        self, cur: Any, key: bytes, before: int, last: ChainedEvent
+    ) -> Checkpoint | None:
+        """Sign and store a checkpoint when the batch crossed a multiple of
+        ``checkpoint_every`` or this process has not made one for ``checkpoint_seconds``."""
+        every, now = self._checkpoint_every, time.monotonic()
+        if before // every == last.seq // every and now < self._checkpoint_due:
+            return None
+        self._checkpoint_due = now + self._checkpoint_seconds
+        cur.execute("SELECT MAX(n) FROM audit_checkpoints")
+        found = cur.fetchone()
+        n = int(found[0] or 0) + 1 if found else 1
+        cp = Checkpoint.make(key, n, last.seq, last.hash, time.time_ns() // 1000)
+        cur.execute(
+            _INSERT_CHECKPOINT_SQL.replace("?", "%s" if self._postgres else "?"),
+            (cp.n, cp.seq, cp.hash, cp.ts, cp.mac),
+        )
+        return cp
 
     def _flush_raw(self, events: list[AuditEvent]) -> None:
         """One group commit on the flusher's own driver connection (no ORM overhead)."""
@@ -247,11 +375,12 @@ class AuditLog:
                     raise _WriteLockBusy from exc
                 raise
             try:
-                self.append_with_cursor(cur, events)
+                chained = self.append_with_cursor(cur, events)
             except BaseException:
                 cur.execute("ROLLBACK")
                 raise
             cur.execute("COMMIT")
+            self._last_flushed = chained[-1].seq
         except _WriteLockBusy:
             raise
         except Exception:
@@ -280,90 +409,17 @@ class AuditLog:
             ]
 
     def verify(self) -> VerifyResult:
-        """Walk the database chain; name the first event that is altered, missing or moved."""
-        key = self._key()
-        checker = _ChainChecker(key)
-        with read_conn(self._engine) as conn:
-            head = conn.execute(select(audit_head).where(audit_head.c.id == 1)).first()
-            rows = conn.execution_options(yield_per=2000).execute(
-                select(audit_events).order_by(audit_events.c.seq)
-            )
-            try:
-                for r in rows:
-                    bad = checker.feed(
-                        int(r.seq), event_from_row(r), bytes(r.prev_hash), bytes(r.hash)
-                    )
-                    if bad is not None:
-                        return bad
-            finally:
-                rows.close()
-        return checker.finish((int(head.seq), bytes(head.hash)) if head is not None else None)
+        """Walk the database chain; name the first event altered, missing or moved, and
+        find truncation against the head MAC, the checkpoints (table and file) and the
+        highest event this process committed."""
+        return verify_database(
+            self._engine, self._key(), self._anchored(), self._file_path, self._committed_seq
+        )
 
     def verify_file(self, path: Path | None = None) -> VerifyResult:
-        """Walk the JSON-lines copy of the chain the same way."""
+        """Walk the JSON-lines copy of the chain the same way, and find a cut file
+        against the database's signed head and latest checkpoint."""
         path = path or self._file_path
         if path is None:
             return VerifyResult(ok=False, events=0, reason="no audit file is configured")
-        checker = _ChainChecker(self._key())
-        with path.open("rb") as fh:
-            for lineno, line in enumerate(fh, start=1):
-                try:
-                    doc = orjson.loads(line)
-                    event = AuditEvent(**{k: doc[k] for k in AuditEvent.__slots__})
-                    seq, prev, digest = (
-                        int(doc["seq"]),
-                        bytes.fromhex(doc["prev_hash"]),
-                        bytes.fromhex(doc["hash"]),
-                    )
-                except (orjson.JSONDecodeError, KeyError, ValueError, TypeError):
-                    return VerifyResult(
-                        False,
-                        checker.count,
-                        checker.expected,
-                        f"line {lineno} is not a valid audit event",
-                    )
-                bad = checker.feed(seq, event, prev, digest)
-                if bad is not None:
-                    return bad
-        return checker.finish(None)
-
-
-class _ChainChecker:
-    def __init__(self, key: bytes) -> None:
-        self.key = key
-        self.expected = 1
-        self.prev = GENESIS_HASH
-        self.count = 0
-
-    def feed(self, seq: int, event: AuditEvent, prev: bytes, digest: bytes) -> VerifyResult | None:
-        if seq != self.expected:
-            return VerifyResult(
-                False,
-                self.count,
-                self.expected,
-                f"event {self.expected} is missing or out of order (found {seq})",
-            )
-        if prev != self.prev:
-            return VerifyResult(
-                False,
-                self.count,
-                seq,
-                f"event {seq} does not follow event {seq - 1} (reordered or removed)",
-            )
-        if link(self.key, seq, prev, event) != digest:
-            return VerifyResult(False, self.count, seq, f"event {seq} was altered")
-        self.count += 1
-        self.expected += 1
-        self.prev = digest
-        return None
-
-    def finish(self, head: tuple[int, bytes] | None) -> VerifyResult:
-        if head is not None and (head[0] != self.count or head[1] != self.prev):
-            return VerifyResult(
-                False,
-                self.count,
-                self.count + 1,
-                f"the chain ends at event {self.count} but the head records event {head[0]}"
-                " (events removed from the end)",
-            )
-        return VerifyResult(True, self.count)
+        return verify_file(self._engine, self._key(), self._anchored(), path)

@@ -338,8 +338,11 @@ class Client:
 
     # -- audit -------------------------------------------------------------------------
 
-    def audit_verify(self) -> AuditReport:
-        return AuditReport.from_json(self._json("POST", f"{API}/audit/verify"))
+    def audit_verify(self, source: str = "db") -> AuditReport:
+        """Verify the trail kept in the database (``db``) or the server's audit file."""
+        return AuditReport.from_json(
+            self._json("POST", f"{API}/audit/verify", params={"source": source})
+        )
 
     def audit_events(self, after: int = 0, limit: int = 100) -> list[dict[str, Any]]:
         params = {"after": str(after), "limit": str(limit)}

@@ -48,6 +48,10 @@ class Keyring:
     # JWT signing keys (plain dicts, owned by keysafe.access.jwt_tokens): sealed with the
     # rest of the keyring so that they never reach the database in clear.
     signing_keys: list[dict[str, Any]] = field(default_factory=list)
+    # True for vaults whose audit chain was anchored when they were initialised: for
+    # them an empty trail or a missing head means deleted events, never a new vault.
+    # Sealed with the keyring, so whoever holds the database cannot clear it.
+    audit_anchored: bool = False
 
     @classmethod
     def new(cls) -> Keyring:
@@ -56,6 +60,7 @@ class Keyring:
             token_hmac_key=generate_key(),
             audit_hmac_key=generate_key(),
             created={1: time.time()},
+            audit_anchored=True,
         )
 
     @property
@@ -122,6 +127,8 @@ class Keyring:
         }
         if self.signing_keys:
             doc["signing_keys"] = self.signing_keys
+        if self.audit_anchored:
+            doc["audit_anchored"] = True
         return seal(root_key, json.dumps(doc).encode(), _KEYRING_AAD)
 
     @classmethod
@@ -134,4 +141,5 @@ class Keyring:
             audit_hmac_key=base64.b64decode(doc["audit_hmac_key"]),
             created={int(k): float(v) for k, v in doc.get("created", {}).items()},
             signing_keys=list(doc.get("signing_keys", [])),
+            audit_anchored=doc.get("audit_anchored") is True,
         )

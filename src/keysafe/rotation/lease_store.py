@@ -14,6 +14,7 @@ from keysafe.audit.models import AuditEvent
 from keysafe.audit.service import AuditLog
 from keysafe.rotation import lease_models as m
 from keysafe.store.engine import read_conn, write_txn
+from keysafe.store.prefix import starts_with
 from keysafe.store.tables_leases import leases
 
 CLAIM_SECONDS = 120  # a process that died mid-revocation hands its rows on after this
@@ -160,7 +161,7 @@ class LeaseStore:
         self, prefix: str = "", state: str | None = None, limit: int = 1000
     ) -> list[m.LeaseRow]:
         """Leases whose role starts with ``prefix``, newest first (never a password)."""
-        query = select(leases).where(leases.c.role.startswith(prefix, autoescape=True))
+        query = select(leases).where(starts_with(leases.c.role, prefix))
         if state:
             query = query.where(leases.c.state == state)
         query = query.order_by(leases.c.created_at.desc()).limit(limit)

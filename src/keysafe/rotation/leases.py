@@ -32,6 +32,7 @@ from keysafe.rotation import lease_models as m
 from keysafe.rotation.dynamic import PostgresTarget, Target, new_password, username_for
 from keysafe.rotation.lease_store import LeaseStore
 from keysafe.secrets.service import SecretsService
+from keysafe.store.prefix import starts_with
 from keysafe.store.tables_leases import leases
 from keysafe.timefmt import iso_us
 
@@ -270,7 +271,7 @@ class LeaseService:
         if not prefix.strip():
             raise InvalidInput("give a non-empty role prefix, e.g. postgres/")
         claim = "rp_" + os.urandom(8).hex()
-        where = leases.c.role.startswith(prefix, autoescape=True)
+        where = starts_with(leases.c.role, prefix)
         revoked = failed = 0
         while rows := await anyio.to_thread.run_sync(self._claim_now, claim, where):
             done, bad = await self._revoke_claimed(rows, claim, ctx)

@@ -29,6 +29,7 @@ from keysafe.rotation.models import PROMOTED, Policy, Run
 from keysafe.secrets.models import WriteResult
 from keysafe.store.batcher import WriteBatcher
 from keysafe.store.engine import read_conn
+from keysafe.store.prefix import starts_with
 from keysafe.store.tables_rotation import rotation_policies as P
 from keysafe.store.tables_rotation import rotation_runs as R
 
@@ -64,7 +65,7 @@ class RotationStore:
     def policies(self, prefix: str) -> list[Policy]:
         query = select(P).order_by(P.c.path)
         if prefix:
-            query = query.where(P.c.path.startswith(prefix, autoescape=True))
+            query = query.where(starts_with(P.c.path, prefix))
         with read_conn(self._engine) as conn:
             return [Policy.from_row(r) for r in conn.execute(query)]
 

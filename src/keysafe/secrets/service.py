@@ -47,6 +47,7 @@ from keysafe.secrets.models import SecretValue, WriteResult, context
 from keysafe.secrets.paths import validate_path, validate_prefix
 from keysafe.store.batcher import WriteBatcher
 from keysafe.store.engine import read_conn, write_txn
+from keysafe.store.prefix import starts_with
 from keysafe.store.rawread import RawReader
 from keysafe.store.tables import secret_versions, secrets
 from keysafe.timefmt import iso_us, parse_iso_us
@@ -319,7 +320,7 @@ class SecretsService:
 
     def _list_rows(self, prefix: str, recursive: bool, values: bool) -> list[Any]:
         query = _READ_QUERY.where(
-            secrets.c.path.startswith(prefix, autoescape=True),
+            starts_with(secrets.c.path, prefix),
             secret_versions.c.version == secrets.c.current_version,
         ).order_by(secrets.c.path)
         with read_conn(self._engine) as conn:

@@ -16,6 +16,7 @@ from fastapi import APIRouter, FastAPI
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from keysafe import __version__
+from keysafe.audit.service import CHECKPOINT_LOGGER
 from keysafe.config import Settings, load_settings
 from keysafe.errors import NotInitialized, Sealed
 from keysafe.server import problems
@@ -240,4 +241,16 @@ def settings_from_env() -> Settings:
 
 def create_app_from_env() -> ASGIApp:
     """Factory for uvicorn worker processes: settings arrive through the environment."""
+    _log_audit_checkpoints()
     return with_fast_paths(create_app(settings_from_env()))
+
+
+def _log_audit_checkpoints() -> None:
+    """Signed audit checkpoints reach the server log (stderr) whatever uvicorn's level:
+    a copy of the chain's anchors outside the database and the audit file."""
+    logger = logging.getLogger(CHECKPOINT_LOGGER)
+    if not logger.handlers:
+        handler = logging.StreamHandler()
+        handler.setFormatter(logging.Formatter("%(asctime)s %(name)s %(message)s"))
+        logger.addHandler(handler)
+        logger.setLevel(logging.INFO)

@@ -91,7 +91,12 @@ def build_services(
     clock = SystemClock()
     barrier = Barrier()
     audit = AuditLog(
-        engine, key=lambda: barrier.keyring().audit_hmac_key, file_path=settings.audit_file
+        engine,
+        key=lambda: barrier.keyring().audit_hmac_key,
+        file_path=settings.audit_file,
+        anchored=lambda: barrier.keyring().audit_anchored,
+        checkpoint_every=settings.audit_checkpoint_events,
+        checkpoint_seconds=settings.audit_checkpoint_seconds,
     )
     policies = PolicyStore(engine, clock)
     keys = KeyService(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import os
 import random
 import sqlite3
 import time
@@ -41,10 +42,38 @@ def is_sqlite(engine: Engine) -> bool:
     return engine.dialect.name == "sqlite"
 
 
+def _private_dir(path: Path) -> None:
+    """Create ``path`` and any missing parents 0700 (existing folders are left alone)."""
+    missing = []
+    for folder in (path, *path.parents):
+        if folder.exists():
+            break
+        missing.append(folder)
+    for folder in reversed(missing):
+        with contextlib.suppress(FileExistsError):
+            folder.mkdir(mode=0o700)
+        os.chmod(folder, 0o700)  # mkdir's mode is filtered through the umask
+
+
+def _private_db_file(path: Path) -> None:
+    """The database file exists 0600 before SQLite opens it: SQLite gives the -wal and
+    -shm files the main file's mode, so the whole vault stays readable by its owner
+    only. Files left looser by an older version are tightened."""
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        os.fchmod(fd, 0o600)
+    finally:
+        os.close(fd)
+    for suffix in ("-wal", "-shm", "-journal"):
+        with contextlib.suppress(FileNotFoundError):
+            os.chmod(f"{path}{suffix}", 0o600)
+
+
 def _sqlite_engine(url: str) -> Engine:
     path = url.split("///", 1)[-1]
-    if path and path != ":memory:":
-        Path(path).parent.mkdir(parents=True, exist_ok=True)
+    if path and path != ":memory:" and not path.startswith("file:"):
+        _private_dir(Path(path).parent)
+        _private_db_file(Path(path))
     connect_args = {"check_same_thread": False, "timeout": SQLITE_BUSY_TIMEOUT_MS / 1000}
     if path in ("", ":memory:"):
         # One shared connection: every new one would be a different, empty database.

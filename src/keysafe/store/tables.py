@@ -107,6 +107,21 @@ audit_head = Table(
     Column("id", Integer, primary_key=True),
     Column("seq", BigInteger, nullable=False),
     Column("hash", LargeBinary(32), nullable=False),
+    # HMAC under the audit key over (seq, hash): moving the head back after cutting the
+    # tail needs the key. NULL only on rows written before migration 0014.
+    Column("mac", LargeBinary(32), nullable=True),
+)
+
+# Signed checkpoints of the chain, numbered without gaps (see keysafe.audit.models).
+# Also copied to the audit file and the server log, so a cut database is found.
+audit_checkpoints = Table(
+    "audit_checkpoints",
+    metadata,
+    Column("n", BigInteger, primary_key=True, autoincrement=False),
+    Column("seq", BigInteger, nullable=False),
+    Column("hash", LargeBinary(32), nullable=False),
+    Column("ts", BigInteger, nullable=False),
+    Column("mac", LargeBinary(32), nullable=False),
 )
 
 policies = Table(

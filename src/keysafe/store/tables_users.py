@@ -24,7 +24,15 @@ from sqlalchemy import (
 
 from keysafe.store.tables import metadata
 
-__all__ = ["metadata", "recovery_codes", "roles", "sessions", "user_roles", "users"]
+__all__ = [
+    "login_name_failures",
+    "metadata",
+    "recovery_codes",
+    "roles",
+    "sessions",
+    "user_roles",
+    "users",
+]
 
 users = Table(
     "users",
@@ -47,6 +55,19 @@ users = Table(
     Column("last_login_at", BigInteger, nullable=True),
     Column("last_login_from", String(64), nullable=True),
 )
+
+# Failed logins of names that belong to nobody, by a keyed hash of the name: kept in
+# the database like a real user's count and lock, so that every worker and node answers
+# an unknown name exactly as it answers a known one (no 401-versus-429 enumeration).
+login_name_failures = Table(
+    "login_name_failures",
+    metadata,
+    Column("name_hash", LargeBinary(32), primary_key=True),
+    Column("failed_count", Integer, nullable=False),
+    Column("locked_until", BigInteger, nullable=True),  # unix microseconds
+    Column("updated_at", BigInteger, nullable=False),
+)
+Index("ix_login_name_failures_updated", login_name_failures.c.updated_at)
 
 roles = Table(
     "roles",

@@ -21,6 +21,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 
 from keysafe.access.jwt_tokens import SigningKeySet
 from keysafe.access.service import TokenService
+from keysafe.audit.service import anchor_chain
 from keysafe.crypto import rootkey
 from keysafe.crypto.barrier import Barrier
 from keysafe.crypto.envelope import DecryptionFailed
@@ -131,6 +132,8 @@ class SystemService:
             self._put(conn, "keyring", keyring.seal_with(root_key))
             self._put(conn, "sealed", b"1")
             issued = self._tokens.mint_root(conn, keyring.token_hmac_key)
+            # Anchor the audit chain now, so that an empty trail later means deleted.
+            anchor_chain(conn, keyring.audit_hmac_key)
         self._config_cache = config
         return InitResult(issued.token, texts)
 

@@ -15,7 +15,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from sqlalchemy import Engine, select
 
-from keysafe.access.login import LOGIN_FAILED, Attempt, LoginFailed, _UnknownNames
+from keysafe.access.login import LOGIN_FAILED, Attempt, LoginFailed
 from keysafe.access.people import People, build_people
 from keysafe.access.policy_store import PolicyStore
 from keysafe.access.sessions import SessionStore, actor_of
@@ -25,7 +25,7 @@ from keysafe.crypto.keyring import Keyring
 from keysafe.errors import AccountLocked, Unauthenticated
 from keysafe.store.engine import make_engine, write_txn
 from keysafe.store.migrate import upgrade
-from keysafe.store.tables_users import sessions
+from keysafe.store.tables_users import login_name_failures, sessions
 
 PASSWORD = "a long enough passphrase"
 AT = Attempt("127.0.0.1", "unit")
@@ -156,12 +156,55 @@ def test_a_locked_name_is_refused_before_any_hashing(
     assert people.login.login("alice", PASSWORD, None, AT).token.startswith("ks_sess_")
 
 
-def test_unknown_names_are_tracked_in_bounded_memory() -> None:
-    tracker = _UnknownNames()
-    for i in range(12_000):
-        tracker.failed(f"n{i}", 0, 5, 1)
-    assert len(tracker._entries) == 10_000
-    assert tracker.locked_until("n0") is None  # the oldest were forgotten
+def _statuses(people: People, name: str, attempts: int) -> list[int]:
+    out = []
+    for _ in range(attempts):
+        try:
+            people.login.login(name, "wrong wrong wrong", None, AT)
+        except AccountLocked:
+            out.append(429)
+        except LoginFailed:
+            out.append(401)
+    return out
+
+
+def test_unknown_names_lock_like_real_ones_across_processes(
+    world: tuple[People, Clock, CountingHasher, Engine],
+) -> None:
+    """Two login services on one database (two workers), attempts alternating between
+    them: a made-up name answers exactly as a real one does."""
+    people, clock, hasher, engine = world
+    keyring = people.login._keyring()  # the same vault: the same keyring
+    other = build_people(
+        engine,
+        lambda: keyring,
+        PolicyStore(engine, clock),
+        AuditLog(engine, key=lambda: keyring.audit_hmac_key),
+        clock,
+        lockout_threshold=3,
+        cache_seconds=0,
+        hasher=lambda: hasher,
+    )
+    _user(people, engine)
+    for name in ("alice", "ghost"):
+        seen = [_statuses(p, name, 1)[0] for p in (people, other, people, other, people)]
+        assert seen == [401, 401, 401, 429, 429], name
+    clock.advance(15 * 60 + 1)
+    assert _statuses(other, "ghost", 1) == [401]
+    other.login.forget_unknown("ghost")
+    assert _statuses(people, "ghost", 3) == [401, 401, 401]
+    assert _statuses(other, "ghost", 1) == [429]
+
+
+def test_unknown_names_are_forgotten_after_a_month(
+    world: tuple[People, Clock, CountingHasher, Engine],
+) -> None:
+    people, clock, _, engine = world
+    _statuses(people, "ghost", 2)
+    clock.advance(31 * 24 * 3600)
+    _statuses(people, "someone-else", 1)
+    with engine.connect() as conn:
+        assert conn.execute(select(login_name_failures.c.failed_count)).scalars().all() == [1]
 
 
 def test_replayed_totp_code_is_refused_at_the_service(

@@ -87,3 +87,20 @@ def test_keyring_sealed_under_root_key() -> None:
         assert key not in blob
     with pytest.raises(DecryptionFailed):
         Keyring.open_with(generate_key(), blob)
+
+
+def test_audit_anchor_flag_is_sealed_with_the_keyring() -> None:
+    """New vaults anchor their audit chain; a keyring sealed before the flag existed
+    opens as not anchored (its trail verifies the old way)."""
+    import base64
+    import json
+
+    root = generate_key()
+    ring = Keyring.new()
+    assert ring.audit_anchored
+    assert Keyring.open_with(root, ring.seal_with(root)).audit_anchored
+    ring.audit_anchored = False
+    legacy = json.loads(open_sealed(root, ring.seal_with(root), b"keysafe:keyring:v1").decode())
+    assert "audit_anchored" not in legacy
+    assert base64.b64decode(legacy["audit_hmac_key"]) == ring.audit_hmac_key
+    assert not Keyring.open_with(root, ring.seal_with(root)).audit_anchored

@@ -6,8 +6,11 @@ import anyio.to_thread
 from fastapi import APIRouter, Depends, Query, Request
 from starlette.responses import Response
 
+from keysafe.access.models import RequestContext
+from keysafe.audit.models import OUTCOME_OK
 from keysafe.server import deps
 from keysafe.server.routes.sys import json_response
+from keysafe.server.services import Services
 
 router = APIRouter(prefix="/api/v1/audit", tags=["audit"])
 
@@ -15,10 +18,15 @@ router = APIRouter(prefix="/api/v1/audit", tags=["audit"])
 @router.post("/verify", dependencies=[Depends(deps.needs("audit:verify"))])
 async def verify(request: Request, source: str = "db") -> Response:
     """Walk the chain (``source=db`` or ``file``) and name the first bad event."""
-    await deps.needs_context(request, "audit:verify")
+    ctx = await deps.needs_context(request, "audit:verify")
     svc = deps.services(request)
     fn = svc.audit.verify_file if source == "file" else svc.audit.verify
     result = await anyio.to_thread.run_sync(fn)
+    # Verifying is audited too, after the walk (which so sees the trail as it was, and
+    # whose outcome is recorded) and before answering: an unwritable trail refuses.
+    outcome = "intact" if result.ok else f"broken at event {result.first_bad}"
+    where = "file" if source == "file" else "db"
+    await _audit_read(svc, ctx, "audit:verify", f"source={where}: {outcome}")
     doc: dict[str, object] = {"ok": result.ok, "events": result.events}
     if not result.ok:
         doc.update(first_bad=result.first_bad, reason=result.reason)
@@ -29,7 +37,22 @@ async def verify(request: Request, source: str = "db") -> Response:
 async def events(
     request: Request, after: int = Query(0, ge=0), limit: int = Query(100, ge=1, le=1000)
 ) -> Response:
-    await deps.needs_context(request, "audit:read")
+    ctx = await deps.needs_context(request, "audit:read")
     svc = deps.services(request)
     rows = await anyio.to_thread.run_sync(lambda: svc.audit.events(after, limit))
+    # Audited after the read (the page shows the trail as it was) and before answering.
+    await _audit_read(svc, ctx, "audit:events", f"after={after} limit={limit}")
     return json_response({"events": [c.as_json() for c in rows]})
+
+
+async def _audit_read(svc: Services, ctx: RequestContext, operation: str, detail: str) -> None:
+    await deps.record(
+        svc,
+        rid=ctx.request_id,
+        actor=ctx.principal.token_id,
+        src=ctx.source,
+        operation=operation,
+        path="sys/audit",
+        outcome=OUTCOME_OK,
+        detail=detail,
+    )
