@@ -13,22 +13,33 @@ accounts exist: ``verify_dummy`` runs the same argon2 verification against
 
 Every function takes an optional ``hasher`` so tests can use cheap parameters; the
 production default is ``default_hasher()``. Nothing here logs or echoes a password.
+
+Each argon2 computation holds 19 MiB and a CPU core for tens of milliseconds, and login
+is anonymous: ``HashingGate`` lets only a few run at once per process, lets a bounded
+number of callers wait for a turn, and refuses the rest with RateLimited (429) at once,
+so a crowd of logins costs a bounded amount of memory and threads (``GatedHasher``
+applies it to every hash and verification).
 """
 
 from __future__ import annotations
 
 import contextlib
+import threading
+from collections.abc import Iterator
+from typing import Literal
 
 from argon2 import Parameters, PasswordHasher, Type
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 
-from keysafe.errors import IntegrityError, InvalidInput
+from keysafe.errors import IntegrityError, InvalidInput, RateLimited
 
 __all__ = [
     "DUMMY_HASH",
     "MAX_PASSWORD_LENGTH",
     "MIN_PASSWORD_LENGTH",
     "OWASP_ARGON2ID",
+    "GatedHasher",
+    "HashingGate",
     "check_password_policy",
     "default_hasher",
     "hash_password",
@@ -195,3 +206,65 @@ def check_password_policy(password: str, username: str) -> None:
         raise InvalidInput("password must not contain the username")
     if folded in _COMMON_PASSWORDS or len(set(folded)) == 1:
         raise InvalidInput("password is too common; choose a less guessable one")
+
+
+class HashingGate:
+    """At most ``slots`` password hashes at once; at most ``queue`` callers waiting (each
+    for at most ``wait_seconds``); anyone beyond is refused at once."""
+
+    def __init__(self, slots: int, queue: int, wait_seconds: float = 5.0) -> None:
+        if slots < 1 or queue < 0:
+            raise InvalidInput("password hashing needs at least one slot and a queue >= 0")
+        self._slots = threading.Semaphore(slots)
+        self._queue = queue
+        self._wait = wait_seconds
+        self._waiting = 0
+        self._lock = threading.Lock()
+
+    @contextlib.contextmanager
+    def slot(self) -> Iterator[None]:
+        """Hold one hashing slot. Raises RateLimited when the queue is full or the wait
+        for a slot runs out."""
+        if not self._slots.acquire(blocking=False):
+            with self._lock:
+                if self._waiting >= self._queue:
+                    raise _busy()
+                self._waiting += 1
+            try:
+                acquired = self._slots.acquire(timeout=self._wait)
+            finally:
+                with self._lock:
+                    self._waiting -= 1
+            if not acquired:
+                raise _busy()
+        try:
+            yield
+        finally:
+            self._slots.release()
+
+
+def _busy() -> RateLimited:
+    return RateLimited("too many password checks in progress; try again shortly", retry_after=1)
+
+
+class GatedHasher(PasswordHasher):
+    """``inner``'s parameters, with every hash and verification passing ``gate``."""
+
+    def __init__(self, inner: PasswordHasher, gate: HashingGate) -> None:
+        super().__init__(
+            time_cost=inner.time_cost,
+            memory_cost=inner.memory_cost,
+            parallelism=inner.parallelism,
+            hash_len=inner.hash_len,
+            salt_len=inner.salt_len,
+            type=inner.type,
+        )
+        self._gate = gate
+
+    def hash(self, password: str | bytes, *, salt: bytes | None = None) -> str:
+        with self._gate.slot():
+            return super().hash(password, salt=salt)
+
+    def verify(self, hash: str | bytes, password: str | bytes) -> Literal[True]:
+        with self._gate.slot():
+            return super().verify(hash, password)

@@ -6,12 +6,16 @@ import os
 import socket
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import orjson
 
 from keysafe.config import Settings
 from keysafe.errors import InvalidInput
 from keysafe.netloc import is_loopback
+
+if TYPE_CHECKING:
+    from keysafe.server.protocol import HardenedConfig
 
 UNSEAL_KEY_FILENAME = "unseal.key"
 
@@ -71,10 +75,8 @@ def run_server(
     unseal_key_file: Path | None,
 ) -> None:
     """Serve until interrupted. Raises InvalidInput for unsafe or inconsistent options."""
-    import uvicorn
-
     from keysafe.server.app import INTERNAL_SETTINGS_ENV
-    from keysafe.server.protocol import VaultListProtocol
+    from keysafe.server.protocol import HardenedConfig, VaultListProtocol
     from keysafe.server.services import read_unseal_key
     from keysafe.store.engine import make_engine
     from keysafe.store.migrate import upgrade
@@ -120,7 +122,7 @@ def run_server(
         from keysafe.server import jobprocess
 
         jobprocess.start()
-    uvicorn.run(
+    config = HardenedConfig(
         "keysafe.server.app:create_app_from_env",
         factory=True,
         host=host,
@@ -129,15 +131,34 @@ def run_server(
         ssl_certfile=None if insecure_http else str(tls_cert),
         ssl_keyfile=None if insecure_http else str(tls_key),
         http=VaultListProtocol,
-        loop="uvloop",
         access_log=False,
         log_level="warning",
-        timeout_keep_alive=30,
+        timeout_keep_alive=settings.keep_alive_seconds,
         server_header=False,
         # The audit trail records the socket's peer; forwarded headers would let any
         # local client choose its own source address.
         proxy_headers=False,
+        # Anonymous clients may not hold connections or memory for free (see protocol).
+        head_timeout=settings.header_timeout_seconds,
+        max_head_bytes=settings.max_header_bytes,
+        tls_handshake_timeout=settings.tls_handshake_timeout_seconds,
     )
+    _serve(config)
+
+
+def _serve(config: HardenedConfig) -> None:
+    """``uvicorn.run`` for a prepared config (``uvicorn.run`` builds its own plain one)."""
+    import uvicorn
+    from uvicorn.supervisors import Multiprocess
+
+    server = uvicorn.Server(config=config)
+    if config.workers > 1:
+        sock = config.bind_socket()
+        Multiprocess(config, sockets=[sock]).run()
+        return
+    server.run()
+    if not server.started:
+        raise SystemExit(3)
 
 
 def _check_port_free(host: str, port: int) -> None:

@@ -56,7 +56,7 @@ async def seal_status(request: Request) -> Response:
     return json_response(deps.services(request).system.status())
 
 
-@router.post("/init")
+@router.post("/init", dependencies=[Depends(deps.anonymous_route("init"))])
 async def init(request: Request, body: InitRequest) -> Response:
     svc = deps.services(request)
     result = await anyio.to_thread.run_sync(
@@ -65,7 +65,7 @@ async def init(request: Request, body: InitRequest) -> Response:
     return json_response({"shares": result.shares, "root_token": result.root_token})
 
 
-@router.post("/unseal")
+@router.post("/unseal", dependencies=[Depends(deps.anonymous_route("unseal"))])
 async def unseal(request: Request, body: UnsealRequest) -> Response:
     svc = deps.services(request)
     if body.reset:
@@ -122,7 +122,7 @@ async def rewrap(request: Request, body: RewrapRequest) -> Response:
     )
 
 
-@router.post("/generate-root")
+@router.post("/generate-root", dependencies=[Depends(deps.anonymous_route("generate-root"))])
 async def generate_root(request: Request, body: GenerateRootRequest) -> Response:
     """A new root token for holders of the unseal key or a threshold of shares."""
     svc = deps.services(request)
