@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import os
 import socket
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import orjson
+from sqlalchemy import Engine, select
 
 from keysafe.config import Settings
 from keysafe.errors import InvalidInput
@@ -104,6 +106,11 @@ def run_server(
     engine = make_engine(settings.resolved_database_url())
     upgrade(engine)
     checkpoint(engine, "TRUNCATE")
+    if settings.init_token_file is not None:
+        # Absolute: the workers read it whatever their working directory.
+        token_file = settings.init_token_file.expanduser().resolve()
+        settings = settings.model_copy(update={"init_token_file": token_file})
+        _prepare_init_token(engine, token_file)
     engine.dispose()
 
     if workers > 1:
@@ -159,6 +166,27 @@ def _serve(config: HardenedConfig) -> None:
     server.run()
     if not server.started:
         raise SystemExit(3)
+
+
+def _prepare_init_token(engine: Engine, path: Path) -> None:
+    """Before a vault is initialised, make sure its init token file exists (see
+    ``keysafe.system.init_token``) and say where; afterwards it is of no use."""
+    from keysafe.store.engine import read_conn
+    from keysafe.store.tables import sys_state
+    from keysafe.system.init_token import prepare_init_token
+
+    with read_conn(engine) as conn:
+        initialised = conn.execute(
+            select(sys_state.c.key).where(sys_state.c.key == "seal_config")
+        ).first()
+    if initialised is not None:
+        return
+    created = prepare_init_token(path)
+    print(  # the operator's next step (the token itself stays in the file)
+        f"keysafe: init needs the one-time token {'written to' if created else 'in'} {path}",
+        file=sys.stderr,
+        flush=True,
+    )
 
 
 def _check_port_free(host: str, port: int) -> None:
