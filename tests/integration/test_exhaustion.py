@@ -15,6 +15,7 @@ import threading
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import httpx
 import pytest
@@ -208,3 +209,18 @@ def test_concurrent_logins_beyond_the_hashing_cap_get_429(one_hash_server: Serve
     with server.client() as client:
         resp = client.post("/api/v1/auth/login", json={"name": "crowd", "password": PASSWORD})
         assert resp.status_code == 200, resp.text
+
+
+def test_anonymous_limit_is_shared_by_the_workers(tmp_path: Path) -> None:
+    # Counted in the node's shared table (or Redis), not per worker: two workers do not
+    # each allow the whole limit (exact to one hit per other worker, see nodelimits).
+    with database_url("sqlite", tmp_path) as url:
+        vault = init_vault("sqlite", tmp_path, url)
+        with running(vault, workers=2, extra_env=LIMITS_ENV) as server:
+            statuses = []
+            for _ in range(4 * ANON_LIMIT):
+                with server.client() as client:  # a new connection: any worker may answer
+                    statuses.append(client.post("/api/v1/oauth/revoke", data={}).status_code)
+    allowed = statuses.count(200)
+    assert ANON_LIMIT - 1 <= allowed <= ANON_LIMIT + 1, statuses
+    assert statuses.count(429) == len(statuses) - allowed, statuses
