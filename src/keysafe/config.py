@@ -70,9 +70,10 @@ class Settings(BaseSettings):
     password_hash_concurrency: int = Field(2, ge=1, le=64)
     password_hash_queue: int = Field(16, ge=0, le=1024)
     # Connections: a request head must arrive whole within this many seconds and fit in
-    # this many bytes (else 408/431 and closed); the TLS handshake and idle keep-alive
-    # connections are bounded too.
+    # this many bytes (else 408/431 and closed); an unfinished body that stops arriving,
+    # the TLS handshake and idle keep-alive connections are bounded too.
     header_timeout_seconds: float = Field(10.0, gt=0, le=300)
+    body_idle_timeout_seconds: float = Field(30.0, gt=0, le=3600)
     max_header_bytes: int = Field(32 * 1024, ge=1024, le=1024 * 1024)
     tls_handshake_timeout_seconds: float = Field(10.0, gt=0, le=300)
     keep_alive_seconds: int = Field(30, ge=1, le=3600)

@@ -1,6 +1,6 @@
 """Unauthenticated exhaustion against a real ``keysafe server`` process (issue 11, item 9).
 
-Connections that send nothing or trickle a header are closed within the header timeout,
+Connections that send nothing or trickle a header (or stop sending a body) are closed,
 a TCP connection that never starts TLS within the handshake timeout, an oversized head is
 answered 431; logins beyond the hashing cap are answered 429; repeated anonymous calls
 from one address are refused after the per-route limit and stop writing audit events.
@@ -28,6 +28,7 @@ PASSWORD = "correct horse battery"
 LIMITS_ENV = {
     "KEYSAFE_HEADER_TIMEOUT_SECONDS": str(HEAD_TIMEOUT),
     "KEYSAFE_TLS_HANDSHAKE_TIMEOUT_SECONDS": str(HEAD_TIMEOUT),
+    "KEYSAFE_BODY_IDLE_TIMEOUT_SECONDS": str(HEAD_TIMEOUT),
     "KEYSAFE_MAX_HEADER_BYTES": "8192",
     # Per hour: a window boundary inside a test run is unlikely to hand out a new budget.
     "KEYSAFE_ANONYMOUS_RATE_PER_SOURCE": f"{ANON_LIMIT}/hour",
@@ -98,6 +99,16 @@ def test_half_a_header_trickled_is_closed(server: ServerProc) -> None:
 def test_tcp_connection_without_tls_handshake_is_closed(server: ServerProc) -> None:
     with socket.create_connection(("127.0.0.1", server.port), timeout=30) as raw:
         took, _ = seconds_until_closed(raw)
+    assert took < 10 * HEAD_TIMEOUT, took
+
+
+def test_body_that_stops_arriving_is_closed(server: ServerProc) -> None:
+    with tls_socket(server) as sock:
+        sock.sendall(
+            b"POST /api/v1/auth/login HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+            b'Content-Length: 200\r\n\r\n{"name": "a", '
+        )
+        took, _ = seconds_until_closed(sock)
     assert took < 10 * HEAD_TIMEOUT, took
 
 

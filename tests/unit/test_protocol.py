@@ -61,8 +61,13 @@ async def _ok_app(scope: dict[str, object], receive: object, send: Any) -> None:
     await send({"type": "http.response.body", "body": b"ok"})
 
 
-def _connect(**limits: Any) -> tuple[VaultListProtocol, MemoryTransport]:
-    config = HardenedConfig(_ok_app, log_level="warning", **limits)
+async def _slow_app(scope: dict[str, object], receive: object, send: Any) -> None:
+    await asyncio.sleep(0.3)  # deciding (say, authenticating) before reading the body
+    await _ok_app(scope, receive, send)
+
+
+def _connect(app: Any = _ok_app, **limits: Any) -> tuple[VaultListProtocol, MemoryTransport]:
+    config = HardenedConfig(app, log_level="warning", **limits)
     config.load()
     protocol = VaultListProtocol(config, ServerState(), {}, _loop=asyncio.get_running_loop())
     transport = MemoryTransport()
@@ -104,3 +109,29 @@ async def test_a_whole_head_within_the_limits_is_served() -> None:
     assert transport.written.startswith(b"HTTP/1.1 200 ")
     await asyncio.sleep(0.1)  # past the head timeout: served, so not cut off
     assert not transport.closed
+
+
+async def _wait_closed(transport: MemoryTransport, seconds: float = 2.0) -> bool:
+    for _ in range(int(seconds / 0.01)):
+        if transport.closed:
+            return True
+        await asyncio.sleep(0.01)
+    return transport.closed
+
+
+@pytest.mark.anyio
+async def test_body_that_stops_arriving_closes_the_connection() -> None:
+    protocol, transport = _connect(body_idle_timeout=0.05)
+    protocol.data_received(b"POST /x HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\nabc")
+    assert await _wait_closed(transport)
+
+
+@pytest.mark.anyio
+async def test_client_awaiting_100_continue_is_not_cut_off() -> None:
+    protocol, transport = _connect(_slow_app, body_idle_timeout=0.05)
+    head = b"POST /x HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\nExpect: 100-continue\r\n\r\n"
+    protocol.data_received(head)
+    # No 100 Continue yet (the app has not asked for the body): the client may wait.
+    assert not await _wait_closed(transport, 0.2)
+    await asyncio.sleep(0.2)
+    assert transport.written.startswith(b"HTTP/1.1 200 ")

@@ -24,14 +24,19 @@ applies it to every hash and verification).
 from __future__ import annotations
 
 import contextlib
+import functools
 import threading
-from collections.abc import Iterator
-from typing import Literal
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
+from typing import Literal, TypeVar
 
 from argon2 import Parameters, PasswordHasher, Type
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 
 from keysafe.errors import IntegrityError, InvalidInput, RateLimited
+
+T = TypeVar("T")
 
 __all__ = [
     "DUMMY_HASH",
@@ -209,38 +214,47 @@ def check_password_policy(password: str, username: str) -> None:
 
 
 class HashingGate:
-    """At most ``slots`` password hashes at once; at most ``queue`` callers waiting (each
-    for at most ``wait_seconds``); anyone beyond is refused at once."""
+    """At most ``slots`` password hashes at once, on ``slots`` threads of their own;
+    at most ``queue`` callers waiting (each for at most ``wait_seconds``); anyone beyond
+    is refused at once.
+
+    Own threads, because glibc keeps a freed 19 MiB argon2 buffer in the arena of the
+    thread that used it: hashing on any of the server's 40 worker threads retained up to
+    40 x 19 MiB. Measured, 200 concurrent logins on one process: peak RSS 124 -> 1091 MB
+    unbounded, -> 445 MB with two at a time on the worker threads, -> 179 MB with two
+    at a time on two threads of their own."""
 
     def __init__(self, slots: int, queue: int, wait_seconds: float = 5.0) -> None:
         if slots < 1 or queue < 0:
             raise InvalidInput("password hashing needs at least one slot and a queue >= 0")
-        self._slots = threading.Semaphore(slots)
-        self._queue = queue
+        self._pool = ThreadPoolExecutor(max_workers=slots, thread_name_prefix="keysafe-argon2")
+        self._admitted = slots + queue
         self._wait = wait_seconds
-        self._waiting = 0
+        self._pending = 0
         self._lock = threading.Lock()
 
-    @contextlib.contextmanager
-    def slot(self) -> Iterator[None]:
-        """Hold one hashing slot. Raises RateLimited when the queue is full or the wait
-        for a slot runs out."""
-        if not self._slots.acquire(blocking=False):
-            with self._lock:
-                if self._waiting >= self._queue:
-                    raise _busy()
-                self._waiting += 1
-            try:
-                acquired = self._slots.acquire(timeout=self._wait)
-            finally:
-                with self._lock:
-                    self._waiting -= 1
-            if not acquired:
+    def run(self, work: Callable[[], T]) -> T:
+        """``work()`` on a hashing thread, its result or exception. Raises RateLimited
+        when ``slots + queue`` calls are already in, or when no slot frees up in time."""
+        with self._lock:
+            if self._pending >= self._admitted:
                 raise _busy()
+            self._pending += 1
         try:
-            yield
+            future = self._pool.submit(work)
+            try:
+                return future.result(timeout=self._wait)
+            except FutureTimeout:
+                if future.cancel():
+                    raise _busy() from None
+                return future.result()  # already hashing: it ends within one hash's time
         finally:
-            self._slots.release()
+            with self._lock:
+                self._pending -= 1
+
+    def close(self) -> None:
+        """Stop the hashing threads (after the running hashes)."""
+        self._pool.shutdown(wait=False, cancel_futures=True)
 
 
 def _busy() -> RateLimited:
@@ -262,9 +276,7 @@ class GatedHasher(PasswordHasher):
         self._gate = gate
 
     def hash(self, password: str | bytes, *, salt: bytes | None = None) -> str:
-        with self._gate.slot():
-            return super().hash(password, salt=salt)
+        return self._gate.run(functools.partial(super().hash, password, salt=salt))
 
     def verify(self, hash: str | bytes, password: str | bytes) -> Literal[True]:
-        with self._gate.slot():
-            return super().verify(hash, password)
+        return self._gate.run(functools.partial(super().verify, hash, password))

@@ -25,6 +25,12 @@ class People:
     accounts: UserAccounts
     login: LoginService
     sessions: SessionStore
+    gate: HashingGate | None = None
+
+    def close(self) -> None:
+        """Stop the password-hashing threads, if any."""
+        if self.gate is not None:
+            self.gate.close()
 
 
 def build_people(
@@ -65,7 +71,7 @@ def build_people(
         threshold=lockout_threshold,
         lock_minutes=lockout_minutes,
     )
-    return People(accounts=accounts, login=login, sessions=sessions)
+    return People(accounts=accounts, login=login, sessions=sessions, gate=gate)
 
 
 def _gated(

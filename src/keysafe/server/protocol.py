@@ -15,6 +15,9 @@ requests, and llhttp has no header size limit):
   and closed instead of holding a connection and its memory forever;
 - a head larger than ``max_head_bytes`` is answered 431 and closed before the
   application sees it;
+- a request body must keep arriving: ``body_idle_timeout`` seconds without a byte of an
+  unfinished body close the connection (the application sees a disconnect), unless
+  reading is paused by flow control or the client awaits ``100 Continue``;
 - the TLS handshake is given ``tls_handshake_timeout`` seconds (asyncio and uvloop wait
   60 s by default), through the event loop ``HardenedConfig`` creates.
 """
@@ -34,6 +37,7 @@ from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
 DEFAULT_HEAD_TIMEOUT = 10.0
 DEFAULT_MAX_HEAD_BYTES = 32 * 1024
 DEFAULT_TLS_HANDSHAKE_TIMEOUT = 10.0
+DEFAULT_BODY_IDLE_TIMEOUT = 30.0
 
 
 class HardenedConfig(Config):
@@ -47,9 +51,11 @@ class HardenedConfig(Config):
         head_timeout: float = DEFAULT_HEAD_TIMEOUT,
         max_head_bytes: int = DEFAULT_MAX_HEAD_BYTES,
         tls_handshake_timeout: float = DEFAULT_TLS_HANDSHAKE_TIMEOUT,
+        body_idle_timeout: float = DEFAULT_BODY_IDLE_TIMEOUT,
         **kwargs: Any,
     ) -> None:
         super().__init__(app, **kwargs)
+        self.body_idle_timeout = body_idle_timeout
         self.head_timeout = head_timeout
         self.max_head_bytes = max_head_bytes
         self.tls_handshake_timeout = tls_handshake_timeout
@@ -99,8 +105,11 @@ class VaultListProtocol(HttpToolsProtocol):
         super().__init__(config, *args, **kwargs)
         self._head_timeout: float = getattr(config, "head_timeout", DEFAULT_HEAD_TIMEOUT)
         self._max_head: int = getattr(config, "max_head_bytes", DEFAULT_MAX_HEAD_BYTES)
+        self._body_idle: float = getattr(config, "body_idle_timeout", DEFAULT_BODY_IDLE_TIMEOUT)
         self._head_timer: TimerHandle | None = None
+        self._body_timer: TimerHandle | None = None
         self._awaiting_head = True  # between requests, or in the middle of a head
+        self._body_pending = False  # head whole, body not yet
         self._head_bytes = 0
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
@@ -110,6 +119,7 @@ class VaultListProtocol(HttpToolsProtocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._cancel_head_timer()
+        self._cancel_body_timer()
         super().connection_lost(exc)
 
     def data_received(self, data: bytes) -> None:
@@ -134,6 +144,9 @@ class VaultListProtocol(HttpToolsProtocol):
             msg = "Invalid HTTP request received."
             self.logger.warning(msg)
             self.send_400_response(msg)
+            return
+        if self._body_pending and not self.transport.is_closing():
+            self._arm_body_timer()  # from this chunk on
 
     # -- parser callbacks: count the head, stop the timer once it is whole ---------------
 
@@ -154,9 +167,12 @@ class VaultListProtocol(HttpToolsProtocol):
         self._awaiting_head = False
         self._cancel_head_timer()
         super().on_headers_complete()
+        self._body_pending = True  # until on_message_complete (at once without a body)
 
     def on_message_complete(self) -> None:
         super().on_message_complete()
+        self._body_pending = False
+        self._cancel_body_timer()
         # The next byte on this connection starts a new head (and a new timer); while
         # idle in between, uvicorn's keep-alive timeout applies.
         self._awaiting_head = True
@@ -188,6 +204,26 @@ class VaultListProtocol(HttpToolsProtocol):
             self._arm_head_timer()
             return
         self._answer_and_close(408, "Request header not received in time.")
+
+    def _arm_body_timer(self) -> None:
+        self._cancel_body_timer()
+        self._body_timer = self.loop.call_later(self._body_idle, self._body_timed_out)
+
+    def _cancel_body_timer(self) -> None:
+        if self._body_timer is not None:
+            self._body_timer.cancel()
+            self._body_timer = None
+
+    def _body_timed_out(self) -> None:
+        self._body_timer = None
+        if not self._body_pending or self.transport.is_closing():
+            return
+        cycle = self.cycle
+        if self.flow.read_paused or (cycle is not None and cycle.waiting_for_100_continue):
+            # Not the client's fault: we stopped reading, or it waits for our go-ahead.
+            self._arm_body_timer()
+            return
+        self.transport.close()
 
     def _answer_and_close(self, status: int, msg: str) -> None:
         self._cancel_head_timer()

@@ -149,6 +149,7 @@ def run_server(
         head_timeout=settings.header_timeout_seconds,
         max_head_bytes=settings.max_header_bytes,
         tls_handshake_timeout=settings.tls_handshake_timeout_seconds,
+        body_idle_timeout=settings.body_idle_timeout_seconds,
     )
     _serve(config)
 

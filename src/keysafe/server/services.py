@@ -75,6 +75,7 @@ class Services:
         with contextlib.suppress(Exception):  # best effort: the last seconds of usage
             self.usage.flush()
         self.audit.stop()
+        self.users.close()
         self.secrets.close()
         self.rotation.close()
         self.keys.close()

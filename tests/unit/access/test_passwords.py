@@ -162,48 +162,95 @@ def test_gate_lets_slots_run_queue_wait_and_refuses_the_rest() -> None:
     gate = HashingGate(slots=1, queue=1, wait_seconds=30)
     release = threading.Event()
     inside = threading.Event()
-    waited: list[str] = []
+    threads_used: set[str] = set()
 
-    def holder() -> None:
-        with gate.slot():
-            inside.set()
-            release.wait(30)
+    def hold() -> str:
+        threads_used.add(threading.current_thread().name)
+        inside.set()
+        release.wait(30)
+        return "held"
 
-    def waiter() -> None:
-        with gate.slot():
-            waited.append("ran")
+    def quick() -> str:
+        threads_used.add(threading.current_thread().name)
+        return "ran"
 
-    first = threading.Thread(target=holder)
+    results: list[str] = []
+    first = threading.Thread(target=lambda: results.append(gate.run(hold)))
     first.start()
     assert inside.wait(30)
-    second = threading.Thread(target=waiter)
+    second = threading.Thread(target=lambda: results.append(gate.run(quick)))
     second.start()
-    for _ in range(3000):  # until the second caller is queued
-        if gate._waiting:
+    for _ in range(3000):  # until the second caller is in (queued behind the first)
+        if gate._pending == 2:
             break
         threading.Event().wait(0.01)
-    assert gate._waiting == 1
-    with pytest.raises(RateLimited) as refused, gate.slot():
-        pass  # pragma: no cover - refused before entering
+    assert gate._pending == 2
+    with pytest.raises(RateLimited) as refused:
+        gate.run(quick)
     assert refused.value.retry_after == 1
     release.set()
     first.join(30)
     second.join(30)
-    assert waited == ["ran"]
-    with gate.slot():  # free again
-        pass
+    assert sorted(results) == ["held", "ran"]
+    assert gate.run(quick) == "ran"  # free again
+    # Every hash ran on the gate's own thread, never on the callers'.
+    assert len(threads_used) == 1
+    assert threads_used.pop().startswith("keysafe-argon2")
+    gate.close()
 
 
 def test_gate_wait_is_bounded() -> None:
     gate = HashingGate(slots=1, queue=4, wait_seconds=0.05)
-    with gate.slot(), pytest.raises(RateLimited), gate.slot():
-        pass  # pragma: no cover
+    release = threading.Event()
+    started = threading.Event()
+
+    def hold() -> None:
+        started.set()
+        release.wait(30)
+
+    holder = threading.Thread(target=gate.run, args=(hold,))
+    holder.start()
+    try:
+        assert started.wait(30)
+        with pytest.raises(RateLimited):
+            gate.run(lambda: None)
+    finally:
+        release.set()
+        holder.join(30)
+        gate.close()
 
 
 def test_gate_without_queue_refuses_at_once() -> None:
+    gate = HashingGate(slots=1, queue=0, wait_seconds=30)
+    release = threading.Event()
+    started = threading.Event()
+
+    def hold() -> None:
+        started.set()
+        release.wait(30)
+
+    holder = threading.Thread(target=gate.run, args=(hold,))
+    holder.start()
+    try:
+        assert started.wait(30)
+        with pytest.raises(RateLimited):
+            gate.run(lambda: None)
+    finally:
+        release.set()
+        holder.join(30)
+        gate.close()
+
+
+def test_gate_passes_exceptions_through() -> None:
     gate = HashingGate(slots=1, queue=0)
-    with gate.slot(), pytest.raises(RateLimited), gate.slot():
-        pass  # pragma: no cover
+
+    def fail() -> None:
+        raise VerifyMismatchError
+
+    with pytest.raises(VerifyMismatchError):
+        gate.run(fail)
+    assert gate.run(lambda: 1) == 1  # the slot was given back
+    gate.close()
 
 
 def test_gated_hasher_keeps_parameters_and_releases_on_mismatch(hasher: CountingHasher) -> None:
