@@ -13,7 +13,7 @@ from starlette.responses import Response
 
 from keysafe import __version__
 from keysafe.audit.models import OUTCOME_OK
-from keysafe.errors import Unauthenticated
+from keysafe.errors import AlreadyInitialized, Unauthenticated
 from keysafe.server import deps
 from keysafe.system.init_token import INIT_TOKEN_HEADER, check_init_token, consume_init_token
 
@@ -70,6 +70,9 @@ async def init(request: Request, body: InitRequest) -> Response:
     an init token file first needs that one-time token (header or ``init_token``)."""
     svc = deps.services(request)
     token_file = svc.settings.init_token_file
+    if token_file is not None and svc.system.seal_config() is not None:
+        # Said before the token check: the used token's file is gone by now.
+        raise AlreadyInitialized("the vault is already initialised")
     if token_file is not None:
         presented = request.headers.get(INIT_TOKEN_HEADER) or body.init_token
         try:
