@@ -10,13 +10,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import orjson
-from sqlalchemy import Engine, select
 
 from keysafe.config import Settings
 from keysafe.errors import InvalidInput
 from keysafe.netloc import is_loopback
 
 if TYPE_CHECKING:
+    from sqlalchemy import Engine
+
     from keysafe.server.protocol import HardenedConfig
 
 UNSEAL_KEY_FILENAME = "unseal.key"
@@ -104,14 +105,16 @@ def run_server(
         )
     _check_port_free(host, port)
     engine = make_engine(settings.resolved_database_url())
-    upgrade(engine)
-    checkpoint(engine, "TRUNCATE")
-    if settings.init_token_file is not None:
-        # Absolute: the workers read it whatever their working directory.
-        token_file = settings.init_token_file.expanduser().resolve()
-        settings = settings.model_copy(update={"init_token_file": token_file})
-        _prepare_init_token(engine, token_file)
-    engine.dispose()
+    try:
+        upgrade(engine)
+        checkpoint(engine, "TRUNCATE")
+        if settings.init_token_file is not None:
+            # Absolute: the workers read it whatever their working directory.
+            token_file = settings.init_token_file.expanduser().resolve()
+            settings = settings.model_copy(update={"init_token_file": token_file})
+            _prepare_init_token(engine, token_file)
+    finally:
+        engine.dispose()
 
     if workers > 1:
         # Each worker writes its metrics to files there; /metrics sums them all.
@@ -172,6 +175,8 @@ def _serve(config: HardenedConfig) -> None:
 def _prepare_init_token(engine: Engine, path: Path) -> None:
     """Before a vault is initialised, make sure its init token file exists (see
     ``keysafe.system.init_token``) and say where; afterwards it is of no use."""
+    from sqlalchemy import select
+
     from keysafe.store.engine import read_conn
     from keysafe.store.tables import sys_state
     from keysafe.system.init_token import prepare_init_token
