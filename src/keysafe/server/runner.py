@@ -151,6 +151,7 @@ def run_server(
         # Anonymous clients may not hold connections or memory for free (see protocol).
         head_timeout=settings.header_timeout_seconds,
         max_head_bytes=settings.max_header_bytes,
+        h11_max_incomplete_event_size=settings.max_header_bytes,  # were h11 ever chosen
         tls_handshake_timeout=settings.tls_handshake_timeout_seconds,
         body_idle_timeout=settings.body_idle_timeout_seconds,
     )
