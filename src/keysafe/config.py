@@ -65,6 +65,25 @@ class Settings(BaseSettings):
     usage_tracking: bool = True
     usage_retention_days: int = Field(90, ge=1, le=3650)
     request_metrics: bool = True
+    # Anonymous cost caps. Requests one source address may make to each anonymous route
+    # (login, leak reports, OAuth token/revoke/introspect, AppRole login, init, unseal,
+    # generate-root), counted like ``rate_limit_per_source`` (Redis, else this node).
+    anonymous_rate_per_source: str = "120/minute"
+    # Password hashing (argon2, 19 MiB each) at once per server process, and callers
+    # that may wait for a turn; beyond that a login is answered 429 at once.
+    password_hash_concurrency: int = Field(2, ge=1, le=64)
+    password_hash_queue: int = Field(16, ge=0, le=1024)
+    # Connections: a request head must arrive whole within this many seconds and fit in
+    # this many bytes (else 408/431 and closed); an unfinished body that stops arriving,
+    # the TLS handshake and idle keep-alive connections are bounded too.
+    header_timeout_seconds: float = Field(10.0, gt=0, le=300)
+    body_idle_timeout_seconds: float = Field(30.0, gt=0, le=3600)
+    max_header_bytes: int = Field(32 * 1024, ge=1024, le=1024 * 1024)
+    tls_handshake_timeout_seconds: float = Field(10.0, gt=0, le=300)
+    keep_alive_seconds: int = Field(30, ge=1, le=3600)
+    # A one-time secret that ``POST /api/v1/sys/init`` must present (``keysafe server
+    # --init-token-file``); consumed by a successful init.
+    init_token_file: Path | None = None
     # People's sessions: idle timeout and absolute lifetime. Idle expiry is exact on the
     # process that served the last request and at most about a minute early (never
     # late) on others, which learn of use through batched last-seen writes.

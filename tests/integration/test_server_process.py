@@ -664,16 +664,19 @@ def test_shamir_init_and_unseal_sqlite(tmp_path: Path) -> None:
         r = c.post("/api/v1/sys/unseal", json={"share": shares[0]})
         assert r.status_code == 200, r.text
         assert r.json()["progress"] == 1, r.text
+        nonce = r.json()["nonce"]  # the unseal attempt's: further shares give it
         bad = _typo(shares[1], shares[2:])
-        r = assert_problem(c.post("/api/v1/sys/unseal", json={"share": bad}), 400, "invalid_input")
+        r = assert_problem(
+            c.post("/api/v1/sys/unseal", json={"share": bad, "nonce": nonce}), 400, "invalid_input"
+        )
         assert bad not in str(r)
         status = c.get("/api/v1/sys/seal-status").json()
         assert status["sealed"] is True, status
         assert status["progress"] == 1, status
-        r = c.post("/api/v1/sys/unseal", json={"share": shares[1]})
+        r = c.post("/api/v1/sys/unseal", json={"share": shares[1], "nonce": nonce})
         assert r.json()["progress"] == 2, r.text
         assert r.json()["sealed"] is True, r.text
-        r = c.post("/api/v1/sys/unseal", json={"share": shares[2]})
+        r = c.post("/api/v1/sys/unseal", json={"share": shares[2], "nonce": nonce})
         assert r.status_code == 200, r.text
         assert r.json()["sealed"] is False, r.text
         assert c.get("/api/v1/sys/health").status_code == 200

@@ -33,7 +33,7 @@ from keysafe.audit.models import OUTCOME_DENIED, OUTCOME_OK, AuditEvent
 from keysafe.audit.service import AuditLog
 from keysafe.clock import Clock
 from keysafe.crypto.keyring import Envelope, Keyring
-from keysafe.errors import AccountLocked, Conflict, InvalidInput, Unauthenticated
+from keysafe.errors import AccountLocked, Conflict, InvalidInput, RateLimited, Unauthenticated
 from keysafe.store.engine import read_conn, write_txn
 from keysafe.store.tables_users import recovery_codes, users
 
@@ -146,7 +146,10 @@ class LoginService:
 
         ph = self._accounts.hasher()
         if needs_rehash(user.password_hash, hasher=ph):
-            new = hash_password(password, hasher=ph)
+            try:
+                new = hash_password(password, hasher=ph)
+            except RateLimited:
+                return  # the session exists: upgrade the hash at a quieter login
             with write_txn(self._engine) as conn:
                 conn.execute(update(users).where(users.c.id == user.id).values(password_hash=new))
 

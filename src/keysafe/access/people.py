@@ -9,6 +9,7 @@ from argon2 import PasswordHasher
 from sqlalchemy import Engine
 
 from keysafe.access.login import LoginService
+from keysafe.access.passwords import GatedHasher, HashingGate, default_hasher
 from keysafe.access.policy_store import PolicyStore
 from keysafe.access.sessions import SessionStore
 from keysafe.access.users import UserAccounts
@@ -24,6 +25,12 @@ class People:
     accounts: UserAccounts
     login: LoginService
     sessions: SessionStore
+    gate: HashingGate | None = None
+
+    def close(self) -> None:
+        """Stop the password-hashing threads, if any."""
+        if self.gate is not None:
+            self.gate.close()
 
 
 def build_people(
@@ -39,8 +46,12 @@ def build_people(
     lockout_minutes: int = 15,
     cache_seconds: float = 1.0,
     hasher: Callable[[], PasswordHasher] | None = None,
+    gate: HashingGate | None = None,
 ) -> People:
-    """Wire the three services; ``hasher`` lets tests use cheap argon2 parameters."""
+    """Wire the three services; ``hasher`` lets tests use cheap argon2 parameters;
+    ``gate`` bounds concurrent hashing (see ``passwords.HashingGate``)."""
+    if gate is not None:
+        hasher = _gated(hasher, gate)
     sessions = SessionStore(
         engine,
         lambda: keyring().token_hmac_key,
@@ -60,4 +71,14 @@ def build_people(
         threshold=lockout_threshold,
         lock_minutes=lockout_minutes,
     )
-    return People(accounts=accounts, login=login, sessions=sessions)
+    return People(accounts=accounts, login=login, sessions=sessions, gate=gate)
+
+
+def _gated(
+    hasher: Callable[[], PasswordHasher] | None, gate: HashingGate
+) -> Callable[[], PasswordHasher]:
+    if hasher is None:
+        fixed = GatedHasher(default_hasher(), gate)
+        return lambda: fixed
+    inner = hasher
+    return lambda: GatedHasher(inner(), gate)

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from dataclasses import asdict
+from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
+import orjson
 import typer
 
 from keysafe.cli.context import state
@@ -24,13 +27,27 @@ def init(
     ctx: typer.Context,
     shares: Annotated[int, typer.Option("--shares", min=1, max=16)] = 5,
     threshold: Annotated[int, typer.Option("--threshold", min=1, max=16)] = 3,
+    init_token_file: Annotated[
+        Path | None,
+        typer.Option(
+            "--init-token-file",
+            envvar="KEYSAFE_INIT_TOKEN_FILE",
+            help="The server's one-time init token (keysafe server --init-token-file).",
+        ),
+    ] = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Initialise a new vault: prints the unseal shares and the root token, once."""
     if threshold > shares:
         raise InvalidInput("--threshold cannot exceed --shares")
+    init_token = None
+    if init_token_file is not None:
+        try:
+            init_token = init_token_file.read_text().strip()
+        except OSError as exc:
+            raise InvalidInput(f"cannot read {init_token_file}: {exc.strerror}") from exc
     with state(ctx).client() as client:
-        result = client.init(shares=shares, threshold=threshold)
+        result = client.init(shares=shares, threshold=threshold, init_token=init_token)
     if as_json:
         print_json({"shares": result.shares, "root_token": result.root_token})
         return
@@ -47,11 +64,26 @@ def init(
 def unseal(
     ctx: typer.Context,
     reset: Annotated[bool, typer.Option("--reset", help="Discard shares given so far.")] = False,
+    nonce: Annotated[
+        str | None,
+        typer.Option(
+            "--nonce",
+            envvar="KEYSAFE_UNSEAL_NONCE",
+            help="The unseal attempt's nonce (shown after its first share; remembered on "
+            "this machine).",
+        ),
+    ] = None,
 ) -> None:
-    """Submit unseal shares: a hidden prompt, or one share per line on stdin."""
+    """Submit unseal shares: a hidden prompt, or one share per line on stdin.
+
+    The first share starts an unseal attempt with a nonce; further shares and --reset
+    must give it. It is remembered under KEYSAFE_HOME for the next share from this
+    machine, and printed for share holders elsewhere (--nonce)."""
     with state(ctx).client() as client:
+        nonce = nonce or _remembered_nonce(client.addr)
         if reset:
-            _progress(client.unseal(reset=True))
+            _progress(client.unseal(reset=True, nonce=nonce))
+            _remember_nonce(client.addr, "")
             return
         if sys.stdin.isatty():
             import getpass
@@ -64,10 +96,58 @@ def unseal(
             raise InvalidInput("no unseal share given")
         status = None
         for share in shares:
-            status = client.unseal(share)
+            status = client.unseal(share, nonce=nonce)
+            nonce = status.nonce or nonce
             _progress(status)
             if not status.sealed:
                 break
+        assert status is not None
+        _remember_nonce(client.addr, status.nonce if status.sealed else "")
+        if status.sealed and status.nonce:
+            message(
+                f"Unseal nonce: {status.nonce} (share holders on other machines: "
+                "keysafe operator unseal --nonce ...)"
+            )
+
+
+_NONCE_FILE = "unseal-nonces.json"
+
+
+def _nonce_path() -> Path:
+    from keysafe.client._config import home_dir
+
+    return home_dir() / _NONCE_FILE
+
+
+def _remembered_nonce(addr: str) -> str | None:
+    try:
+        doc = orjson.loads(_nonce_path().read_bytes())
+    except (OSError, orjson.JSONDecodeError):
+        return None
+    value = doc.get(addr) if isinstance(doc, dict) else None
+    return value if isinstance(value, str) and value else None
+
+
+def _remember_nonce(addr: str, nonce: str) -> None:
+    """Keep (or with "" forget) the server's unseal nonce, in a 0600 file."""
+    path = _nonce_path()
+    try:
+        doc = orjson.loads(path.read_bytes())
+    except (OSError, orjson.JSONDecodeError):
+        doc = {}
+    if not isinstance(doc, dict):
+        doc = {}
+    if nonce:
+        doc[addr] = nonce
+    elif doc.pop(addr, None) is None:
+        return
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(orjson.dumps(doc))
+    except OSError as exc:  # only a convenience: the nonce was printed
+        message(f"could not remember the unseal nonce in {path}: {exc.strerror}")
 
 
 @app.command("generate-root")

@@ -32,6 +32,13 @@ def server(
         Path | None,
         typer.Option("--unseal-key-file", help="Unseal automatically with this key file."),
     ] = None,
+    init_token_file: Annotated[
+        Path | None,
+        typer.Option(
+            "--init-token-file",
+            help="Init needs the one-time token in this file (created 0600 when missing).",
+        ),
+    ] = None,
 ) -> None:
     """Run the keysafe server (HTTPS with --tls-cert/--tls-key)."""
     if (tls_cert is None) != (tls_key is None):
@@ -49,6 +56,8 @@ def server(
     from keysafe.server.runner import run_server
 
     settings = state(ctx).settings()
+    if init_token_file is not None:
+        settings = settings.model_copy(update={"init_token_file": init_token_file})
     with contextlib.suppress(KeyboardInterrupt):
         run_server(
             settings,

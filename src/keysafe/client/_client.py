@@ -313,14 +313,26 @@ class Client:
     def seal_status(self) -> SealStatus:
         return SealStatus.from_json(self._json("GET", f"{API}/sys/seal-status"))
 
-    def init(self, shares: int = 5, threshold: int = 3) -> InitResult:
-        """Initialise a new vault; raises AlreadyInitialized after the first time."""
+    def init(
+        self, shares: int = 5, threshold: int = 3, *, init_token: str | None = None
+    ) -> InitResult:
+        """Initialise a new vault; raises AlreadyInitialized after the first time, and
+        Unauthenticated without the server's one-time ``init_token`` when it has one."""
         body = {"shares": shares, "threshold": threshold}
-        return InitResult.from_json(self._json("POST", f"{API}/sys/init", json=body))
+        headers = {"X-Keysafe-Init-Token": init_token} if init_token else None
+        return InitResult.from_json(
+            self._json("POST", f"{API}/sys/init", json=body, headers=headers)
+        )
 
-    def unseal(self, share: str | None = None, *, reset: bool = False) -> SealStatus:
-        """Submit one unseal share (or reset the progress)."""
+    def unseal(
+        self, share: str | None = None, *, reset: bool = False, nonce: str | None = None
+    ) -> SealStatus:
+        """Submit one unseal share (or reset the progress). The reply's ``nonce`` names
+        the unseal attempt the first share started: pass it with the further shares and
+        a reset (Conflict otherwise)."""
         body: dict[str, Any] = {"reset": True} if reset else {"share": share}
+        if nonce:
+            body["nonce"] = nonce
         return SealStatus.from_json(self._json("POST", f"{API}/sys/unseal", json=body))
 
     def seal(self) -> SealStatus:

@@ -167,6 +167,8 @@ class SealStatus:
     shares: int | None = None
     progress: int = 0
     unseal_mode: str | None = None
+    # The unseal attempt's nonce, in the replies to its share holders only ("" else).
+    nonce: str = ""
 
     @classmethod
     def from_json(cls, doc: dict[str, Any]) -> SealStatus:
@@ -177,6 +179,7 @@ class SealStatus:
             shares=_opt_int(doc.get("shares")),
             progress=int(doc.get("progress") or 0),
             unseal_mode=_opt_str(doc.get("unseal_mode")),
+            nonce=str(doc.get("nonce") or ""),
         )
 
 

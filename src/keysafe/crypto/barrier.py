@@ -1,13 +1,26 @@
-"""The seal barrier: holds the keyring in memory while unsealed, nothing while sealed."""
+"""The seal barrier: holds the keyring in memory while unsealed, nothing while sealed.
+
+Shamir unseal progress belongs to one unseal attempt, named by a random nonce: the first
+well-formed share starts the attempt and its nonce is returned to whoever sent it (never
+shown in the public seal status); while the attempt runs, further shares and a reset must
+present that nonce, so nobody else can reset or spoil the progress (a wrong nonce changes
+nothing). An attempt with no new share for ``attempt_seconds`` is dropped, so a stray
+attempt cannot block unsealing for ever; restarting the process drops it too.
+"""
 
 from __future__ import annotations
 
+import hmac
+import secrets
 import threading
+import time
 
 from keysafe.crypto import rootkey
 from keysafe.crypto.envelope import DecryptionFailed
 from keysafe.crypto.keyring import Keyring
-from keysafe.errors import InvalidInput, Sealed
+from keysafe.errors import Conflict, InvalidInput, Sealed
+
+UNSEAL_ATTEMPT_SECONDS = 15 * 60
 
 
 class Barrier:
@@ -17,12 +30,16 @@ class Barrier:
     progress is reset.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, attempt_seconds: float = UNSEAL_ATTEMPT_SECONDS) -> None:
         self._keyring: Keyring | None = None
         # Kept while unsealed so a rotated keyring can be sealed again (as Vault keeps
         # its master key); dropped with the keyring on seal.
         self._root_key: bytes | None = None
         self._shares: list[str] = []
+        self._nonce: str | None = None  # the running unseal attempt's, while shares are in
+        self._last_share = 0.0
+        self._attempt_seconds = attempt_seconds
+        self._now = time.monotonic
         self._lock = threading.Lock()
 
     @property
@@ -31,7 +48,16 @@ class Barrier:
 
     @property
     def progress(self) -> int:
-        return len(self._shares)
+        with self._lock:
+            self._expire_attempt()
+            return len(self._shares)
+
+    @property
+    def nonce(self) -> str | None:
+        """The running unseal attempt's nonce (only for its share holders' replies)."""
+        with self._lock:
+            self._expire_attempt()
+            return self._nonce
 
     def keyring(self) -> Keyring:
         """The keyring; raises Sealed while sealed."""
@@ -44,11 +70,17 @@ class Barrier:
         with self._lock:
             self._keyring = None
             self._root_key = None
-            self._shares.clear()
+            self._clear_attempt()
 
-    def reset_progress(self) -> None:
+    def reset_progress(self, nonce: str | None) -> None:
+        """Drop the running attempt's shares; raises Conflict unless ``nonce`` is its
+        nonce (nothing running: nothing to do)."""
         with self._lock:
-            self._shares.clear()
+            self._expire_attempt()
+            if self._nonce is None:
+                return
+            self._check_nonce(nonce)
+            self._clear_attempt()
 
     def unseal_with_root(self, root_key: bytes, keyring_blob: bytes) -> None:
         """Open the keyring with a root key; raises InvalidInput when the key is wrong."""
@@ -59,13 +91,17 @@ class Barrier:
         with self._lock:
             self._keyring = keyring
             self._root_key = root_key
-            self._shares.clear()
+            self._clear_attempt()
 
-    def add_share(self, share: str, threshold: int, keyring_blob: bytes) -> bool:
+    def add_share(
+        self, share: str, threshold: int, keyring_blob: bytes, nonce: str | None = None
+    ) -> bool:
         """Add one share; unseals when ``threshold`` distinct shares are in.
 
-        Returns True once unsealed. A malformed share raises InvalidInput and keeps the
-        progress; a set of shares that does not open the vault resets it.
+        The first share starts an attempt (``nonce`` then names it); while one runs,
+        ``nonce`` must be its nonce, else Conflict and nothing changes. Returns True once
+        unsealed. A malformed share raises InvalidInput and keeps the progress; a set of
+        shares that does not open the vault ends the attempt.
         """
         try:
             words = rootkey.check_share(share)
@@ -74,11 +110,18 @@ class Barrier:
         with self._lock:
             if self._keyring is not None:
                 return True
+            self._expire_attempt()
+            if self._nonce is None:
+                self._nonce = secrets.token_hex(16)
+            else:
+                self._check_nonce(nonce)
+            self._last_share = self._now()
             if words not in self._shares:
                 self._shares.append(words)
             if len(self._shares) < threshold:
                 return False
-            shares, self._shares = list(self._shares), []
+            shares = list(self._shares)
+            self._clear_attempt()
         try:
             root_key = rootkey.combine(shares)
             keyring = Keyring.open_with(root_key, keyring_blob)
@@ -90,6 +133,22 @@ class Barrier:
             self._keyring = keyring
             self._root_key = root_key
         return True
+
+    def _check_nonce(self, nonce: str | None) -> None:
+        assert self._nonce is not None
+        if not hmac.compare_digest((nonce or "").encode(), self._nonce.encode()):
+            raise Conflict(
+                "an unseal attempt is in progress; give its nonce (returned with its first "
+                "share) to add a share or reset it"
+            )
+
+    def _expire_attempt(self) -> None:
+        if self._nonce is not None and self._now() - self._last_share > self._attempt_seconds:
+            self._clear_attempt()
+
+    def _clear_attempt(self) -> None:
+        self._shares.clear()
+        self._nonce = None
 
     def root_key(self) -> bytes:
         root_key = self._root_key

@@ -83,6 +83,7 @@ _UNITS: Final[dict[str, type[RateLimitItem]]] = {
 # Subject kinds of a refusal (persisted in audit event details and metric labels).
 SCOPE_KEY = "key"
 SCOPE_SOURCE = "source"
+SCOPE_ANONYMOUS = "anonymous"  # one anonymous route group from one source address
 _BOUND = 100_000  # remembered bursts before the memory is cleared (a spray of addresses)
 
 
@@ -191,6 +192,7 @@ class RateLimits:
         *,
         key_rates: KeyRateSource,
         per_source: str | None = None,
+        anonymous: str | None = None,
         redis_url: str | None = None,
         local: Storage | None = None,
         retry_seconds: float = 5.0,
@@ -200,6 +202,7 @@ class RateLimits:
         """Raises InvalidInput for a malformed ``per_source`` rate."""
         self.key_rates = key_rates
         self.per_source = parse_rate(per_source) if per_source else None
+        self.anonymous = parse_rate(anonymous) if anonymous else None
         self._now = now
         # In process, or shared by the workers of this node (see nodelimits).
         # In process, or shared by the workers of this node (see nodelimits), spent from
@@ -233,6 +236,13 @@ class RateLimits:
         if self.per_source is None:
             return None
         return self._hit(self.per_source, SCOPE_SOURCE, source)
+
+    def check_anonymous(self, route: str, source: str) -> Refusal | None:
+        """Count one request to the anonymous route group ``route`` from ``source``
+        (each group has its own count); a Refusal when it is over the limit."""
+        if self.anonymous is None:
+            return None
+        return self._hit(self.anonymous, SCOPE_ANONYMOUS, f"{route}@{source}")
 
     def check_key(self, key_id: str) -> Refusal | None:
         """Count one request made with API key ``key_id`` against the key's own rate."""

@@ -77,6 +77,28 @@ async def context(request: Request) -> RequestContext:
     return ctx
 
 
+def anonymous_route(route: str) -> Callable[[Request], Awaitable[None]]:
+    """Dependency for a route anyone may call: one source address gets
+    ``anonymous_rate_per_source`` requests to ``route`` (counted like every rate limit:
+    Redis, else this node), then 429 until the window resets, before the body is read or
+    anything is written. The first refusal of a burst is audited (not while sealed: the
+    audit key is locked then; the refusal is still counted in the metrics)."""
+
+    async def dependency(request: Request) -> None:
+        svc = services(request)
+        src = source(request)
+        svc.throttle.check(src)
+        refusal = svc.limits.check_anonymous(route, src)
+        if refusal is None:
+            return
+        if svc.barrier.sealed:
+            svc.metrics.rate_limited(refusal.scope)
+            raise refusal.error()
+        await refuse(svc, refusal, rid=request_id(request), actor="anonymous", src=src, path=route)
+
+    return dependency
+
+
 async def authenticated(request: Request) -> None:
     """Dependency: any valid credential (401 otherwise), checked before the body."""
     await context(request)

@@ -4,14 +4,21 @@ from __future__ import annotations
 
 import os
 import socket
+import sys
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import orjson
 
 from keysafe.config import Settings
 from keysafe.errors import InvalidInput
 from keysafe.netloc import is_loopback
+
+if TYPE_CHECKING:
+    from sqlalchemy import Engine
+
+    from keysafe.server.protocol import HardenedConfig
 
 UNSEAL_KEY_FILENAME = "unseal.key"
 
@@ -71,10 +78,8 @@ def run_server(
     unseal_key_file: Path | None,
 ) -> None:
     """Serve until interrupted. Raises InvalidInput for unsafe or inconsistent options."""
-    import uvicorn
-
     from keysafe.server.app import INTERNAL_SETTINGS_ENV
-    from keysafe.server.protocol import VaultListProtocol
+    from keysafe.server.protocol import HardenedConfig, VaultListProtocol
     from keysafe.server.services import read_unseal_key
     from keysafe.store.engine import make_engine
     from keysafe.store.migrate import upgrade
@@ -100,9 +105,16 @@ def run_server(
         )
     _check_port_free(host, port)
     engine = make_engine(settings.resolved_database_url())
-    upgrade(engine)
-    checkpoint(engine, "TRUNCATE")
-    engine.dispose()
+    try:
+        upgrade(engine)
+        checkpoint(engine, "TRUNCATE")
+        if settings.init_token_file is not None:
+            # Absolute: the workers read it whatever their working directory.
+            token_file = settings.init_token_file.expanduser().resolve()
+            settings = settings.model_copy(update={"init_token_file": token_file})
+            _prepare_init_token(engine, token_file)
+    finally:
+        engine.dispose()
 
     if workers > 1:
         # Each worker writes its metrics to files there; /metrics sums them all.
@@ -120,7 +132,7 @@ def run_server(
         from keysafe.server import jobprocess
 
         jobprocess.start()
-    uvicorn.run(
+    config = HardenedConfig(
         "keysafe.server.app:create_app_from_env",
         factory=True,
         host=host,
@@ -129,14 +141,58 @@ def run_server(
         ssl_certfile=None if insecure_http else str(tls_cert),
         ssl_keyfile=None if insecure_http else str(tls_key),
         http=VaultListProtocol,
-        loop="uvloop",
         access_log=False,
         log_level="warning",
-        timeout_keep_alive=30,
+        timeout_keep_alive=settings.keep_alive_seconds,
         server_header=False,
         # The audit trail records the socket's peer; forwarded headers would let any
         # local client choose its own source address.
         proxy_headers=False,
+        # Anonymous clients may not hold connections or memory for free (see protocol).
+        head_timeout=settings.header_timeout_seconds,
+        max_head_bytes=settings.max_header_bytes,
+        h11_max_incomplete_event_size=settings.max_header_bytes,  # were h11 ever chosen
+        tls_handshake_timeout=settings.tls_handshake_timeout_seconds,
+        body_idle_timeout=settings.body_idle_timeout_seconds,
+    )
+    _serve(config)
+
+
+def _serve(config: HardenedConfig) -> None:
+    """``uvicorn.run`` for a prepared config (``uvicorn.run`` builds its own plain one)."""
+    import uvicorn
+    from uvicorn.supervisors import Multiprocess
+
+    server = uvicorn.Server(config=config)
+    if config.workers > 1:
+        sock = config.bind_socket()
+        Multiprocess(config, sockets=[sock]).run()
+        return
+    server.run()
+    if not server.started:
+        raise SystemExit(3)
+
+
+def _prepare_init_token(engine: Engine, path: Path) -> None:
+    """Before a vault is initialised, make sure its init token file exists (see
+    ``keysafe.system.init_token``) and say where; afterwards it is of no use."""
+    from sqlalchemy import select
+
+    from keysafe.store.engine import read_conn
+    from keysafe.store.tables import sys_state
+    from keysafe.system.init_token import prepare_init_token
+
+    with read_conn(engine) as conn:
+        initialised = conn.execute(
+            select(sys_state.c.key).where(sys_state.c.key == "seal_config")
+        ).first()
+    if initialised is not None:
+        return
+    created = prepare_init_token(path)
+    print(  # the operator's next step (the token itself stays in the file)
+        f"keysafe: init needs the one-time token {'written to' if created else 'in'} {path}",
+        file=sys.stderr,
+        flush=True,
     )
 
 

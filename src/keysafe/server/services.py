@@ -11,6 +11,7 @@ from keysafe.access.apikeys import KeyService
 from keysafe.access.authorizer import Authorizer
 from keysafe.access.lineage import Lineage
 from keysafe.access.oauth import DbRevocationList, TokenExchange
+from keysafe.access.passwords import HashingGate
 from keysafe.access.people import People, build_people
 from keysafe.access.policy_store import PolicyStore
 from keysafe.access.service import TokenService
@@ -75,6 +76,7 @@ class Services:
         with contextlib.suppress(Exception):  # best effort: the last seconds of usage
             self.usage.flush()
         self.audit.stop()
+        self.users.close()
         self.secrets.close()
         self.rotation.close()
         self.keys.close()
@@ -116,6 +118,7 @@ def build_services(
         lockout_threshold=settings.login_lockout_threshold,
         lockout_minutes=settings.login_lockout_minutes,
         cache_seconds=settings.token_cache_seconds,
+        gate=HashingGate(settings.password_hash_concurrency, settings.password_hash_queue),
     )
     tokens = TokenService(
         engine,
@@ -214,6 +217,7 @@ def build_services(
         limits=RateLimits(
             key_rates=KeyRates(engine),
             per_source=settings.rate_limit_per_source or None,
+            anonymous=settings.anonymous_rate_per_source or None,
             redis_url=settings.redis_url,
             local=node_storage_from_env(),
         ),

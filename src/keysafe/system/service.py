@@ -152,12 +152,20 @@ class SystemService:
             if not sealed and by_operator:
                 self._put(conn, "sealed_by_operator", b"0")
 
-    def unseal(self, share: str | None = None, key: str | None = None) -> dict[str, Any]:
+    def unseal(
+        self, share: str | None = None, key: str | None = None, nonce: str | None = None
+    ) -> dict[str, Any]:
+        """Submit one share (Shamir mode) or the unseal key (key mode): the status, plus
+        while still sealed the ``nonce`` of the unseal attempt, which further shares (and
+        a reset) must present (see ``Barrier``). Raises Conflict for a wrong nonce."""
         with self._state_lock:
-            return self._unseal_unlocked(share=share, key=key)
+            status = self._unseal_unlocked(share=share, key=key, nonce=nonce)
+        status["nonce"] = (self._barrier.nonce or "") if status["sealed"] else ""
+        return status
 
-    def _unseal_unlocked(self, share: str | None = None, key: str | None = None) -> dict[str, Any]:
-        """Submit one share (Shamir mode) or the unseal key (key mode)."""
+    def _unseal_unlocked(
+        self, share: str | None = None, key: str | None = None, nonce: str | None = None
+    ) -> dict[str, Any]:
         config = self.seal_config()
         if config is None:
             raise NotInitialized("the vault is not initialised; run `keysafe operator init`")
@@ -178,7 +186,7 @@ class SystemService:
         else:
             if config["mode"] != MODE_SHAMIR:
                 raise InvalidInput("this vault is unsealed with an unseal key (ksu1_...)")
-            self._barrier.add_share(text, int(config["threshold"]), blob)
+            self._barrier.add_share(text, int(config["threshold"]), blob, nonce)
         if not self._barrier.sealed:
             self._set_sealed_flag(False, by_operator=True)
             log.info("vault unsealed")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+
 import pytest
 from argon2 import PasswordHasher, Type, extract_parameters
 from argon2.exceptions import VerifyMismatchError
@@ -9,6 +11,8 @@ from argon2.exceptions import VerifyMismatchError
 from keysafe.access.passwords import (
     DUMMY_HASH,
     OWASP_ARGON2ID,
+    GatedHasher,
+    HashingGate,
     check_password_policy,
     default_hasher,
     hash_password,
@@ -16,7 +20,7 @@ from keysafe.access.passwords import (
     verify_dummy,
     verify_password,
 )
-from keysafe.errors import IntegrityError, InvalidInput
+from keysafe.errors import IntegrityError, InvalidInput, RateLimited
 
 PASSWORD = "tangerine-bicycle-orbit"
 
@@ -152,3 +156,113 @@ def test_policy_refuses(password: str, username: str, message: str) -> None:
 )
 def test_policy_accepts(password: str, username: str) -> None:
     check_password_policy(password, username)
+
+
+def test_gate_lets_slots_run_queue_wait_and_refuses_the_rest() -> None:
+    gate = HashingGate(slots=1, queue=1, wait_seconds=30)
+    release = threading.Event()
+    inside = threading.Event()
+    threads_used: set[str] = set()
+
+    def hold() -> str:
+        threads_used.add(threading.current_thread().name)
+        inside.set()
+        release.wait(30)
+        return "held"
+
+    def quick() -> str:
+        threads_used.add(threading.current_thread().name)
+        return "ran"
+
+    results: list[str] = []
+    first = threading.Thread(target=lambda: results.append(gate.run(hold)))
+    first.start()
+    assert inside.wait(30)
+    second = threading.Thread(target=lambda: results.append(gate.run(quick)))
+    second.start()
+    for _ in range(3000):  # until the second caller is in (queued behind the first)
+        if gate._pending == 2:
+            break
+        threading.Event().wait(0.01)
+    assert gate._pending == 2
+    with pytest.raises(RateLimited) as refused:
+        gate.run(quick)
+    assert refused.value.retry_after == 1
+    release.set()
+    first.join(30)
+    second.join(30)
+    assert sorted(results) == ["held", "ran"]
+    assert gate.run(quick) == "ran"  # free again
+    # Every hash ran on the gate's own thread, never on the callers'.
+    assert len(threads_used) == 1
+    assert threads_used.pop().startswith("keysafe-argon2")
+    gate.close()
+
+
+def test_gate_wait_is_bounded() -> None:
+    gate = HashingGate(slots=1, queue=4, wait_seconds=0.05)
+    release = threading.Event()
+    started = threading.Event()
+
+    def hold() -> None:
+        started.set()
+        release.wait(30)
+
+    holder = threading.Thread(target=gate.run, args=(hold,))
+    holder.start()
+    try:
+        assert started.wait(30)
+        with pytest.raises(RateLimited):
+            gate.run(lambda: None)
+    finally:
+        release.set()
+        holder.join(30)
+        gate.close()
+
+
+def test_gate_without_queue_refuses_at_once() -> None:
+    gate = HashingGate(slots=1, queue=0, wait_seconds=30)
+    release = threading.Event()
+    started = threading.Event()
+
+    def hold() -> None:
+        started.set()
+        release.wait(30)
+
+    holder = threading.Thread(target=gate.run, args=(hold,))
+    holder.start()
+    try:
+        assert started.wait(30)
+        with pytest.raises(RateLimited):
+            gate.run(lambda: None)
+    finally:
+        release.set()
+        holder.join(30)
+        gate.close()
+
+
+def test_gate_passes_exceptions_through() -> None:
+    gate = HashingGate(slots=1, queue=0)
+
+    def fail() -> None:
+        raise VerifyMismatchError
+
+    with pytest.raises(VerifyMismatchError):
+        gate.run(fail)
+    assert gate.run(lambda: 1) == 1  # the slot was given back
+    gate.close()
+
+
+def test_gated_hasher_keeps_parameters_and_releases_on_mismatch(hasher: CountingHasher) -> None:
+    gate = HashingGate(slots=1, queue=0)
+    gated = GatedHasher(hasher, gate)
+    stored = hash_password(PASSWORD, hasher=gated)
+    assert verify_password(stored, PASSWORD, hasher=hasher)
+    assert extract_parameters(stored).memory_cost == hasher.memory_cost
+    assert not verify_password(stored, "wrong horse battery", hasher=gated)
+    assert verify_password(stored, PASSWORD, hasher=gated)  # the slot was given back
+
+
+def test_gate_refuses_nonsense_sizes() -> None:
+    with pytest.raises(InvalidInput):
+        HashingGate(slots=0, queue=1)

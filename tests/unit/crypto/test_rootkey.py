@@ -9,7 +9,7 @@ import pytest
 from keysafe.crypto import rootkey
 from keysafe.crypto.barrier import Barrier
 from keysafe.crypto.keyring import Keyring
-from keysafe.errors import InvalidInput, Sealed
+from keysafe.errors import Conflict, InvalidInput, Sealed
 
 
 def test_any_threshold_subset_rebuilds_the_key() -> None:
@@ -53,20 +53,71 @@ def test_barrier_unseals_with_threshold_and_resets_on_wrong_set() -> None:
     with pytest.raises(Sealed):
         barrier.keyring()
     assert barrier.add_share(shares[0], 3, blob) is False
-    assert barrier.add_share(shares[0], 3, blob) is False  # duplicates do not count
+    nonce = barrier.nonce
+    assert nonce
+    assert barrier.add_share(shares[0], 3, blob, nonce) is False  # duplicates do not count
     assert barrier.progress == 1
     with pytest.raises(InvalidInput):
-        barrier.add_share("not a share at all", 3, blob)
+        barrier.add_share("not a share at all", 3, blob, nonce)
     assert barrier.progress == 1
-    assert barrier.add_share(shares[1], 3, blob) is False
-    assert barrier.add_share(shares[4], 3, blob) is True
+    assert barrier.add_share(shares[1], 3, blob, nonce) is False
+    assert barrier.add_share(shares[4], 3, blob, nonce) is True
     assert not barrier.sealed
+    assert barrier.nonce is None
     barrier.seal()
     assert barrier.sealed
     foreign = rootkey.split(rootkey.new_root_key(), 5, 3)
     barrier.add_share(foreign[0], 3, blob)
-    barrier.add_share(foreign[1], 3, blob)
+    nonce = barrier.nonce
+    barrier.add_share(foreign[1], 3, blob, nonce)
     with pytest.raises(InvalidInput, match="progress was reset"):
-        barrier.add_share(foreign[2], 3, blob)
+        barrier.add_share(foreign[2], 3, blob, nonce)
     assert barrier.progress == 0
     assert barrier.sealed
+
+
+def test_unseal_progress_is_bound_to_its_nonce() -> None:
+    key = rootkey.new_root_key()
+    blob = Keyring.new().seal_with(key)
+    shares = rootkey.split(key, 5, 3)
+    foreign = rootkey.split(rootkey.new_root_key(), 5, 3)
+    barrier = Barrier()
+    barrier.reset_progress(None)  # nothing running: nothing to do
+    assert barrier.add_share(shares[0], 3, blob, "a stale nonce is ignored") is False
+    nonce = barrier.nonce
+    assert nonce is not None
+    # Without the nonce nobody resets the attempt nor adds (or spoils with) a share.
+    for wrong in (None, "", "0" * len(nonce), nonce[:-1]):
+        with pytest.raises(Conflict):
+            barrier.reset_progress(wrong)
+        with pytest.raises(Conflict):
+            barrier.add_share(foreign[0], 3, blob, wrong)
+    assert barrier.progress == 1
+    assert barrier.nonce == nonce
+    assert barrier.add_share(shares[1], 3, blob, nonce) is False
+    barrier.reset_progress(nonce)
+    assert barrier.progress == 0
+    assert barrier.nonce is None
+    # A new attempt has a new nonce; the old one is refused while it runs.
+    barrier.add_share(shares[0], 3, blob)
+    assert barrier.nonce not in (None, nonce)
+    with pytest.raises(Conflict):
+        barrier.add_share(shares[1], 3, blob, nonce)
+
+
+def test_an_abandoned_unseal_attempt_expires() -> None:
+    key = rootkey.new_root_key()
+    blob = Keyring.new().seal_with(key)
+    shares = rootkey.split(key, 5, 3)
+    barrier = Barrier(attempt_seconds=60)
+    clock = [1000.0]
+    barrier._now = lambda: clock[0]
+    barrier.add_share(shares[0], 3, blob)
+    first = barrier.nonce
+    clock[0] += 59
+    assert barrier.progress == 1
+    clock[0] += 2
+    assert barrier.progress == 0
+    assert barrier.nonce is None
+    barrier.add_share(shares[1], 3, blob)  # anyone may start the next attempt
+    assert barrier.nonce not in (None, first)

@@ -45,7 +45,7 @@ class KnownDigestsBody(BaseModel):
     prefix: str = Field("", max_length=512)
 
 
-@router.post("/leaks")
+@router.post("/leaks", dependencies=[Depends(deps.anonymous_route("leaks"))])
 async def report_leaks(request: Request) -> Response:
     """Revoke reported keysafe credentials and open an incident for them. Unsigned
     reports need no token (only a holder or a finder of the credential can send it);

@@ -52,7 +52,7 @@ def _client_secret(request: Request, params: dict[str, str]) -> tuple[str | None
     return params.get("client_id"), params.get("client_secret")
 
 
-@router.post("/api/v1/oauth/token")
+@router.post("/api/v1/oauth/token", dependencies=[Depends(deps.anonymous_route("oauth-token"))])
 async def token(request: Request) -> Response:
     """Exchange an API key (``client_secret``; ``client_id`` its key id, optional) for a
     signed access token of at most one hour."""
@@ -123,7 +123,10 @@ async def jwks(request: Request) -> Response:
     return json_response(await anyio.to_thread.run_sync(svc.oauth.jwks))
 
 
-@router.post("/api/v1/oauth/introspect", dependencies=[Depends(deps.authenticated)])
+@router.post(
+    "/api/v1/oauth/introspect",
+    dependencies=[Depends(deps.anonymous_route("oauth-introspect")), Depends(deps.authenticated)],
+)
 async def introspect(request: Request) -> Response:
     """RFC 7662 for any authenticated caller; ``{"active": false}`` for anything invalid."""
     params = await _params(request)
@@ -134,7 +137,7 @@ async def introspect(request: Request) -> Response:
     return json_response(result)
 
 
-@router.post("/api/v1/oauth/revoke")
+@router.post("/api/v1/oauth/revoke", dependencies=[Depends(deps.anonymous_route("oauth-revoke"))])
 async def revoke(request: Request) -> Response:
     """RFC 7009: whoever holds a token may revoke it; always 200."""
     params = await _params(request)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 import anyio.to_thread
@@ -12,9 +13,12 @@ from starlette.responses import Response
 
 from keysafe import __version__
 from keysafe.audit.models import OUTCOME_OK
+from keysafe.errors import AlreadyInitialized, Unauthenticated
 from keysafe.server import deps
+from keysafe.system.init_token import INIT_TOKEN_HEADER, check_init_token, consume_init_token
 
 router = APIRouter(prefix="/api/v1/sys", tags=["sys"])
+log = logging.getLogger("keysafe.server")
 
 
 def json_response(doc: Any, status: int = 200) -> Response:
@@ -24,12 +28,16 @@ def json_response(doc: Any, status: int = 200) -> Response:
 class InitRequest(BaseModel):
     shares: int = Field(5, ge=1, le=16)
     threshold: int = Field(3, ge=1, le=16)
+    # The server's one-time init token, when it has one (or the X-Keysafe-Init-Token header).
+    init_token: str | None = Field(None, max_length=256)
 
 
 class UnsealRequest(BaseModel):
     share: str | None = Field(None, max_length=4096)
     key: str | None = Field(None, max_length=4096)
     reset: bool = False
+    # The running unseal attempt's nonce (returned with its first share).
+    nonce: str | None = Field(None, max_length=64)
 
 
 class GenerateRootRequest(BaseModel):
@@ -56,22 +64,44 @@ async def seal_status(request: Request) -> Response:
     return json_response(deps.services(request).system.status())
 
 
-@router.post("/init")
+@router.post("/init", dependencies=[Depends(deps.anonymous_route("init"))])
 async def init(request: Request, body: InitRequest) -> Response:
+    """Initialise the vault: the shares and the root token, once. A server started with
+    an init token file first needs that one-time token (header or ``init_token``)."""
     svc = deps.services(request)
+    token_file = svc.settings.init_token_file
+    if token_file is not None and svc.system.seal_config() is not None:
+        # Said before the token check: the used token's file is gone by now.
+        raise AlreadyInitialized("the vault is already initialised")
+    if token_file is not None:
+        presented = request.headers.get(INIT_TOKEN_HEADER) or body.init_token
+        try:
+            await anyio.to_thread.run_sync(check_init_token, token_file, presented)
+        except Unauthenticated:
+            # No audit trail before init: the log and the failure throttle keep count.
+            log.warning("init refused from %s: wrong or missing init token", deps.source(request))
+            svc.throttle.failed(deps.source(request))
+            raise
     result = await anyio.to_thread.run_sync(
         lambda: svc.system.initialize(body.shares, body.threshold)
     )
+    if token_file is not None:
+        await anyio.to_thread.run_sync(consume_init_token, token_file)
     return json_response({"shares": result.shares, "root_token": result.root_token})
 
 
-@router.post("/unseal")
+@router.post("/unseal", dependencies=[Depends(deps.anonymous_route("unseal"))])
 async def unseal(request: Request, body: UnsealRequest) -> Response:
+    """Submit one share (or the unseal key). The first share starts an unseal attempt
+    and the reply carries its ``nonce``; further shares and ``reset`` must present it
+    (409 otherwise, and nothing changes)."""
     svc = deps.services(request)
     if body.reset:
-        svc.barrier.reset_progress()
-        return json_response(svc.system.status())
-    status = await anyio.to_thread.run_sync(lambda: svc.system.unseal(body.share, body.key))
+        svc.barrier.reset_progress(body.nonce)
+        return json_response({**svc.system.status(), "nonce": ""})
+    status = await anyio.to_thread.run_sync(
+        lambda: svc.system.unseal(body.share, body.key, body.nonce)
+    )
     return json_response(status)
 
 
@@ -122,7 +152,7 @@ async def rewrap(request: Request, body: RewrapRequest) -> Response:
     )
 
 
-@router.post("/generate-root")
+@router.post("/generate-root", dependencies=[Depends(deps.anonymous_route("generate-root"))])
 async def generate_root(request: Request, body: GenerateRootRequest) -> Response:
     """A new root token for holders of the unseal key or a threshold of shares."""
     svc = deps.services(request)

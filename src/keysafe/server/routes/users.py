@@ -95,7 +95,7 @@ def _holder(request: Request) -> tuple[str, ...] | None:
 # -- login, step-up, enrolment, logout -------------------------------------------------
 
 
-@router.post("/auth/login")
+@router.post("/auth/login", dependencies=[Depends(deps.anonymous_route("login"))])
 async def login(request: Request, body: LoginBody) -> Response:
     """A session token (``ks_sess_...``, in this reply only) for a name, its password and,
     once enrolled, a TOTP or recovery code. 401 with one detail for every failure; 429

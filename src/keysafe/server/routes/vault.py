@@ -91,7 +91,7 @@ class AppRoleLogin(BaseModel):
     secret_id: str = Field(max_length=256)
 
 
-@router.post("/auth/approle/login")
+@router.post("/auth/approle/login", dependencies=[Depends(deps.anonymous_route("approle"))])
 async def approle_login(request: Request, body: AppRoleLogin) -> Response:
     """AppRole-style login for Vault clients: ``role_id`` is an API key's id and
     ``secret_id`` the key itself; the reply's ``client_token`` is a short-lived access
