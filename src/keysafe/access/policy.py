@@ -63,13 +63,27 @@ __all__ = [
 class _Entry:
     """One rule of one policy, compiled; ``order`` is its position in the whole set."""
 
-    __slots__ = ("allowed", "conditions", "denied", "glob", "label", "order", "policy", "rule")
+    __slots__ = (
+        "allowed",
+        "conditions",
+        "denied",
+        "glob",
+        "label",
+        "matches",
+        "order",
+        "policy",
+        "prefix",
+        "rule",
+    )
 
     def __init__(self, order: int, policy: str, rule: Rule) -> None:
         self.order = order
         self.policy = policy
         self.rule = rule
         self.glob = compile_glob(rule.path)
+        # Held directly: the bucket loops test these for every rule they hold.
+        self.prefix = self.glob.prefix
+        self.matches = self.glob.matches
         self.conditions: Conditions | None = rule.conditions if rule.conditions else None
         self.label = f"policy {policy}, rule {rule.index} (line {rule.line}): {rule.summary()}"
         # Built once: deciding by a rule returns the same immutable value every time.
@@ -97,7 +111,8 @@ class _Bucket:
 def _first_match(entries: tuple[_Entry, ...], path: str) -> _Entry | None:
     """The first of ``entries`` (in set order) whose glob matches ``path``."""
     for entry in entries:
-        if entry.glob.matches(path):
+        # The prefix test in C refuses most rules without a Python call.
+        if path.startswith(entry.prefix) and entry.matches(path):
             return entry
     return None
 
@@ -217,7 +232,7 @@ class PolicySet:
         step_up: list[int] = []
         ip = source_address(request.source)
         for entry in self._entries:
-            if not entry.glob.matches(request.path):
+            if not (request.path.startswith(entry.prefix) and entry.matches(request.path)):
                 continue
             rule = entry.rule
             if request.capability not in rule.capabilities:
@@ -259,7 +274,7 @@ class PolicySet:
                 return Deny(f"unknown capability {capability!r}")
             return Deny(_nothing_grants(capability, path))
         deny = _first_match(bucket.deny_entries, path)
-        conditional = [e for e in bucket.cond if e.glob.matches(path)]
+        conditional = [e for e in bucket.cond if path.startswith(e.prefix) and e.matches(path)]
         if deny is not None:
             early = tuple(e for e in conditional if e.rule.deny and e.order < deny.order)
             return _Plan(early, deny, (), None) if early else deny.denied

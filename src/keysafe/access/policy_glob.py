@@ -142,8 +142,15 @@ _Block = tuple[_Segment, ...]
 
 def _run_fits(block: _Block, parts: Sequence[str], at: int) -> bool:
     """True when each segment pattern of ``block`` matches ``parts`` from ``at`` on."""
-    for offset, segment in enumerate(block):  # noqa: SIM110 (as in _fits_at)
-        if not segment.matches(parts[at + offset]):
+    for offset, segment in enumerate(block):
+        # The common kinds inline: a method call costs more than their whole test.
+        kind = segment.kind
+        if kind == "any":
+            continue
+        if kind == "literal":
+            if parts[at + offset] != segment.text:
+                return False
+        elif not segment.matches(parts[at + offset]):
             return False
     return True
 
@@ -155,14 +162,30 @@ class Glob:
     segments by the same block placement as a segment's characters. A trailing ``**``
     needs at least one segment after its slash: it is compiled as one any-segment
     followed by a ``**``.
+
+    Speed: every match first checks, with C string methods, what any match must have: the
+    literal text before the first wildcard and after the last, the other literal pieces
+    somewhere, and (without ``**``) the number of slashes. Most globs of a policy set are
+    refused there. For the most common shapes (``a/b/*``, ``a/b/ROOT_*``, ``a/*.json/c``:
+    one ``*`` in one segment, no ``?`` or ``**``) those checks are the whole answer.
+    ``prefix`` is public so that callers holding many globs can screen with it first.
     """
 
-    __slots__ = ("_blocks", "_literal", "_min_parts", "text")
+    __slots__ = (
+        "_affixes_decide",
+        "_blocks",
+        "_literal",
+        "_min_parts",
+        "_needles",
+        "_slashes",
+        "_suffix",
+        "prefix",
+        "text",
+    )
 
     def __init__(self, glob: str) -> None:
         check_glob(glob)
         self.text = glob
-        self._literal = "*" not in glob and "?" not in glob
         blocks: list[list[_Segment]] = [[]]
         segments = glob.split("/")
         for i, segment in enumerate(segments):
@@ -174,6 +197,35 @@ class Glob:
             blocks.append([])
         self._blocks: tuple[_Block, ...] = tuple(tuple(b) for b in blocks)
         self._min_parts = sum(len(b) for b in blocks)
+        wild = [i for i, char in enumerate(glob) if char in "*?"]
+        if not wild:
+            self.prefix, self._suffix = glob, ""
+        else:
+            self.prefix = glob[: wild[0]]
+            # Zero segments for a leading or inner ``**`` take its following slash with
+            # it (``**/b`` matches ``b``), so that slash is not required.
+            tail = glob[wild[-1] + 1 :]
+            self._suffix = tail[1:] if glob[: wild[-1] + 1].endswith("**") else tail
+        # Without ``**`` a match has exactly the glob's slashes; -1: any number.
+        self._slashes = glob.count("/") if len(blocks) == 1 else -1
+        wild_segments = [s for s in segments if "*" in s or "?" in s]
+        self._literal = not wild
+        # The literal pieces of every segment occur somewhere in any matching path: a
+        # substring test (C speed) refuses most paths before any segment is compared.
+        pieces = {
+            piece
+            for segment in segments
+            if segment != "**"
+            for piece in segment.replace("?", "*").split("*")
+            if piece and piece not in self.prefix and piece not in self._suffix
+        }
+        self._needles = tuple(sorted(pieces, key=len, reverse=True))
+        self._affixes_decide = (
+            len(blocks) == 1
+            and len(wild_segments) == 1
+            and "?" not in glob
+            and glob.count("*") == 1
+        )
 
     def __repr__(self) -> str:
         return f"Glob({self.text!r})"
@@ -182,10 +234,22 @@ class Glob:
         """True when ``glob`` matches the whole of ``path``; at worst O(len(path) x len(glob))."""
         if self._literal:
             return path == self.text
+        prefix, suffix = self.prefix, self._suffix
+        if not (path.startswith(prefix) and path.endswith(suffix)):
+            return False
+        if self._slashes >= 0 and path.count("/") != self._slashes:
+            return False
+        for needle in self._needles:
+            if needle not in path:
+                return False
+        if self._affixes_decide:
+            # Literal segments are in the prefix and suffix; the one ``*`` lies between them
+            # inside its segment (the slash count says so): only their overlap can fail.
+            return len(path) >= len(prefix) + len(suffix)
         parts = path.split("/")
         blocks = self._blocks
-        if len(blocks) == 1:  # no ``**``: one segment pattern per path segment
-            return len(parts) == len(blocks[0]) and _run_fits(blocks[0], parts, 0)
+        if len(blocks) == 1:  # no ``**``: one pattern per segment (the slashes were counted)
+            return _run_fits(blocks[0], parts, 0)
         if len(parts) < self._min_parts:
             return False
         first, last = blocks[0], blocks[-1]
