@@ -70,6 +70,7 @@ class _Entry:
         "glob",
         "label",
         "matches",
+        "needle",
         "order",
         "policy",
         "prefix",
@@ -83,6 +84,7 @@ class _Entry:
         self.glob = compile_glob(rule.path)
         # Held directly: the bucket loops test these for every rule they hold.
         self.prefix = self.glob.prefix
+        self.needle = self.glob.needle
         self.matches = self.glob.matches
         self.conditions: Conditions | None = rule.conditions if rule.conditions else None
         self.label = f"policy {policy}, rule {rule.index} (line {rule.line}): {rule.summary()}"
@@ -111,8 +113,8 @@ class _Bucket:
 def _first_match(entries: tuple[_Entry, ...], path: str) -> _Entry | None:
     """The first of ``entries`` (in set order) whose glob matches ``path``."""
     for entry in entries:
-        # The prefix test in C refuses most rules without a Python call.
-        if path.startswith(entry.prefix) and entry.matches(path):
+        # Prefix and needle tests in C refuse most rules without a Python call.
+        if path.startswith(entry.prefix) and entry.needle in path and entry.matches(path):
             return entry
     return None
 
@@ -232,7 +234,8 @@ class PolicySet:
         step_up: list[int] = []
         ip = source_address(request.source)
         for entry in self._entries:
-            if not (request.path.startswith(entry.prefix) and entry.matches(request.path)):
+            path = request.path
+            if not (path.startswith(entry.prefix) and entry.needle in path and entry.matches(path)):
                 continue
             rule = entry.rule
             if request.capability not in rule.capabilities:
@@ -274,7 +277,11 @@ class PolicySet:
                 return Deny(f"unknown capability {capability!r}")
             return Deny(_nothing_grants(capability, path))
         deny = _first_match(bucket.deny_entries, path)
-        conditional = [e for e in bucket.cond if path.startswith(e.prefix) and e.matches(path)]
+        conditional = [
+            e
+            for e in bucket.cond
+            if path.startswith(e.prefix) and e.needle in path and e.matches(path)
+        ]
         if deny is not None:
             early = tuple(e for e in conditional if e.rule.deny and e.order < deny.order)
             return _Plan(early, deny, (), None) if early else deny.denied

@@ -168,7 +168,8 @@ class Glob:
     somewhere, and (without ``**``) the number of slashes. Most globs of a policy set are
     refused there. For the most common shapes (``a/b/*``, ``a/b/ROOT_*``, ``a/*.json/c``:
     one ``*`` in one segment, no ``?`` or ``**``) those checks are the whole answer.
-    ``prefix`` is public so that callers holding many globs can screen with it first.
+    ``prefix`` (every match starts with it) and ``needle`` (every match contains it) are
+    public so that callers holding many globs can screen with them first.
     """
 
     __slots__ = (
@@ -179,6 +180,7 @@ class Glob:
         "_needles",
         "_slashes",
         "_suffix",
+        "needle",
         "prefix",
         "text",
     )
@@ -219,7 +221,8 @@ class Glob:
             for piece in segment.replace("?", "*").split("*")
             if piece and piece not in self.prefix and piece not in self._suffix
         }
-        self._needles = tuple(sorted(pieces, key=len, reverse=True))
+        self._needles = tuple(sorted(pieces, key=lambda piece: (-len(piece), piece)))
+        self.needle = self._needles[0] if self._needles else ""
         self._affixes_decide = (
             len(blocks) == 1
             and len(wild_segments) == 1
