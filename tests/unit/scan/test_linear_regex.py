@@ -62,7 +62,9 @@ def test_match_reads_like_re_match() -> None:
 
 @given(st.text(alphabet="ab\n é_", max_size=30), st.integers(0, 32), st.integers(0, 32))
 def test_random_windows_agree_with_re(text: str, pos: int, endpos: int) -> None:
-    for pattern in (r"a+b", r"^a", r"(?m)^b|a$", r"\bab?\b", r"(é)(_)?"):
+    # \b and \w are ASCII in RE2, as in Go and gitleaks (see the test below).
+    boundary = r"\b_?ab?\b" if text.isascii() else "a"
+    for pattern in (r"a+b", r"^a", r"(?m)^b|a$", boundary, r"(é)(_)?"):
         ours, theirs = LinearPattern(pattern), re.compile(pattern)
         assert [spans(m) for m in ours.finditer(text, pos, endpos)] == [
             spans(m) for m in theirs.finditer(text, pos, endpos)
@@ -89,3 +91,10 @@ def test_catastrophic_patterns_finish() -> None:
 def test_what_re2_cannot_run_is_refused(pattern: str, why: str) -> None:
     with pytest.raises(UnsupportedRegex, match=re.escape(why)):
         LinearPattern(pattern)
+
+
+def test_classes_are_ascii_as_in_go() -> None:
+    # Rules are written for gitleaks (Go's RE2): \w, \d and \b know ASCII only there too.
+    assert LinearPattern(r"\w+").search("é") is None
+    assert LinearPattern(r"a\b").search("aé") is not None
+    assert LinearPattern(r"(?i)É").search("xé") is not None  # case folding is Unicode
