@@ -233,8 +233,8 @@ class PolicySet:
         outcomes: list[RuleOutcome] = []
         step_up: list[int] = []
         ip = source_address(request.source)
+        path = request.path
         for entry in self._entries:
-            path = request.path
             if not (path.startswith(entry.prefix) and entry.needle in path and entry.matches(path)):
                 continue
             rule = entry.rule
