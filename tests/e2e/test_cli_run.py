@@ -7,6 +7,7 @@ import json
 import signal
 import subprocess
 import sys
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
@@ -158,3 +159,146 @@ def test_ctrl_c_on_a_terminal_reaches_the_child_once(folders: Vault) -> None:
     os.close(fd)
     assert b"count 1" in output, output
     assert os.waitstatus_to_exitcode(status) == 3
+
+
+# --- names that change how programs start (issue 11 item 6) ----------------------------------
+
+UNSAFE = ("BASH_ENV", "LD_PRELOAD", "PYTHONSTARTUP", "KEYSAFE_TOKEN", "KEYSAFE_ADDR")
+
+
+@pytest.fixture(scope="module")
+def unsafe(vault: Vault, tmp_path_factory: pytest.TempPathFactory) -> Vault:
+    """One folder per refused name (with an ordinary secret beside it); BASH_ENV points
+    at a script that would leave a mark if any shell sourced it."""
+    hook = tmp_path_factory.mktemp("hook") / "hook.sh"
+    hook.write_text(f"echo sourced >> {hook}.ran\n")
+    for name in UNSAFE:
+        value = str(hook) if name == "BASH_ENV" else "https://attacker.invalid"
+        for path, secret in {
+            f"e2e/unsafe/{name}/{name}": value,
+            f"e2e/unsafe/{name}/OK": "x",
+        }.items():
+            result = vault.run("secret", "set", path, stdin=secret)
+            assert result.returncode == 0, result.stderr
+    return vault
+
+
+def marker_code(marker: Path) -> list[str]:
+    return py(f"open({str(marker)!r}, 'w').write('ran')")
+
+
+@pytest.mark.parametrize("name", UNSAFE)
+def test_run_refuses_a_secret_that_changes_how_programs_start(
+    unsafe: Vault, name: str, tmp_path: Path
+) -> None:
+    marker = tmp_path / "ran"
+    result = unsafe.run("run", "--path", f"e2e/unsafe/{name}", "--", *marker_code(marker))
+    assert result.returncode == 2
+    assert result.stderr.count("\n") == 1, result.stderr  # one line
+    assert result.stderr.startswith("keysafe: ")
+    assert f"e2e/unsafe/{name}/{name}" in result.stderr
+    assert f"--allow-env {name}" in result.stderr
+    assert not marker.exists()  # the program never started
+
+
+def test_run_allows_a_refused_name_when_asked(unsafe: Vault) -> None:
+    code = "import os; print(os.environ['PYTHONSTARTUP'], os.environ['OK'])"
+    args = ("run", "--path", "e2e/unsafe/PYTHONSTARTUP", "--allow-env", "PYTHONSTARTUP")
+    result = unsafe.run(*args, "--", *py(code))
+    assert (result.returncode, result.stdout) == (0, "https://attacker.invalid x\n"), result.stderr
+
+
+def test_allowing_one_name_does_not_allow_another(unsafe: Vault) -> None:
+    both = ("--path", "e2e/unsafe/BASH_ENV", "--path", "e2e/unsafe/LD_PRELOAD", "--prefix")
+    # With --prefix the names are E2E_UNSAFE_..., ordinary data: nothing to refuse.
+    assert unsafe.run("run", *both, "--", *py("pass")).returncode == 0
+    result = unsafe.run(
+        "run", "--path", "e2e/unsafe/BASH_ENV", "--allow-env", "LD_PRELOAD", "--", "true"
+    )
+    assert result.returncode == 2
+    assert "BASH_ENV" in result.stderr
+
+
+def test_bash_env_from_a_secret_is_never_sourced(unsafe: Vault, tmp_path: Path) -> None:
+    listed = unsafe.run("secret", "get", "e2e/unsafe/BASH_ENV/BASH_ENV")
+    hook_ran = Path(listed.stdout.strip() + ".ran")
+    result = unsafe.run("run", "--path", "e2e/unsafe/BASH_ENV", "--", "bash", "-c", "true")
+    assert result.returncode == 2
+    assert not hook_ran.exists()
+    # Allowed by name, it does what BASH_ENV does: proof that the refusal mattered.
+    args = ("run", "--path", "e2e/unsafe/BASH_ENV", "--allow-env", "BASH_ENV")
+    assert unsafe.run(*args, "--", "bash", "-c", "true").returncode == 0
+    assert hook_ran.read_text() == "sourced\n"
+
+
+@pytest.mark.parametrize("fmt", ["shell", "dotenv", "json"])
+def test_export_refuses_the_same_names(unsafe: Vault, fmt: str) -> None:
+    args = ("export", "--path", "e2e/unsafe/BASH_ENV", "--format", fmt)
+    refused = unsafe.run(*args)
+    assert refused.returncode == 2
+    assert "e2e/unsafe/BASH_ENV/BASH_ENV" in refused.stderr
+    assert refused.stdout == ""
+    allowed = unsafe.run(*args, "--allow-env", "BASH_ENV")
+    assert allowed.returncode == 0, allowed.stderr
+    assert "BASH_ENV" in allowed.stdout
+
+
+def profile_token(vault: Vault) -> str:
+    import tomllib
+
+    return str(tomllib.loads((vault.home / "profile.toml").read_text())["token"])
+
+
+SHOW = py(
+    "import json, os; print(json.dumps({k: os.environ.get(k) for k in "
+    "('KEYSAFE_TOKEN', 'KEYSAFE_ADDR', 'KEYSAFE_UNSEAL_KEY', 'DB_PASSWORD')}))"
+)
+
+
+def test_child_does_not_inherit_the_callers_token(folders: Vault) -> None:
+    token = profile_token(folders)
+    env = {"KEYSAFE_TOKEN": token, "KEYSAFE_UNSEAL_KEY": "ksu1_not-for-children"}
+    result = folders.run("run", "--path", "e2e/app/dev", "--", *SHOW, env=env)
+    assert result.returncode == 0, result.stderr
+    seen = json.loads(result.stdout)
+    assert seen["DB_PASSWORD"] == "hunter2-but-long"  # the token did its work for keysafe
+    assert seen["KEYSAFE_TOKEN"] is None
+    assert seen["KEYSAFE_UNSEAL_KEY"] is None
+
+
+@pytest.mark.parametrize("from_env", [True, False])
+def test_pass_token_hands_over_the_token_and_its_server(folders: Vault, from_env: bool) -> None:
+    token = profile_token(folders)
+    env = {"KEYSAFE_TOKEN": token, "KEYSAFE_UNSEAL_KEY": "ksu1_x"} if from_env else {}
+    args = ("run", "--path", "e2e/app/dev", "--pass-token")
+    result = folders.run(*args, "--", *SHOW, env=env)
+    assert result.returncode == 0, result.stderr
+    seen = json.loads(result.stdout)
+    assert seen["KEYSAFE_TOKEN"] == token
+    assert seen["KEYSAFE_ADDR"] == folders.addr
+    assert seen["KEYSAFE_UNSEAL_KEY"] is None  # never passed on
+
+
+def test_restart_on_change_refuses_a_new_unsafe_name(unsafe: Vault, tmp_path: Path) -> None:
+    folder = "e2e/unsafe/watched"
+    assert unsafe.run("secret", "set", f"{folder}/OK", stdin="v1").returncode == 0
+    log = tmp_path / "starts"
+    code = f"import time; open({str(log)!r}, 'a').write('start\\n'); print('ready', flush=True)\n"
+    code += "time.sleep(60)\n"
+    proc = unsafe.popen(
+        "run", "--path", folder, "--restart-on-change", "--poll", "1s", "--", *py(code)
+    )
+    try:
+        assert proc.stdout is not None
+        assert proc.stderr is not None
+        ready = proc.stdout.readline().strip()
+        assert ready == "ready", proc.stderr.read() if proc.poll() is not None else ""
+        assert unsafe.run("secret", "set", f"{folder}/LD_PRELOAD", stdin="/x.so").returncode == 0
+        line = proc.stderr.readline()
+        assert f"{folder}/LD_PRELOAD" in line
+        assert "--allow-env LD_PRELOAD" in line
+        assert proc.poll() is None  # still running on the values it had
+        assert log.read_text() == "start\n"  # and never restarted with the new ones
+    finally:
+        proc.terminate()
+        proc.communicate(timeout=30)

@@ -136,6 +136,27 @@ def test_bad_rule_regex_names_rule_and_line(tree: Path) -> None:
     no_traceback(done)
 
 
+def test_catastrophic_custom_rule_finishes(tree: Path) -> None:
+    # (a+)+$ against 'a' * 50 + 'b' hung the scan on Python's re (pytest-timeout guards).
+    rules = tree / "rules.toml"
+    rules.write_text("[[rules]]\nid = 'nested'\nregex = '(a+)+$'\n")
+    (tree / "data.txt").write_text("a" * 50 + "b\n")
+    done = scan("data.txt", "--rules", str(rules), cwd=tree)
+    assert done.returncode == 0, done.stderr
+    no_traceback(done)
+
+
+def test_lookahead_rule_is_a_usage_error_naming_it(tree: Path) -> None:
+    rules = tree / "rules.toml"
+    rules.write_text("[[rules]]\nid = 'peek-rule'\nregex = 'key(?=[0-9])'\n")
+    done = scan(".", "--rules", str(rules), cwd=tree)
+    assert done.returncode == 2
+    assert done.stderr.strip().count("\n") == 0
+    assert "rules.toml:2: rule 'peek-rule': invalid regex" in done.stderr
+    assert "lookaround is not supported" in done.stderr
+    no_traceback(done)
+
+
 def test_custom_gitleaks_rules(tree: Path) -> None:
     rules = tree / "rules.toml"
     rules.write_text(

@@ -19,7 +19,8 @@ secret paths, with a trailing slash for a folder (``payments/prod/``).
 
 Speed: rules are indexed by the first segment of their glob when it is literal
 (``payments/...``), and each (first segment, capability) bucket keeps its unconditional
-denies and allows as one alternation regex each. The rules a (capability, path) pair
+denies and allows in set order, so the first glob that matches decides. Globs are matched
+without regexes (no backtracking on a hostile path). The rules a (capability, path) pair
 matches never change, so that *plan* is cached (LRU per :class:`PolicySet`, no global
 state); conditions are evaluated again on every request, so the cache is never stale.
 """
@@ -27,12 +28,11 @@ state); conditions are evaluated again on every request, so the cache is never s
 from __future__ import annotations
 
 import functools
-import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 
 from keysafe.access.models import Allow, Decision, Deny
-from keysafe.access.policy_glob import compile_glob, glob_to_regex, literal_head
+from keysafe.access.policy_glob import compile_glob, literal_head
 from keysafe.access.policy_parse import parse_policy
 from keysafe.access.policy_rules import (
     ALL_CAPABILITIES,
@@ -63,13 +63,29 @@ __all__ = [
 class _Entry:
     """One rule of one policy, compiled; ``order`` is its position in the whole set."""
 
-    __slots__ = ("allowed", "conditions", "denied", "label", "order", "pattern", "policy", "rule")
+    __slots__ = (
+        "allowed",
+        "conditions",
+        "denied",
+        "glob",
+        "label",
+        "matches",
+        "needle",
+        "order",
+        "policy",
+        "prefix",
+        "rule",
+    )
 
     def __init__(self, order: int, policy: str, rule: Rule) -> None:
         self.order = order
         self.policy = policy
         self.rule = rule
-        self.pattern = compile_glob(rule.path)
+        self.glob = compile_glob(rule.path)
+        # Held directly: the bucket loops test these for every rule they hold.
+        self.prefix = self.glob.prefix
+        self.needle = self.glob.needle
+        self.matches = self.glob.matches
         self.conditions: Conditions | None = rule.conditions if rule.conditions else None
         self.label = f"policy {policy}, rule {rule.index} (line {rule.line}): {rule.summary()}"
         # Built once: deciding by a rule returns the same immutable value every time.
@@ -85,25 +101,22 @@ class _Bucket:
     """The rules one request has to look at: those of one capability whose glob starts with
     one literal segment, merged with those that start with a wildcard, in set order."""
 
-    __slots__ = ("allow_entries", "allow_re", "cond", "cond_re", "deny_entries", "deny_re")
+    __slots__ = ("allow_entries", "cond", "deny_entries")
 
     def __init__(self, entries: list[_Entry]) -> None:
         entries = sorted(entries, key=_order)
-        self.deny_entries = [e for e in entries if e.rule.deny and e.conditions is None]
-        self.allow_entries = [e for e in entries if not e.rule.deny and e.conditions is None]
-        self.cond = [e for e in entries if e.conditions is not None]
-        self.deny_re = _alternation(self.deny_entries)
-        self.allow_re = _alternation(self.allow_entries)
-        self.cond_re = _alternation(self.cond)  # a quick "does any of them match?" screen
+        self.deny_entries = tuple(e for e in entries if e.rule.deny and e.conditions is None)
+        self.allow_entries = tuple(e for e in entries if not e.rule.deny and e.conditions is None)
+        self.cond = tuple(e for e in entries if e.conditions is not None)
 
 
-def _alternation(entries: list[_Entry]) -> re.Pattern[str] | None:
-    if not entries:
-        return None
-    # One capturing group per entry (the glob regexes capture nothing), tried in order: the
-    # match's lastindex is the first matching entry, counted from 1.
-    body = "|".join(f"({glob_to_regex(e.rule.path)})" for e in entries)
-    return re.compile(body, re.DOTALL)
+def _first_match(entries: tuple[_Entry, ...], path: str) -> _Entry | None:
+    """The first of ``entries`` (in set order) whose glob matches ``path``."""
+    for entry in entries:
+        # Prefix and needle tests in C refuse most rules without a Python call.
+        if path.startswith(entry.prefix) and entry.needle in path and entry.matches(path):
+            return entry
+    return None
 
 
 def _order(entry: _Entry) -> int:
@@ -220,8 +233,9 @@ class PolicySet:
         outcomes: list[RuleOutcome] = []
         step_up: list[int] = []
         ip = source_address(request.source)
+        path = request.path
         for entry in self._entries:
-            if entry.pattern.fullmatch(request.path) is None:
+            if not (path.startswith(entry.prefix) and entry.needle in path and entry.matches(path)):
                 continue
             rule = entry.rule
             if request.capability not in rule.capabilities:
@@ -262,17 +276,16 @@ class PolicySet:
             if capability not in ALL_CAPABILITIES:
                 return Deny(f"unknown capability {capability!r}")
             return Deny(_nothing_grants(capability, path))
-        deny = allow = None
-        if bucket.deny_re is not None and (m := bucket.deny_re.fullmatch(path)) is not None:
-            deny = bucket.deny_entries[(m.lastindex or 1) - 1]
-        conditional: list[_Entry] = []
-        if bucket.cond_re is not None and bucket.cond_re.fullmatch(path) is not None:
-            conditional = [e for e in bucket.cond if e.pattern.fullmatch(path) is not None]
+        deny = _first_match(bucket.deny_entries, path)
+        conditional = [
+            e
+            for e in bucket.cond
+            if path.startswith(e.prefix) and e.needle in path and e.matches(path)
+        ]
         if deny is not None:
             early = tuple(e for e in conditional if e.rule.deny and e.order < deny.order)
             return _Plan(early, deny, (), None) if early else deny.denied
-        if bucket.allow_re is not None and (m := bucket.allow_re.fullmatch(path)) is not None:
-            allow = bucket.allow_entries[(m.lastindex or 1) - 1]
+        allow = _first_match(bucket.allow_entries, path)
         if conditional:
             cond_denies = tuple(e for e in conditional if e.rule.deny)
             cond_allows = tuple(

@@ -15,6 +15,7 @@ import typer
 
 if TYPE_CHECKING:
     from keysafe.client import Client
+    from keysafe.client._config import Connection
     from keysafe.config import Settings
 
 
@@ -33,6 +34,12 @@ class State:
     def client(self) -> Client:
         """An SDK client for the resolved server; raises ConnectionFailed without one."""
         from keysafe.client import Client
+
+        conn = self.connection()
+        return Client(addr=conn.addr, token=conn.token, cacert=conn.cacert)
+
+    def connection(self) -> Connection:
+        """The server address, token and CA this invocation uses (see the module doc)."""
         from keysafe.client._config import resolve
 
         addr, token, cacert, home = self.addr, None, self.cacert, None
@@ -43,8 +50,7 @@ class State:
             token = settings.token.get_secret_value() if settings.token else None
             cacert = cacert or settings.cacert
             home = settings.home  # whose profile fills what is still missing
-        conn = resolve(addr, token, cacert, home=home)
-        return Client(addr=conn.addr, token=conn.token, cacert=conn.cacert)
+        return resolve(addr, token, cacert, home=home)
 
 
 def state(ctx: typer.Context) -> State:

@@ -2,15 +2,18 @@
 
 Each secret directly under a folder becomes one variable named after its last path
 segment. Names are checked, and two secrets that would set the same variable are an
-error: silently letting one win would hand a program the wrong credential.
+error: silently letting one win would hand a program the wrong credential. Names that
+change how programs start (``BASH_ENV``, ``LD_PRELOAD``...) are refused unless allowed by
+name (see :mod:`keysafe.cli.env_safety`).
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from typing import TYPE_CHECKING
 
+from keysafe.cli.env_safety import check_names
 from keysafe.client._paths import check_folder
 from keysafe.errors import InvalidInput
 
@@ -43,9 +46,13 @@ def env_name(path: str, folder: str, *, prefixed: bool) -> str:
 
 
 def build_env(
-    folders: Sequence[tuple[str, Sequence[tuple[str, str]]]], *, prefixed: bool
+    folders: Sequence[tuple[str, Sequence[tuple[str, str]]]],
+    *,
+    prefixed: bool,
+    allowed: Collection[str],
 ) -> dict[str, str]:
-    """Variables from ``(folder, [(path, value), ...])`` pairs; raises InvalidInput on a clash."""
+    """Variables from ``(folder, [(path, value), ...])`` pairs. Raises InvalidInput on a
+    clash, and on a name secrets may not set unless it is in ``allowed``."""
     env: dict[str, str] = {}
     origin: dict[str, str] = {}
     for folder, secrets in folders:
@@ -56,11 +63,15 @@ def build_env(
                 raise InvalidInput(f"{origin[name]} and {path} both set {name}{hint}")
             env[name] = value
             origin[name] = path
+    check_names(origin, allowed)
     return env
 
 
-def fetch_env(client: Client, folders: Sequence[str], *, prefixed: bool) -> dict[str, str]:
-    """Read every secret directly under each folder (one request per folder)."""
+def fetch_env(
+    client: Client, folders: Sequence[str], *, prefixed: bool, allowed: Collection[str]
+) -> dict[str, str]:
+    """Read every secret directly under each folder (one request per folder), as
+    :func:`build_env` checks them."""
     if not folders:
         raise InvalidInput("at least one --path is required")
     fetched: list[tuple[str, list[tuple[str, str]]]] = []
@@ -74,4 +85,4 @@ def fetch_env(client: Client, folders: Sequence[str], *, prefixed: bool) -> dict
             if e.value is not None and e.path.rsplit("/", 1)[0] == folder
         ]
         fetched.append((folder, sorted(pairs)))
-    return build_env(fetched, prefixed=prefixed)
+    return build_env(fetched, prefixed=prefixed, allowed=allowed)

@@ -19,6 +19,15 @@ PrefixOpt = Annotated[
     bool,
     typer.Option("--prefix", help="Prefix each name with its folder (PAYMENTS_DEV_DB_PASSWORD)."),
 ]
+AllowEnvOpt = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--allow-env",
+        metavar="NAME",
+        help="Let a secret set NAME although it changes how programs start (LD_PRELOAD, "
+        "BASH_ENV, PYTHONSTARTUP, PATH, KEYSAFE_*...); refused otherwise (repeatable).",
+    ),
+]
 
 
 def register(app: typer.Typer) -> None:
@@ -26,6 +35,8 @@ def register(app: typer.Typer) -> None:
         "run",
         context_settings={"allow_interspersed_args": False},
         help="Run COMMAND with the secrets of each --path folder in its environment. "
+        "Secrets that would set a variable changing how programs start are refused "
+        "(see --allow-env); keysafe's own token is not passed on (see --pass-token). "
         "Signals are forwarded; the exit status is the command's. With "
         "--restart-on-change, COMMAND is restarted (or sent --signal) after its secrets "
         "change, for example after a rotation.",
@@ -40,6 +51,15 @@ def run(
     command: Annotated[list[str], typer.Argument(help="The program and its arguments.")],
     path: PathsOpt,
     prefix: PrefixOpt = False,
+    allow_env: AllowEnvOpt = None,
+    pass_token: Annotated[
+        bool,
+        typer.Option(
+            "--pass-token",
+            help="Give COMMAND the token keysafe uses (KEYSAFE_TOKEN, with KEYSAFE_ADDR and "
+            "KEYSAFE_CACERT), e.g. for the SDK; without it COMMAND gets no keysafe token.",
+        ),
+    ] = False,
     restart_on_change: Annotated[
         bool,
         typer.Option(
@@ -66,6 +86,7 @@ def run(
     ] = None,
 ) -> None:
     from keysafe.cli.child import ChildStartError, run_child
+    from keysafe.cli.env_safety import inherited_env
     from keysafe.cli.envmap import fetch_env
     from keysafe.cli.output import error_line, message
 
@@ -73,26 +94,49 @@ def run(
         raise InvalidInput(
             "--signal, --poll and --stop-timeout only apply with --restart-on-change"
         )
+    base = inherited_env(os.environ, _passed_credentials(ctx) if pass_token else None)
     try:
         if restart_on_change:
             code = _run_watched(
-                ctx, command, path, prefix, signal_name, poll or "5s", stop_timeout or "10s"
+                ctx,
+                command,
+                base,
+                path,
+                prefix,
+                allow_env or [],
+                signal_name,
+                poll or "5s",
+                stop_timeout or "10s",
             )
         else:
             with state(ctx).client() as client:
-                secrets = fetch_env(client, path, prefixed=prefix)
-            code = run_child(command, {**os.environ, **secrets})
+                secrets = fetch_env(client, path, prefixed=prefix, allowed=allow_env or ())
+            code = run_child(command, {**base, **secrets})
     except ChildStartError as exc:
         message(error_line(exc.detail))
         raise typer.Exit(exc.exit_code) from None
     raise typer.Exit(code)
 
 
+def _passed_credentials(ctx: typer.Context) -> dict[str, str]:
+    """What ``--pass-token`` adds: the token keysafe uses, and the server it belongs to
+    (so the program's SDK never sends it to another server, e.g. its profile's)."""
+    conn = state(ctx).connection()
+    if conn.token is None or conn.addr is None:
+        raise InvalidInput("--pass-token: keysafe has no token to pass (log in or set one)")
+    passed = {"KEYSAFE_TOKEN": conn.token, "KEYSAFE_ADDR": conn.addr}
+    if conn.cacert is not None:
+        passed["KEYSAFE_CACERT"] = str(conn.cacert)
+    return passed
+
+
 def _run_watched(
     ctx: typer.Context,
     command: list[str],
+    base_env: dict[str, str],
     path: list[str],
     prefix: bool,
+    allow_env: list[str],
     signal_name: str | None,
     poll: str,
     stop_timeout: str,
@@ -110,9 +154,9 @@ def _run_watched(
     with state(ctx).client() as client:
         return run_watched(
             command,
-            dict(os.environ),
+            base_env,
             versions=lambda: folder_versions(client, path),
-            fetch_env=lambda: fetch_env(client, path, prefixed=prefix),
+            fetch_env=lambda: fetch_env(client, path, prefixed=prefix, allowed=allow_env),
             opts=opts,
             say=message,
         )
@@ -123,6 +167,7 @@ def export(
     path: PathsOpt,
     fmt: Annotated[str, typer.Option("--format", "-f", help="dotenv, json or shell.")] = "dotenv",
     prefix: PrefixOpt = False,
+    allow_env: AllowEnvOpt = None,
     output: Annotated[
         Path | None, typer.Option("--output", "-o", help="Write to FILE (mode 0600).")
     ] = None,
@@ -134,7 +179,9 @@ def export(
     if fmt not in RENDERERS:
         raise InvalidInput(f"unknown format {fmt!r}: use one of {', '.join(FORMATS)}")
     with state(ctx).client() as client:
-        env = fetch_env(client, path, prefixed=prefix)
+        # The same names as for run are refused: `eval "$(keysafe export -f shell)"` or a
+        # dotenv loader would set them in a shell or program just the same.
+        env = fetch_env(client, path, prefixed=prefix, allowed=allow_env or ())
     text = RENDERERS[fmt](env)
     if output is None:
         data(text, newline=False)

@@ -13,7 +13,9 @@ values again and, if the environment they make is different:
 
 When the program exits on its own, keysafe exits with its status, as without the flag.
 A failed check (server restarting, network) is reported once on stderr and retried at
-the next poll; the program keeps running on the values it has.
+the next poll; the program keeps running on the values it has. A secret that appears
+under a name ``keysafe run`` refuses (:mod:`keysafe.cli.env_safety`) fails the check the
+same way: the program is neither restarted nor signalled with it.
 """
 
 from __future__ import annotations

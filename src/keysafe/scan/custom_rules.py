@@ -4,7 +4,13 @@ Understood: ``[[rules]]`` with ``id``, ``description``, ``regex``, ``secretGroup
 ``entropy``, ``keywords``, ``path``, ``tags`` and ``[rules.allowlist]`` /
 ``[[rules.allowlists]]`` (``regexes``, ``paths``, ``stopwords``, ``regexTarget``); a global
 ``[allowlist]`` / ``[[allowlists]]``; ``[extend] useDefault = false`` to drop the
-built-in rules. Go regex syntax is translated where Python's differs.
+built-in rules.
+
+Every pattern (rule, allowlist, path filter) runs on RE2 (:mod:`keysafe.scan.linear_regex`),
+in time linear in the text: the patterns come from whoever wrote the rules file and the
+text from whatever is scanned, and Python's backtracking ``re`` hangs on a rule such as
+``(a+)+$``. RE2 reads Go's syntax as gitleaks does. A pattern it cannot run (backreferences,
+lookaround) is an input error naming the file, line and rule.
 """
 
 from __future__ import annotations
@@ -16,19 +22,8 @@ from pathlib import Path
 from typing import Any
 
 from keysafe.errors import InvalidInput
-from keysafe.scan.rules.base import Rule
-
-_POSIX = {
-    "[:alnum:]": "A-Za-z0-9",
-    "[:alpha:]": "A-Za-z",
-    "[:digit:]": "0-9",
-    "[:lower:]": "a-z",
-    "[:upper:]": "A-Z",
-    "[:xdigit:]": "0-9A-Fa-f",
-    "[:space:]": r"\s",
-    "[:word:]": r"\w",
-    "[:punct:]": r"!-/:-@\[-`{-~",
-}
+from keysafe.scan.linear_regex import LinearPattern, UnsupportedRegex
+from keysafe.scan.rules.base import Rule, RulePattern
 
 
 @dataclass
@@ -36,23 +31,11 @@ class RuleSet:
     """Rules and global allowlists read from one file."""
 
     rules: list[Rule] = field(default_factory=list)
-    allow_paths: list[re.Pattern[str]] = field(default_factory=list)
-    allow_values: list[re.Pattern[str]] = field(default_factory=list)
+    allow_paths: list[RulePattern] = field(default_factory=list)
+    allow_values: list[RulePattern] = field(default_factory=list)
     stopwords: list[str] = field(default_factory=list)
     use_default: bool = True
     warnings: list[str] = field(default_factory=list)
-
-
-def translate_go_regex(pattern: str) -> str:
-    """A Python equivalent of a Go (RE2) regex, for the constructs the two spell apart."""
-    for posix, plain in _POSIX.items():
-        pattern = pattern.replace(posix, plain)
-    pattern = pattern.replace(r"\z", r"\Z")
-    # Go allows (?i) anywhere; Python only at the start. Widening it to the whole
-    # pattern can only add matches, never lose one.
-    if "(?i)" in pattern[1:]:
-        pattern = "(?i)" + pattern.replace("(?i)", "")
-    return pattern
 
 
 def load(path: str | Path) -> RuleSet:
@@ -91,8 +74,8 @@ def parse(doc: dict[str, Any], text: str, name: str) -> RuleSet:
                 f"{name}: {where} has no regex (path-only rules are not supported); skipped"
             )
             continue
-        allow_values: list[re.Pattern[str]] = []
-        allow_paths: list[re.Pattern[str]] = []
+        allow_values: list[RulePattern] = []
+        allow_paths: list[RulePattern] = []
         stopwords: list[str] = []
         target = "secret"
         for allow in _allowlists(entry):
@@ -130,10 +113,10 @@ def _allowlists(table: dict[str, Any]) -> list[dict[str, Any]]:
     return [a for a in found if isinstance(a, dict)]
 
 
-def _compile(pattern: str, name: str, text: str, rule_id: str) -> re.Pattern[str]:
+def _compile(pattern: str, name: str, text: str, rule_id: str) -> LinearPattern:
     try:
-        return re.compile(translate_go_regex(pattern))
-    except re.error as exc:
+        return LinearPattern(pattern)
+    except UnsupportedRegex as exc:
         line = _line_of(text, rule_id)
         where = f"{name}:{line}" if line else name
         raise InvalidInput(f"{where}: rule '{rule_id}': invalid regex: {exc}") from exc

@@ -4,14 +4,13 @@ rule's precise regex only on the lines where one of its keywords occurs.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable, Sequence
 
 import ahocorasick
 
 from keysafe.scan.known import KNOWN_RULE, KnownDigests, KnownSecret
 from keysafe.scan.models import Finding, Location, Match
-from keysafe.scan.rules.base import Rule
+from keysafe.scan.rules.base import Rule, RuleMatch, RulePattern
 
 ALLOW_MARKER = "keysafe:allow"
 
@@ -22,8 +21,8 @@ class Engine:
     def __init__(
         self,
         rules: Sequence[Rule],
-        allow_paths: Sequence[re.Pattern[str]] = (),
-        allow_values: Sequence[re.Pattern[str]] = (),
+        allow_paths: Sequence[RulePattern] = (),
+        allow_values: Sequence[RulePattern] = (),
         stopwords: Sequence[str] = (),
         known: KnownDigests | None = None,
     ) -> None:
@@ -161,7 +160,7 @@ class Engine:
         return not any(word in low for word in self.stopwords)
 
 
-def _keep(rule: Rule, match: re.Match[str], found: dict[tuple[int, int], Match]) -> None:
+def _keep(rule: Rule, match: RuleMatch, found: dict[tuple[int, int], Match]) -> None:
     extracted = rule.extract(match)
     if extracted is None:
         return

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 import ipaddress
+import re
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -99,7 +100,7 @@ GLOB_TABLE = [
 
 @pytest.mark.parametrize(("glob", "path", "matches"), GLOB_TABLE)
 def test_glob_semantics(glob: str, path: str, matches: bool) -> None:
-    assert (compile_glob(glob).fullmatch(path) is not None) is matches
+    assert compile_glob(glob).matches(path) is matches
     # The same through the engine (literal-head index and combined regexes).
     decision = engine(allow(glob)).decide(request("read", path))
     assert bool(decision) is matches
@@ -147,9 +148,67 @@ GLOBS = st.builds(
 PATHS = st.lists(PATH_SEGMENTS, min_size=1, max_size=5).map("/".join)
 
 
+def regex_glob(glob: str, path: str) -> bool:
+    """The regex translation the engine used before its linear matcher (a second,
+    independent reference: fine on small inputs, exponential on hostile ones)."""
+    segments = glob.split("/")
+    out: list[str] = []
+    for i, segment in enumerate(segments):
+        if segment == "**":
+            out.append(".*" if i == len(segments) - 1 else "(?:.*/)?")
+            continue
+        out.append(
+            "".join("[^/]*" if c == "*" else "[^/]" if c == "?" else re.escape(c) for c in segment)
+        )
+        if i != len(segments) - 1:
+            out.append("/")
+    return re.fullmatch("".join(out), path, re.DOTALL) is not None
+
+
 @given(GLOBS, PATHS)
-def test_glob_regex_matches_the_reference(glob: str, path: str) -> None:
-    assert (compile_glob(glob).fullmatch(path) is not None) is ref_glob(glob, path)
+def test_glob_matcher_agrees_with_the_references(glob: str, path: str) -> None:
+    assert compile_glob(glob).matches(path) is ref_glob(glob, path) is regex_glob(glob, path)
+
+
+# Several stars and question marks in one segment, on segments drawn from few letters so
+# that blocks recur and partial fits are common (where a greedy matcher would go wrong).
+WILD_SEGMENTS = st.text(alphabet="ab*?-", min_size=1, max_size=7).filter(
+    lambda s: "**" not in s
+) | st.just("**")
+WILD_GLOBS = st.lists(WILD_SEGMENTS, min_size=1, max_size=4).map("/".join)
+WILD_PATHS = st.lists(st.text(alphabet="ab-", max_size=8), min_size=1, max_size=5).map("/".join)
+
+
+@given(WILD_GLOBS, WILD_PATHS)
+@settings(max_examples=500)
+def test_wildcard_heavy_globs_agree_with_the_references(glob: str, path: str) -> None:
+    assert compile_glob(glob).matches(path) is ref_glob(glob, path) is regex_glob(glob, path)
+
+
+@pytest.mark.parametrize(
+    ("glob", "path", "matches"),
+    [
+        # The pattern that froze a worker: a regex tries every placement of the dashes
+        # before finding that the path goes on (O(n^4) here, O(n^8) below).
+        ("app/*-*-*-*-*", "app/" + "-" * 150 + "/x", False),
+        ("app/*-*-*-*-*-*-*-*", "app/" + "-" * 150 + "/x", False),
+        ("app/*-*-*-*-*", "app/" + "-" * 150 + "x", True),
+        ("app/*-*-*-*-*", "app/" + "a-" * 3 + "a" * 150, False),
+        ("app/*-*-*-*-*-*-*-*-*-*-*-*-*x", "app/" + "-" * 5000, False),
+        ("*a*a*a*a*a*a*a*a*a*b", "a" * 20_000, False),
+        ("*ab*ab*ab*ab*ab*ac*b", "ab" * 10_000 + "b", False),
+        ("?*?*?*?*?*?*?*?*?x", "a" * 20_000 + "x", True),
+        # Many ``**`` against a deep path: cubic and worse for a backtracking regex.
+        ("a/**/**/**/**/**/**/c", "a/" + "b/" * 5000 + "d", False),
+        ("**/*-*-*/**/*-*-*/**/x", "/".join(["--a-"] * 2000), False),
+        ("**/*-*-*/**/*-*-*/**/x", "/".join(["--a-"] * 2000) + "/x", True),
+    ],
+)
+def test_hostile_globs_finish(glob: str, path: str, matches: bool) -> None:
+    # pytest-timeout guards this; the matcher does each in milliseconds.
+    assert compile_glob(glob).matches(path) is matches
+    decision = engine(allow(glob)).decide(request("read", path))
+    assert bool(decision) is matches
 
 
 # --- allow, deny, no rule ------------------------------------------------------------------

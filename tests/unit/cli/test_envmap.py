@@ -47,7 +47,7 @@ def test_clash_between_folders_is_an_error() -> None:
         ("shipping/dev", [("shipping/dev/TOKEN", "b")]),
     ]
     with pytest.raises(InvalidInput, match=r"both set TOKEN.*--prefix"):
-        build_env(folders, prefixed=False)
+        build_env(folders, prefixed=False, allowed=())
 
 
 def test_prefix_resolves_the_clash() -> None:
@@ -55,7 +55,7 @@ def test_prefix_resolves_the_clash() -> None:
         ("payments/dev", [("payments/dev/TOKEN", "a")]),
         ("shipping/dev", [("shipping/dev/TOKEN", "b")]),
     ]
-    assert build_env(folders, prefixed=True) == {
+    assert build_env(folders, prefixed=True, allowed=()) == {
         "PAYMENTS_DEV_TOKEN": "a",
         "SHIPPING_DEV_TOKEN": "b",
     }
@@ -63,4 +63,4 @@ def test_prefix_resolves_the_clash() -> None:
 
 def test_values_are_kept_exactly() -> None:
     folders = [("f", [("f/A", "x\n$y'z")])]
-    assert build_env(folders, prefixed=False) == {"A": "x\n$y'z"}
+    assert build_env(folders, prefixed=False, allowed=()) == {"A": "x\n$y'z"}

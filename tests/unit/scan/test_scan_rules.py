@@ -99,6 +99,11 @@ SAMPLES: list[tuple[str, str, bool]] = [
     ("private-key", "-----BEGIN PRIVATE KEY-----\n...\n-----END PRIVATE KEY-----", False),
     ("pgp-private-key", F.pgp(), True),
     ("pgp-private-key", "-----BEGIN PGP PUBLIC KEY BLOCK-----\nabc\n", False),
+    (
+        "pgp-private-key",
+        F.pgp().replace("BLOCK-----\n", "BLOCK-----\nVersion: GnuPG v2\nComment: a: b: c\n", 1),
+        True,
+    ),
     ("jwt", f"Authorization: Bearer {F.jwt()}", True),
     ("jwt", "eyJhbGciOiJIUzI1NiJ9x.eyJzdWIiOiIxMjM0NTY3ODkwIn0.notavalidheader", False),
     ("keysafe-credential", f"KEYSAFE_TOKEN={F.keysafe('tok')}", True),
@@ -245,3 +250,11 @@ def test_finding_position_and_redaction() -> None:
     [finding] = ENGINE.scan_text(f"a\nb\n  x = '{token}'\n", Location("f.py"))
     assert (finding.line, finding.column) == (3, 8)
     assert finding.secret == token
+
+
+@pytest.mark.parametrize("eol", ["\n", "\r\n"])
+def test_pgp_armor_headers_do_not_backtrack(eol: str) -> None:
+    # Lines of several colons and no END line: exponential in the number of lines with the
+    # old header pattern (8 lines took seconds); pytest-timeout guards it.
+    head = "-----BEGIN PGP PRIVATE KEY BLOCK-----" + eol
+    assert _ids(head + ("a:b:c:d:e:f:g:h" + eol) * 200 + "x") == []

@@ -146,3 +146,24 @@ def test_json_output_without_secrets() -> None:
     assert json.loads(output.to_json(found, show_secrets=True))["findings"][0]["secret"] == token
     assert token not in output.to_text(found)
     assert token not in output.to_sarif(found, builtin_rules())
+
+
+def test_catastrophic_custom_rule_finishes(tmp_path: Path) -> None:
+    # (a+)+$ hung `keysafe scan` on Python's re; custom rules now run on RE2.
+    path = tmp_path / "rules.toml"
+    path.write_text(
+        "[[rules]]\nid = 'nested'\nregex = '''(a+)+$'''\n"
+        "[[rules.allowlists]]\nregexes = ['''(b|b)*c''']\n"
+    )
+    ruleset = custom_rules.load(path)
+    engine = Engine(ruleset.rules, ruleset.allow_paths, ruleset.allow_values, ruleset.stopwords)
+    assert engine.scan_text("a" * 50 + "b\n" + "b" * 5000, Location("x.txt")) == []
+    assert [f.rule for f in engine.scan_text("aaaa", Location("y.txt"))] == ["nested"]
+
+
+def test_lookahead_rule_is_refused_naming_it(tmp_path: Path) -> None:
+    path = tmp_path / "rules.toml"
+    path.write_text("[[rules]]\nid = 'peek'\nregex = '''key(?=[0-9])'''\n")
+    expected = r"rules\.toml:2: rule 'peek': invalid regex: .*lookaround is not supported"
+    with pytest.raises(InvalidInput, match=expected):
+        custom_rules.load(path)

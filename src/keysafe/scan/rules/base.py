@@ -7,8 +7,9 @@ rules, never rename one.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
+from typing import Any, Protocol
 
 from keysafe.scan.entropy import shannon
 
@@ -17,6 +18,26 @@ PLACEHOLDER = re.compile(
     r"(?i)(?:x{4,}|\*{3,}|\.{3}|example|sample|dummy|mock|placeholder|changeme|change_me|"
     r"your[_-]|<[^>]*>|\{\{|\$\{|%\(|redacted|insert|replace|fake|notreal|todo)"
 )
+
+
+class RuleMatch(Protocol):
+    """What the engine reads from a match: a ``re.Match``, or a
+    :class:`~keysafe.scan.linear_regex.LinearMatch` for custom rules."""
+
+    @property
+    def string(self) -> str: ...
+    def group(self, group: int | str, /) -> str | Any: ...
+    def start(self, group: int | str = 0, /) -> int: ...
+    def end(self, group: int | str = 0, /) -> int: ...
+
+
+class RulePattern(Protocol):
+    """A compiled pattern: ``re.Pattern`` for built-in rules (reviewed, keyword-gated),
+    :class:`~keysafe.scan.linear_regex.LinearPattern` (RE2) for what users supply."""
+
+    def search(self, string: str, pos: int = 0, /) -> RuleMatch | None: ...
+    def match(self, string: str, pos: int, endpos: int, /) -> RuleMatch | None: ...
+    def finditer(self, string: str, pos: int, endpos: int, /) -> Iterator[RuleMatch]: ...
 
 
 @dataclass(frozen=True)
@@ -29,7 +50,7 @@ class Rule:
 
     id: str
     description: str
-    regex: re.Pattern[str]
+    regex: RulePattern
     keywords: tuple[str, ...] = ()
     secret_group: int | str = 0
     min_entropy: float = 0.0
@@ -42,16 +63,16 @@ class Rule:
     # The regex starts where one of its keywords starts (or one character later), so
     # the engine tries a single match there instead of searching the whole line.
     anchored: bool = False
-    allow_values: Sequence[re.Pattern[str]] = field(default=())
-    allow_paths: Sequence[re.Pattern[str]] = field(default=())
+    allow_values: Sequence[RulePattern] = field(default=())
+    allow_paths: Sequence[RulePattern] = field(default=())
     # When set, the rule applies only to paths matching one of these.
-    paths: Sequence[re.Pattern[str]] = field(default=())
+    paths: Sequence[RulePattern] = field(default=())
     stopwords: Sequence[str] = field(default=())
     # Custom rules may ask for the allowlist to test the whole match or line.
     allow_target: str = "secret"
     skip_placeholders: bool = True
 
-    def extract(self, match: re.Match[str]) -> tuple[str, int, int] | None:
+    def extract(self, match: RuleMatch) -> tuple[str, int, int] | None:
         """The secret in ``match`` and its span, or ``None`` when the checks reject it."""
         group: int | str = self.secret_group
         try:
@@ -62,7 +83,7 @@ class Rule:
         checked = self.check(secret, match)
         return None if checked is None else (checked, match.start(group), match.end(group))
 
-    def check(self, secret: str | None, match: re.Match[str]) -> str | None:
+    def check(self, secret: str | None, match: RuleMatch) -> str | None:
         """``secret`` when it passes this rule's checks, else ``None``."""
         if not secret:
             return None
@@ -87,7 +108,7 @@ class Rule:
         return secret
 
 
-def _line_of(match: re.Match[str]) -> str:
+def _line_of(match: RuleMatch) -> str:
     text = match.string
     start = text.rfind("\n", 0, match.start()) + 1
     end = text.find("\n", match.end())

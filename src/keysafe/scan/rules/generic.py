@@ -12,7 +12,7 @@ import re
 from dataclasses import dataclass
 
 from keysafe.scan.entropy import char_classes, is_hex, is_uuid, shannon
-from keysafe.scan.rules.base import PLACEHOLDER, Rule
+from keysafe.scan.rules.base import PLACEHOLDER, Rule, RuleMatch
 
 _NAME = (
     r"pass(?:word|wd|phrase|(?![a-z]))|pwd|secret|token|api[_.-]?key|apikey|access[_.-]?key|"
@@ -93,7 +93,7 @@ _CONTEXT = re.compile(r"(?i)\b(?:e\.g\.|for example|example|placeholder|dummy|sa
 class GenericAssignmentRule(Rule):
     """Scores ``name = value`` pairs instead of trusting one regex."""
 
-    def extract(self, match: re.Match[str]) -> tuple[str, int, int] | None:
+    def extract(self, match: RuleMatch) -> tuple[str, int, int] | None:
         """The value assigned to a secret-sounding name when it looks like a real secret."""
         key, begin = _full_key(match)
         if begin > 0 and match.string[begin - 1] in ":/":
@@ -116,7 +116,7 @@ class GenericAssignmentRule(Rule):
         return value, match.start(group), match.end(group)
 
 
-def _full_key(match: re.Match[str]) -> tuple[str, int]:
+def _full_key(match: RuleMatch) -> tuple[str, int]:
     """The whole name a secret word sits in (``DB_PASSWORD`` for a match at ``PASSWORD``),
     and where it begins."""
     text, start = match.string, match.start("key")

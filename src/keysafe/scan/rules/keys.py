@@ -29,7 +29,10 @@ RULES: tuple[Rule, ...] = (
     rule(
         "pgp-private-key",
         "PGP private key block",
-        r"(-----BEGIN PGP PRIVATE KEY BLOCK-----[\r\n]+(?:[^\n]*:[^\n]*[\r\n]+)*[\r\n]*"
+        # Armor headers (Key: value): up to the first colon, then the rest of the line, so
+        # each line matches one way only (two [^\n]* around ':' backtracked exponentially
+        # over lines with several colons when no END line followed).
+        r"(-----BEGIN PGP PRIVATE KEY BLOCK-----[\r\n]+(?:[^\r\n:]*:[^\r\n]*[\r\n]+)*[\r\n]*"
         r"(?:[A-Za-z0-9+/=]{16,}[\r\n]+)+(?:=[A-Za-z0-9+/]{4}[\r\n]+)?"
         r"-----END PGP PRIVATE KEY BLOCK-----)",
         ["-----begin pgp private"],
