@@ -1,0 +1,152 @@
+"""Nobody hands out more than they hold: does a caller hold everything a set of policy
+documents grants?
+
+A caller *holds* an allow rule R (capability c on glob g, conditions C) of the granted
+documents when, for every path p that g matches and every request on which C holds, the
+caller's own policies would allow c on p. This module proves that conservatively (a
+"no" may be over-cautious, a "yes" is always right) with two set questions on globs,
+answered exactly by :mod:`keysafe.access.glob_automata`:
+
+1. Covered: every path of g, except those an unconditional deny of the granted
+   documents takes back (a deny in a set wins over any allow), is matched by one of the
+   caller's allows for c whose conditions C implies (the caller's rule applies whenever
+   R does: CIDRs inside the caller's, MFA at least as recent, hours and days inside the
+   caller's window in the same timezone).
+2. Not denied: no deny rule of the caller for c (whatever its conditions, since they
+   might hold) matches a path of g, except paths that a deny of the granted documents
+   takes back whenever the caller's deny applies (same or looser conditions).
+
+Deny rules of the granted documents only narrow, so they are never checked themselves.
+When the automata grow past their budget the answer is "not held" (fail closed).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+
+from keysafe.access.glob_automata import GlobAutomaton, TooComplex, find_path, glob_automaton
+from keysafe.access.models import Allow, Decision, Deny
+from keysafe.access.policy_rules import CAPABILITIES, Conditions, HourRange, Policy, Rule
+
+__all__ = ["check_grant", "implies"]
+
+
+@dataclass(frozen=True, slots=True)
+class _Named:
+    policy: str
+    rule: Rule
+
+    @property
+    def where(self) -> str:
+        return f"policy {self.policy}, rule {self.rule.index}"
+
+
+def check_grant(held: Iterable[Policy], granted: Iterable[Policy]) -> Decision:
+    """Allow when the holder of ``held`` holds every capability ``granted`` grants, on
+    every path it grants it; else Deny naming the first allow rule (in document order)
+    and capability not held, with an example path. Never raises."""
+    mine = [_Named(p.name, r) for p in held for r in p.rules]
+    given = [_Named(p.name, r) for p in granted for r in p.rules]
+    automata: dict[str, GlobAutomaton] = {}
+
+    def auto(glob: str) -> GlobAutomaton:
+        if glob not in automata:
+            automata[glob] = glob_automaton(glob)
+        return automata[glob]
+
+    for grant in given:
+        rule = grant.rule
+        if rule.deny:
+            continue
+        for cap in CAPABILITIES:
+            if cap not in rule.capabilities:
+                continue
+            try:
+                reason = _shortfall(grant, cap, mine, given, auto)
+            except TooComplex:
+                reason = "the globs are too complex to prove it is held"
+            if reason is not None:
+                return Deny(
+                    f"you do not hold {cap} on {rule.path!r} ({grant.where}): {reason}",
+                    rule=f"{grant.where}: {rule.summary()}",
+                )
+    return Allow("every capability granted is held")
+
+
+def _shortfall(
+    grant: _Named,
+    cap: str,
+    mine: list[_Named],
+    given: list[_Named],
+    auto: Callable[[str], GlobAutomaton],
+) -> str | None:
+    rule = grant.rule
+    cond = rule.conditions
+    target = auto(rule.path)
+    # Denies of the granted documents that apply whenever the granted rule does.
+    narrowing = [
+        auto(g.rule.path)
+        for g in given
+        if g.rule.deny and cap in g.rule.capabilities and implies(cond, g.rule.conditions)
+    ]
+    covering = [
+        auto(m.rule.path)
+        for m in mine
+        if not m.rule.deny and cap in m.rule.capabilities and implies(cond, m.rule.conditions)
+    ]
+    example = find_path([target], narrowing + covering)
+    if example is not None:
+        return f"e.g. {example!r} is not granted to you" + (
+            " under the same or stricter conditions" if cond or _conditional(mine, cap) else ""
+        )
+    for m in mine:
+        if not (m.rule.deny and cap in m.rule.capabilities):
+            continue
+        taken_back = [
+            auto(g.rule.path)
+            for g in given
+            if g.rule.deny
+            and cap in g.rule.capabilities
+            and (implies(m.rule.conditions, g.rule.conditions) or implies(cond, g.rule.conditions))
+        ]
+        example = find_path([target, auto(m.rule.path)], taken_back)
+        if example is not None:
+            return f"e.g. {example!r} is denied to you by {m.where}: {m.rule.summary()}"
+    return None
+
+
+def _conditional(mine: list[_Named], cap: str) -> bool:
+    return any(bool(m.rule.conditions) for m in mine if cap in m.rule.capabilities)
+
+
+def implies(strict: Conditions, loose: Conditions) -> bool:
+    """True when every request that satisfies ``strict`` also satisfies ``loose`` (so a
+    rule with ``loose`` applies wherever one with ``strict`` does). Conservative: False
+    when unsure (different timezones, IPv4 against IPv6 networks)."""
+    if loose.source_cidrs:
+        if not strict.source_cidrs:
+            return False
+        for net in strict.source_cidrs:
+            if not any(
+                net.version == wide.version and net.subnet_of(wide)  # type: ignore[arg-type]
+                for wide in loose.source_cidrs
+            ):
+                return False
+    if loose.mfa_within_minutes is not None and (
+        strict.mfa_within_minutes is None or strict.mfa_within_minutes > loose.mfa_within_minutes
+    ):
+        return False
+    if loose.hours is None and loose.days is None:
+        return True
+    if (strict.timezone or "UTC") != (loose.timezone or "UTC"):
+        return False
+    if loose.hours is not None and (
+        strict.hours is None or not _minutes(strict.hours) <= _minutes(loose.hours)
+    ):
+        return False
+    return loose.days is None or (strict.days is not None and strict.days <= loose.days)
+
+
+def _minutes(hours: HourRange) -> frozenset[int]:
+    return frozenset(m for m in range(1440) if hours.contains(m))
