@@ -26,10 +26,17 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from keysafe.access.glob_automata import GlobAutomaton, TooComplex, find_path, glob_automaton
-from keysafe.access.models import Allow, Decision, Deny
+from keysafe.access.models import Allow, Decision, Deny, Principal
 from keysafe.access.policy_rules import CAPABILITIES, Conditions, HourRange, Policy, Rule
 
-__all__ = ["check_grant", "implies"]
+__all__ = ["check_grant", "holder_of", "implies"]
+
+
+def holder_of(principal: Principal) -> tuple[str, ...] | None:
+    """What ``principal`` may hand out, as the grant checks take it: None for the root
+    token (exempt), else its policy names (none for a token of the vault core's modes,
+    which therefore hands out nothing)."""
+    return None if principal.is_root else tuple(principal.policies)
 
 
 @dataclass(frozen=True, slots=True)

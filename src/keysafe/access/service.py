@@ -17,8 +17,9 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine, insert, select, update
 
+from keysafe.access.grants import holder_of
 from keysafe.access.models import MODE_POLICY, MODE_READ, MODE_ROOT, MODE_WRITE, Principal
-from keysafe.access.policy_store import check_policies_exist
+from keysafe.access.policy_store import check_held_names, check_policies_exist
 from keysafe.clock import Clock
 from keysafe.crypto import keyformat
 from keysafe.errors import Forbidden, InvalidInput, NotFound, Unauthenticated
@@ -77,19 +78,14 @@ class TokenService:
     ) -> IssuedToken:
         """A scoped token: bound to ``policies`` (judged by them alone), or of the vault
         core's ``mode`` under ``prefix``. Only the root token mints mode tokens; anyone
-        else may bind only policies it holds itself (never more than its creator)."""
+        else may bind only policies granting nothing it does not hold itself."""
         if ttl_seconds is not None and not 0 < ttl_seconds <= MAX_TTL_SECONDS:
             raise InvalidInput(f"ttl_seconds must be between 1 and {MAX_TTL_SECONDS}")
         expires = None if ttl_seconds is None else self._clock.now_us() + ttl_seconds * 1_000_000
         if policies:
             names = sorted(set(policies))
             check_policies_exist(conn, names)
-            extra = sorted(set(names) - set(creator.policies))
-            if not creator.is_root and extra:
-                raise Forbidden(
-                    "a token may not hold more than its creator: you do not hold "
-                    + ", ".join(extra)
-                )
+            check_held_names(conn, holder_of(creator), names)
             return self._insert(
                 conn,
                 MODE_POLICY,
