@@ -8,7 +8,8 @@ small nondeterministic automaton over characters (``*`` and ``?`` move on any ch
 but ``/``; a ``**`` segment on any character, ending in ``/`` unless it is the last
 segment). Two characters that no glob names literally behave identically in every
 automaton, so the infinite alphabet is partitioned into the literal characters of the
-globs involved, ``/``, and one representative of "any other character". A breadth-first
+globs involved, ``/``, and one representative of "any other character" (and from each
+product state only the literal characters leaving it are tried, besides those two). A breadth-first
 search over the product of the automata, each determinised on the fly (sets of states),
 finds the shortest path in the intersection of some languages and outside the union of
 others, or proves there is none. The search stops past ``limit`` product states and
@@ -22,15 +23,24 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from keysafe.access.policy_glob import check_glob
 
-__all__ = ["GlobAutomaton", "TooComplex", "find_path", "glob_automaton"]
+__all__ = [
+    "Budget",
+    "GlobAutomaton",
+    "TooComplex",
+    "ends_meet",
+    "find_path",
+    "glob_automaton",
+    "literal_ends",
+]
 
 # Edge labels: a literal character, any character but "/", any character.
 _LIT, _NONSLASH, _ANY = 0, 1, 2
 DEFAULT_LIMIT = 50_000
+SEARCH_COST = 200  # budget units of one search before any state (building, set-up)
 _State = tuple[frozenset[int], ...]  # one set of states per automaton
 
 
@@ -48,9 +58,11 @@ class GlobAutomaton:
     eps: tuple[tuple[int, ...], ...]
     edges: tuple[tuple[tuple[int, str, int], ...], ...]
 
-    @property
-    def literals(self) -> frozenset[str]:
-        return frozenset(ch for out in self.edges for kind, ch, _ in out if kind == _LIT)
+    literals: frozenset[str] = field(init=False, compare=False)
+
+    def __post_init__(self) -> None:
+        chars = frozenset(ch for out in self.edges for kind, ch, _ in out if kind == _LIT)
+        object.__setattr__(self, "literals", chars)
 
     def closure(self, states: Iterable[int]) -> frozenset[int]:
         seen = set(states)
@@ -61,6 +73,10 @@ class GlobAutomaton:
                     seen.add(nxt)
                     todo.append(nxt)
         return frozenset(seen)
+
+    def chars_out(self, states: frozenset[int]) -> set[str]:
+        """The literal characters on the moves out of ``states``."""
+        return {ch for state in states for kind, ch, _ in self.edges[state] if kind == _LIT}
 
     def step(self, states: frozenset[int], char: str) -> frozenset[int]:
         moved: set[int] = set()
@@ -147,24 +163,41 @@ def _other_char(literals: frozenset[str]) -> str:
     return chr(code)
 
 
+class Budget:
+    """Work allowed to a whole decision made of many searches (units: product states
+    explored, rule pairs compared, ``SEARCH_COST`` per search, each unit roughly two
+    microseconds); :meth:`spend` raises TooComplex past it."""
+
+    def __init__(self, units: int) -> None:
+        self.left = units
+
+    def spend(self, units: int) -> None:
+        self.left -= units
+        if self.left < 0:
+            raise TooComplex("the decision's work budget is spent")
+
+
 def find_path(
     inside: Sequence[GlobAutomaton],
     outside: Sequence[GlobAutomaton] = (),
     *,
     limit: int = DEFAULT_LIMIT,
+    budget: Budget | None = None,
 ) -> str | None:
     """The shortest non-empty path matched by every automaton of ``inside`` and by
     none of ``outside``, or None when there is no such path (no path is empty).
     Raises :class:`TooComplex` when more than ``limit`` product states would have to
-    be explored."""
+    be explored, or when ``budget`` runs out (each state explored costs one unit)."""
     if not inside:
         raise ValueError("find_path needs at least one automaton to be inside")
+    if budget is not None:
+        budget.spend(SEARCH_COST)
     machines = list(inside)
     if outside:
         machines.append(union(outside))
     n_in = len(inside)
     literals = frozenset().union(*(m.literals for m in machines)) - {"/"}
-    alphabet = [*sorted(literals), _other_char(literals), "/"]
+    other = _other_char(literals)
     start: _State = tuple(m.closure(m.starts) for m in machines)
     # Only states reached by at least one character are recorded: the empty path is
     # never an answer, and a state equal to the start but reached again still counts.
@@ -175,12 +208,16 @@ def find_path(
         state = start if node is None else node
         if node is not None and _accepting(machines, n_in, state):
             return _spell(parents, node)
-        for char in alphabet:
+        # Characters on no literal move out of this state all behave like ``other``.
+        chars = set().union(*(m.chars_out(s) for m, s in zip(machines, state, strict=True)))
+        for char in [*sorted(chars - {"/"}), other, "/"]:
             nxt = tuple(m.step(s, char) for m, s in zip(machines, state, strict=True))
             if any(not nxt[i] for i in range(n_in)) or nxt in parents:
                 continue  # some "inside" automaton is dead: nothing to find this way
             if len(parents) >= limit:
                 raise TooComplex(f"more than {limit} states")
+            if budget is not None:
+                budget.spend(1)
             parents[nxt] = (node, char)
             queue.append(nxt)
     return None
@@ -200,3 +237,23 @@ def _spell(parents: dict[_State, tuple[_State | None, str]], state: _State) -> s
         node, char = parents[node]
         chars.append(char)
     return "".join(reversed(chars))
+
+
+def literal_ends(glob: str) -> tuple[str, str]:
+    """The literal prefix (before the first wildcard) and suffix (after the last) that
+    every path ``glob`` matches starts and ends with."""
+    first = min((i for i in (glob.find("*"), glob.find("?")) if i >= 0), default=len(glob))
+    last = max(glob.rfind("*"), glob.rfind("?"))
+    if last < 0:
+        return glob, glob
+    suffix = glob[last + 1 :]
+    if glob[last - 1 : last + 1] == "**" and suffix.startswith("/"):
+        suffix = suffix[1:]  # "a/**/b" matches "a/b": the slash before b is not certain
+    return glob[:first], suffix
+
+
+def ends_meet(a: tuple[str, str], b: tuple[str, str]) -> bool:
+    """A cheap necessary condition for two globs (given by :func:`literal_ends`) to
+    share a path: prefixes and suffixes agree. False: they share none; True: maybe."""
+    (pa, sa), (pb, sb) = a, b
+    return (pa.startswith(pb) or pb.startswith(pa)) and (sa.endswith(sb) or sb.endswith(sa))

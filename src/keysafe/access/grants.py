@@ -25,11 +25,24 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
-from keysafe.access.glob_automata import GlobAutomaton, TooComplex, find_path, glob_automaton
+from keysafe.access.glob_automata import (
+    Budget,
+    GlobAutomaton,
+    TooComplex,
+    ends_meet,
+    find_path,
+    glob_automaton,
+    literal_ends,
+)
 from keysafe.access.models import Allow, Decision, Deny, Principal
+from keysafe.access.policy_glob import literal_head
 from keysafe.access.policy_rules import CAPABILITIES, Conditions, HourRange, Policy, Rule
 
-__all__ = ["check_grant", "holder_of", "implies"]
+__all__ = ["WORK_BUDGET", "check_grant", "holder_of", "implies"]
+
+# About a second of work at most (a caller with 350 rules granting them all back uses
+# less than half of it); beyond it, refuse rather than hold a write transaction longer.
+WORK_BUDGET = 450_000
 
 
 def holder_of(principal: Principal) -> tuple[str, ...] | None:
@@ -43,18 +56,52 @@ def holder_of(principal: Principal) -> tuple[str, ...] | None:
 class _Named:
     policy: str
     rule: Rule
+    ends: tuple[str, str]  # the glob's literal prefix and suffix, for a quick pre-test
+
+    @classmethod
+    def of(cls, policy: str, rule: Rule) -> _Named:
+        return cls(policy, rule, literal_ends(rule.path))
 
     @property
     def where(self) -> str:
         return f"policy {self.policy}, rule {self.rule.index}"
 
 
-def check_grant(held: Iterable[Policy], granted: Iterable[Policy]) -> Decision:
+class _Rules:
+    """The rules of one side, by kind, capability and literal first segment (two globs
+    whose first segments are different literals share no path)."""
+
+    def __init__(self, policies: Iterable[Policy]) -> None:
+        self.all = [_Named.of(p.name, r) for p in policies for r in p.rules]
+        self._index: dict[tuple[bool, str], dict[str | None, list[_Named]]] = {}
+        for named in self.all:
+            for cap in named.rule.capabilities:
+                heads = self._index.setdefault((named.rule.deny, cap), {})
+                heads.setdefault(literal_head(named.rule.path), []).append(named)
+
+    def near(self, deny: bool, cap: str, glob: str) -> list[_Named]:
+        """The rules of this kind and capability that may share a path with ``glob``."""
+        heads = self._index.get((deny, cap), {})
+        head = literal_head(glob)
+        if head is None:
+            return [n for group in heads.values() for n in group]
+        return heads.get(head, []) + heads.get(None, [])
+
+    def conditional(self, cap: str) -> bool:
+        heads = self._index.get((False, cap), {})
+        return any(bool(n.rule.conditions) for group in heads.values() for n in group)
+
+
+def check_grant(
+    held: Iterable[Policy], granted: Iterable[Policy], *, budget: int = WORK_BUDGET
+) -> Decision:
     """Allow when the holder of ``held`` holds every capability ``granted`` grants, on
     every path it grants it; else Deny naming the first allow rule (in document order)
-    and capability not held, with an example path. Never raises."""
-    mine = [_Named(p.name, r) for p in held for r in p.rules]
-    given = [_Named(p.name, r) for p in granted for r in p.rules]
+    and capability not held, with an example path. Never raises. Past ``budget`` units
+    of work (rule pairs compared, automaton states explored) the answer is Deny: the
+    check runs inside a write transaction and must stay short."""
+    mine, given = _Rules(held), _Rules(granted)
+    work = Budget(budget)
     automata: dict[str, GlobAutomaton] = {}
 
     def auto(glob: str) -> GlobAutomaton:
@@ -62,7 +109,7 @@ def check_grant(held: Iterable[Policy], granted: Iterable[Policy]) -> Decision:
             automata[glob] = glob_automaton(glob)
         return automata[glob]
 
-    for grant in given:
+    for grant in given.all:
         rule = grant.rule
         if rule.deny:
             continue
@@ -70,9 +117,9 @@ def check_grant(held: Iterable[Policy], granted: Iterable[Policy]) -> Decision:
             if cap not in rule.capabilities:
                 continue
             try:
-                reason = _shortfall(grant, cap, mine, given, auto)
+                reason = _shortfall(grant, cap, mine, given, auto, work)
             except TooComplex:
-                reason = "the globs are too complex to prove it is held"
+                reason = "the policies are too large or complex to prove it is held"
             if reason is not None:
                 return Deny(
                     f"you do not hold {cap} on {rule.path!r} ({grant.where}): {reason}",
@@ -84,47 +131,44 @@ def check_grant(held: Iterable[Policy], granted: Iterable[Policy]) -> Decision:
 def _shortfall(
     grant: _Named,
     cap: str,
-    mine: list[_Named],
-    given: list[_Named],
+    mine: _Rules,
+    given: _Rules,
     auto: Callable[[str], GlobAutomaton],
+    work: Budget,
 ) -> str | None:
     rule = grant.rule
     cond = rule.conditions
     target = auto(rule.path)
+    given_denies = given.near(True, cap, rule.path)
+    my_allows = mine.near(False, cap, rule.path)
+    my_denies = mine.near(True, cap, rule.path)
+    work.spend(len(given_denies) + len(my_allows) + len(my_denies))
+    # Rules whose globs cannot share a path with the granted one do not matter.
+    meet = [n for n in given_denies if ends_meet(grant.ends, n.ends)]
     # Denies of the granted documents that apply whenever the granted rule does.
-    narrowing = [
-        auto(g.rule.path)
-        for g in given
-        if g.rule.deny and cap in g.rule.capabilities and implies(cond, g.rule.conditions)
-    ]
+    narrowing = [auto(n.rule.path) for n in meet if implies(cond, n.rule.conditions)]
     covering = [
-        auto(m.rule.path)
-        for m in mine
-        if not m.rule.deny and cap in m.rule.capabilities and implies(cond, m.rule.conditions)
+        auto(n.rule.path)
+        for n in my_allows
+        if ends_meet(grant.ends, n.ends) and implies(cond, n.rule.conditions)
     ]
-    example = find_path([target], narrowing + covering)
+    example = find_path([target], narrowing + covering, budget=work)
     if example is not None:
         return f"e.g. {example!r} is not granted to you" + (
-            " under the same or stricter conditions" if cond or _conditional(mine, cap) else ""
+            " under the same or stricter conditions" if cond or mine.conditional(cap) else ""
         )
-    for m in mine:
-        if not (m.rule.deny and cap in m.rule.capabilities):
+    for m in my_denies:
+        if not ends_meet(grant.ends, m.ends):
             continue
         taken_back = [
-            auto(g.rule.path)
-            for g in given
-            if g.rule.deny
-            and cap in g.rule.capabilities
-            and (implies(m.rule.conditions, g.rule.conditions) or implies(cond, g.rule.conditions))
+            auto(n.rule.path)
+            for n in meet
+            if implies(m.rule.conditions, n.rule.conditions) or implies(cond, n.rule.conditions)
         ]
-        example = find_path([target, auto(m.rule.path)], taken_back)
+        example = find_path([target, auto(m.rule.path)], taken_back, budget=work)
         if example is not None:
             return f"e.g. {example!r} is denied to you by {m.where}: {m.rule.summary()}"
     return None
-
-
-def _conditional(mine: list[_Named], cap: str) -> bool:
-    return any(bool(m.rule.conditions) for m in mine if cap in m.rule.capabilities)
 
 
 def implies(strict: Conditions, loose: Conditions) -> bool:

@@ -13,7 +13,13 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from keysafe.access.glob_automata import TooComplex, find_path, glob_automaton
+from keysafe.access.glob_automata import (
+    TooComplex,
+    ends_meet,
+    find_path,
+    glob_automaton,
+    literal_ends,
+)
 from keysafe.access.grants import check_grant, implies
 from keysafe.access.models import Allow, Deny
 from keysafe.access.policy import AccessRequest, Conditions, Policy, PolicySet, Rule, parse_policy
@@ -188,6 +194,15 @@ def test_the_automata_give_up_instead_of_guessing() -> None:
     )
 
 
+def test_a_decision_past_its_work_budget_refuses() -> None:
+    text = "".join(rule(f"t{i}/*/s-*", "read,write") for i in range(60))
+    big = policies(text)
+    assert check_grant(big, big)
+    refused = check_grant(big, big, budget=2_000)
+    assert isinstance(refused, Deny)
+    assert "too large or complex" in refused.reason
+
+
 # --- the automata against the glob regexes ------------------------------------------------
 
 GLOB_SEGMENTS = st.sampled_from(["a", "b", "ab", "*", "?", "a*", "*b", "?b", "**", "a?*"])
@@ -284,3 +299,11 @@ def test_held_means_every_granted_request_is_allowed_to_the_caller(
 @given(random_policies("h"))
 def test_granting_exactly_what_one_holds_is_always_allowed(held: list[Policy]) -> None:
     assert check_grant(held, held), [r.summary() for p in held for r in p.rules]
+
+
+@settings(max_examples=300)
+@given(GLOBS, GLOBS)
+def test_the_literal_ends_pre_test_never_hides_a_shared_path(a: str, b: str) -> None:
+    shared = find_path([glob_automaton(a), glob_automaton(b)])
+    if shared is not None:
+        assert ends_meet(literal_ends(a), literal_ends(b)), (a, b, shared)
