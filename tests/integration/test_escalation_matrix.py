@@ -17,7 +17,10 @@ import httpx
 import pytest
 from vaultkit import Vault
 
+from keysafe.access.policy_store import set_service_policies
+from keysafe.errors import Forbidden
 from keysafe.server.app import create_app, with_fast_paths
+from keysafe.store.engine import write_txn
 
 pytestmark = pytest.mark.anyio
 
@@ -283,3 +286,21 @@ async def test_every_area_is_refused_the_other_areas(matrix: Matrix) -> None:
             if area == holder:
                 continue
             await m.refused(holder, method, url, body)
+
+
+async def test_attaching_a_policy_to_a_service_is_granting_it(matrix: Matrix) -> None:
+    """The attach primitive (no route uses it yet): attaching needs the grants held,
+    detaching does not; a refusal leaves the service as it was."""
+    m = matrix
+    svc = m.vault.svc
+    services = {s["name"]: s for s in (await m.ok("GET", "/api/v1/services")).json()["services"]}
+    app = services["team-app"]
+    holder = ("area-service", "team-read")
+    with pytest.raises(Forbidden, match="prod/\\*"), write_txn(svc.engine) as conn:
+        set_service_policies(conn, app["id"], ["team-read", "prod-read"], holder=holder)
+    with write_txn(svc.engine) as conn:
+        set_service_policies(conn, app["id"], ["team-read-copy"], holder=holder)
+    with write_txn(svc.engine) as conn:
+        set_service_policies(conn, app["id"], [], holder=("nothing-held",))
+    after = {s["name"]: s for s in (await m.ok("GET", "/api/v1/services")).json()["services"]}
+    assert after["team-app"]["policies"] == []

@@ -192,8 +192,17 @@ def check_policies_exist(conn: Connection, names: list[str]) -> None:
         raise InvalidInput(f"no policy named {', '.join(missing)}")
 
 
-def set_service_policies(conn: Connection, service_id: str, names: list[str]) -> None:
-    """Replace a service's policies (its keys keep theirs until rolled)."""
+def set_service_policies(
+    conn: Connection, service_id: str, names: list[str], *, holder: tuple[str, ...] | None
+) -> None:
+    """Replace a service's policies (its keys keep theirs until rolled). Attaching a
+    policy grants it: Forbidden unless ``holder`` (None: the root token) holds what the
+    policies grant; detaching only takes away."""
+    check_policies_exist(conn, names)
+    row = conn.execute(select(services.c.policies).where(services.c.id == service_id)).first()
+    if row is None:
+        raise NotFound(f"no service {service_id}")
+    check_held_names(conn, holder, sorted(set(names) - set(orjson.loads(row.policies))))
     conn.execute(
         update(services)
         .where(services.c.id == service_id)
