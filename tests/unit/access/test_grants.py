@@ -253,7 +253,8 @@ def random_rule(draw: st.DrawFn, index: int) -> Rule:
             ),
             draw(st.sampled_from([None, 5, 15])),
             hours,
-            draw(st.sampled_from([None, frozenset({0, 1}), frozenset({0})])),
+            days := draw(st.sampled_from([None, frozenset({0, 1}), frozenset({0})])),
+            draw(st.sampled_from([None, "Europe/Paris"])) if hours or days else None,
         )
     return Rule(index, index, draw(GLOBS), caps, deny, conditions)
 
