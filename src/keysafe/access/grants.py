@@ -7,8 +7,8 @@ caller's own policies would allow c on p. This module proves that conservatively
 "no" may be over-cautious, a "yes" is always right) with two set questions on globs,
 answered exactly by :mod:`keysafe.access.glob_automata`:
 
-1. Covered: every path of g, except those an unconditional deny of the granted
-   documents takes back (a deny in a set wins over any allow), is matched by one of the
+1. Covered: every path of g, except those a deny of the granted documents takes back
+   whenever R applies (a deny in a set wins over any allow), is matched by one of the
    caller's allows for c whose conditions C implies (the caller's rule applies whenever
    R does: CIDRs inside the caller's, MFA at least as recent, hours and days inside the
    caller's window in the same timezone).
@@ -17,7 +17,10 @@ answered exactly by :mod:`keysafe.access.glob_automata`:
    takes back whenever the caller's deny applies (same or looser conditions).
 
 Deny rules of the granted documents only narrow, so they are never checked themselves.
-When the automata grow past their budget the answer is "not held" (fail closed).
+When the automata or the whole decision grow past their budget the answer is "not
+held" (fail closed). Rules are first paired only with rules that may share a path
+(same literal first segment, agreeing literal prefix and suffix), so large policy sets
+stay cheap.
 """
 
 from __future__ import annotations
