@@ -115,7 +115,7 @@ def verification(count: int, loops: int) -> dict[str, Any]:
                             updated_by="bench",
                         )
                     )
-                    service.create_service(conn, "bench", ["bench-read"], "", "bench")
+                    service.create_service(conn, "bench", ["bench-read"], "", "bench", holder=None)
                 issued = service.create(
                     conn,
                     service="bench",
@@ -125,6 +125,7 @@ def verification(count: int, loops: int) -> dict[str, Any]:
                     rate_limit=None,
                     description="",
                     creator="bench",
+                    holder=None,
                 )
             key = issued.key
             service.verify(key, "10.1.2.3")  # warm the cache (and the page cache)
@@ -153,8 +154,8 @@ def http_cost(tools: dict[str, str], tmp: Path, duration: int, warmup: int) -> d
     try:
         svc.system.auto_unseal()
         with write_txn(svc.engine) as conn:
-            svc.policies.write(conn, "bench-read", POLICY, "bench")
-            svc.keys.create_service(conn, "bench", ["bench-read"], "", "bench")
+            svc.policies.write(conn, "bench-read", POLICY, "bench", holder=None)
+            svc.keys.create_service(conn, "bench", ["bench-read"], "", "bench", holder=None)
             key = svc.keys.create(
                 conn,
                 service="bench",
@@ -164,6 +165,7 @@ def http_cost(tools: dict[str, str], tmp: Path, duration: int, warmup: int) -> d
                 rate_limit=None,
                 description="bench",
                 creator="bench",
+                holder=None,
             ).key
     finally:
         svc.close()

@@ -90,8 +90,8 @@ def make_keys(store: vb.Store) -> dict[str, str]:
         svc.system.auto_unseal()
         keys = {}
         with write_txn(svc.engine) as conn:
-            svc.policies.write(conn, "bench-read", POLICY, "bench")
-            svc.keys.create_service(conn, "bench", ["bench-read"], "", "bench")
+            svc.policies.write(conn, "bench-read", POLICY, "bench", holder=None)
+            svc.keys.create_service(conn, "bench", ["bench-read"], "", "bench", holder=None)
             for name, rate in (("plain", None), ("rated", HIGH_RATE)):
                 keys[name] = svc.keys.create(
                     conn,
@@ -102,6 +102,7 @@ def make_keys(store: vb.Store) -> dict[str, str]:
                     rate_limit=rate,
                     description=f"bench {name}",
                     creator="bench",
+                    holder=None,
                 ).key
     finally:
         svc.close()

@@ -237,7 +237,7 @@ async def test_api_keys_authenticate_and_leaked_keys_are_revoked(
         conn.execute(
             insert(policies).values(name="p", text="", created_at=0, updated_at=0, updated_by="t")
         )
-        keys.create_service(conn, "worker", ["p"], "", "tok_root")
+        keys.create_service(conn, "worker", ["p"], "", "tok_root", holder=None)
         key = keys.create(
             conn,
             service="worker",
@@ -247,6 +247,7 @@ async def test_api_keys_authenticate_and_leaked_keys_are_revoked(
             rate_limit=None,
             description="",
             creator="tok_root",
+            holder=None,
         ).key
     headers = {"Authorization": f"Bearer {key}"}
     # The in-process client comes from 127.0.0.1: outside the key's allowlist.

@@ -48,7 +48,9 @@ def keys(engine: Engine, clock: FakeClock, token_key: bytes) -> Iterator[KeyServ
                     name=name, text="", created_at=0, updated_at=0, updated_by="test"
                 )
             )
-        service.create_service(conn, "billing-worker", ["payments-read"], "worker", "tok_root")
+        service.create_service(
+            conn, "billing-worker", ["payments-read"], "worker", "tok_root", holder=None
+        )
     yield service
     service.close()
 
@@ -62,6 +64,7 @@ def _create(keys: KeyService, **overrides: object) -> tuple[str, str]:
         "rate_limit": "600/min",
         "description": "prod worker",
         "creator": "tok_root",
+        "holder": None,
     }
     args.update(overrides)
     with keys.write_txn() as conn:
@@ -106,7 +109,7 @@ def test_rolled_key_works_during_grace_and_fails_one_second_after(
 ) -> None:
     old, old_id = _create(keys)
     with keys.write_txn() as conn:
-        new = keys.roll(conn, old_id, 24 * 3600, "tok_root").key
+        new = keys.roll(conn, old_id, 24 * 3600, "tok_root", holder=None).key
     clock.advance(24 * 3600)
     assert keys.verify(old, "10.0.0.1").token_id == old_id
     assert keys.verify(new, "10.0.0.1")
@@ -115,7 +118,7 @@ def test_rolled_key_works_during_grace_and_fails_one_second_after(
         keys.verify(old, "10.0.0.1")
     assert keys.verify(new, "10.0.0.1")
     with keys.write_txn() as conn, pytest.raises(InvalidInput, match="already rolled"):
-        keys.roll(conn, old_id, 60, "tok_root")
+        keys.roll(conn, old_id, 60, "tok_root", holder=None)
 
 
 def test_revoked_and_expired_keys_fail(keys: KeyService, clock: FakeClock) -> None:
@@ -253,11 +256,11 @@ def test_a_suspended_key_cannot_be_rolled(keys: KeyService) -> None:
     with keys.write_txn() as conn:
         keys.suspend(conn, key_id, "")
     with keys.write_txn() as conn, pytest.raises(Conflict, match="resume it first"):
-        keys.roll(conn, key_id, 60, "tok_root")
+        keys.roll(conn, key_id, 60, "tok_root", holder=None)
     assert [k["id"] for k in keys.list_keys()] == [key_id]  # no successor was issued
     with keys.write_txn() as conn:
         keys.resume(conn, key_id)
-        new = keys.roll(conn, key_id, 60, "tok_root").key
+        new = keys.roll(conn, key_id, 60, "tok_root", holder=None).key
     assert keys.verify(new, "10.0.0.1")
     assert keys.verify(key, "10.0.0.1").token_id == key_id  # its grace period
 

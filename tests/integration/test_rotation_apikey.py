@@ -21,7 +21,7 @@ PATH = "payments/prod/WORKER_KEY"
 def _issue(vault: Vault) -> str:
     keys = vault.svc.keys
     with keys.write_txn() as conn:
-        keys.create_service(conn, "worker", [], "", "test")
+        keys.create_service(conn, "worker", [], "", "test", holder=None)
         issued = keys.create(
             conn,
             service="worker",
@@ -31,6 +31,7 @@ def _issue(vault: Vault) -> str:
             rate_limit=None,
             description="rotated",
             creator="test",
+            holder=None,
         )
     return issued.key
 

@@ -32,7 +32,7 @@ import orjson
 from sqlalchemy import Connection, Engine, insert, select, update
 
 from keysafe.access.models import Principal
-from keysafe.access.policy_store import check_policies_exist
+from keysafe.access.policy_store import check_held_names, check_policies_exist
 from keysafe.clock import Clock
 from keysafe.crypto import keyformat
 from keysafe.errors import Conflict, Forbidden, InvalidInput, NotFound, Unauthenticated
@@ -133,11 +133,22 @@ class KeyService:
     # -- services ------------------------------------------------------------------------
 
     def create_service(
-        self, conn: Connection, name: str, policy_names: list[str], description: str, creator: str
+        self,
+        conn: Connection,
+        name: str,
+        policy_names: list[str],
+        description: str,
+        creator: str,
+        *,
+        holder: tuple[str, ...] | None,
     ) -> dict[str, Any]:
+        """Create a service holding ``policy_names``. Raises InvalidInput, and Forbidden
+        unless ``holder`` (the creator's policy names; None for the root token) holds
+        everything those policies grant: a service's policies are what its keys get."""
         if not name or len(name) > 128 or not all(c.isalnum() or c in "-_." for c in name):
             raise InvalidInput("a service name holds letters, digits, '-', '_' and '.'")
         self._check_policies_exist(conn, policy_names)
+        check_held_names(conn, holder, sorted(set(policy_names)))
         if conn.execute(select(services.c.id).where(services.c.name == name)).first():
             raise InvalidInput(f"a service named {name!r} exists already")
         record = {
@@ -193,8 +204,11 @@ class KeyService:
         rate_limit: str | None,
         description: str,
         creator: str,
+        holder: tuple[str, ...] | None,
     ) -> IssuedKey:
-        """Issue a key for ``service``; its policies must be a subset of the service's."""
+        """Issue a key for ``service``; its policies must be a subset of the service's,
+        and ``holder`` (the issuer's policy names; None for the root token) must hold
+        everything they grant (Forbidden otherwise)."""
         owner = self._service(conn, service)
         if owner.disabled_at is not None:
             raise InvalidInput(f"service {owner.name!r} is disabled")
@@ -206,6 +220,7 @@ class KeyService:
                 f"a key may not hold more than its service: {owner.name!r} does not have "
                 f"{', '.join(extra)}"
             )
+        check_held_names(conn, holder, sorted(wanted))
         networks = parse_cidrs(cidrs)
         ttl = (
             expires_in_seconds if expires_in_seconds is not None else self._default_ttl_days * 86400
@@ -265,9 +280,20 @@ class KeyService:
         conn.execute(insert(api_keys).values(**record))
         return IssuedKey(key, public_key_record(record))
 
-    def roll(self, conn: Connection, key_id: str, grace_seconds: int, creator: str) -> IssuedKey:
+    def roll(
+        self,
+        conn: Connection,
+        key_id: str,
+        grace_seconds: int,
+        creator: str,
+        *,
+        holder: tuple[str, ...] | None,
+    ) -> IssuedKey:
         """A successor with the same owner, policies and limits; the old key keeps
-        working for ``grace_seconds`` and then dies."""
+        working for ``grace_seconds`` and then dies. A person or key rolling it passes
+        its policy names as ``holder`` and must hold everything the key's policies grant
+        (Forbidden otherwise): a successor is a new live key. None: the root token, or
+        the scheduler acting for a rotation policy that was checked when it was set."""
         if not 0 <= grace_seconds <= 30 * 86400:
             raise InvalidInput("the grace period is between 0 and 30 days")
         old = self._row(conn, key_id)
@@ -279,6 +305,7 @@ class KeyService:
                 f"key {key_id} is suspended: resume it first (keysafe key resume {key_id}), "
                 "or revoke it and issue a new key"
             )
+        check_held_names(conn, holder, orjson.loads(old.policies))
         now = self._clock.now_us()
         remaining = max(old.expires_at - old.created_at, 0)
         issued = self._insert(

@@ -9,15 +9,18 @@ server runs every half second.
 from __future__ import annotations
 
 import threading
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 import orjson
 from sqlalchemy import Connection, Engine, delete, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
+from keysafe.access.grants import check_grant
+from keysafe.access.models import Deny
 from keysafe.access.policy import Policy, PolicySet, parse_policy
 from keysafe.clock import Clock
-from keysafe.errors import InvalidInput, NotFound
+from keysafe.errors import Forbidden, InvalidInput, NotFound
 from keysafe.store.engine import read_conn
 from keysafe.store.tables import api_keys, policies, services, tokens
 from keysafe.store.tables_users import roles
@@ -43,13 +46,24 @@ class PolicyStore:
 
     # -- documents -----------------------------------------------------------------------
 
-    def write(self, conn: Connection, name: str, text: str, actor: str) -> dict[str, Any]:
+    def write(
+        self,
+        conn: Connection,
+        name: str,
+        text: str,
+        actor: str,
+        *,
+        holder: tuple[str, ...] | None,
+    ) -> dict[str, Any]:
         """Create or replace policy ``name``; raises InvalidInput (naming the line) if the
-        document does not parse."""
+        document does not parse, Forbidden unless ``holder`` (the writer's policy names,
+        None for the root token) holds everything the document grants, as they stand
+        before this write (so nobody widens a policy they hold)."""
         _check_name(name)
         if len(text.encode()) > MAX_POLICY_BYTES:
             raise InvalidInput(f"a policy document is at most {MAX_POLICY_BYTES} bytes")
         parsed = parse_policy(name, text)
+        check_held(conn, holder, [parsed])
         now = self._clock.now_us()
         insert = postgresql.insert if self._postgres else sqlite.insert
         conn.execute(
@@ -178,10 +192,52 @@ def check_policies_exist(conn: Connection, names: list[str]) -> None:
         raise InvalidInput(f"no policy named {', '.join(missing)}")
 
 
-def set_service_policies(conn: Connection, service_id: str, names: list[str]) -> None:
-    """Replace a service's policies (its keys keep theirs until rolled)."""
+def set_service_policies(
+    conn: Connection, service_id: str, names: list[str], *, holder: tuple[str, ...] | None
+) -> None:
+    """Replace a service's policies (its keys keep theirs until rolled). Attaching a
+    policy grants it: Forbidden unless ``holder`` (None: the root token) holds what the
+    policies grant; detaching only takes away."""
+    check_policies_exist(conn, names)
+    row = conn.execute(select(services.c.policies).where(services.c.id == service_id)).first()
+    if row is None:
+        raise NotFound(f"no service {service_id}")
+    check_held_names(conn, holder, sorted(set(names) - set(orjson.loads(row.policies))))
     conn.execute(
         update(services)
         .where(services.c.id == service_id)
         .values(policies=orjson.dumps(sorted(set(names))).decode())
     )
+
+
+def load_policies(conn: Connection, names: Iterable[str]) -> list[Policy]:
+    """The stored policies of ``names``, parsed, in the order given (unknown names are
+    left out: they grant nothing)."""
+    wanted = list(dict.fromkeys(names))
+    if not wanted:
+        return []
+    rows = conn.execute(
+        select(policies.c.name, policies.c.text).where(policies.c.name.in_(wanted))
+    ).all()
+    parsed = {r.name: parse_policy(r.name, r.text) for r in rows}
+    return [parsed[n] for n in wanted if n in parsed]
+
+
+def check_held(conn: Connection, holder: tuple[str, ...] | None, granted: Sequence[Policy]) -> None:
+    """Nobody hands out more than they hold: raise Forbidden, naming the first capability
+    and path not held, unless ``holder`` (a caller's policy names, read in this
+    transaction; None for the root token) holds every capability ``granted`` grants on
+    every path it grants it (see :func:`keysafe.access.grants.check_grant`)."""
+    if holder is None:
+        return
+    decision = check_grant(load_policies(conn, holder), granted)
+    if isinstance(decision, Deny):
+        raise Forbidden(f"nobody hands out more than they hold: {decision.reason}")
+
+
+def check_held_names(
+    conn: Connection, holder: tuple[str, ...] | None, names: Iterable[str]
+) -> None:
+    """:func:`check_held` for the stored policies ``names`` (check they exist first)."""
+    if holder is not None:
+        check_held(conn, holder, load_policies(conn, names))

@@ -17,9 +17,10 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine, insert, select, update
 
+from keysafe.access.grants import holder_of
 from keysafe.access.lineage import MAX_DEPTH, PARENT_ROOT, Lineage, parent_of
 from keysafe.access.models import MODE_POLICY, MODE_READ, MODE_ROOT, MODE_WRITE, Principal
-from keysafe.access.policy_store import check_policies_exist
+from keysafe.access.policy_store import check_held_names, check_policies_exist
 from keysafe.clock import Clock
 from keysafe.crypto import keyformat
 from keysafe.errors import Forbidden, InvalidInput, NotFound, Unauthenticated
@@ -87,7 +88,7 @@ class TokenService:
     ) -> IssuedToken:
         """A scoped token: bound to ``policies`` (judged by them alone), or of the vault
         core's ``mode`` under ``prefix``. Only the root token mints mode tokens; anyone
-        else may bind only policies it holds itself (never more than its creator).
+        else may bind only policies granting nothing it does not hold itself.
 
         A token minted by anyone but root is bounded by its creator: it expires after
         ``ttl_seconds`` (None: ``DEFAULT_CHILD_TTL_SECONDS``; at most
@@ -113,12 +114,7 @@ class TokenService:
         if policies:
             names = sorted(set(policies))
             check_policies_exist(conn, names)
-            extra = sorted(set(names) - set(creator.policies))
-            if not creator.is_root and extra:
-                raise Forbidden(
-                    "a token may not hold more than its creator: you do not hold "
-                    + ", ".join(extra)
-                )
+            check_held_names(conn, holder_of(creator), names)
             return self._insert(
                 conn,
                 MODE_POLICY,

@@ -6,7 +6,8 @@ that lacks it creates it, bound to a policy ``admin`` (created if missing) that 
 every capability on ``**``.
 
 Nobody hands out more than they hold: a caller that is not the root token may only give
-roles (or write roles) whose policies it holds itself.
+roles (or write roles) whose policies grant nothing it does not hold itself (every
+capability on every path, see :mod:`keysafe.access.grants`).
 
 Names are case-insensitive: stored and looked up in lower case.
 """
@@ -27,10 +28,10 @@ from sqlalchemy.dialects import postgresql, sqlite
 
 from keysafe.access.passwords import check_password_policy, hash_password
 from keysafe.access.policy_rules import CAPABILITIES
-from keysafe.access.policy_store import PolicyStore, check_policies_exist
+from keysafe.access.policy_store import PolicyStore, check_held_names, check_policies_exist
 from keysafe.access.sessions import SessionStore
 from keysafe.clock import Clock
-from keysafe.errors import Conflict, Forbidden, InvalidInput, NotFound
+from keysafe.errors import Conflict, InvalidInput, NotFound
 from keysafe.store.engine import read_conn
 from keysafe.store.tables import policies as policies_table
 from keysafe.store.tables_users import recovery_codes, roles, user_roles, users
@@ -302,7 +303,7 @@ class UserAccounts:
         if not names:
             raise InvalidInput("a role needs at least one policy")
         check_policies_exist(conn, names)
-        _check_held(names, holder)
+        check_held_names(conn, holder, names)
         now = self._clock.now_us()
         ins = postgresql.insert if self._postgres else sqlite.insert
         text = orjson.dumps(names).decode()
@@ -362,7 +363,7 @@ class UserAccounts:
                 f"no role named {', '.join(missing)}"
                 " (create it first: keysafe role write NAME --policy P)"
             )
-        _check_held(sorted({p for names in found.values() for p in names}), holder)
+        check_held_names(conn, holder, sorted({p for names in found.values() for p in names}))
 
     def _ensure_admin_role(self, conn: Connection, actor: str) -> None:
         """Create the built-in role (and policy) ``admin`` if missing."""
@@ -372,7 +373,8 @@ class UserAccounts:
             select(policies_table.c.name).where(policies_table.c.name == ADMIN_ROLE)
         ).first()
         if not exists:
-            self._policies.write(conn, ADMIN_ROLE, ADMIN_POLICY_TEXT, actor[:64])
+            # Built in; whoever asked for the role is checked against it right after.
+            self._policies.write(conn, ADMIN_ROLE, ADMIN_POLICY_TEXT, actor[:64], holder=None)
         now = self._clock.now_us()
         conn.execute(
             insert(roles).values(
@@ -383,12 +385,3 @@ class UserAccounts:
                 updated_by=actor[:64],
             )
         )
-
-
-def _check_held(policy_names: list[str], holder: tuple[str, ...] | None) -> None:
-    """Raise Forbidden unless ``holder`` (None: root) holds every policy named."""
-    if holder is None:
-        return
-    extra = sorted(set(policy_names) - set(holder))
-    if extra:
-        raise Forbidden(f"nobody hands out more than they hold: you do not hold {', '.join(extra)}")

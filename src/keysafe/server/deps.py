@@ -288,4 +288,18 @@ async def audited_change(
             svc.audit.append_in_txn(conn, [event])
         return result
 
-    return await anyio.to_thread.run_sync(run)
+    try:
+        return await anyio.to_thread.run_sync(run)
+    except Forbidden as exc:
+        # A refusal decided inside the change (e.g. granting more than one holds): the
+        # change rolled back; the attempt is audited like any other denial.
+        await record(
+            svc,
+            rid=ctx.request_id,
+            actor=ctx.principal.token_id,
+            src=ctx.source,
+            operation=operation,
+            path=path,
+            detail=exc.detail[:2000],
+        )
+        raise

@@ -60,7 +60,8 @@ class ApiKeyRotator:
                         f"{ctx.path}: the current value is not a live keysafe API key"
                     )
                 grace = min(int(ctx.grace_seconds), MAX_GRACE_SECONDS)
-                issued = self._keys.roll(conn, old["id"], grace, ACTOR)
+                # The scheduler rolls for the rotation policy; its setter was judged then.
+                issued = self._keys.roll(conn, old["id"], grace, ACTOR, holder=None)
                 conn.execute(
                     update(api_keys)
                     .where(api_keys.c.id == issued.record["id"])

@@ -2,8 +2,10 @@
 
 Policies and services need ``admin`` on ``sys/policy`` and ``sys/service``; keys need
 ``manage-keys`` on ``sys/key/<service>``, so a team can hold the keys of its own services
-only. The root token holds every capability. Every change is audited in the same
-transaction.
+only. Nobody hands out more than they hold: writing a policy, creating a service, issuing
+or rolling a key also needs every capability the policies involved grant, on every path
+(403 naming the first one missing). The root token holds every capability. Every change
+is audited in the same transaction.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from pydantic import BaseModel, Field
 from starlette.responses import Response
 
 from keysafe.access.apikeys import SUSPEND_REASON_MAX, parse_duration
+from keysafe.access.grants import holder_of
 from keysafe.errors import InvalidInput, NotFound
 from keysafe.server import deps
 from keysafe.server.routes.sys import json_response
@@ -65,6 +68,11 @@ async def _admin(request: Request, op: str, resource: str | None = None) -> tupl
     return deps.services(request), ctx.principal.token_id
 
 
+async def _holder(request: Request) -> tuple[str, ...] | None:
+    """The caller's policy names for the grant checks (None: the root token)."""
+    return holder_of((await deps.context(request)).principal)
+
+
 def _keys_of(service: str) -> str:
     return f"sys/key/{service}"
 
@@ -88,12 +96,13 @@ async def _key_admin(request: Request, op: str, key_id: str) -> tuple[Services, 
 async def write_policy(request: Request, name: str, body: PolicyBody) -> Response:
     """Create or replace a policy; a syntax error names its line (400)."""
     svc, actor = await _admin(request, "policy:write")
+    holder = await _holder(request)
 
     result = await deps.audited_change(
         request,
         "policy:write",
         name,
-        lambda conn: svc.policies.write(conn, name, body.text, actor),
+        lambda conn: svc.policies.write(conn, name, body.text, actor, holder=holder),
         lambda result: f"{result['rules']} rules",
     )
     return json_response(result)
@@ -154,13 +163,14 @@ async def check_policy(request: Request, body: CheckBody) -> Response:
 @router.post("/services", dependencies=[Depends(deps.needs("service:create"))])
 async def create_service(request: Request, body: ServiceBody) -> Response:
     svc, actor = await _admin(request, "service:create")
+    holder = await _holder(request)
 
     record = await deps.audited_change(
         request,
         "service:create",
         body.name,
         lambda conn: svc.keys.create_service(
-            conn, body.name, body.policies, body.description, actor
+            conn, body.name, body.policies, body.description, actor, holder=holder
         ),
         lambda record: str(record["id"]),
     )
@@ -180,6 +190,7 @@ async def list_services(request: Request) -> Response:
 async def create_key(request: Request, body: KeyBody) -> Response:
     """Issue a key; the key itself is in this reply only."""
     svc, actor = await _admin(request, "key:create", _keys_of(body.service))
+    holder = await _holder(request)
     expires = parse_duration(body.expires_in) if body.expires_in else None
 
     issued = await deps.audited_change(
@@ -195,6 +206,7 @@ async def create_key(request: Request, body: KeyBody) -> Response:
             rate_limit=body.rate_limit,
             description=body.description,
             creator=actor,
+            holder=holder,
         ),
         lambda issued: str(issued.record["id"]),
     )
@@ -250,12 +262,13 @@ async def key_action(request: Request, key_id: str) -> Response:
         return json_response(record)
     grace_text = (await _body(request, RollBody)).grace
     grace = parse_duration(grace_text) if grace_text not in ("0", "0s") else 0
+    holder = await _holder(request)
 
     issued = await deps.audited_change(
         request,
         "key:roll",
         "",
-        lambda conn: svc.keys.roll(conn, key_id, grace, actor),
+        lambda conn: svc.keys.roll(conn, key_id, grace, actor, holder=holder),
         lambda issued: f"{key_id} -> {issued.record['id']}",
     )
     return json_response({**issued.record, "key": issued.key})

@@ -2,7 +2,8 @@
 
 Issuing needs ``read`` on ``creds/<role>``; renewing or revoking one lease needs the same
 on its role, or ``admin`` on ``sys/lease``. Role configuration needs ``admin`` on
-``sys/creds`` (plus ``read`` on the connection secret it names); listing leases and
+``sys/creds`` plus ``read`` on the connection secret it names and on ``creds/<role>``
+(nobody hands out more than they hold); listing leases and
 revoking by prefix need ``admin`` on ``sys/lease``. The root token holds all of these.
 """
 
@@ -61,19 +62,25 @@ async def write_role(request: Request, name: str, body: RoleBody) -> Response:
         max_ttl=body.max_ttl,
         engine=body.engine,
     )
-    # Without this, an administrator of roles could have logins made with any secret.
-    decision = svc.authorizer.decide(ctx.principal, "read", config.connection_secret, ctx.source)
-    if isinstance(decision, Deny):
-        await deps.record(
-            svc,
-            rid=ctx.request_id,
-            actor=ctx.principal.token_id,
-            src=ctx.source,
-            operation="creds:role-write",
-            path=name,
-            detail=f"connection secret: {decision.reason}",
-        )
-        raise denial(decision)
+    # Nobody hands out more than they hold. Without the first check an administrator of
+    # roles could have logins made with any secret; a role hands whoever may read
+    # ``creds/<name>`` logins made with that secret, so its writer must hold that too.
+    for what, path in (
+        ("connection secret", config.connection_secret),
+        ("issuing from the role", m.CREDS_PREFIX + name),
+    ):
+        decision = svc.authorizer.decide(ctx.principal, "read", path, ctx.source)
+        if isinstance(decision, Deny):
+            await deps.record(
+                svc,
+                rid=ctx.request_id,
+                actor=ctx.principal.token_id,
+                src=ctx.source,
+                operation="creds:role-write",
+                path=name,
+                detail=f"{what}: {decision.reason}",
+            )
+            raise denial(decision)
     now = svc.clock.now_us()
     result = await deps.audited_change(
         request,
