@@ -87,6 +87,11 @@ class RotationService:
         """Stop the writer thread of the rotation records."""
         self._store.close()
 
+    @property
+    def writer_alive(self) -> bool:
+        """False while the rotation records' writer thread is down (health shows it)."""
+        return self._store.writer_alive
+
     def kick(self) -> bool:
         """Start a scheduler pass in the background unless one is still running; call it
         on the event loop. The server's poll loop must not wait for a pass (a slow target

@@ -48,11 +48,16 @@ class RotationStore:
         self._clock = clock
         self.owner = owner
         self.claim_us = int(claim_seconds * 1_000_000)
-        self._writes = WriteBatcher(engine)
+        self._writes = WriteBatcher(engine, "keysafe-rotation-writer")
 
     def close(self) -> None:
         """Stop the writer thread."""
         self._writes.stop()
+
+    @property
+    def writer_alive(self) -> bool:
+        """False while the writer thread is dead (restarted by the next write)."""
+        return self._writes.alive
 
     # -- policies --------------------------------------------------------------------------
 

@@ -172,6 +172,11 @@ class SecretsService:
         self._writes.stop()
         self._raw.close()
 
+    @property
+    def writer_alive(self) -> bool:
+        """False while the write thread is dead (restarted by the next write)."""
+        return self._writes.alive
+
     # -- shared helpers ------------------------------------------------------------------
 
     def _event(

@@ -67,6 +67,10 @@ class Services:
     limits: RateLimits
     rotation: RotationService
 
+    def writers_alive(self) -> bool:
+        """True unless a group-commit writer thread is down (health answers 503)."""
+        return self.secrets.writer_alive and self.rotation.writer_alive
+
     def close(self) -> None:
         """Stop the audit log and release every database connection."""
         with contextlib.suppress(Exception):  # best effort: else sessions look idle early

@@ -69,7 +69,9 @@ _REQUIRED = ("target-secret", "role")
 _OPTIONAL = ("mode", "second-role", "host", "port", "dbname")
 # Connection settings of the admin URL that applications need too (TLS, mostly).
 _CARRIED = ("sslmode", "sslrootcert")
-_CONNECT_TIMEOUT = 5
+# Under the claim renewal period (CLAIM_SECONDS / 3 = 5 s): a silent target cannot
+# hold a step past one renewal on connecting alone.
+_CONNECT_TIMEOUT = 3
 
 
 @dataclass(frozen=True, slots=True)
