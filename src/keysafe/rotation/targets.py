@@ -24,7 +24,7 @@ import re
 import socket
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import unquote, urlsplit
+from urllib.parse import parse_qsl, unquote, urlsplit
 
 from keysafe.errors import InvalidInput
 
@@ -173,7 +173,13 @@ def parse_postgres(url: str) -> PgConn:
         raise InvalidInput(
             "the connection is not a PostgreSQL URL (postgresql://user:pw@host/db)"
         ) from None
-    unknown = sorted(set(info) - _PG_ALLOWED)
+    if url.startswith("postgresql://"):
+        # In the query only TLS: a query ``host=``/``port=`` silently beats the netloc.
+        query = {k for k, _ in parse_qsl(urlsplit(url).query, keep_blank_values=True)}
+        info_keys = set(info) | {f"?{k}" for k in query - {"sslmode"}}
+    else:
+        info_keys = set(info)
+    unknown = sorted(k.lstrip("?") for k in info_keys - _PG_ALLOWED)
     if unknown:
         raise InvalidInput(
             f"the connection URL's parameter {unknown[0]!r} is not allowed "
