@@ -27,10 +27,13 @@ from keysafe.rotation.targets import Target, make_target
 from keysafe.store.engine import read_conn, write_txn
 from keysafe.store.tables_rotation import rotation_targets as T
 
-__all__ = ["ADMIN_PATH", "TargetService"]
+__all__ = ["ADMIN_PATH", "ANY_LOGIN", "TargetService"]
 
 ADMIN_PATH = "sys/rotation"
 MAX_ROLES = 64
+# The login of a connection that creates logins of its own (dynamic credentials): only
+# an approval for any login (no roles listed) covers it.
+ANY_LOGIN = "*"
 
 
 class TargetService:
@@ -51,6 +54,8 @@ class TargetService:
         if row is None:
             return f"{target.describe()} is not an approved rotation target"
         roles: list[str] = orjson.loads(row.roles)
+        if roles and role == ANY_LOGIN:
+            return f"{target.describe()} is approved only for the logins {', '.join(roles)}"
         if roles and role not in roles:
             return f"{target.describe()} is not approved for the login {role}"
         return None

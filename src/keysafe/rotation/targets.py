@@ -9,9 +9,10 @@ those parts, never with the URL string:
 - hosts are normalised (lower case, no trailing dot, IPv6 brackets dropped, IPv4 in
   any ``inet_aton`` spelling and IPv4-mapped IPv6 written as dotted quads); zone ids,
   several hosts, Unix sockets and characters outside host names are refused;
-- libpq URLs may carry only ``user``, ``password``, ``host``, ``port``, ``dbname`` and
-  ``sslmode``: ``hostaddr``, ``host=`` in the query, ``service``, ``passfile``,
-  ``sslrootcert``, ``options``... would redirect the connection or read server files;
+- libpq URLs may carry only ``user``, ``password``, ``host``, ``port``, ``dbname``,
+  ``sslmode`` and ``options`` (server settings), the last two alone in the query:
+  ``hostaddr``, ``host=`` in the query, ``service``, ``passfile``, ``sslrootcert``...
+  would redirect the connection or read files on the server;
 - Redis URLs take no query at all, and the database is a number.
 
 Errors never quote the URL (it holds a password).
@@ -44,7 +45,10 @@ __all__ = [
 KINDS = ("postgres", "redis")
 DEFAULT_PORTS = {"postgres": 5432, "redis": 6379}
 SSLMODES = ("disable", "allow", "prefer", "require", "verify-ca", "verify-full")
-_PG_ALLOWED = frozenset({"user", "password", "host", "port", "dbname", "sslmode"})
+# ``options`` sets the session's server settings (a search_path, say): it changes
+# nothing on this side of the connection.
+_PG_ALLOWED = frozenset({"user", "password", "host", "port", "dbname", "sslmode", "options"})
+_PG_QUERY = frozenset({"sslmode", "options"})
 _LABEL = re.compile(r"[a-z0-9_]([a-z0-9_-]{0,61}[a-z0-9_])?")
 _MAX_DATABASE = 63
 # The one reason a caller sees for any failure to reach a target (closed, silent, or
@@ -77,6 +81,7 @@ class PgConn:
     user: str
     password: str
     sslmode: str
+    options: str = ""
 
     def __repr__(self) -> str:
         return f"PgConn({self.target.describe()} as {self.user})"
@@ -94,6 +99,8 @@ class PgConn:
         }
         if self.sslmode:
             params["sslmode"] = self.sslmode
+        if self.options:
+            params["options"] = self.options
         return make_conninfo("", **params, **extra)
 
 
@@ -176,7 +183,7 @@ def parse_postgres(url: str) -> PgConn:
     if url.startswith("postgresql://"):
         # In the query only TLS: a query ``host=``/``port=`` silently beats the netloc.
         query = {k for k, _ in parse_qsl(urlsplit(url).query, keep_blank_values=True)}
-        info_keys = set(info) | {f"?{k}" for k in query - {"sslmode"}}
+        info_keys = set(info) | {f"?{k}" for k in query - _PG_QUERY}
     else:
         info_keys = set(info)
     unknown = sorted(k.lstrip("?") for k in info_keys - _PG_ALLOWED)
@@ -200,7 +207,8 @@ def parse_postgres(url: str) -> PgConn:
     if sslmode and sslmode not in SSLMODES:
         raise InvalidInput(f"sslmode must be one of {', '.join(SSLMODES)}")
     target = make_target("postgres", host, int(port_text), str(info.get("dbname") or user))
-    return PgConn(target, user, str(info.get("password") or ""), sslmode)
+    options = str(info.get("options") or "")
+    return PgConn(target, user, str(info.get("password") or ""), sslmode, options)
 
 
 def parse_redis(url: str) -> RedisConn:
