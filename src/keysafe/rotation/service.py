@@ -103,6 +103,10 @@ class RotationService:
         """False while the rotation records' writer thread is down (health shows it)."""
         return self._store.writer_alive
 
+    def revive_writer(self) -> bool:
+        """Restart the rotation records' writer thread if it died; True when it did."""
+        return self._store.revive_writer()
+
     def kick(self) -> bool:
         """Start a scheduler pass in the background unless one is still running; call it
         on the event loop. The server's poll loop must not wait for a pass (a slow target

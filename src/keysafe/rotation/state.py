@@ -59,6 +59,10 @@ class RotationStore:
         """False while the writer thread is dead (restarted by the next write)."""
         return self._writes.alive
 
+    def revive_writer(self) -> bool:
+        """Restart the writer thread if it died; True when it did."""
+        return self._writes.revive()
+
     # -- policies --------------------------------------------------------------------------
 
     def policy(self, path: str) -> Policy | None:

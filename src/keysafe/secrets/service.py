@@ -177,6 +177,10 @@ class SecretsService:
         """False while the write thread is dead (restarted by the next write)."""
         return self._writes.alive
 
+    def revive_writer(self) -> bool:
+        """Restart the write thread if it died; True when it did."""
+        return self._writes.revive()
+
     # -- shared helpers ------------------------------------------------------------------
 
     def _event(

@@ -68,6 +68,14 @@ class WriteBatcher:
             self._thread = threading.Thread(target=self._loop, name=self._name, daemon=True)
             self._thread.start()
 
+    def revive(self) -> bool:
+        """Restart the writer thread if it died (logged); True when it did. The server's
+        poll loop calls it, so that a node nobody writes to comes back by itself."""
+        if self.alive:
+            return False
+        self._ensure_started()
+        return True
+
     def submit(self, fn: Callable[[Connection], T]) -> Future[T]:
         """Queue ``fn(conn)``; the future resolves after its transaction committed."""
         fut: Future[T] = Future()

@@ -122,3 +122,25 @@ def test_a_dead_writer_is_restarted_and_reported(
     assert batcher.restarts == 1
     assert "restarting" in caplog.text
     assert _rows(engine) == [1, 3]
+
+
+def test_revive_restarts_a_dead_writer_without_a_write(
+    batcher: WriteBatcher, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert not batcher.revive()  # never started: nothing to revive
+    monkeypatch.setattr(batcher, "_run_batch", _exit)
+    with pytest.raises(StorageUnavailable):
+        batcher.run_sync(_insert(1))
+    assert batcher._thread is not None
+    batcher._thread.join(10)
+    monkeypatch.undo()
+    assert not batcher.alive
+    assert batcher.revive()
+    assert batcher.alive
+    assert batcher.restarts == 1
+    assert not batcher.revive()
+    assert batcher.run_sync(_insert(2)) == 2
+
+
+def _exit(batch: Any) -> None:
+    raise SystemExit
