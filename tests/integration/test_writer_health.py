@@ -1,14 +1,23 @@
-"""Health answers 503 while a group-commit writer thread is down, 200 once restarted."""
+"""Health answers 503 while a group-commit writer thread is down, 200 once restarted;
+rotations whose claim renewals are cancelled mid-write leave the writer serving."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import contextlib
+import secrets
+import time
+from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
+import anyio
 import httpx
 import pytest
 from vaultkit import Vault
 
+from keysafe.errors import KeysafeError
+from keysafe.rotation.rotators.base import RotationContext
+from keysafe.rotation.rotators.registry import Registry, RotatorDeps
+from keysafe.rotation.service import RotationService
 from keysafe.server.app import create_app, with_fast_paths
 
 pytestmark = pytest.mark.anyio
@@ -57,3 +66,64 @@ async def test_health_is_503_while_the_rotation_writer_is_down(
     up = await client.get("/api/v1/sys/health")
     assert up.status_code == 200
     assert "writers" not in up.json()
+
+
+class _Slow:
+    """An external rotator whose steps take a while (a slow target), so that the claim
+    renewal running beside them is cancelled mid-write when they end."""
+
+    name = "slow"
+
+    def check_options(self, options: Mapping[str, str]) -> None:
+        pass
+
+    def generate(self, ctx: RotationContext) -> str:
+        return secrets.token_hex(8)
+
+    def apply(self, ctx: RotationContext, new: str) -> None:
+        time.sleep(0.02)
+
+    def verify(self, ctx: RotationContext, new: str) -> None:
+        time.sleep(0.02)
+
+    def retire(self, ctx: RotationContext, old: str) -> None:
+        pass
+
+
+async def test_claim_renewals_cancelled_mid_write_leave_the_writer_serving(
+    vault: Vault,
+) -> None:
+    """Issue 11 item 5, made frequent: the claim is renewed every millisecond while a
+    step waits on its target, so the renewal is cancelled with its write in flight."""
+    svc = vault.svc
+    registry = Registry(
+        RotatorDeps(engine=svc.engine, clock=svc.clock, keys=svc.keys), {"slow": lambda _: _Slow()}
+    )
+    rot = RotationService(
+        svc.engine,
+        svc.barrier,
+        svc.secrets,
+        svc.audit,
+        svc.clock,
+        svc.authorizer,
+        registry,
+        claim_seconds=0.003,
+    )
+    path = "team/app/SLOW"
+    try:
+        await svc.secrets.write(vault.root, path, "v1")
+        await rot.set_policy(
+            vault.root, path, rotator="slow", options={}, every_seconds=86400, grace_seconds=0
+        )
+        with anyio.fail_after(60):  # a dead writer would leave these hanging
+            for _ in range(15):
+                with contextlib.suppress(KeysafeError):
+                    await rot.rotate(vault.root, path)
+                assert rot.writer_alive
+        with anyio.fail_after(10):  # writes still land, promptly
+            await rot.set_policy(
+                vault.root, path, rotator="slow", options={}, every_seconds=3600, grace_seconds=0
+            )
+        assert rot._store._writes.restarts == 0
+    finally:
+        rot.close()
