@@ -219,7 +219,7 @@ async def test_unapproved_targets_are_refused_when_set(
         "service=evil",
         "sslrootcert=/etc/shadow",
         "passfile=/etc/shadow",
-        "options=-c%20x%3Dy",
+        "sslcert=/etc/shadow",
     ):
         rewritten = await client.put(f"/api/v1/secrets/{ADMIN}", json={"value": f"{url}?{query}"})
         assert rewritten.status_code == 200
