@@ -26,6 +26,7 @@ from keysafe.errors import InvalidInput, NotFound, RotationFailed
 from keysafe.rotation.targets import Target, make_target
 from keysafe.store.engine import read_conn, write_txn
 from keysafe.store.tables_rotation import rotation_targets as T
+from keysafe.timefmt import iso_us
 
 __all__ = ["ADMIN_PATH", "ANY_LOGIN", "TargetService"]
 
@@ -195,6 +196,6 @@ def _document(row: Any) -> dict[str, Any]:
         "database": target.database,
         "roles": orjson.loads(row["roles"]),
         "target": target.describe(),
-        "created_at": row["created_at"],
+        "created_at": iso_us(row["created_at"]),
         "created_by": row["created_by"],
     }
