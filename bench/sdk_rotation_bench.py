@@ -230,6 +230,7 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
                 root.put(f"/api/v1/secrets/{path}", json={"value": value}).raise_for_status()
             policy = {
                 "rotator": args.target,
+                "approve_targets": True,  # root approves the target it names
                 "options": options,
                 "every_seconds": 3600,  # rotations come from this benchmark, not the clock
                 "grace_seconds": 0,

@@ -47,6 +47,13 @@ def test_creds_lifecycle_through_the_cli(vault: Vault, target: tuple[str, str]) 
     url, slug = target
     schema = url.rsplit("%3D", 1)[1]
     assert vault.run("secret", "set", f"{slug}/db/admin", stdin=url).returncode == 0
+    # Reaching the network is an admin decision: approve the database first.
+    added = vault.run("rotation", "target", "add", "postgres", "127.0.0.1", "--port", "5432",
+                      "--database", "test", "--json")  # fmt: skip
+    assert added.returncode == 0, added.stderr
+    target_id = json.loads(added.stdout)["id"]
+    listed = vault.run("rotation", "target", "list", "--json")
+    assert [t["id"] for t in json.loads(listed.stdout)] == [target_id]
     role = f"{slug}/reporting"
     wrote = vault.run(
         "creds", "role", "write", role,
@@ -129,9 +136,19 @@ def test_bad_input_is_one_line_with_its_exit_code(vault: Vault, target: tuple[st
         ).returncode
         == 0
     )
+    refused = vault.run("creds", f"{slug}/down")
+    assert refused.returncode == 10
+    assert "not an approved rotation target" in refused.stderr
+    added = vault.run("rotation", "target", "add", "postgres", "127.0.0.1", "--port", "1",
+                      "--database", "test", "--json")  # fmt: skip
+    assert added.returncode == 0, added.stderr
     failed = vault.run("creds", f"{slug}/down")
     assert failed.returncode == 10
     assert failed.stderr.startswith("keysafe: cannot connect")
+    assert "target refused or unreachable" in failed.stderr
     assert "pw-never-shown" not in failed.stderr
+    removed = vault.run("rotation", "target", "remove", json.loads(added.stdout)["id"])
+    assert removed.returncode == 0, removed.stderr
+    assert "not an approved" in vault.run("creds", f"{slug}/down").stderr
     assert vault.run("lease", "revoke").returncode == 2
     assert vault.run("lease", "revoke", "lease_nope").returncode == 3

@@ -58,6 +58,7 @@ PARAMS.update(session_id="ses_0")
 PARAMS.update(alert_id="alr_0", hook_id="hook_0")
 PARAMS.update(lease_id="lease_0")
 PARAMS.update(incident_id="inc_0")
+PARAMS.update(target_id="rtg_0")
 
 
 @dataclass(frozen=True)
@@ -118,6 +119,7 @@ BODIES: dict[tuple[str, str], object] = {
         "rotator": "random",
         "every_seconds": 86400,
     },
+    ("POST", "/api/v1/rotation/targets"): {"kind": "postgres", "host": "db", "database": "x"},
     ("PUT", "/api/v1/creds/roles/{name:path}"): {"connection_secret": "matrix/DB", "grants": []},
     ("POST", "/api/v1/creds/{name:path}"): {"ttl": 60},
     ("POST", "/api/v1/leases/{lease_id}/renew"): {"increment": 60},

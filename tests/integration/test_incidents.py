@@ -276,6 +276,11 @@ async def test_a_leaked_lease_is_revoked(
 ) -> None:
     url, slug = pg_target
     await vault.svc.secrets.write(vault.root, "db/admin", url)
+    approved = await root.post(
+        "/api/v1/rotation/targets",
+        json={"kind": "postgres", "host": "127.0.0.1", "database": "test"},
+    )
+    assert approved.status_code == 200, approved.text
     config = lease_models.RoleConfig.checked(
         f"{slug}/app", connection_secret="db/admin", grants=[], default_ttl=600, max_ttl=900
     )

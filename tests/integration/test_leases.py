@@ -21,6 +21,7 @@ from vaultkit import Vault
 from keysafe.access.models import Principal
 from keysafe.errors import Conflict, Forbidden, InvalidInput, NotFound, RotationFailed
 from keysafe.rotation.leases import LeaseService
+from keysafe.rotation.targets import make_target
 from keysafe.server.app import create_app
 from keysafe.store.engine import read_conn, write_txn
 from keysafe.store.tables import audit_events
@@ -82,9 +83,18 @@ GRANTS = [
 ]
 
 
+async def _approve_targets(vault: Vault) -> None:
+    """Reaching the network is an admin decision: the test database (and the closed
+    port of DOWN_URL) approved as rotation targets for any login."""
+    for port in (5432, 1):
+        target = make_target("postgres", "127.0.0.1", port, "test")
+        await vault.svc.rotation.targets.approve(vault.root, target)
+
+
 async def _setup(vault: Vault, target: Target, role: str, **opts: object) -> LeaseService:
     """The admin URL as a secret and role ``<slug>/<role>`` reading the test's schema."""
     svc = vault.svc
+    await _approve_targets(vault)
     await svc.secrets.write(vault.root, "db/admin", target.url)
     schema = target.url.rsplit("%3D", 1)[1]
     values = {
@@ -292,6 +302,7 @@ async def test_two_processes_sweeping_drop_each_login_once(vault: Vault, target:
 
 async def test_http_routes(vault: Vault, target: Target) -> None:
     await vault.svc.secrets.write(vault.root, "db/admin", target.url)
+    await _approve_targets(vault)
     app = create_app(vault.svc.settings, services=vault.svc)
     transport = httpx.ASGITransport(app=app)
     root = {"Authorization": f"Bearer {vault.root_token}"}
@@ -320,3 +331,24 @@ async def test_http_routes(vault: Vault, target: Target) -> None:
     with read_conn(vault.svc.engine) as conn:
         details = " ".join(r.detail for r in conn.execute(select(audit_events.c.detail)).all())
     assert doc["password"] not in details
+
+
+async def test_an_unapproved_target_is_never_reached(vault: Vault, target: Target) -> None:
+    service = await _setup(vault, target, "unapproved")
+    name = f"{target.slug}/unapproved"
+    await vault.svc.secrets.write(
+        vault.root, "db/admin", target.url.replace("127.0.0.1:5432", "localhost:5432")
+    )
+    with pytest.raises(RotationFailed, match="not an approved rotation target"):
+        await service.issue(vault.root, name)
+    # An approval limited to named logins does not cover made-up temporary ones.
+    await vault.svc.rotation.targets.approve(
+        vault.root, make_target("postgres", "localhost", 5432, "test"), ["app"]
+    )
+    with pytest.raises(RotationFailed, match="approved only for the logins app"):
+        await service.issue(vault.root, name)
+    hostaddr = target.url + "&hostaddr=10.0.0.1"
+    await vault.svc.secrets.write(vault.root, "db/admin", hostaddr)
+    with pytest.raises(RotationFailed, match="'hostaddr' is not allowed"):
+        await service.issue(vault.root, name)
+    assert service.list_leases(target.slug) == []

@@ -75,7 +75,12 @@ def test_rollback_reinstates_the_old_key(vault: Vault) -> None:
 
     def ctx(step: str) -> RotationContext:
         return RotationContext(
-            PATH, {}, old, lambda p: "", grace_seconds=60, extra={"run_id": "r", "step": step}
+            PATH,
+            {"service": "worker"},
+            old,
+            lambda p: "",
+            grace_seconds=60,
+            extra={"run_id": "r", "step": step},
         )
 
     new = rotator.generate(ctx("generate"))

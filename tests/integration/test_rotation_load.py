@@ -100,6 +100,7 @@ def test_connections_never_fail_while_the_password_rotates_every_two_seconds(
         assert root.put(f"/api/v1/secrets/{APP_PATH}", json={"value": "unset"}).is_success
         policy = {
             "rotator": "postgres",
+            "approve_targets": True,  # root approves the target it names
             "options": {"target-secret": ADMIN_PATH, "role": ROLE, "dbname": "postgres"},
             "every_seconds": 3600,  # the schedule stays out of the way: we rotate by hand
             "grace_seconds": 60,

@@ -17,10 +17,16 @@ from psycopg import sql
 from keysafe.errors import InvalidInput, NotFound, RotationFailed
 from keysafe.rotation.rotators.base import RotationContext
 from keysafe.rotation.rotators.postgres import PostgresRotator
+from keysafe.rotation.targets import Target
 from pgauth import password_postgres
 
 ADMIN_PATH = "sys-test/pg-admin"
 Ctx = Callable[..., RotationContext]
+
+
+def approve_all(target: Target, login: str) -> None:
+    """These tests are about the rotator's steps: every target is approved here
+    (test_rotation_targets.py tests the approval itself)."""
 
 
 @pytest.fixture(scope="module")
@@ -61,6 +67,7 @@ def make_ctx(admin_url: str, role: str, **options: str) -> Ctx:
 
     def ctx(current: str | None = None, step: str = "apply", **override: str) -> RotationContext:
         return RotationContext(
+            approve=approve_all,
             path="db/app/DATABASE_URL",
             options={**opts, **override},
             current=current,
@@ -237,6 +244,7 @@ def test_a_wrong_admin_secret_is_refused_by_name(
     rotator = PostgresRotator()
     bad = admin_variant(admin_url, **change)
     ctx = RotationContext(
+        approve=approve_all,
         path="db/app/DATABASE_URL",
         options={"target-secret": ADMIN_PATH, "role": role},
         current=None,
@@ -260,6 +268,7 @@ def test_a_wrong_admin_secret_is_refused_by_name(
 )
 def test_an_unusable_admin_secret(role: str, secret: str, expected: str) -> None:
     ctx = RotationContext(
+        approve=approve_all,
         path="db/x",
         options={"target-secret": ADMIN_PATH, "role": role},
         current=None,

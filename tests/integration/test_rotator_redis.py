@@ -19,10 +19,16 @@ import redis
 from keysafe.errors import InvalidInput, NotFound, RotationFailed
 from keysafe.rotation.rotators.base import RotationContext
 from keysafe.rotation.rotators.redis import RedisRotator
+from keysafe.rotation.targets import Target
 
 REDIS_URL = os.environ.get("KEYSAFE_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 ADMIN_PATH = "sys-test/redis-admin"
 Ctx = Callable[..., RotationContext]
+
+
+def approve_all(target: Target, login: str) -> None:
+    """These tests are about the rotator's steps: every target is approved here
+    (test_rotation_targets.py tests the approval itself)."""
 
 
 @pytest.fixture(scope="module")
@@ -59,6 +65,7 @@ def make_ctx(user: str, admin_url: str = REDIS_URL, **options: str) -> Ctx:
 
     def ctx(current: str | None = None, step: str = "apply") -> RotationContext:
         return RotationContext(
+            approve=approve_all,
             path="cache/app/REDIS_URL",
             options=opts,
             current=current,

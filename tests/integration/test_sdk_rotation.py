@@ -102,6 +102,7 @@ def test_redis_rotation_through_the_api_and_the_sdk_retry(
     put(root, path, "unset")
     policy = {
         "rotator": "redis",
+        "approve_targets": True,  # root approves the target it names
         "options": {"target-secret": admin_path, "user": redis_user},
         "every_seconds": 3600,
         "grace_seconds": 0,  # the previous password is removed right after promotion
@@ -146,6 +147,7 @@ def test_a_wrong_postgres_admin_secret_fails_the_rotation_by_name(root: httpx.Cl
         put(root, path, "unset")
         policy = {
             "rotator": "postgres",
+            "approve_targets": True,  # root approves the target it names
             "options": {"target-secret": admin_path, "role": role, "mode": "grace"},
             "every_seconds": 3600,
             "grace_seconds": 0,

@@ -1,4 +1,5 @@
-"""``keysafe rotation set|status|show|delete`` and ``keysafe rotate PATH``."""
+"""``keysafe rotation set|status|show|delete``, ``keysafe rotation target
+add|list|remove`` and ``keysafe rotate PATH``."""
 
 from __future__ import annotations
 
@@ -77,6 +78,13 @@ def set_(
         typer.Option("--command", help="Script (absolute path) run with the value on stdin."),
     ] = None,
     timeout: Annotated[str | None, typer.Option("--timeout", help="Seconds per step.")] = None,
+    approve_target: Annotated[
+        bool,
+        typer.Option(
+            "--approve-target",
+            help="As an admin of sys/rotation, approve the policy's network targets too.",
+        ),
+    ] = False,
     as_json: JsonOpt = False,
 ) -> None:
     """Create or replace the rotation policy of PATH (the first rotation is due after
@@ -110,7 +118,12 @@ def set_(
             options[name.replace("_", "-")] = str(given[name])
     with state(ctx).client() as client:
         doc = client.set_rotation_policy(
-            path, rotator, every_seconds=every_s, grace_seconds=grace_s, options=options
+            path,
+            rotator,
+            every_seconds=every_s,
+            grace_seconds=grace_s,
+            options=options,
+            approve_targets=approve_target,
         )
     if as_json:
         print_json(doc)
@@ -193,6 +206,70 @@ def delete(ctx: typer.Context, path: PathArg) -> None:
     with state(ctx).client() as client:
         client.delete_rotation_policy(path)
     message(f"{path}: rotation policy deleted")
+
+
+targets = typer.Typer(
+    help="Network targets (PostgreSQL, Redis) rotators may connect to: an admin's list.",
+    no_args_is_help=True,
+)
+app.add_typer(targets, name="target")
+
+
+@targets.command("add")
+def target_add(
+    ctx: typer.Context,
+    kind: Annotated[str, typer.Argument(help="postgres or redis.")],
+    host: Annotated[str, typer.Argument(help="Host name or IP address, as rotators use it.")],
+    port: Annotated[
+        int | None, typer.Option("--port", help="Default 5432 (postgres), 6379 (redis).")
+    ] = None,
+    database: Annotated[
+        str, typer.Option("--database", "--db", help="Database name, or Redis db number.")
+    ] = "",
+    role: Annotated[
+        list[str] | None,
+        typer.Option("--role", help="A login rotators may change there (repeatable; none: any)."),
+    ] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Approve a target (needs admin on sys/rotation); again to replace its roles."""
+    with state(ctx).client() as client:
+        doc = client.add_rotation_target(
+            kind, host, port=port, database=database, roles=list(role or [])
+        )
+    if as_json:
+        print_json(doc)
+        return
+    roles = ", ".join(doc["roles"]) or "any login"
+    message(f"approved {doc['target']} for {roles} (id {doc['id']})")
+
+
+@targets.command("list")
+def target_list(ctx: typer.Context, as_json: JsonOpt = False) -> None:
+    """The approved targets."""
+    with state(ctx).client() as client:
+        items = client.rotation_targets()
+    if as_json:
+        print_json(items)
+        return
+    table(
+        None,
+        ["ID", "KIND", "HOST", "PORT", "DATABASE", "ROLES"],
+        [
+            (t["id"], t["kind"], t["host"], t["port"], t["database"], ",".join(t["roles"]) or "*")
+            for t in items
+        ],
+    )
+
+
+@targets.command("remove")
+def target_remove(
+    ctx: typer.Context, target_id: Annotated[str, typer.Argument(help="The target's id.")]
+) -> None:
+    """Withdraw an approval: rotators stop connecting there at their next step."""
+    with state(ctx).client() as client:
+        client.remove_rotation_target(target_id)
+    message(f"{target_id}: approval removed")
 
 
 def register(root: typer.Typer) -> None:

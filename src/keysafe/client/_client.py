@@ -701,14 +701,18 @@ class Client:
         every_seconds: int,
         grace_seconds: int = 0,
         options: dict[str, str] | None = None,
+        approve_targets: bool = False,
     ) -> dict[str, Any]:
-        """Create or replace the rotation policy of ``path``."""
-        body = {
+        """Create or replace the rotation policy of ``path`` (``approve_targets``: an
+        admin of ``sys/rotation`` approves its network targets at once)."""
+        body: dict[str, Any] = {
             "rotator": rotator,
             "options": dict(options or {}),
             "every_seconds": every_seconds,
             "grace_seconds": grace_seconds,
         }
+        if approve_targets:
+            body["approve_targets"] = True
         return self._json("PUT", f"{API}/rotation/policies/{check_path(path)}", json=body)
 
     def rotation_policy(self, path: str) -> dict[str, Any]:
@@ -725,6 +729,30 @@ class Client:
     def rotate(self, path: str) -> dict[str, Any]:
         """Rotate ``path`` now; raises Conflict (one is running) or RotationFailed."""
         return self._json("POST", f"{API}/rotation/rotate/{check_path(path)}")
+
+    def rotation_targets(self) -> list[dict[str, Any]]:
+        """The network targets an admin approved for rotators (needs ``admin`` on
+        ``sys/rotation``)."""
+        return list(self._json("GET", f"{API}/rotation/targets").get("targets", []))
+
+    def add_rotation_target(
+        self,
+        kind: str,
+        host: str,
+        *,
+        port: int | None = None,
+        database: str = "",
+        roles: list[str] | None = None,
+    ) -> dict[str, Any]:
+        """Approve a network target for rotators (or replace its roles)."""
+        body = {"kind": kind, "host": host, "port": port, "database": database}
+        return self._json(
+            "POST", f"{API}/rotation/targets", json={**body, "roles": list(roles or [])}
+        )
+
+    def remove_rotation_target(self, target_id: str) -> None:
+        """Withdraw the approval of a network target."""
+        self._request("DELETE", f"{API}/rotation/targets/{_segment(target_id)}")
 
     # -- plumbing ----------------------------------------------------------------------
 

@@ -17,6 +17,7 @@ import base64
 import datetime as dt
 import hashlib
 import hmac
+import logging
 import os
 import re
 import secrets
@@ -29,6 +30,7 @@ from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict
 
 from keysafe.errors import InvalidInput, RotationFailed
+from keysafe.rotation.targets import UNREACHABLE
 
 __all__ = [
     "MAX_IDENTIFIER_BYTES",
@@ -40,6 +42,8 @@ __all__ = [
     "scram_verifier",
     "username_for",
 ]
+
+log = logging.getLogger("keysafe.rotation")
 
 # PostgreSQL truncates identifiers past 63 bytes (NAMEDATALEN - 1): never rely on that.
 MAX_IDENTIFIER_BYTES = 63
@@ -181,12 +185,23 @@ class PostgresTarget:
             text = text.replace(self._password, "***")
         return text
 
+    def _refusal(self, exc: psycopg.Error) -> str:
+        """The server's own refusal (an ErrorResponse: only PostgreSQL sends one), else
+        one generic reason so that closed, silent and foreign ports look alike; the
+        driver's text goes to the server log only."""
+        text = str(exc)
+        if "FATAL:" in text:
+            refusal = text.rsplit("FATAL:", 1)[1].strip().splitlines()[0]
+            return refusal.replace(self._password, "***") if self._password else refusal
+        log.warning("connection to %s failed: %s", self._where, self._reason(exc))
+        return UNREACHABLE
+
     @contextmanager
     def _connect(self) -> Iterator[psycopg.Connection[Any]]:
         try:
             conn = psycopg.connect(self._url, connect_timeout=self._timeout, autocommit=True)
         except psycopg.Error as exc:
-            raise RotationFailed(f"cannot connect to {self._where}: {self._reason(exc)}") from None
+            raise RotationFailed(f"cannot connect to {self._where}: {self._refusal(exc)}") from None
         try:
             # A hung target must not hold a server thread for ever.
             conn.execute("SET statement_timeout = '30s'")

@@ -31,6 +31,8 @@ from keysafe.errors import Conflict, InvalidInput, KeysafeError, NotFound, Rotat
 from keysafe.rotation import lease_models as m
 from keysafe.rotation.dynamic import PostgresTarget, Target, new_password, username_for
 from keysafe.rotation.lease_store import LeaseStore
+from keysafe.rotation.target_service import ANY_LOGIN, TargetService
+from keysafe.rotation.targets import parse_postgres
 from keysafe.secrets.service import SecretsService
 from keysafe.store.prefix import starts_with
 from keysafe.store.tables_leases import leases
@@ -70,6 +72,7 @@ class LeaseService:
         self._authorizer = authorizer
         self._connect = connect
         self._store = LeaseStore(engine, audit)
+        self._approvals = TargetService(engine, audit, clock, authorizer)
 
     # -- helpers ---------------------------------------------------------------------------
 
@@ -97,7 +100,16 @@ class LeaseService:
             raise RotationFailed(
                 f"role {role.name}: its connection secret {role.connection_secret} is missing"
             ) from None
-        return await anyio.to_thread.run_sync(self._connect, url)
+        try:
+            conn = parse_postgres(url)
+        except InvalidInput as exc:
+            raise RotationFailed(
+                f"role {role.name}: its connection secret is unusable: {exc.detail}"
+            ) from None
+        # Reaching the network is an admin decision: only an approved target, and only
+        # one approved for any login (these logins are made up at each issue).
+        await anyio.to_thread.run_sync(self._approvals.require, conn.target, ANY_LOGIN)
+        return await anyio.to_thread.run_sync(self._connect, conn.conninfo())
 
     def role(self, name: str) -> m.RoleConfig:
         """The role ``name``; NotFound."""

@@ -5,8 +5,10 @@ Who may do what: setting, deleting and running a policy needs ``rotate`` on the 
 path; a ``command`` or ``webhook`` policy (code run on the server, the value sent to an
 address the policy names) also needs ``admin`` on ``sys/rotation``; every other secret a
 policy's options name (``target-secret``, ``signing-secret``) must be readable by whoever
-sets it. Status needs ``list`` on the prefix asked for. The pending value of a rotation
-in flight is readable with ``rotate`` only. The root token passes everything.
+sets it; a ``postgres`` or ``redis`` policy reaches only admin-approved targets, and an
+``apikey`` policy needs ``manage-keys`` on the key's service (``admission.py``).
+Status needs ``list`` on the prefix asked for. The pending value of a rotation in
+flight is readable with ``rotate`` only. The root token passes everything.
 Every change, denial and step is audited; the protocol itself is in ``protocol.py``.
 """
 
@@ -33,10 +35,13 @@ from keysafe.clock import Clock
 from keysafe.crypto.barrier import Barrier
 from keysafe.errors import Conflict, InvalidInput, KeysafeError, NotFound, RotationFailed
 from keysafe.rotation import models as m
+from keysafe.rotation.admission import Admission
 from keysafe.rotation.protocol import Driver
+from keysafe.rotation.rotators.base import NetworkRotator
 from keysafe.rotation.rotators.registry import PRIVILEGED, Registry, RotatorDeps
 from keysafe.rotation.state import LostClaim, RotationStore
 from keysafe.rotation.steps import needs_retire_now, system_context
+from keysafe.rotation.target_service import TargetService
 from keysafe.secrets.paths import validate_path, validate_prefix
 from keysafe.secrets.service import SecretsService
 
@@ -70,6 +75,7 @@ class RotationService:
         *,
         claim_seconds: float = CLAIM_SECONDS,
         on_failure: Callable[[str, str], object] | None = None,
+        targets: TargetService | None = None,
     ) -> None:
         self._audit = audit
         self._clock = clock
@@ -80,12 +86,26 @@ class RotationService:
             engine, audit, clock, "proc_" + os.urandom(8).hex(), claim_seconds
         )
         self._driver = Driver(self._store, secrets, barrier, registry, audit, clock, on_failure)
+        self.targets = targets or TargetService(engine, audit, clock, authorizer)
+        self._driver.approve = self.targets.require
+        self._admission = Admission(
+            engine, secrets, self.targets, registry.deps.keys, audit, clock, authorizer
+        )
         self._secrets = secrets
         self._pass: asyncio.Task[PassResult] | None = None
 
     def close(self) -> None:
         """Stop the writer thread of the rotation records."""
         self._store.close()
+
+    @property
+    def writer_alive(self) -> bool:
+        """False while the rotation records' writer thread is down (health shows it)."""
+        return self._store.writer_alive
+
+    def revive_writer(self) -> bool:
+        """Restart the rotation records' writer thread if it died; True when it did."""
+        return self._store.revive_writer()
 
     def kick(self) -> bool:
         """Start a scheduler pass in the background unless one is still running; call it
@@ -127,11 +147,14 @@ class RotationService:
         options: dict[str, Any],
         every_seconds: int,
         grace_seconds: int,
+        approve_targets: bool = False,
     ) -> dict[str, Any]:
         """Create or replace the rotation schedule of ``path`` (first run due after
         ``every_seconds``; ``keysafe rotate`` runs one now). Raises InvalidInput for an
         unknown rotator, bad options or durations; Forbidden (audited) without the
-        capabilities the policy needs."""
+        capabilities the policy needs, or when a rotator would connect to a target no
+        admin approved (``approve_targets``: an admin of ``sys/rotation`` approves them
+        here, for the policy's logins)."""
         validate_path(path)
         await self._authorize(ctx, "rotate", "rotation:set", path)
         opts = m.parse_options(options)
@@ -150,6 +173,10 @@ class RotationService:
                 )
             await self._authorize(ctx, "read", "rotation:set", other)
         await anyio.to_thread.run_sync(impl.check_options, opts)
+        if isinstance(impl, NetworkRotator):
+            await self._admission.check_targets(ctx, path, impl, opts, approve=approve_targets)
+        if rotator == "apikey":
+            opts = await self._admission.pin_key_service(ctx, path, opts)
         now = self._clock.now_us()
         values = {
             "path": path,

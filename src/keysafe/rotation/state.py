@@ -49,11 +49,20 @@ class RotationStore:
         self._clock = clock
         self.owner = owner
         self.claim_us = int(claim_seconds * 1_000_000)
-        self._writes = WriteBatcher(engine)
+        self._writes = WriteBatcher(engine, "keysafe-rotation-writer")
 
     def close(self) -> None:
         """Stop the writer thread."""
         self._writes.stop()
+
+    @property
+    def writer_alive(self) -> bool:
+        """False while the writer thread is dead (restarted by the next write)."""
+        return self._writes.alive
+
+    def revive_writer(self) -> bool:
+        """Restart the writer thread if it died; True when it did."""
+        return self._writes.revive()
 
     # -- policies --------------------------------------------------------------------------
 

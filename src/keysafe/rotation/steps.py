@@ -24,9 +24,10 @@ from keysafe.crypto.envelope import DecryptionFailed
 from keysafe.crypto.keyring import Envelope
 from keysafe.errors import IntegrityError, KeysafeError, NotFound, RotationFailed
 from keysafe.rotation import models as m
-from keysafe.rotation.rotators.base import RotationContext, Rotator
+from keysafe.rotation.rotators.base import RotationContext, Rotator, refuse_all
 from keysafe.rotation.rotators.registry import Registry
 from keysafe.rotation.state import RotationStore
+from keysafe.rotation.targets import Target
 from keysafe.secrets.service import SecretsService
 
 __all__ = ["SYSTEM_ACTOR", "WIPE_PENDING", "Steps", "needs_retire_now", "system_context"]
@@ -77,6 +78,9 @@ class Steps:
         self._registry = registry
         self._clock = clock
         self.on_failure = on_failure
+        # The network check rotators call before connecting (target_service.require);
+        # refuses everything until the service sets it.
+        self.approve: Callable[[Target, str], None] = refuse_all
 
     # -- helpers ---------------------------------------------------------------------------
 
@@ -143,6 +147,7 @@ class Steps:
             read_secret=read_secret,
             grace_seconds=float(policy.grace_seconds),
             extra={"run_id": run_id, "step": step},
+            approve=self.approve,
         )
 
     def seal_pending(self, path: str, run_id: str, value: str) -> dict[str, Any]:

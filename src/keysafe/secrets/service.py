@@ -173,6 +173,15 @@ class SecretsService:
         self._writes.stop()
         self._raw.close()
 
+    @property
+    def writer_alive(self) -> bool:
+        """False while the write thread is dead (restarted by the next write)."""
+        return self._writes.alive
+
+    def revive_writer(self) -> bool:
+        """Restart the write thread if it died; True when it did."""
+        return self._writes.revive()
+
     # -- shared helpers ------------------------------------------------------------------
 
     def _event(

@@ -51,6 +51,9 @@ def background_jobs() -> list[Job]:
         Job("rate-limit key rates", 10.0, monitoring.refresh_key_rates, False),
         Job("usage retention", 3600.0, monitoring.prune_usage, False),
         Job("rotation scheduler", 2.0, rotate_due),
+        # A dead writer thread is restarted by the next write; this brings back a node
+        # nobody writes to (health answers 503 meanwhile).
+        Job("writer watchdog", 2.0, lambda svc: svc.revive_writers(), False),
     ]
 
 

@@ -69,6 +69,14 @@ class Services:
     limits: RateLimits
     rotation: RotationService
 
+    def writers_alive(self) -> bool:
+        """True unless a group-commit writer thread is down (health answers 503)."""
+        return self.secrets.writer_alive and self.rotation.writer_alive
+
+    def revive_writers(self) -> int:
+        """Restart every writer thread that died (each restart is logged); how many."""
+        return int(self.secrets.revive_writer()) + int(self.rotation.revive_writer())
+
     def close(self) -> None:
         """Stop the audit log and release every database connection."""
         with contextlib.suppress(Exception):  # best effort: else sessions look idle early

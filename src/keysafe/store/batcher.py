@@ -14,7 +14,7 @@ import logging
 import queue
 import threading
 from collections.abc import Callable
-from concurrent.futures import Future
+from concurrent.futures import Future, InvalidStateError
 from typing import Any, TypeVar
 
 from sqlalchemy import Connection, Engine
@@ -27,29 +27,61 @@ log = logging.getLogger("keysafe.store")
 
 _MAX_BATCH = 256
 _STOP = object()
+_Item = tuple[Callable[[Connection], Any], Future[Any]]
 
 
 class WriteBatcher:
-    def __init__(self, engine: Engine) -> None:
+    """One writer thread per instance; see the module docstring.
+
+    The thread outlives any caller: a caller that gives up (its task cancelled while the
+    operation waits or runs) is skipped or ignored, never answered into an error here.
+    Should the thread still die, the next ``submit`` starts a new one (and logs it), and
+    ``alive`` is False until then so that health reports it.
+    """
+
+    def __init__(self, engine: Engine, name: str = "keysafe-writer") -> None:
         self._engine = engine
+        self._name = name
         self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
+        self.restarts = 0
+
+    @property
+    def alive(self) -> bool:
+        """False only when the writer thread was started and has died (not yet
+        restarted): writes would wait until the next ``submit`` restarts it."""
+        thread = self._thread
+        return thread is None or thread.is_alive()
 
     def _ensure_started(self) -> None:
-        if self._thread is None:
-            with self._lock:
-                if self._thread is None:
-                    self._thread = threading.Thread(
-                        target=self._loop, name="keysafe-writer", daemon=True
-                    )
-                    self._thread.start()
+        thread = self._thread
+        if thread is not None and thread.is_alive():
+            return
+        with self._lock:
+            thread = self._thread
+            if thread is not None and thread.is_alive():
+                return
+            if thread is not None:
+                self.restarts += 1
+                log.error("the %s thread had died: restarting it", self._name)
+            self._thread = threading.Thread(target=self._loop, name=self._name, daemon=True)
+            self._thread.start()
+
+    def revive(self) -> bool:
+        """Restart the writer thread if it died (logged); True when it did. The server's
+        poll loop calls it, so that a node nobody writes to comes back by itself."""
+        if self.alive:
+            return False
+        self._ensure_started()
+        return True
 
     def submit(self, fn: Callable[[Connection], T]) -> Future[T]:
         """Queue ``fn(conn)``; the future resolves after its transaction committed."""
-        self._ensure_started()
         fut: Future[T] = Future()
         self._queue.put((fn, fut))
+        # After the put: a thread restarted here finds the item already queued.
+        self._ensure_started()
         return fut
 
     async def run(self, fn: Callable[[Connection], T]) -> T:
@@ -59,33 +91,50 @@ class WriteBatcher:
         return self.submit(fn).result()
 
     def stop(self) -> None:
-        thread = self._thread
-        if thread is not None:
+        with self._lock:
+            thread, self._thread = self._thread, None
+        if thread is not None and thread.is_alive():
             self._queue.put(_STOP)
             thread.join(timeout=10)
-            self._thread = None
 
     def _loop(self) -> None:
-        while True:
-            item = self._queue.get()
-            if item is _STOP:
-                return
-            batch = [item]
-            stop = False
-            while len(batch) < _MAX_BATCH:
+        batch: list[_Item] = []
+        try:
+            while True:
+                item = self._queue.get()
+                if item is _STOP:
+                    return
+                batch = [item]
+                stop = False
+                while len(batch) < _MAX_BATCH:
+                    try:
+                        more = self._queue.get_nowait()
+                    except queue.Empty:
+                        break
+                    if more is _STOP:
+                        stop = True
+                        break
+                    batch.append(more)
                 try:
-                    more = self._queue.get_nowait()
-                except queue.Empty:
-                    break
-                if more is _STOP:
-                    stop = True
-                    break
-                batch.append(more)
-            self._run_batch(batch)
-            if stop:
-                return
+                    self._run_batch(batch)
+                except Exception as exc:  # a bug here must not strand callers or the thread
+                    log.exception("write batch of %d broke the writer", len(batch))
+                    _fail_all(batch, exc)
+                batch = []
+                if stop:
+                    return
+        except BaseException as exc:
+            # Only something like SystemExit gets here: the thread ends, its callers
+            # learn why, and the next submit starts a new thread.
+            log.error("the %s thread died: %r", self._name, exc)
+            _fail_all(batch, exc)
 
-    def _run_batch(self, batch: list[tuple[Callable[[Connection], Any], Future[Any]]]) -> None:
+    def _run_batch(self, batch: list[_Item]) -> None:
+        # A caller that was cancelled before its turn is skipped; once marked running a
+        # future can no longer be cancelled, so the answer below always lands.
+        batch = [(fn, fut) for fn, fut in batch if fut.set_running_or_notify_cancel()]
+        if not batch:
+            return
         outcomes: list[tuple[bool, Any]] = []
         try:
             with write_txn(self._engine) as conn:
@@ -110,10 +159,28 @@ class WriteBatcher:
             log.error("write batch of %d failed: %s", len(batch), exc)
             for index, (_, fut) in enumerate(batch):
                 own = outcomes[index] if index < len(outcomes) else None
-                fut.set_exception(own[1] if own is not None and not own[0] else error)
+                _settle(fut, False, own[1] if own is not None and not own[0] else error)
             return
         for (_, fut), (ok, value) in zip(batch, outcomes, strict=True):
-            if ok:
-                fut.set_result(value)
-            else:
-                fut.set_exception(value)
+            _settle(fut, ok, value)
+
+
+def _settle(fut: Future[Any], ok: bool, value: Any) -> None:
+    """Answer ``fut`` unless it is already answered (never raises)."""
+    try:
+        if ok:
+            fut.set_result(value)
+        else:
+            fut.set_exception(value)
+    except InvalidStateError:
+        pass  # answered already (by _fail_all after a crash): nothing left to tell
+
+
+def _fail_all(batch: list[_Item], exc: BaseException) -> None:
+    """Answer every caller of ``batch`` still waiting with StorageUnavailable."""
+    error = StorageUnavailable(f"the write could not be committed: {type(exc).__name__}")
+    for _, fut in batch:
+        if not fut.done():
+            if not fut.running() and not fut.set_running_or_notify_cancel():
+                continue
+            _settle(fut, False, error)

@@ -5,11 +5,21 @@ Table and column names are persisted: only ever add (with a migration).
 
 from __future__ import annotations
 
-from sqlalchemy import BigInteger, Column, Index, Integer, LargeBinary, String, Table, Text
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    Index,
+    Integer,
+    LargeBinary,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
 
 from keysafe.store.tables import metadata
 
-__all__ = ["metadata", "rotation_policies", "rotation_runs"]
+__all__ = ["metadata", "rotation_policies", "rotation_runs", "rotation_targets"]
 
 # One rotation schedule per secret path. ``claimed_by``/``claimed_until`` are the lock:
 # a process owns the policy (to rotate, resume or retire) only after an atomic
@@ -66,3 +76,20 @@ rotation_runs = Table(
     Column("error", Text, nullable=True),  # never a secret value
 )
 Index("ix_rotation_runs_path", rotation_runs.c.path, rotation_runs.c.started_at)
+
+# Network targets an admin approved for rotators (keysafe.rotation.targets): a rotator
+# connects only to a (kind, host, port, database) listed here, with the normalised host
+# it parsed. ``roles``: a JSON list of the logins it may change there; [] for any.
+rotation_targets = Table(
+    "rotation_targets",
+    metadata,
+    Column("id", String(40), primary_key=True),
+    Column("kind", String(16), nullable=False),  # postgres | redis
+    Column("host", String(255), nullable=False),
+    Column("port", Integer, nullable=False),
+    Column("database", String(64), nullable=False),
+    Column("roles", Text, nullable=False),
+    Column("created_at", BigInteger, nullable=False),
+    Column("created_by", String(64), nullable=False),
+    UniqueConstraint("kind", "host", "port", "database", name="uq_rotation_targets_where"),
+)

@@ -8,6 +8,12 @@
   and lifts its grace period;
 - verify: the new key is stored, live and unexpired;
 - retire: revoke the old key (it would also die when its grace ends).
+
+Rules (issue 11): the policy is pinned to one service (option ``service``, set by the
+rotation service once the setter proved ``manage-keys`` on it); ``apply`` refuses a key
+of another service, and a revoked, expired, suspended or already rolled key (a roll
+never revives a key); the successor keeps the original key's expiry (a roll never
+extends a key's life).
 """
 
 from __future__ import annotations
@@ -25,10 +31,25 @@ from keysafe.rotation.rotators.base import RotationContext
 from keysafe.store.engine import read_conn
 from keysafe.store.tables import api_keys
 
-__all__ = ["ApiKeyRotator"]
+__all__ = ["ApiKeyRotator", "key_refusal"]
 
 ACTOR = "system:rotation"
 MAX_GRACE_SECONDS = 30 * 86400  # KeyService.roll's own limit
+
+
+def key_refusal(record: Mapping[str, Any] | None, now_us: int) -> str | None:
+    """Why the stored key ``record`` may not be rolled; None when it is live."""
+    if record is None:
+        return "is not a keysafe API key known to this vault"
+    if record["revoked_at"] is not None:
+        return "is revoked"
+    if record["expires_at"] <= now_us:
+        return "has expired"
+    if record.get("suspended_at") is not None:
+        return "is suspended"
+    if record["replaced_by"] is not None or record["grace_until"] is not None:
+        return "was already rolled"
+    return None
 
 
 class ApiKeyRotator:
@@ -40,8 +61,10 @@ class ApiKeyRotator:
         self._clock = clock
 
     def check_options(self, options: Mapping[str, str]) -> None:
-        if options:
-            raise InvalidInput(f"the apikey rotator takes no option {', '.join(sorted(options))}")
+        """Only ``service`` (which the rotation service sets itself when storing)."""
+        unknown = sorted(set(options) - {"service"})
+        if unknown:
+            raise InvalidInput(f"the apikey rotator takes no option {', '.join(unknown)}")
 
     def generate(self, ctx: RotationContext) -> str:
         return keyformat.generate(keyformat.KIND_LIVE_KEY)
@@ -55,22 +78,47 @@ class ApiKeyRotator:
                         self._reinstate(conn, found)
                     return
                 old = None if ctx.current is None else self._keys.find(ctx.current, conn)
-                if old is None or old["revoked_at"] is not None:
+                refusal = key_refusal(old, self._clock.now_us())
+                if old is None or refusal is not None:
                     raise RotationFailed(
-                        f"{ctx.path}: the current value is not a live keysafe API key"
+                        f"{ctx.path}: the current value is not a live keysafe API key: "
+                        f"it {refusal} (a roll never revives a key)"
                     )
+                self._check_service(ctx, old)
                 grace = min(int(ctx.grace_seconds), MAX_GRACE_SECONDS)
                 # The scheduler rolls for the rotation policy; its setter was judged then.
                 issued = self._keys.roll(conn, old["id"], grace, ACTOR, holder=None)
                 conn.execute(
                     update(api_keys)
                     .where(api_keys.c.id == issued.record["id"])
-                    .values(key_hash=self._keys.hash(new), display_prefix=new[:12])
+                    .values(
+                        key_hash=self._keys.hash(new),
+                        display_prefix=new[:12],
+                        # The successor inherits the key's end: a roll never extends it.
+                        expires_at=old["expires_at"],
+                    )
                 )
         except RotationFailed:
             raise
         except KeysafeError as exc:
             raise RotationFailed(f"{ctx.path}: cannot roll the API key: {exc.detail}") from None
+
+    def _check_service(self, ctx: RotationContext, key: Mapping[str, Any]) -> None:
+        """RotationFailed unless ``key`` belongs to the service the policy is pinned to."""
+        pinned = ctx.options.get("service", "")
+        if not pinned:
+            raise RotationFailed(
+                f"{ctx.path}: the policy names no service: set it again "
+                "(keysafe rotation set) so that manage-keys on the key's service is checked"
+            )
+        try:
+            owner = self._keys.service_of(key["id"])
+        except KeysafeError:
+            owner = ""
+        if owner != pinned:
+            raise RotationFailed(
+                f"{ctx.path}: the API key belongs to another service than {pinned}"
+            )
 
     def _reinstate(self, conn: Any, key: Mapping[str, Any]) -> None:
         """Undo a roll: the successor dies, the key lives on without a grace limit."""
@@ -86,7 +134,7 @@ class ApiKeyRotator:
         with read_conn(self._engine) as conn:
             found = self._keys.find(new, conn)
         now = self._clock.now_us()
-        if found is None or found["revoked_at"] is not None or found["expires_at"] <= now:
+        if key_refusal(found, now) is not None:
             raise RotationFailed(f"{ctx.path}: the new API key is not live on this vault")
 
     def retire(self, ctx: RotationContext, old: str) -> None:

@@ -30,6 +30,11 @@ changes a signature):
   no ``ctx.current``; the protocol then calls neither ``apply``, ``verify`` nor
   ``retire`` but writes the run, the new version and their audit events in one
   transaction (promoted or nothing). Without the attribute a rotator is external.
+- A rotator that connects somewhere (``postgres``, ``redis``) meets ``NetworkRotator``
+  too: ``targets`` names every (target, login) a policy's steps will reach (checked
+  when the policy is set), and before each connection it calls ``ctx.approve(target,
+  login)``, which raises RotationFailed unless an admin approved that target. The
+  default refuses everything: a context built without the check connects nowhere.
 - ``verify``/``apply`` run in a worker thread while the service renews its claim on
   the policy: a step may block on the network, but should time out (30 s or so).
 """
@@ -38,7 +43,17 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
+
+from keysafe.errors import RotationFailed
+
+if TYPE_CHECKING:
+    from keysafe.rotation.targets import Target
+
+
+def refuse_all(target: Target, login: str) -> None:
+    """The default network check: nothing is approved (fail closed)."""
+    raise RotationFailed(f"{target.describe()} is not an approved rotation target")
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,6 +70,9 @@ class RotationContext:
     # Seconds the previous value stays valid on the target after promotion.
     grace_seconds: float = 0.0
     extra: Mapping[str, str] = field(default_factory=dict)
+    # Raises RotationFailed unless an admin approved this target for this login; called
+    # by a rotator just before each connection it opens.
+    approve: Callable[[Target, str], None] = refuse_all
 
 
 class Rotator(Protocol):
@@ -80,4 +98,14 @@ class Rotator(Protocol):
 
     def retire(self, ctx: RotationContext, old: str) -> None:
         """Stop the target accepting ``old`` once its grace period is over (idempotent)."""
+        ...
+
+
+@runtime_checkable
+class NetworkRotator(Protocol):
+    """A rotator that connects to a target named by its policy (see the notes above)."""
+
+    def targets(self, ctx: RotationContext) -> list[tuple[Target, str]]:
+        """Every (target, login) the policy's steps will connect to, from its options
+        and admin secret; InvalidInput when they cannot be parsed."""
         ...

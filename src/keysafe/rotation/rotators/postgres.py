@@ -46,6 +46,7 @@ connect, authentication failed, no such role), never a password or a URL with on
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -58,18 +59,20 @@ from psycopg.conninfo import conninfo_to_dict
 
 from keysafe.errors import InvalidInput, RotationFailed
 from keysafe.rotation.dynamic import scram_verifier
+from keysafe.rotation.targets import UNREACHABLE, PgConn, Target, make_target, parse_postgres
 
 from ._common import check_known, check_name, new_password, read_admin_url
 from .base import RotationContext
 
 __all__ = ["PostgresRotator"]
 
+log = logging.getLogger("keysafe.rotation")
 MODES = ("alternate", "grace")
 _REQUIRED = ("target-secret", "role")
 _OPTIONAL = ("mode", "second-role", "host", "port", "dbname")
-# Connection settings of the admin URL that applications need too (TLS, mostly).
-_CARRIED = ("sslmode", "sslrootcert")
-_CONNECT_TIMEOUT = 5
+# Under the claim renewal period (CLAIM_SECONDS / 3 = 5 s): a silent target cannot
+# hold a step past one renewal on connecting alone.
+_CONNECT_TIMEOUT = 3
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,16 +104,28 @@ class PostgresRotator:
         """InvalidInput for an unknown or missing option, a bad mode, role or port."""
         _parse(options)
 
+    def targets(self, ctx: RotationContext) -> list[tuple[Target, str]]:
+        """Where the steps connect: the admin URL's server (to alter each login) and
+        the applications' address (to log in as each login)."""
+        opts = _parse(ctx.options)
+        admin = _admin_conn(read_admin_url(ctx))
+        app = _app_conn(admin, ctx.options, opts.role)
+        return [(t, login) for login in opts.logins for t in (admin.target, app.target)]
+
     def generate(self, ctx: RotationContext) -> str:
         """The next credential as a URL: the inactive login (alternate) or the role
-        itself (grace) with a fresh password. Reads the admin secret for the address."""
+        itself (grace) with a fresh password. Reads the admin secret for the address;
+        RotationFailed when that address or the applications' one is not approved."""
         opts = _parse(ctx.options)
         active = _credential(ctx.current)
         user = opts.role
         if opts.mode == "alternate" and active is not None and active.user == opts.role:
             user = opts.second
-        admin = _conninfo(read_admin_url(ctx))
-        return _app_url(admin, ctx.options, user, new_password())
+        admin = _admin_conn(read_admin_url(ctx))
+        ctx.approve(admin.target, user)
+        app = _app_conn(admin, ctx.options, user)
+        ctx.approve(app.target, user)
+        return _app_url(app, admin.sslmode, user, new_password())
 
     def apply(self, ctx: RotationContext, new: str) -> None:
         """Set the login's password to ``new``'s and lift any expiry (idempotent).
@@ -122,7 +137,7 @@ class PostgresRotator:
         if ctx.extra.get("step") == "rollback" and _credential(new) is None:
             return
         cred = _own_credential(opts, new)
-        target = _Admin(read_admin_url(ctx))
+        target = _Admin(read_admin_url(ctx), ctx)
         target.alter(
             cred.user,
             sql.SQL("PASSWORD {} VALID UNTIL 'infinity'").format(
@@ -131,15 +146,23 @@ class PostgresRotator:
         )
 
     def verify(self, ctx: RotationContext, new: str) -> None:
-        """Log in with ``new`` on a fresh connection; RotationFailed if that fails."""
+        """Log in with ``new`` on a fresh connection; RotationFailed if that fails or
+        its address is not approved."""
         opts = _parse(ctx.options)
         cred = _own_credential(opts, new)
         try:
-            with psycopg.connect(new, connect_timeout=_CONNECT_TIMEOUT) as conn:
+            conn_parts = parse_postgres(new)
+        except InvalidInput as exc:
+            raise RotationFailed(f"the candidate value is unusable: {exc.detail}") from None
+        ctx.approve(conn_parts.target, cred.user)
+        where = f"PostgreSQL at {conn_parts.target.address()}"
+        try:
+            with psycopg.connect(conn_parts.conninfo(), connect_timeout=_CONNECT_TIMEOUT) as conn:
                 row = conn.execute("SELECT current_user::text").fetchone()
         except psycopg.Error as exc:
+            reason = _connect_reason(exc, where, cred.password)
             raise RotationFailed(
-                f"login as {cred.user} with the new password failed: {_reason(exc, cred.password)}"
+                f"login as {cred.user} with the new password failed: {reason}"
             ) from None
         if row is None or row[0] != cred.user:
             raise RotationFailed(f"login with the new password did not act as {cred.user}")
@@ -157,7 +180,7 @@ class PostgresRotator:
         if current is not None and current.user == previous.user:
             # A late retire after the login came round again: its new password is live.
             return
-        target = _Admin(read_admin_url(ctx))
+        target = _Admin(read_admin_url(ctx), ctx)
         target.alter(previous.user, sql.SQL("VALID UNTIL {}").format(sql.Literal("-infinity")))
 
 
@@ -204,30 +227,50 @@ def _own_credential(opts: _Options, value: str) -> _Credential:
     return cred
 
 
-def _conninfo(url: str) -> dict[str, Any]:
-    if url.startswith("postgresql+psycopg://"):
-        url = "postgresql://" + url.removeprefix("postgresql+psycopg://")
+def _admin_conn(url: str) -> PgConn:
     try:
-        return conninfo_to_dict(url)
-    except psycopg.Error:
-        raise RotationFailed(
-            "the admin secret is not a PostgreSQL URL (postgresql://user:pw@host/db)"
-        ) from None
+        return parse_postgres(url)
+    except InvalidInput as exc:
+        raise RotationFailed(f"the admin secret is unusable: {exc.detail}") from None
 
 
-def _app_url(admin: Mapping[str, Any], options: Mapping[str, str], user: str, pw: str) -> str:
+def _app_conn(admin: PgConn, options: Mapping[str, str], user: str) -> PgConn:
+    """Where applications connect: the admin URL's address unless the options say."""
+    try:
+        target = make_target(
+            "postgres",
+            options.get("host") or admin.target.host,
+            int(options.get("port") or admin.target.port),
+            options.get("dbname") or admin.target.database,
+        )
+    except InvalidInput as exc:
+        raise RotationFailed(f"the applications' address is unusable: {exc.detail}") from None
+    return PgConn(target, user, "", admin.sslmode)
+
+
+def _app_url(app: PgConn, sslmode: str, user: str, pw: str) -> str:
     """``postgresql://user:pw@host:port/dbname`` for applications."""
-    host = options.get("host") or str(admin.get("host") or "localhost")
-    port = options.get("port") or str(admin.get("port") or "5432")
-    dbname = options.get("dbname") or str(admin.get("dbname") or user)
-    query = {k: str(admin[k]) for k in _CARRIED if admin.get(k)}
-    if host.startswith("/"):  # a Unix socket directory goes in the query, not the netloc
-        query["host"], netloc_host = host, ""
-    else:
-        netloc_host = f"[{host}]" if ":" in host else host
-    url = f"postgresql://{quote(user, safe='')}:{quote(pw, safe='')}@{netloc_host}:{port}"
-    url += f"/{quote(dbname, safe='')}"
-    return url + (f"?{urlencode(query)}" if query else "")
+    host = app.target.host
+    netloc_host = f"[{host}]" if ":" in host else host
+    url = f"postgresql://{quote(user, safe='')}:{quote(pw, safe='')}@{netloc_host}"
+    url += f":{app.target.port}/{quote(app.target.database, safe='')}"
+    return url + (f"?{urlencode({'sslmode': sslmode})}" if sslmode else "")
+
+
+def _connect_reason(exc: psycopg.Error, where: str, *secrets: str) -> str:
+    """What the caller may learn of a failed connection: the server's own refusal
+    (wrong password, no such database) when a PostgreSQL server answered, else one
+    generic reason, so that closed, silent and foreign ports look alike. The driver's
+    text goes to the server log only."""
+    text = str(exc)
+    if "FATAL:" in text:  # an ErrorResponse: only a PostgreSQL server sends one
+        refusal = text.rsplit("FATAL:", 1)[1].strip().splitlines()[0]
+        for secret in secrets:
+            if secret:
+                refusal = refusal.replace(secret, "***")
+        return f"{where}: {refusal}"
+    log.warning("connection to %s failed: %s", where, _reason(exc, *secrets))
+    return f"{where}: {UNREACHABLE}"
 
 
 def _reason(exc: psycopg.Error, *secrets: str) -> str:
@@ -244,22 +287,21 @@ def _reason(exc: psycopg.Error, *secrets: str) -> str:
 class _Admin:
     """The administrator's login on the target, one short connection per call."""
 
-    def __init__(self, url: str) -> None:
-        info = _conninfo(url)
-        self._url = url.replace("postgresql+psycopg://", "postgresql://", 1)
-        self._password = str(info.get("password") or "")
-        self.where = (
-            f"PostgreSQL at {info.get('host') or 'localhost'}:{info.get('port') or 5432}"
-            f"/{info.get('dbname') or ''} as {info.get('user') or 'the default user'}"
-        )
+    def __init__(self, url: str, ctx: RotationContext) -> None:
+        self._conn = _admin_conn(url)
+        self._approve = ctx.approve
+        self.where = f"PostgreSQL at {self._conn.target.address()} as {self._conn.user}"
 
     @contextmanager
-    def _connect(self) -> Iterator[psycopg.Connection[Any]]:
+    def _connect(self, role: str) -> Iterator[psycopg.Connection[Any]]:
+        self._approve(self._conn.target, role)
         try:
-            conn = psycopg.connect(self._url, connect_timeout=_CONNECT_TIMEOUT, autocommit=True)
+            conn = psycopg.connect(
+                self._conn.conninfo(), connect_timeout=_CONNECT_TIMEOUT, autocommit=True
+            )
         except psycopg.Error as exc:
-            reason = _reason(exc, self._password)
-            raise RotationFailed(f"cannot connect to {self.where}: {reason}") from None
+            reason = _connect_reason(exc, self.where, self._conn.password)
+            raise RotationFailed(f"cannot connect to {reason}") from None
         try:
             conn.execute("SET statement_timeout = '30s'")  # a hung target must not hang us
             yield conn
@@ -268,7 +310,7 @@ class _Admin:
 
     def alter(self, role: str, clause: sql.Composable) -> None:
         """``ALTER ROLE role <clause>``; RotationFailed naming a missing role or refusal."""
-        with self._connect() as conn:
+        with self._connect(role) as conn:
             try:
                 exists = conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (role,))
                 if exists.fetchone() is None:
@@ -278,7 +320,7 @@ class _Admin:
                     )
                 conn.execute(sql.SQL("ALTER ROLE {} ").format(sql.Identifier(role)) + clause)
             except psycopg.Error as exc:
-                reason = _reason(exc, self._password)
+                reason = _reason(exc, self._conn.password)
                 raise RotationFailed(
                     f"could not alter role {role} on {self.where}: {reason}"
                 ) from None

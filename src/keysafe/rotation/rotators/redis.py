@@ -27,25 +27,29 @@ not allowed, no such user), never a password.
 from __future__ import annotations
 
 import hashlib
+import logging
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
-from urllib.parse import quote, unquote, urlsplit
+from urllib.parse import quote
 
 import redis as redis_py
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
 from keysafe.errors import InvalidInput, RotationFailed
+from keysafe.rotation.targets import UNREACHABLE, Target, make_target, parse_redis
 
 from ._common import check_known, check_name, new_password, read_admin_url
 from .base import RotationContext
 
 __all__ = ["RedisRotator"]
 
+log = logging.getLogger("keysafe.rotation")
 _REQUIRED = ("target-secret", "user")
 _OPTIONAL = ("host", "port", "db")
-_TIMEOUT = 5.0
+# Under the claim renewal period (5 s): a silent target cannot outlast one renewal.
+_TIMEOUT = 3.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,8 +65,12 @@ class _Url:
         return f"_Url({self.scheme}://{self.user}:***@{self.host}:{self.port}/{self.db})"
 
     @property
+    def target(self) -> Target:
+        return Target("redis", self.host, self.port, self.db)
+
+    @property
     def where(self) -> str:
-        return f"Redis at {self.host}:{self.port}"
+        return f"Redis at {self.target.address()}"
 
 
 class RedisRotator:
@@ -74,18 +82,24 @@ class RedisRotator:
         """InvalidInput for an unknown or missing option, a bad user name, port or db."""
         _parse(options)
 
-    def generate(self, ctx: RotationContext) -> str:
-        """A URL for the user with a fresh password; nothing changes on Redis."""
+    def targets(self, ctx: RotationContext) -> list[tuple[Target, str]]:
+        """Where the steps connect: the admin URL's server and the applications' one."""
         user = _parse(ctx.options)
         admin = _admin_url(ctx)
-        opts = ctx.options
-        host = opts.get("host") or admin.host
-        port = opts.get("port") or str(admin.port)
-        db = opts.get("db") or admin.db or "0"
-        netloc_host = f"[{host}]" if ":" in host else host
+        return [(admin.target, user), (_app_target(admin, ctx.options), user)]
+
+    def generate(self, ctx: RotationContext) -> str:
+        """A URL for the user with a fresh password; nothing changes on Redis.
+        RotationFailed when the admin's or the applications' address is not approved."""
+        user = _parse(ctx.options)
+        admin = _admin_url(ctx)
+        ctx.approve(admin.target, user)
+        app = _app_target(admin, ctx.options)
+        ctx.approve(app, user)
+        netloc_host = f"[{app.host}]" if ":" in app.host else app.host
         return (
             f"{admin.scheme}://{quote(user, safe='')}:{quote(new_password(), safe='')}"
-            f"@{netloc_host}:{port}/{db}"
+            f"@{netloc_host}:{app.port}/{app.database}"
         )
 
     def apply(self, ctx: RotationContext, new: str) -> None:
@@ -99,13 +113,14 @@ class RedisRotator:
             return
         cred = _own(ctx, new)
         admin = _admin_url(ctx)
-        with _admin(admin) as conn:
+        with _admin(admin, ctx, cred.user) as conn:
             _require_user(conn, admin, cred.user)
             _acl(conn, admin, "ACL", "SETUSER", cred.user, "#" + _digest(cred.password))
 
     def verify(self, ctx: RotationContext, new: str) -> None:
         """AUTH as the user with ``new`` on a fresh connection; RotationFailed if refused."""
         cred = _own(ctx, new)
+        ctx.approve(cred.target, cred.user)
         # A bare connection: AUTH happens in connect(); no command follows, since the
         # user may be allowed none that would tell us more (not even PING or WHOAMI).
         kind = redis_py.SSLConnection if cred.scheme == "rediss" else redis_py.Connection
@@ -119,10 +134,15 @@ class RedisRotator:
         )
         try:
             conn.connect()  # type: ignore[no-untyped-call]  # untyped in redis-py
-        except redis_py.RedisError as exc:
+        except redis_py.AuthenticationError as exc:
             reason = _reason(exc, cred.password)
             raise RotationFailed(
                 f"AUTH as {cred.user} with the new password failed on {cred.where}: {reason}"
+            ) from None
+        except redis_py.RedisError as exc:
+            reason = _unreachable(exc, cred.where, cred.password)
+            raise RotationFailed(
+                f"AUTH as {cred.user} with the new password failed: {reason}"
             ) from None
         finally:
             conn.disconnect()  # type: ignore[no-untyped-call]
@@ -139,7 +159,7 @@ class RedisRotator:
             return
         admin = _admin_url(ctx)
         digest = _digest(previous.password)
-        with _admin(admin) as conn:
+        with _admin(admin, ctx, user) as conn:
             info = _require_user(conn, admin, user, missing_ok=True)
             if digest in [_text(p) for p in info.get("passwords", [])]:
                 _acl(conn, admin, "ACL", "SETUSER", user, "!" + digest)
@@ -165,22 +185,35 @@ def _parse(options: Mapping[str, str]) -> str:
 
 
 def _parse_url(value: str | None) -> _Url | None:
-    """The parts of a ``redis://`` or ``rediss://`` URL; None when ``value`` is not one."""
+    """The parts of a ``redis://`` or ``rediss://`` URL, its host normalised; None when
+    ``value`` is not one (or carries a query, a bad host, port or db)."""
     if not value or not value.startswith(("redis://", "rediss://")):
         return None
     try:
-        parts = urlsplit(value)
-        port = parts.port or 6379
-    except ValueError:
-        return None  # the message would quote the value
+        conn = parse_redis(value)
+    except InvalidInput:
+        return None  # the message would not quote the value, but the caller names it
     return _Url(
-        scheme=parts.scheme,
-        user=unquote(parts.username or "") or "default",
-        password=unquote(parts.password or ""),
-        host=parts.hostname or "localhost",
-        port=port,
-        db=parts.path.strip("/") or "0",
+        scheme=conn.scheme,
+        user=conn.user,
+        password=conn.password,
+        host=conn.target.host,
+        port=conn.target.port,
+        db=conn.target.database,
     )
+
+
+def _app_target(admin: _Url, options: Mapping[str, str]) -> Target:
+    """Where applications connect: the admin URL's address unless the options say."""
+    try:
+        return make_target(
+            "redis",
+            options.get("host") or admin.host,
+            int(options.get("port") or admin.port),
+            options.get("db") or admin.db,
+        )
+    except InvalidInput as exc:
+        raise RotationFailed(f"the applications' address is unusable: {exc.detail}") from None
 
 
 def _own(ctx: RotationContext, value: str) -> _Url:
@@ -194,8 +227,13 @@ def _own(ctx: RotationContext, value: str) -> _Url:
 
 
 def _admin_url(ctx: RotationContext) -> _Url:
-    admin = _parse_url(read_admin_url(ctx))
-    if admin is None:
+    url = read_admin_url(ctx)
+    try:
+        parse_redis(url)
+    except InvalidInput as exc:
+        raise RotationFailed(f"the admin secret is unusable: {exc.detail}") from None
+    admin = _parse_url(url)
+    if admin is None:  # pragma: no cover - parse_redis accepted it
         raise RotationFailed("the admin secret is not a Redis URL (redis://user:pw@host:6379/0)")
     return admin
 
@@ -216,7 +254,8 @@ def _connect(url: _Url) -> redis_py.Redis:
 
 
 @contextmanager
-def _admin(url: _Url) -> Iterator[redis_py.Redis]:
+def _admin(url: _Url, ctx: RotationContext, user: str) -> Iterator[redis_py.Redis]:
+    ctx.approve(url.target, user)
     conn = _connect(url)
     try:
         conn.ping()
@@ -228,8 +267,9 @@ def _admin(url: _Url) -> Iterator[redis_py.Redis]:
         ) from None
     except redis_py.RedisError as exc:
         conn.close()
-        reason = _reason(exc, url.password)
-        raise RotationFailed(f"cannot connect to {url.where}: {reason}") from None
+        raise RotationFailed(
+            f"cannot connect to {_unreachable(exc, url.where, url.password)}"
+        ) from None
     try:
         yield conn
     finally:
@@ -263,6 +303,13 @@ def _require_user(
     if not isinstance(info, dict):
         raise RotationFailed(f"unexpected ACL GETUSER reply from {admin.where}")
     return {_text(k): list(v) if isinstance(v, list) else [v] for k, v in info.items()}
+
+
+def _unreachable(exc: Exception, where: str, *secrets: str) -> str:
+    """One generic reason for any failure to reach a Redis server (closed, silent or
+    another service alike); the driver's text goes to the server log only."""
+    log.warning("connection to %s failed: %s", where, _reason(exc, *secrets))
+    return f"{where}: {UNREACHABLE}"
 
 
 def _digest(password: str) -> str:

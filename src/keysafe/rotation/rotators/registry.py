@@ -75,6 +75,10 @@ class Registry:
         self._factories = {**_FACTORIES, **(extra or {})}
         self._built: dict[str, Rotator] = {}
 
+    @property
+    def deps(self) -> RotatorDeps:
+        return self._deps
+
     def get(self, name: str) -> Rotator:
         """The rotator called ``name``; InvalidInput for an unknown name."""
         rotator = self._built.get(name)

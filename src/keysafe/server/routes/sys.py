@@ -51,12 +51,16 @@ class RewrapRequest(BaseModel):
 
 @router.get("/health")
 async def health(request: Request) -> Response:
-    """Liveness and seal state. 200 unsealed, 503 sealed or not initialised."""
+    """Liveness and seal state. 200 unsealed, 503 sealed, not initialised, or while a
+    write thread is down (writes would wait: a balancer must send them elsewhere)."""
     svc = deps.services(request)
     initialized = svc.system.seal_config() is not None
     sealed = svc.barrier.sealed
+    writers = svc.writers_alive()
     doc = {"initialized": initialized, "sealed": sealed, "version": __version__}
-    return json_response(doc, 200 if initialized and not sealed else 503)
+    if not writers:
+        doc["writers"] = "down"
+    return json_response(doc, 200 if initialized and not sealed and writers else 503)
 
 
 @router.get("/seal-status")
