@@ -297,3 +297,13 @@ def test_a_suspension_reaches_another_process_within_its_cache_lifetime(
             time.sleep(0.1)
     finally:
         other.close()
+
+
+def test_an_expired_key_cannot_be_rolled_back_to_life(keys: KeyService, clock: FakeClock) -> None:
+    key, key_id = _create(keys, expires_in_seconds=3600)
+    clock.advance(3600)
+    with keys.write_txn() as conn, pytest.raises(InvalidInput, match="has expired"):
+        keys.roll(conn, key_id, 60, "tok_root", holder=None)
+    assert [k["id"] for k in keys.list_keys()] == [key_id]  # no successor was issued
+    with pytest.raises(Unauthenticated):
+        keys.verify(key, "10.0.0.1")

@@ -305,8 +305,11 @@ class KeyService:
                 f"key {key_id} is suspended: resume it first (keysafe key resume {key_id}), "
                 "or revoke it and issue a new key"
             )
-        check_held_names(conn, holder, orjson.loads(old.policies))
         now = self._clock.now_us()
+        if old.expires_at <= now:
+            # Rolling would revive it: a dead key stays dead (issue a new one instead).
+            raise InvalidInput(f"key {key_id} has expired: issue a new key instead")
+        check_held_names(conn, holder, orjson.loads(old.policies))
         remaining = max(old.expires_at - old.created_at, 0)
         issued = self._insert(
             conn,
