@@ -6,9 +6,16 @@ import tomllib
 from collections.abc import Callable
 from pathlib import Path
 from subprocess import Popen
+from typing import TYPE_CHECKING
 
 from tests.e2e.conftest import Cli, clean_env, free_port
 
+from keysafe.cli.profile import read_profile, write_profile
+
+if TYPE_CHECKING:
+    from tests.e2e.conftest import Vault
+
+PASSWORD = "e2e failover passphrase"
 UpRunner = Callable[[Path], tuple[Popen[str], str]]
 
 
@@ -60,3 +67,20 @@ def test_no_node_reachable_names_each(cli: Cli) -> None:
         assert result.returncode != 0
         assert one in result.stderr
         assert two in result.stderr
+
+
+def test_login_through_a_list_keeps_the_list(vault: Vault, tmp_path: Path) -> None:
+    made = vault.run("user", "create", "fay", "--password-stdin", stdin=PASSWORD)
+    assert made.returncode == 0, made.stderr
+    ca = read_profile(vault.home / "profile.toml")["cacert"]
+    home = tmp_path / "fay"
+    nodes = f"https://127.0.0.1:{free_port()},{vault.addr}"
+    write_profile(home / "profile.toml", {"addr": nodes, "cacert": ca})
+    fay = Cli(home=home, env=clean_env(KEYSAFE_HOME=str(home)))
+    done = fay.run("login", "fay", "--password-stdin", stdin=PASSWORD)
+    assert done.returncode == 0, done.stderr
+    profile = read_profile(home / "profile.toml")
+    assert profile["addr"] == nodes  # a session is good on every node
+    assert profile["cacert"] == ca
+    assert profile["token"].startswith("ks_sess_")
+    assert fay.run("logout").returncode == 0
