@@ -54,7 +54,10 @@ class Client:
     """A connection to a keysafe server.
 
     Missing arguments come from ``KEYSAFE_ADDR``/``KEYSAFE_TOKEN``/``KEYSAFE_CACERT``, then
-    from the profile in ``$KEYSAFE_HOME/profile.toml``. Every method raises a
+    from the profile in ``$KEYSAFE_HOME/profile.toml``. ``addr`` may name several nodes
+    of one cluster (a list, or comma-separated): requests stay on the one that last
+    answered and move to the next only when that is safe (``keysafe.client._failover``).
+    Every method raises a
     ``keysafe.errors.KeysafeError``: the server's problem documents become the same
     classes the server raised, and network or TLS failures become ``ConnectionFailed``.
 
