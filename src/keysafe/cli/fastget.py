@@ -79,37 +79,73 @@ def _take(args: list[str], short: str = "") -> tuple[str, str | None, list[str]]
 
 
 def run(args: GetArgs) -> int:
-    """Fetch and print the secret; raises a KeysafeError on failure."""
-    # Imported here so that parse() stays free for every other command.
-    import ssl
-    from http.client import HTTPConnection, HTTPException, HTTPSConnection
-    from urllib.parse import urlsplit
+    """Fetch and print the secret; raises a KeysafeError on failure.
 
-    from keysafe.client._config import normalise_addr, resolve
+    With several addresses (``KEYSAFE_ADDR=a,b``) a GET moves to the next one on any
+    transport failure or a 503, as the SDK does (``keysafe.client._failover``)."""
+    # Imported here so that parse() stays free for every other command.
+    import time
+
+    from keysafe.client._config import resolve
+    from keysafe.client._failover import all_failed, backoff, may_move_on_503, split_addrs
     from keysafe.client._paths import check_path
 
     check_path(args.path)
     conn = resolve(args.addr, None, args.cacert)
     if conn.addr is None:
         raise ConnectionFailed("no keysafe server configured: run `keysafe up` or set KEYSAFE_ADDR")
-    addr = normalise_addr(conn.addr)
-    url = urlsplit(addr)
-    target = f"{url.path.rstrip('/')}/api/v1/secrets/{args.path}"
-    if args.version is not None:
-        target += f"?version={args.version}"
+    addrs = split_addrs(conn.addr)
+    query = f"?version={args.version}" if args.version is not None else ""
     headers = {"Accept": "application/json", "User-Agent": "keysafe-cli/0.1"}
     if conn.token:
         headers["Authorization"] = f"Bearer {conn.token}"
+    errors: list[tuple[str, str]] = []
+    refused: tuple[str, int, bytes] | None = None
+    for attempt, addr in enumerate(addrs):
+        time.sleep(backoff(attempt))
+        try:
+            status, body = _get(addr, f"/api/v1/secrets/{args.path}{query}", headers, conn.cacert)
+        except ConnectionFailed as exc:
+            errors.append((addr, str(exc)))
+            continue
+        if status == 503 and len(addrs) > 1 and may_move_on_503("GET", _code(body)):
+            refused = refused or (addr, status, body)
+            continue
+        break
+    else:
+        if refused is None:
+            raise all_failed(errors)
+        addr, status, body = refused
+    try:
+        doc = json.loads(body) if body else {}
+    except ValueError:
+        doc = None
+    if status >= 400:
+        raise error_from_problem(doc if isinstance(doc, dict) else {}, status)
+    if not isinstance(doc, dict) or not isinstance(doc.get("value"), str):
+        raise ServerError(f"unexpected reply from {addr}")
+    _print(doc, args)
+    return 0
+
+
+def _get(addr: str, target: str, headers: dict[str, str], cacert: Path | None) -> tuple[int, bytes]:
+    """One GET to ``addr``: (status, body); transport failures raise ConnectionFailed."""
+    import ssl
+    from http.client import HTTPConnection, HTTPException, HTTPSConnection
+    from urllib.parse import urlsplit
+
+    url = urlsplit(addr)
+    target = url.path.rstrip("/") + target
     try:
         if url.scheme == "https":
-            context = ssl.create_default_context(cafile=_ca_file(conn.cacert))
+            context = ssl.create_default_context(cafile=_ca_file(cacert))
             http: HTTPConnection = HTTPSConnection(url.netloc, timeout=10, context=context)
         else:
             http = HTTPConnection(url.netloc, timeout=10)
         try:
             http.request("GET", target, headers=headers)
             resp = http.getresponse()
-            status, body = resp.status, resp.read()
+            return resp.status, resp.read()
         finally:
             http.close()
     except ssl.SSLCertVerificationError as exc:
@@ -127,16 +163,14 @@ def run(args: GetArgs) -> int:
         raise ConnectionFailed(f"timed out talking to {addr}") from exc
     except (OSError, HTTPException) as exc:
         raise ConnectionFailed(f"cannot connect to {addr}: {exc}") from exc
+
+
+def _code(body: bytes) -> object:
     try:
-        doc = json.loads(body) if body else {}
+        doc = json.loads(body)
     except ValueError:
-        doc = None
-    if status >= 400:
-        raise error_from_problem(doc if isinstance(doc, dict) else {}, status)
-    if not isinstance(doc, dict) or not isinstance(doc.get("value"), str):
-        raise ServerError(f"unexpected reply from {addr}")
-    _print(doc, args)
-    return 0
+        return None
+    return doc.get("code") if isinstance(doc, dict) else None
 
 
 def _ca_file(cacert: Path | None) -> str:

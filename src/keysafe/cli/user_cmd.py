@@ -94,16 +94,18 @@ def login(
     """Log in as NAME (password, then the TOTP or a recovery code once enrolled) and save
     the session in the profile. Exit 6 for a wrong name, password or code; 9 when locked."""
     from keysafe.cli.profile import read_profile, write_profile
-    from keysafe.client._config import normalise_addr, profile_path, resolve
+    from keysafe.client._config import profile_path, resolve
+    from keysafe.client._failover import split_addrs
 
     password = _password(password_stdin)
     second = _code(code, "TOTP or recovery code (Enter if none enrolled)", optional=True)
     with state(ctx).client() as client:
         result = client.login(name, password, second)
-        addr = client.addr
+        used = {a.lower() for a in client.addrs}
+        addr = ",".join(client.addrs)  # a session is good on every node of the cluster
     path = profile_path()
     profile: dict[str, str | None] = dict(read_profile(path))
-    if normalise_addr(profile.get("addr") or addr).lower() != addr.lower():
+    if not used <= {a.lower() for a in split_addrs(profile.get("addr") or addr)}:
         # Another server than the profile's: the profile's token and CA belong to that
         # one and must never be sent here (nor the new session there). Start afresh.
         cacert = resolve(state(ctx).addr, None, state(ctx).cacert).cacert

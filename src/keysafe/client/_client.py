@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hmac
 import ssl
+import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
@@ -12,7 +13,15 @@ from typing import Any, TypeVar
 import httpx
 
 from keysafe.client._cache import SecretCache
-from keysafe.client._config import normalise_addr, resolve
+from keysafe.client._config import resolve
+from keysafe.client._failover import (
+    Addresses,
+    all_failed,
+    backoff,
+    may_move_after_sending,
+    may_move_on_503,
+    split_addrs,
+)
 from keysafe.client._models import (
     AuditReport,
     Health,
@@ -45,7 +54,10 @@ class Client:
     """A connection to a keysafe server.
 
     Missing arguments come from ``KEYSAFE_ADDR``/``KEYSAFE_TOKEN``/``KEYSAFE_CACERT``, then
-    from the profile in ``$KEYSAFE_HOME/profile.toml``. Every method raises a
+    from the profile in ``$KEYSAFE_HOME/profile.toml``. ``addr`` may name several nodes
+    of one cluster (a list, or comma-separated): requests stay on the one that last
+    answered and move to the next only when that is safe (``keysafe.client._failover``).
+    Every method raises a
     ``keysafe.errors.KeysafeError``: the server's problem documents become the same
     classes the server raised, and network or TLS failures become ``ConnectionFailed``.
 
@@ -57,7 +69,7 @@ class Client:
 
     def __init__(
         self,
-        addr: str | None = None,
+        addr: str | Sequence[str] | None = None,
         token: str | None = None,
         cacert: str | Path | None = None,
         timeout: float = 10.0,
@@ -68,23 +80,36 @@ class Client:
         if not cache_ttl >= 0:  # also refuses NaN
             raise InvalidInput(f"cache_ttl must be 0 (no cache) or more seconds, not {cache_ttl}")
         self._cache = SecretCache(cache_ttl)
+        if addr is not None and not isinstance(addr, str):
+            addr = ",".join(addr)
         conn = resolve(addr, token, cacert)
         if conn.addr is None:
             raise ConnectionFailed(
                 "no keysafe server configured: run `keysafe up` or set KEYSAFE_ADDR"
             )
-        self.addr = normalise_addr(conn.addr)
+        # Several addresses are nodes of one cluster: the same token and CA for each.
+        self._addrs = Addresses(split_addrs(conn.addr))
         headers = {"User-Agent": USER_AGENT, "Accept": "application/json"}
         if conn.token:
             headers["Authorization"] = f"Bearer {conn.token}"
+        any_https = next((a for a in self._addrs.all if a.startswith("https://")), "")
         self._http = httpx.Client(
-            base_url=self.addr,
             headers=headers,
             timeout=timeout,
-            verify=_tls_context(self.addr, conn.cacert),
+            verify=_tls_context(any_https, conn.cacert),
             transport=transport,
             follow_redirects=False,  # a redirect must never carry the token elsewhere
         )
+
+    @property
+    def addr(self) -> str:
+        """The address requests go to first: the one that last answered."""
+        return self._addrs.current
+
+    @property
+    def addrs(self) -> tuple[str, ...]:
+        """Every address this client may use, in the order given."""
+        return self._addrs.all
 
     # -- lifecycle ---------------------------------------------------------------------
 
@@ -279,7 +304,8 @@ class Client:
         when the server refuses the key."""
         from keysafe.errors import Unauthenticated
 
-        response = self._http.post(
+        response = self._send(
+            "POST",
             "/api/v1/oauth/token",
             data={
                 "grant_type": "client_credentials",
@@ -778,12 +804,37 @@ class Client:
             raise ServerError(f"reply from {self.addr}{url} is not JSON") from exc
 
     def _send(self, method: str, url: str, **kwargs: Any) -> httpx.Response:
-        try:
-            return self._http.request(method, url, **kwargs)
-        except httpx.TimeoutException as exc:
-            raise ConnectionFailed(f"timed out talking to {self.addr}") from exc
-        except httpx.TransportError as exc:
-            raise ConnectionFailed(_describe_transport_error(self.addr, exc)) from exc
+        """Send to the current address, moving on to the next ones only when that is
+        safe (see ``keysafe.client._failover``); the address that answers stays current.
+
+        Raises ConnectionFailed when no address answered."""
+        errors: list[tuple[str, str]] = []
+        refused: httpx.Response | None = None
+        last: httpx.TransportError | None = None
+        several = len(self._addrs.all) > 1
+        for attempt, (index, addr) in enumerate(self._addrs.order()):
+            time.sleep(backoff(attempt))
+            try:
+                resp = self._http.request(method, addr + url, **kwargs)
+            except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
+                last = exc  # nothing was sent: any request may go elsewhere
+                errors.append((addr, _why(addr, exc)))
+                continue
+            except httpx.TransportError as exc:
+                if not may_move_after_sending(method):
+                    # The server may have acted on it: resending could do it twice.
+                    raise ConnectionFailed(_why(addr, exc)) from exc
+                last = exc
+                errors.append((addr, _why(addr, exc)))
+                continue
+            if several and resp.status_code == 503 and may_move_on_503(method, _problem_code(resp)):
+                refused = refused or resp
+                continue
+            self._addrs.worked(index)
+            return resp
+        if refused is not None:
+            return refused  # a node's own answer says more than a refused connection
+        raise all_failed(errors) from last
 
 
 def _flag(value: bool) -> str:
@@ -815,6 +866,20 @@ def _tls_context(addr: str, cacert: Path | None) -> ssl.SSLContext | bool:
         return ssl.create_default_context(cafile=str(cacert))
     except (OSError, ssl.SSLError) as exc:
         raise ConnectionFailed(f"cannot load CA bundle {cacert}: {exc}") from exc
+
+
+def _why(addr: str, exc: httpx.TransportError) -> str:
+    if isinstance(exc, httpx.TimeoutException):
+        return f"timed out talking to {addr}"
+    return _describe_transport_error(addr, exc)
+
+
+def _problem_code(resp: httpx.Response) -> object:
+    try:
+        doc = resp.json()
+    except ValueError:
+        return None
+    return doc.get("code") if isinstance(doc, dict) else None
 
 
 def _describe_transport_error(addr: str, exc: httpx.TransportError) -> str:

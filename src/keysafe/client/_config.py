@@ -70,6 +70,8 @@ def resolve(
 
     The profile's token and CA are used only for the profile's own address: a token saved
     for the local vault must never be sent to another server named by ``KEYSAFE_ADDR``.
+    ``addr`` may list several comma-separated addresses (nodes of one cluster); the
+    profile's token and CA then apply when every one of them is in the profile's list.
     """
     addr = addr or os.environ.get("KEYSAFE_ADDR") or None
     token = token or os.environ.get("KEYSAFE_TOKEN") or None
@@ -89,7 +91,13 @@ def resolve(
 
 
 def _same(a: str, b: str) -> bool:
-    return a.rstrip("/").lower() == b.rstrip("/").lower()
+    # Every address of ``a`` is one of ``b``'s (a single address is a list of one).
+    mine = _addr_set(a)
+    return bool(mine) and mine <= _addr_set(b)
+
+
+def _addr_set(addrs: str) -> set[str]:
+    return {p.strip().rstrip("/").lower() for p in addrs.split(",") if p.strip()}
 
 
 def normalise_addr(addr: str) -> str:
