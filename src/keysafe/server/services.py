@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from sqlalchemy import Engine
@@ -32,6 +33,8 @@ from keysafe.monitor.alerts import AlertService
 from keysafe.monitor.metrics import Metrics
 from keysafe.monitor.nodelimits import node_storage_from_env
 from keysafe.monitor.ratelimit import KeyRates, RateLimits
+from keysafe.monitor.redisguards import ERRORS as REDIS_ERRORS
+from keysafe.monitor.redisguards import RedisFailures
 from keysafe.monitor.runner import AnomalyRunner
 from keysafe.monitor.setup import build_alerts
 from keysafe.monitor.usage import UsageTracker
@@ -170,7 +173,7 @@ def build_services(
         clock,
         max_age_seconds=settings.leak_report_max_age_seconds,
     )
-    throttle = FailureThrottle(limit=settings.auth_failures_per_minute)
+    throttle = build_throttle(settings)
     alerts, anomaly = build_alerts(
         settings,
         engine=engine,
@@ -220,8 +223,35 @@ def build_services(
             anonymous=settings.anonymous_rate_per_source or None,
             redis_url=settings.redis_url,
             local=node_storage_from_env(),
+            share=cluster_share(settings),
         ),
         rotation=rotation,
+    )
+
+
+def cluster_share(settings: Settings) -> Callable[[], int]:
+    """The live members a node divides a shared limit by while Redis is down: the
+    configured ``KEYSAFE_CLUSTER_SIZE`` (a node registry may count them instead)."""
+    size = settings.cluster_size
+    return lambda: size
+
+
+def build_throttle(settings: Settings) -> FailureThrottle:
+    """The failed-credential throttle: counted in Redis when it is configured (every
+    node shares one count per address), else in this process."""
+    shared: RedisFailures | None = None
+    if settings.redis_url:
+        try:
+            shared = RedisFailures(settings.redis_url)
+        except ValueError as exc:
+            from keysafe.errors import InvalidInput
+
+            raise InvalidInput(f"KEYSAFE_REDIS_URL is not usable: {exc}") from exc
+    return FailureThrottle(
+        limit=settings.auth_failures_per_minute,
+        shared=shared,
+        share=cluster_share(settings),
+        shared_errors=REDIS_ERRORS,
     )
 
 
