@@ -154,7 +154,7 @@ class FailureThrottle:
             self._down_until = self._now() + self._retry_seconds
         if first:
             log.warning(
-                "failure-throttle store unreachable (%s); counting in this process at "
+                "failure-throttle store failed (%s); counting failures in this process at "
                 "1/%d of the limit until it answers again",
                 type(exc).__name__,
                 self._share(),
