@@ -24,7 +24,7 @@ from pathlib import Path
 
 import pytest
 import redis
-from server_proc import ServerProc, database_url, free_port, init_vault, start_server
+from server_proc import ServerProc, database_url, free_port, init_vault, running, start_server
 
 NODES = 3
 FAILURES = 20
@@ -129,3 +129,21 @@ def test_throttle_and_limits_are_shared_and_fail_over_at_a_share(
     alone = _guess(cluster, "203.0.113.51", 60)
     assert alone.count(401) == NODES * (FAILURES // NODES)
     assert all(server.proc.poll() is None for server in cluster)
+
+
+@pytest.mark.timeout(120)
+def test_the_workers_of_one_node_share_the_throttle_without_redis(tmp_path: Path) -> None:
+    with database_url("sqlite", tmp_path) as url:
+        vault = init_vault("sqlite", tmp_path, url)
+    env = {"KEYSAFE_AUTH_FAILURES_PER_MINUTE": str(FAILURES)}
+    with running(vault, workers=2, extra_env=env) as server:
+        answers = []
+        for i in range(3 * FAILURES):  # a connection each: the workers take turns
+            with server.client(f"ks_live_guess{i:033d}") as c:
+                answers.append(c.get("/api/v1/secrets/cg/DB").status_code)
+        pids = server.pids()
+    assert len(pids) >= 3  # the supervisor and its two workers
+    # The node's table is exact to one hit per other worker, at the limit.
+    first = answers.index(429)
+    assert FAILURES <= first <= FAILURES + 1, answers
+    assert set(answers[first:]) == {429}, answers
