@@ -5,17 +5,18 @@ A source whose ``limit``-th failed check falls within ``window`` seconds is refu
 tokens from one address stops being worth it. The failure answered before the cooldown
 is the ``limit``-th, so at most ``limit`` failures a window are answered 401.
 
-Where the counts live: with a ``shared`` store (Redis, ``keysafe.monitor.redisguards``)
+Where the counts live: with a ``shared`` store in Redis (``keysafe.monitor.redisguards``)
 every process and node counts into one moving window per address and sets one cooldown,
 so a guesser gets ``limit`` answers from the whole cluster, not ``limit`` from each
-process. A process remembers a cooldown it learnt and asks the store whether an address
+process; without Redis, the workers of one node share a fixed-window count in the
+node's table (``keysafe.monitor.nodeguards``); a single process without Redis counts
+alone. A process remembers a cooldown it learnt and asks the store whether an address
 it has not seen fail is cooling down at most once a ``recheck`` seconds (the hot path
 stays off Redis); a failure always asks, and a failure from an address that is already
-cooling down elsewhere is refused 429 instead of 401. Without a store, or while it fails
-(one warning, retried after ``retry_seconds``), the counts are this process's, at the
-limit divided by ``share()`` (the live members of the cluster) while a configured store
-is down, so that N nodes counting alone still allow about the limit. Failures are
-audited by the caller.
+cooling down elsewhere is refused 429 instead of 401. While the store fails (one
+warning, retried after ``retry_seconds``), the counts are this process's, at the limit
+divided by ``share()`` (the live members of the cluster), so that N nodes counting
+alone still allow about the limit. Failures are audited by the caller.
 """
 
 from __future__ import annotations
@@ -79,13 +80,14 @@ class FailureThrottle:
         """Raise RateLimited while ``source`` is cooling down."""
         now = self._now()
         until = self._blocked.get(source)
-        if until is None and self._store_usable(now) and self._asked.get(source, 0.0) <= now:
+        store = self._store(now)
+        if until is None and store is not None and self._asked.get(source, 0.0) <= now:
             with self._lock:
                 if len(self._asked) > _BOUND:
                     self._asked.clear()
                 self._asked[source] = now + self._recheck
             try:
-                remaining = self._shared.blocked(source)  # type: ignore[union-attr]
+                remaining = store.blocked(source)
             except self._errors as exc:
                 self._store_failed(exc)
             else:
@@ -106,11 +108,10 @@ class FailureThrottle:
         Raises RateLimited when the shared store says ``source`` is already cooling
         down (another process started it): that attempt is refused, not answered 401."""
         now = self._now()
-        if self._store_usable(now):
+        store = self._store(now)
+        if store is not None:
             try:
-                remaining, started = self._shared.failed(  # type: ignore[union-attr]
-                    source, self.limit, self.window, self.cooldown
-                )
+                remaining, started = store.failed(source, self.limit, self.window, self.cooldown)
             except self._errors as exc:
                 self._store_failed(exc)
             else:
@@ -145,8 +146,9 @@ class FailureThrottle:
             self._blocked[source] = max(until, self._blocked.get(source, 0.0))
             return self._blocked[source]
 
-    def _store_usable(self, now: float) -> bool:
-        return self._shared is not None and now >= self._down_until
+    def _store(self, now: float) -> SharedFailures | None:
+        """The shared store, unless there is none or it failed a moment ago."""
+        return self._shared if now >= self._down_until else None
 
     def _store_failed(self, exc: Exception) -> None:
         with self._lock:
