@@ -10,10 +10,11 @@ import tomllib
 from pathlib import Path
 from typing import Any
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from keysafe.errors import InvalidInput
+from keysafe.netloc import parse_networks
 
 
 def default_home() -> Path:
@@ -53,6 +54,13 @@ class Settings(BaseSettings):
     # Failed credential checks one source address may make per minute before it is
     # refused (429) for a minute.
     auth_failures_per_minute: int = 20
+    # Load balancers (comma-separated addresses or CIDRs): a request whose TCP peer is
+    # one of them is attributed to the client its X-Forwarded-For names (the rightmost
+    # hop that is not a trusted proxy); from any other peer the header is ignored.
+    trusted_proxies: str = ""
+    # Nodes sharing this database and Redis. While Redis is unreachable each node limits
+    # at its share (limit / cluster_size) so the cluster as a whole stays near the limit.
+    cluster_size: int = Field(1, ge=1, le=1000)
     # Monitoring (keysafe.monitor): requests one source address may make, e.g.
     # "1000/minute" (empty: no per-source limit; API keys keep their own ``rate``);
     # counts are shared through ``redis_url`` when set, else kept per process.
@@ -110,6 +118,19 @@ class Settings(BaseSettings):
     # identifier (GitHub's JSON shape), and how old a timestamped report may be.
     leak_report_keys: Path | None = None
     leak_report_max_age_seconds: int = 3600
+
+    @field_validator("trusted_proxies", mode="before")
+    @classmethod
+    def _proxies(cls, value: Any) -> Any:
+        """A TOML list or a comma-separated string, each an address or CIDR."""
+        if isinstance(value, list | tuple):
+            value = ",".join(str(v) for v in value)
+        if isinstance(value, str):
+            try:
+                parse_networks(value)
+            except InvalidInput as exc:
+                raise ValueError(f"KEYSAFE_TRUSTED_PROXIES: {exc.detail}") from exc
+        return value
 
     @property
     def data_dir(self) -> Path:

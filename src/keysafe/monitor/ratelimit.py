@@ -25,7 +25,10 @@ in a memory-mapped file shared by the workers of ``--workers N``, so that two wo
 do not each allow the whole limit.
 When Redis fails (refused, timed out, gone), the check falls back to the node's counts
 with one warning and tries Redis again (a ``PING`` first) after ``retry_seconds``: never
-to no limit.
+to no limit. Falling back, a node allows only its share of each limit (the limit divided
+by ``share()``, the live members: ``KEYSAFE_CLUSTER_SIZE`` until the node registry
+counts them), so the cluster lets through about the limit in a failover window (plus
+what Redis had already counted in it), not once per node.
 
 Redis is called synchronously from the event loop, when a process runs out of reserved
 tokens: measured here, one round trip costs about 100 us of wall time with redis-py's
@@ -197,9 +200,11 @@ class RateLimits:
         local: Storage | None = None,
         retry_seconds: float = 5.0,
         redis_timeout: float = 0.25,
+        share: Callable[[], int] = lambda: 1,
         now: Callable[[], float] = time.time,
     ) -> None:
-        """Raises InvalidInput for a malformed ``per_source`` rate."""
+        """Raises InvalidInput for a malformed ``per_source`` rate. ``share()`` is the
+        number of live members: while Redis is down this node allows limit / share."""
         self.key_rates = key_rates
         self.per_source = parse_rate(per_source) if per_source else None
         self.anonymous = parse_rate(anonymous) if anonymous else None
@@ -221,6 +226,7 @@ class RateLimits:
             except ValueError as exc:  # not a redis://, rediss:// or unix:// URL
                 raise InvalidInput(f"KEYSAFE_REDIS_URL is not usable: {exc}") from exc
         self._retry_seconds = retry_seconds
+        self._share = share
         self._redis_down_until = 0.0
         self._outage = False
         self._quiet_until: dict[tuple[str, str], float] = {}
@@ -274,7 +280,12 @@ class RateLimits:
     def _local_hit(
         self, item: RateLimitItem, scope: str, subject: str, now: float
     ) -> Refusal | None:
-        window_end = self._local.hit(scope, subject, item.amount, item.get_expiry(), now)
+        amount = item.amount
+        if self._redis is not None:
+            # Redis configured but down: every node counts alone, so each allows only
+            # its share and the cluster's failover window stays near the limit.
+            amount = max(1, amount // max(1, self._share()))
+        window_end = self._local.hit(scope, subject, amount, item.get_expiry(), now)
         if window_end is None:
             return None
         return self._refusal(item, scope, subject, now, window_end)

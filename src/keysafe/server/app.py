@@ -157,7 +157,11 @@ def create_app(settings: Settings, *, services: Services | None = None) -> FastA
 def with_fast_paths(app: FastAPI) -> ASGIApp:
     """``app`` behind the declared-body limit, the request monitor
     (``keysafe.server.monitoring``) and, outermost, the hot read path
-    (``keysafe.server.fastpath``), which reports its own answers to the monitor."""
+    (``keysafe.server.fastpath``), which reports its own answers to the monitor; with
+    ``KEYSAFE_TRUSTED_PROXIES`` set, the client address is taken from a trusted proxy's
+    ``X-Forwarded-For`` before all of them (``keysafe.server.clientaddr``)."""
+    from keysafe.netloc import parse_networks
+    from keysafe.server.clientaddr import TrustedProxies
     from keysafe.server.fastpath import DeclaredBodyLimit, HotReadPath
     from keysafe.server.monitoring import monitor_for
 
@@ -165,7 +169,11 @@ def with_fast_paths(app: FastAPI) -> ASGIApp:
     limit = app.max_body_size
     inner: ASGIApp = DeclaredBodyLimit(app, limit) if limit is not None else app
     monitor = monitor_for(inner, svc)
-    return HotReadPath(monitor or inner, svc, monitor)
+    outer: ASGIApp = HotReadPath(monitor or inner, svc, monitor)
+    proxies = parse_networks(svc.settings.trusted_proxies)
+    if proxies:  # outermost: every layer below sees the client, not the balancer
+        outer = TrustedProxies(outer, proxies)
+    return outer
 
 
 async def _follow_seal_state(svc: Services) -> None:

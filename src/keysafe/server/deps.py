@@ -13,6 +13,7 @@ from starlette.requests import Request
 from keysafe.access.models import Deny, RequestContext, denial
 from keysafe.audit.models import OUTCOME_DENIED, OUTCOME_OK, AuditEvent
 from keysafe.errors import Forbidden, Unauthenticated
+from keysafe.server.clientaddr import client_host
 from keysafe.server.monitoring import RequestNote, note_of, refuse
 from keysafe.server.services import Services
 from keysafe.store.engine import write_txn
@@ -52,7 +53,8 @@ def credential_from(authorization: str | None, vault_token: str | None) -> str |
 
 
 def source(request: Request) -> str:
-    return request.client.host if request.client else "unknown"
+    """The client's address (a trusted proxy's ``X-Forwarded-For``, see clientaddr)."""
+    return client_host(request.scope)
 
 
 async def context(request: Request) -> RequestContext:

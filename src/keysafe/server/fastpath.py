@@ -26,6 +26,7 @@ from keysafe.errors import (
     ValueTooLarge,
 )
 from keysafe.server import deps
+from keysafe.server.clientaddr import client_host
 from keysafe.server.monitoring import FAST_READ_ROUTE, RequestMonitor, RequestNote
 from keysafe.server.problems import PROBLEM_JSON, rate_limit_headers
 from keysafe.server.services import Services
@@ -100,8 +101,7 @@ class HotReadPath:
                         "the vault is not initialised; run `keysafe operator init`"
                     )
                 raise Sealed("the vault is sealed; unseal it with `keysafe operator unseal`")
-            client = scope.get("client")
-            source = client[0] if client else "unknown"
+            source = client_host(scope)
             ctx = await deps.authenticate(svc, token, source, rid, url_path, note)
             version = _version(scope.get("query_string", b""))
             value = await svc.secrets.read(ctx, url_path[len(_PREFIX) :], version)

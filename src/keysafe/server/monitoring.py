@@ -25,6 +25,7 @@ from keysafe.audit.models import OUTCOME_DENIED, AuditEvent
 from keysafe.monitor.metrics import CONTENT_TYPE
 from keysafe.monitor.ratelimit import Refusal
 from keysafe.monitor.usage import KIND_IDENTITY, KIND_KEY
+from keysafe.server.clientaddr import client_host
 from keysafe.server.services import Services
 
 log = logging.getLogger("keysafe.server")
@@ -110,8 +111,7 @@ class RequestMonitor:
             secret = note.secret
             if secret is None and route in SECRET_ROUTES:
                 secret = scope.get("path_params", {}).get("path")
-            client = scope.get("client")
-            source = client[0] if client else "unknown"
+            source = client_host(scope)
             self.usage.note(note.kind, note.actor, source, status, secret)
 
     async def _serve_metrics(self, send: Send) -> None:

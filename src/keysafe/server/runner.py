@@ -145,8 +145,8 @@ def run_server(
         log_level="warning",
         timeout_keep_alive=settings.keep_alive_seconds,
         server_header=False,
-        # The audit trail records the socket's peer; forwarded headers would let any
-        # local client choose its own source address.
+        # Forwarded headers count only from KEYSAFE_TRUSTED_PROXIES, with keysafe's own
+        # rule (keysafe.server.clientaddr); uvicorn's would let more peers choose an address.
         proxy_headers=False,
         # Anonymous clients may not hold connections or memory for free (see protocol).
         head_timeout=settings.header_timeout_seconds,

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Callable
 from dataclasses import dataclass
 
+from limits.storage import Storage
 from sqlalchemy import Engine
 
 from keysafe.access.apikeys import KeyService
@@ -15,7 +17,7 @@ from keysafe.access.passwords import HashingGate
 from keysafe.access.people import People, build_people
 from keysafe.access.policy_store import PolicyStore
 from keysafe.access.service import TokenService
-from keysafe.access.throttle import FailureThrottle
+from keysafe.access.throttle import FailureThrottle, SharedFailures
 from keysafe.audit.service import AuditLog
 from keysafe.clock import Clock, SystemClock
 from keysafe.config import Settings
@@ -30,8 +32,11 @@ from keysafe.incident.resolve import Resolver
 from keysafe.incident.service import IncidentService
 from keysafe.monitor.alerts import AlertService
 from keysafe.monitor.metrics import Metrics
+from keysafe.monitor.nodeguards import NodeFailures
 from keysafe.monitor.nodelimits import node_storage_from_env
 from keysafe.monitor.ratelimit import KeyRates, RateLimits
+from keysafe.monitor.redisguards import ERRORS as REDIS_ERRORS
+from keysafe.monitor.redisguards import RedisFailures
 from keysafe.monitor.runner import AnomalyRunner
 from keysafe.monitor.setup import build_alerts
 from keysafe.monitor.usage import UsageTracker
@@ -178,7 +183,8 @@ def build_services(
         clock,
         max_age_seconds=settings.leak_report_max_age_seconds,
     )
-    throttle = FailureThrottle(limit=settings.auth_failures_per_minute)
+    node_table = node_storage_from_env()  # one region of the node's table per process
+    throttle = build_throttle(settings, node_table)
     alerts, anomaly = build_alerts(
         settings,
         engine=engine,
@@ -227,9 +233,40 @@ def build_services(
             per_source=settings.rate_limit_per_source or None,
             anonymous=settings.anonymous_rate_per_source or None,
             redis_url=settings.redis_url,
-            local=node_storage_from_env(),
+            local=node_table,
+            share=cluster_share(settings),
         ),
         rotation=rotation,
+    )
+
+
+def cluster_share(settings: Settings) -> Callable[[], int]:
+    """The live members a node divides a shared limit by while Redis is down: the
+    configured ``KEYSAFE_CLUSTER_SIZE`` (a node registry may count them instead)."""
+    size = settings.cluster_size
+    return lambda: size
+
+
+def build_throttle(settings: Settings, node_table: Storage | None = None) -> FailureThrottle:
+    """The failed-credential throttle: counted in Redis when it is configured (every
+    node shares one count per address), else in the node's table shared by its workers
+    (``--workers N``), else in this process."""
+    limit = settings.auth_failures_per_minute
+    shared: SharedFailures | None = None
+    if not settings.redis_url and node_table is not None:
+        shared = NodeFailures(node_table, limit, 60.0)
+    if settings.redis_url:
+        try:
+            shared = RedisFailures(settings.redis_url)
+        except ValueError as exc:
+            from keysafe.errors import InvalidInput
+
+            raise InvalidInput(f"KEYSAFE_REDIS_URL is not usable: {exc}") from exc
+    return FailureThrottle(
+        limit=limit,
+        shared=shared,
+        share=cluster_share(settings),
+        shared_errors=REDIS_ERRORS,
     )
 
 
