@@ -158,6 +158,11 @@ class Lineage:
         with self._lock:
             self._nodes.pop(token_id, None)
 
+    def forget_all(self) -> None:
+        """Drop every cached node."""
+        with self._lock:
+            self._nodes.clear()
+
     def _node(self, token_id: str) -> _Node | None:
         cached = self._nodes.get(token_id)
         now = time.monotonic()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 from dataclasses import dataclass
+from typing import Protocol
 
 from sqlalchemy import Engine
 
@@ -39,6 +40,18 @@ from keysafe.rotation.leases import LeaseService
 from keysafe.rotation.service import RotationService, build_rotation
 from keysafe.secrets.service import SecretsService
 from keysafe.store.engine import make_engine
+from keysafe.store.invalidations import (
+    KIND_ALL,
+    KIND_KEY,
+    KIND_POLICY,
+    KIND_SEAL,
+    KIND_SESSION,
+    KIND_TOKEN,
+    Announcer,
+    Handler,
+    Invalidations,
+    build_invalidations,
+)
 from keysafe.system.service import SystemService
 
 
@@ -68,6 +81,7 @@ class Services:
     usage: UsageTracker
     limits: RateLimits
     rotation: RotationService
+    invalidations: Invalidations
 
     def close(self) -> None:
         """Stop the audit log and release every database connection."""
@@ -75,6 +89,7 @@ class Services:
             self.users.sessions.flush_touches()
         with contextlib.suppress(Exception):  # best effort: the last seconds of usage
             self.usage.flush()
+        self.invalidations.close()
         self.audit.stop()
         self.users.close()
         self.secrets.close()
@@ -129,6 +144,9 @@ def build_services(
         lineage=Lineage(engine, clock, keys, people.sessions, settings.token_cache_seconds),
     )
     system = SystemService(engine, barrier, tokens, unseal_key=unseal_key)
+    # Changes reach the caches of every process at once; the cache expiry is the net.
+    invalidations = build_invalidations(engine, settings.redis_url)
+    _announced_by(invalidations, keys, tokens, people.sessions, policies, system)
     authorizer = Authorizer(policies, clock)
     secrets = SecretsService(
         engine,
@@ -222,7 +240,43 @@ def build_services(
             local=node_storage_from_env(),
         ),
         rotation=rotation,
+        invalidations=invalidations,
     )
+
+
+class _Announcing(Protocol):
+    announcer: Announcer
+
+
+def _announced_by(invalidations: Invalidations, *services: _Announcing) -> None:
+    """Give every service that changes cached state the process's announcer."""
+    for service in services:
+        service.announcer = invalidations
+
+
+def invalidation_handler(svc: Services) -> Handler:
+    """What this process does with an announced change (run on the listener thread):
+    drop the matching cache entries, or follow a seal at once."""
+
+    def handle(kind: str, ident: str) -> None:
+        if kind == KIND_TOKEN:
+            svc.tokens.forget(ident)
+        elif kind == KIND_KEY:
+            svc.keys.forget(ident)
+        elif kind == KIND_SESSION:
+            svc.users.sessions.forget()
+        elif kind == KIND_POLICY:
+            svc.policies.invalidate()
+        elif kind == KIND_SEAL:
+            svc.system.follow_seal_state()
+        elif kind == KIND_ALL:
+            svc.tokens.forget_all()
+            svc.keys.forget_all()
+            svc.users.sessions.forget()
+            svc.policies.invalidate()
+        # An unknown kind comes from a newer node: its entries expire with the cache.
+
+    return handle
 
 
 def read_unseal_key(settings: Settings) -> str | None:
