@@ -2,8 +2,9 @@
 
 Each process keeps the parsed policies and one compiled ``PolicySet`` per combination
 of policy names in use (an API key's list). A write on this process clears the cache
-at once; other processes notice the change on their next poll (``refresh``), which the
-server runs every half second.
+at once and announces it (``keysafe.store.invalidations``), so other processes clear
+theirs as the announcement arrives; their poll (``refresh``, every half second) remains
+a safety net.
 """
 
 from __future__ import annotations
