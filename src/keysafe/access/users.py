@@ -210,7 +210,8 @@ class UserAccounts:
         actor: str,
         holder: tuple[str, ...] | None,
     ) -> dict[str, Any]:
-        """Replace the roles of ``name``; every process is told at once (the cache expiry is the net)."""
+        """Replace the roles of ``name``; every process is told at once (the cache
+        expiry is the net)."""
         row = self._row(conn, name)
         self._check_roles(conn, role_names, actor, holder)
         conn.execute(delete(user_roles).where(user_roles.c.user_id == row["id"]))
