@@ -6,8 +6,9 @@ request the chain is walked up to its root through per-process caches that expir
 the credential caches (``token_cache_seconds``) and are dropped at once when any
 process revokes one of their entries (announced: ``keysafe.store.invalidations``);
 so a token is refused as soon as any ancestor is revoked, suspended, expired, or (a
-session) logged out or its person disabled or deleted. A key ancestor's address allowlist applies to the token's requests, and its
-rate limit too (``Principal.source_key``).
+session) logged out or its person disabled or deleted. A key ancestor's address
+allowlist applies to the token's requests, and its rate limit too
+(``Principal.source_key``).
 
 Parent kinds are persisted: only ever add.
 """
