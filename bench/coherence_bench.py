@@ -5,9 +5,10 @@ One command: ``python bench/coherence_bench.py`` (``--quick`` for a smoke run,
 polled table, PostgreSQL LISTEN/NOTIFY, PostgreSQL with Redis pub/sub), two
 ``keysafe server`` processes (one worker each, HTTPS) share one fresh database, with the
 lookup caches set to 30 s so that only the announcement can end a credential in time.
-For each kind of change (revoking a token, revoking a key, suspending a key, revoking a
-person's session, denying a policy, sealing) it makes a fresh credential live on both
-processes, makes the change on the first, and polls the second on a kept-alive
+For each kind of change (revoking a token, revoking a key, suspending a key, revoking
+an exchanged JWT, revoking a person's session, denying a policy, sealing) it makes a
+fresh credential live on both processes, makes the change on the first, and polls the
+second on a kept-alive
 connection until it refuses: the delay is counted from the end of the change's HTTP
 reply, so it includes one polling request (a few ms). It reports p50/p99/max per kind
 against the target (p99 under 100 ms). Results: a table on stdout and

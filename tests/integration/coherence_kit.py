@@ -17,7 +17,7 @@ SHOP = '[[rule]]\npath = "shop/*"\ncapabilities = ["read"]\n'
 SHOP_DENIED = '[[rule]]\npath = "shop/*"\ndeny = true\n'
 SECRET = "/api/v1/secrets/shop/DB_URL"
 PASSWORD = "correct horse battery staple"
-KINDS = ("token", "key", "suspension", "session", "policy", "seal")
+KINDS = ("token", "key", "suspension", "jwt", "session", "policy", "seal")
 # The safety net is set far beyond every wait here: only an announcement can explain a
 # refusal seen in time.
 ENV = {"KEYSAFE_AUTH_FAILURES_PER_MINUTE": "100000", "KEYSAFE_TOKEN_CACHE_SECONDS": "30"}
@@ -78,6 +78,12 @@ def prepare(pair: Pair, kind: str) -> Change:
                 return Change(made["key"], _delete(a, f"/api/v1/keys/{made['id']}"), _is401)
             url = f"/api/v1/keys/{made['id']}:suspend"
             return Change(made["key"], _post(a, url, {"reason": "bench"}), _is401)
+        if kind == "jwt":
+            made = c.post("/api/v1/keys", json={"service": "web"}).json()
+            with a.client() as anon:
+                form = {"grant_type": "client_credentials", "client_secret": made["key"]}
+                jwt = anon.post("/api/v1/oauth/token", data=form).json()["access_token"]
+            return Change(jwt, _revoke_jwt(a, jwt), _is401)
         if kind == "session":
             body = {"name": name, "password": PASSWORD, "roles": ["shop"]}
             assert c.post("/api/v1/users", json=body).status_code == 200
@@ -111,6 +117,14 @@ def _call(server: ServerProc, method: str, url: str, body: object) -> Callable[[
         with server.root() as c:
             resp = c.request(method, url, json=body)
         assert resp.status_code in (200, 204), resp.text
+
+    return run
+
+
+def _revoke_jwt(server: ServerProc, jwt: str) -> Callable[[], None]:
+    def run() -> None:
+        with server.client() as c:
+            assert c.post("/api/v1/oauth/revoke", data={"token": jwt}).status_code == 200
 
     return run
 
