@@ -8,10 +8,12 @@ from __future__ import annotations
 import contextlib
 import queue
 import secrets
+import time
 from pathlib import Path
 
 import pytest
-from coherence_kit import KINDS, prepare, propagation, two_servers
+from coherence_kit import ENV, KINDS, SECRET, SHOP, prepare, propagation, two_servers
+from server_proc import ServerProc, database_url, init_vault, running
 
 from keysafe.store.engine import make_engine, write_txn
 from keysafe.store.invalidations import KIND_ALL, KIND_KEY, KIND_TOKEN, PostgresNotify
@@ -64,3 +66,32 @@ def test_postgres_announces_a_change_only_when_it_commits() -> None:
         finally:
             carrier.close()
             engine.dispose()
+
+
+@pytest.mark.timeout(120)
+def test_a_revocation_reaches_every_worker_of_one_node(tmp_path: Path) -> None:
+    """SQLite, one server with two workers: reads on fresh connections (spread over
+    both workers) are all refused right after the revocation, with 30 s caches."""
+    with database_url("sqlite", tmp_path) as url:
+        vault = init_vault("sqlite", tmp_path, url)
+    with running(vault, workers=2, extra_env=ENV) as server:
+        with server.root() as c:
+            assert c.put("/api/v1/policies/shop", json={"text": SHOP}).status_code == 200
+            assert c.put(SECRET, json={"value": "postgres://shop"}).status_code == 200
+            made = c.post("/api/v1/services", json={"name": "web", "policies": ["shop"]})
+            assert made.status_code == 200, made.text
+            key = c.post("/api/v1/keys", json={"service": "web"}).json()
+        assert _fresh_reads(server, key["key"], 16) == {200}  # cached by both workers
+        with server.root() as c:
+            assert c.delete(f"/api/v1/keys/{key['id']}").status_code == 204
+        time.sleep(WITHIN)
+        assert _fresh_reads(server, key["key"], 16) == {401}
+
+
+def _fresh_reads(server: ServerProc, credential: str, n: int) -> set[int]:
+    """Status codes of ``n`` reads on new connections (the kernel spreads them)."""
+    codes = set()
+    for _ in range(n):
+        with server.client(credential) as c:
+            codes.add(c.get(SECRET, headers={"Connection": "close"}).status_code)
+    return codes
