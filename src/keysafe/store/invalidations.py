@@ -69,6 +69,7 @@ POLL_SECONDS = 0.02
 # Rows older than this are pruned by writers; a poller further behind drops everything.
 KEEP_SECONDS = 60.0
 BACKOFF_FIRST = 0.1
+PUBLISH_TIMEOUT = 0.5
 BACKOFF_MAX = 5.0
 _AFTER_COMMIT = "ks_after_commit"
 
@@ -220,7 +221,11 @@ class RedisPubSub(_Listener):
         super().__init__()
         import redis
 
-        self._redis = redis.Redis.from_url(url, socket_timeout=2.0, socket_connect_timeout=2.0)
+        # Publishing follows a commit on a request's thread: a Redis outage may cost a
+        # change at most this much, and other processes then rely on the cache expiry.
+        self._redis = redis.Redis.from_url(
+            url, socket_timeout=PUBLISH_TIMEOUT, socket_connect_timeout=PUBLISH_TIMEOUT
+        )
         self._url = url
 
     def announce(self, conn: Connection, kind: str, ident: str) -> None:

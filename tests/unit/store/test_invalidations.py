@@ -100,3 +100,17 @@ def test_an_unreachable_carrier_retries_in_its_thread(kind: str) -> None:
     assert not carrier.connected
     carrier.close()
     assert delivered == []
+
+
+def test_a_change_commits_when_redis_cannot_take_its_announcement(engine: Engine) -> None:
+    """Fail open on the announcement only: the change stands, other processes fall back
+    on their caches' expiry (and a warning is logged)."""
+    carrier = RedisPubSub("redis://127.0.0.1:9/0")
+    try:
+        with write_txn(engine) as conn:
+            carrier.announce(conn, KIND_TOKEN, "tok_1")
+            conn.exec_driver_sql("INSERT INTO invalidations (kind, ident, at) VALUES ('x', 'y', 0)")
+        with engine.connect() as conn:
+            assert conn.exec_driver_sql("SELECT ident FROM invalidations").scalars().all() == ["y"]
+    finally:
+        carrier.close()
