@@ -48,6 +48,7 @@ __all__ = [
     "Handler",
     "Invalidations",
     "PostgresNotify",
+    "ProcessOnly",
     "RedisPubSub",
     "TableInvalidations",
     "after_commit",
@@ -299,6 +300,22 @@ class TableInvalidations(_Listener):
                 self._deliver(kind, ident)
 
 
+class ProcessOnly:
+    """An in-memory SQLite database lives in one process: nobody else to tell (and its
+    one shared connection must not be polled from another thread)."""
+
+    connected = True
+
+    def announce(self, conn: Connection, kind: str, ident: str) -> None:
+        return None
+
+    def start(self, handler: Handler) -> None:
+        return None
+
+    def close(self) -> None:
+        return None
+
+
 def build_invalidations(engine: Engine, redis_url: str | None) -> Invalidations:
     """Redis pub/sub when ``redis_url`` is set, else PostgreSQL ``LISTEN/NOTIFY``, else
     (SQLite) the polled table."""
@@ -306,4 +323,6 @@ def build_invalidations(engine: Engine, redis_url: str | None) -> Invalidations:
         return RedisPubSub(redis_url)
     if engine.dialect.name == "postgresql":
         return PostgresNotify(engine)
+    if engine.url.database in (None, "", ":memory:"):
+        return ProcessOnly()
     return TableInvalidations(engine)

@@ -16,9 +16,11 @@ from keysafe.store.invalidations import (
     KIND_KEY,
     KIND_TOKEN,
     PostgresNotify,
+    ProcessOnly,
     RedisPubSub,
     TableInvalidations,
     after_commit,
+    build_invalidations,
 )
 from keysafe.store.migrate import upgrade
 
@@ -114,3 +116,13 @@ def test_a_change_commits_when_redis_cannot_take_its_announcement(engine: Engine
             assert conn.exec_driver_sql("SELECT ident FROM invalidations").scalars().all() == ["y"]
     finally:
         carrier.close()
+
+
+def test_each_deployment_gets_its_carrier(engine: Engine) -> None:
+    assert isinstance(build_invalidations(engine, None), TableInvalidations)
+    assert isinstance(build_invalidations(make_engine("sqlite:///:memory:"), None), ProcessOnly)
+    pg = make_engine("postgresql://nobody@127.0.0.1:9/none")
+    assert isinstance(build_invalidations(pg, None), PostgresNotify)
+    redis_carrier = build_invalidations(engine, "redis://127.0.0.1:9/0")
+    assert isinstance(redis_carrier, RedisPubSub)
+    redis_carrier.close()
