@@ -37,6 +37,7 @@ from keysafe.clock import Clock
 from keysafe.crypto import keyformat
 from keysafe.errors import Conflict, Forbidden, InvalidInput, NotFound, Unauthenticated
 from keysafe.store.engine import read_conn, write_txn
+from keysafe.store.invalidations import KIND_KEY, UNANNOUNCED, Announcer
 from keysafe.store.rawread import RawReader
 from keysafe.store.tables import api_keys, services
 from keysafe.timefmt import iso_us
@@ -112,6 +113,8 @@ class KeyService:
         # tokens) that are checked against it at every request; same expiry.
         self._by_id: dict[str, tuple[float, VerifiedKey | None]] = {}
         self._ip_cache: dict[str, IpAddress | None] = {}
+        # Tells the other processes to drop a changed key (set by the server).
+        self.announcer: Announcer = UNANNOUNCED
         self._lock = threading.Lock()
         # Usage is counted in memory and flushed in batches: one UPDATE per key per
         # flush instead of one write per request.
@@ -327,6 +330,7 @@ class KeyService:
             .values(grace_until=now + grace_seconds * 1_000_000, replaced_by=issued.record["id"])
         )
         self.forget(key_id)
+        self.announcer.announce(conn, KIND_KEY, key_id)
         return issued
 
     def revoke(self, conn: Connection, key_id: str) -> None:
@@ -339,6 +343,7 @@ class KeyService:
                 .values(revoked_at=self._clock.now_us())
             )
         self.forget(key_id)
+        self.announcer.announce(conn, KIND_KEY, key_id)
 
     def suspend(self, conn: Connection, key_id: str, reason: str) -> dict[str, Any]:
         """Refuse ``key_id`` like a revoked key until ``resume``; returns its record.
@@ -363,6 +368,7 @@ class KeyService:
         if not done.rowcount:
             raise Conflict(f"key {key_id} is already suspended or revoked")
         self.forget(key_id)
+        self.announcer.announce(conn, KIND_KEY, key_id)
         return self._public(conn, key_id)
 
     def resume(self, conn: Connection, key_id: str) -> dict[str, Any]:
@@ -385,6 +391,7 @@ class KeyService:
         if not done.rowcount:
             raise Conflict(f"key {key_id} is not suspended")
         self.forget(key_id)
+        self.announcer.announce(conn, KIND_KEY, key_id)
         return self._public(conn, key_id)
 
     def _dead(self, row: Any) -> str | None:
@@ -570,6 +577,12 @@ class KeyService:
             grace_until=grace_until,
             suspended_at=suspended_at,
         )
+
+    def forget_all(self) -> None:
+        """Drop every cached key (announcements may have been missed)."""
+        with self._lock:
+            self._by_id.clear()
+            self._cache.clear()
 
     def forget(self, key_id: str) -> None:
         """Drop ``key_id`` from this process's caches (after a change to it), so that

@@ -3,11 +3,12 @@
 Every token records its parent (``tokens.parent_kind``/``parent_id``): the root token,
 another token, an API key (or the key behind a JWT), or a person's session. At every
 request the chain is walked up to its root through per-process caches that expire like
-the credential caches (``token_cache_seconds``) and are dropped at once when this
-process revokes one of their entries; so a token is refused as soon as any ancestor is
-revoked, suspended, expired, or (a session) logged out or its person disabled or
-deleted. A key ancestor's address allowlist applies to the token's requests, and its
-rate limit too (``Principal.source_key``).
+the credential caches (``token_cache_seconds``) and are dropped at once when any
+process revokes one of their entries (announced: ``keysafe.store.invalidations``);
+so a token is refused as soon as any ancestor is revoked, suspended, expired, or (a
+session) logged out or its person disabled or deleted. A key ancestor's address
+allowlist applies to the token's requests, and its rate limit too
+(``Principal.source_key``).
 
 Parent kinds are persisted: only ever add.
 """
@@ -157,6 +158,11 @@ class Lineage:
         """Drop ``token_id`` (revoked on this process): its children see it at once."""
         with self._lock:
             self._nodes.pop(token_id, None)
+
+    def forget_all(self) -> None:
+        """Drop every cached node."""
+        with self._lock:
+            self._nodes.clear()
 
     def _node(self, token_id: str) -> _Node | None:
         cached = self._nodes.get(token_id)

@@ -2,8 +2,9 @@
 
 Each process keeps the parsed policies and one compiled ``PolicySet`` per combination
 of policy names in use (an API key's list). A write on this process clears the cache
-at once; other processes notice the change on their next poll (``refresh``), which the
-server runs every half second.
+at once and announces it (``keysafe.store.invalidations``), so other processes clear
+theirs as the announcement arrives; their poll (``refresh``, every half second) remains
+a safety net.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from keysafe.access.policy import Policy, PolicySet, parse_policy
 from keysafe.clock import Clock
 from keysafe.errors import Forbidden, InvalidInput, NotFound
 from keysafe.store.engine import read_conn
+from keysafe.store.invalidations import KIND_POLICY, UNANNOUNCED, Announcer
 from keysafe.store.tables import api_keys, policies, services, tokens
 from keysafe.store.tables_users import roles
 from keysafe.timefmt import iso_us
@@ -43,6 +45,8 @@ class PolicyStore:
         self._sets: dict[tuple[str, ...], PolicySet] = {}
         self._version: tuple[int, int] | None = None
         self._postgres = engine.dialect.name == "postgresql"
+        # Tells the other processes to drop their policies (set by the server).
+        self.announcer: Announcer = UNANNOUNCED
 
     # -- documents -----------------------------------------------------------------------
 
@@ -73,7 +77,7 @@ class PolicyStore:
                 index_elements=["name"], set_={"text": text, "updated_at": now, "updated_by": actor}
             )
         )
-        self.invalidate()
+        self.invalidate(conn)
         return {"name": name, "rules": len(parsed.rules), "updated_at": iso_us(now)}
 
     def delete(self, conn: Connection, name: str) -> None:
@@ -112,8 +116,7 @@ class PolicyStore:
             raise InvalidInput(f"policy {name!r} is still used by {', '.join(sorted(users)[:5])}")
         if conn.execute(delete(policies).where(policies.c.name == name)).rowcount == 0:
             raise NotFound(f"no policy {name!r}")
-        # Bump nothing else: the row count changes, so other processes see a new version.
-        self.invalidate()
+        self.invalidate(conn)
 
     def get(self, name: str) -> dict[str, Any]:
         with read_conn(self._engine) as conn:
@@ -162,7 +165,11 @@ class PolicyStore:
             self._policies = {r.name: parse_policy(r.name, r.text) for r in rows}
         return self._policies
 
-    def invalidate(self) -> None:
+    def invalidate(self, conn: Connection | None = None) -> None:
+        """Drop the compiled policies and, given the writer's ``conn``, tell the other
+        processes to do the same once it commits."""
+        if conn is not None:
+            self.announcer.announce(conn, KIND_POLICY, "")
         with self._lock:
             self._policies = None
             self._sets = {}

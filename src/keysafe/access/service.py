@@ -25,6 +25,7 @@ from keysafe.clock import Clock
 from keysafe.crypto import keyformat
 from keysafe.errors import Forbidden, InvalidInput, NotFound, Unauthenticated
 from keysafe.store.engine import read_conn, write_txn
+from keysafe.store.invalidations import KIND_TOKEN, UNANNOUNCED, Announcer
 from keysafe.store.tables import tokens
 
 MAX_TTL_SECONDS = 10 * 365 * 24 * 3600
@@ -62,6 +63,8 @@ class TokenService:
         # digest -> (loaded at, principal, parent kind, parent id)
         self._cache: dict[bytes, tuple[float, Principal, str | None, str | None]] = {}
         self._lock = threading.Lock()
+        # Tells the other processes to drop a revoked token (set by the server).
+        self.announcer: Announcer = UNANNOUNCED
 
     def hash(self, token: str, key: bytes | None = None) -> bytes:
         """The keyed hash stored for ``token`` (``key`` defaults to the keyring's)."""
@@ -235,6 +238,13 @@ class TokenService:
             if exists is None:
                 raise NotFound(f"no token with id {token_id}")
         self.forget(token_id)
+        self.announcer.announce(conn, KIND_TOKEN, token_id)
+
+    def forget_all(self) -> None:
+        """Drop every cached token and lineage node (announcements may have been missed)."""
+        self._lineage.forget_all()
+        with self._lock:
+            self._cache.clear()
 
     def forget(self, token_id: str) -> None:
         """Drop a token from this process's caches (after revocation); the tokens it

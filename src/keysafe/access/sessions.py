@@ -36,6 +36,7 @@ from keysafe.clock import Clock
 from keysafe.crypto import keyformat
 from keysafe.errors import NotFound, Unauthenticated
 from keysafe.store.engine import read_conn, write_txn
+from keysafe.store.invalidations import KIND_SESSION, UNANNOUNCED, Announcer
 from keysafe.store.tables_users import roles, sessions, user_roles, users
 from keysafe.timefmt import iso_us
 
@@ -94,6 +95,8 @@ class SessionStore:
         self._written: dict[str, int] = {}  # session id -> last_seen_at known to be stored
         self._pending: dict[str, int] = {}  # session id -> last_seen_at to write
         self._lock = threading.Lock()
+        # Tells the other processes to drop their sessions (set by the server).
+        self.announcer: Announcer = UNANNOUNCED
 
     def hash(self, token: str) -> bytes:
         return hmac.digest(self._token_key(), token.encode(), "sha256")
@@ -123,7 +126,7 @@ class SessionStore:
     def set_mfa(self, conn: Connection, session_id: str, at: int) -> None:
         """Record a second factor proved in this session at ``at`` (step-up)."""
         conn.execute(update(sessions).where(sessions.c.id == session_id).values(mfa_at=at))
-        self.forget()
+        self.forget(conn)
 
     def revoke(self, conn: Connection, session_id: str, user_id: str | None = None) -> None:
         """Revoke one session (of ``user_id`` when given). Raises NotFound."""
@@ -137,7 +140,7 @@ class SessionStore:
             found = conn.execute(select(sessions.c.id).where(sessions.c.id == session_id)).first()
             if found is None:
                 raise NotFound(f"no session {session_id}")
-        self.forget()
+        self.forget(conn)
 
     def write_txn(self) -> Any:
         """A write transaction on the sessions' database (for callers outside access/)."""
@@ -162,7 +165,7 @@ class SessionStore:
             .where(sessions.c.user_id == user_id, sessions.c.revoked_at.is_(None))
             .values(revoked_at=self._clock.now_us())
         )
-        self.forget()
+        self.forget(conn)
         return int(done.rowcount or 0)
 
     def list_for(self, user_id: str, *, live_only: bool = True) -> list[dict[str, Any]]:
@@ -184,8 +187,11 @@ class SessionStore:
         last = max(row["last_seen_at"], self._seen.get(row["id"], 0))
         return row["revoked_at"] is None and row["expires_at"] > now and now - last <= self.idle_us
 
-    def forget(self) -> None:
-        """Drop every cached lookup (after a change on this process)."""
+    def forget(self, conn: Connection | None = None) -> None:
+        """Drop every cached lookup (after a change on this process) and, given the
+        writer's ``conn``, tell the other processes to do the same once it commits."""
+        if conn is not None:
+            self.announcer.announce(conn, KIND_SESSION, "")
         with self._lock:
             self._cache.clear()
             self._alive.clear()

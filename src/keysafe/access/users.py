@@ -210,13 +210,14 @@ class UserAccounts:
         actor: str,
         holder: tuple[str, ...] | None,
     ) -> dict[str, Any]:
-        """Replace the roles of ``name``; sessions see the change within a second."""
+        """Replace the roles of ``name``; every process is told at once (the cache
+        expiry is the net)."""
         row = self._row(conn, name)
         self._check_roles(conn, role_names, actor, holder)
         conn.execute(delete(user_roles).where(user_roles.c.user_id == row["id"]))
         for role in sorted(set(role_names)):
             conn.execute(insert(user_roles).values(user_id=row["id"], role=role))
-        self._sessions.forget()
+        self._sessions.forget(conn)
         return self._public(conn, dict(row))
 
     def unlock(self, conn: Connection, name: str) -> None:
@@ -232,7 +233,7 @@ class UserAccounts:
         at = self._clock.now_us() if disabled else None
         conn.execute(update(users).where(users.c.id == row["id"]).values(disabled_at=at))
         revoked = self._sessions.revoke_all(conn, row["id"]) if disabled else 0
-        self._sessions.forget()
+        self._sessions.forget(conn)
         return revoked
 
     def delete(self, conn: Connection, name: str) -> None:
@@ -243,7 +244,7 @@ class UserAccounts:
         for table in (sessions, recovery_codes, user_roles):
             conn.execute(delete(table).where(table.c.user_id == row["id"]))
         conn.execute(delete(users).where(users.c.id == row["id"]))
-        self._sessions.forget()
+        self._sessions.forget(conn)
 
     def reset_totp(self, conn: Connection, name: str) -> None:
         """Remove the second factor of ``name`` (lost device): they log in with the
@@ -315,7 +316,7 @@ class UserAccounts:
                 set_={"policies": text, "updated_at": now, "updated_by": actor[:64]},
             )
         )
-        self._sessions.forget()
+        self._sessions.forget(conn)
         return {"name": name, "policies": names, "updated_at": iso_us(now)}
 
     def list_roles(self) -> list[dict[str, Any]]:

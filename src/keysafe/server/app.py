@@ -20,7 +20,12 @@ from keysafe.audit.service import CHECKPOINT_LOGGER
 from keysafe.config import Settings, load_settings
 from keysafe.errors import NotInitialized, Sealed
 from keysafe.server import problems
-from keysafe.server.services import Services, build_services, read_unseal_key
+from keysafe.server.services import (
+    Services,
+    build_services,
+    invalidation_handler,
+    read_unseal_key,
+)
 
 log = logging.getLogger("keysafe.server")
 
@@ -119,6 +124,7 @@ def create_app(settings: Settings, *, services: Services | None = None) -> FastA
 
         await anyio.to_thread.run_sync(upgrade, svc.engine)
         svc.audit.start()
+        svc.invalidations.start(invalidation_handler(svc))
         if await anyio.to_thread.run_sync(svc.system.auto_unseal):
             log.info("unsealed from the configured unseal key")
         poller = asyncio.create_task(_follow_seal_state(svc))

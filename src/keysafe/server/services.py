@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Protocol
 
 from limits.storage import Storage
 from sqlalchemy import Engine
@@ -44,6 +45,18 @@ from keysafe.rotation.leases import LeaseService
 from keysafe.rotation.service import RotationService, build_rotation
 from keysafe.secrets.service import SecretsService
 from keysafe.store.engine import make_engine
+from keysafe.store.invalidations import (
+    KIND_ALL,
+    KIND_KEY,
+    KIND_POLICY,
+    KIND_SEAL,
+    KIND_SESSION,
+    KIND_TOKEN,
+    Announcer,
+    Handler,
+    Invalidations,
+    build_invalidations,
+)
 from keysafe.system.service import SystemService
 
 
@@ -73,6 +86,7 @@ class Services:
     usage: UsageTracker
     limits: RateLimits
     rotation: RotationService
+    invalidations: Invalidations
 
     def writers_alive(self) -> bool:
         """True unless a group-commit writer thread is down (health answers 503)."""
@@ -88,6 +102,7 @@ class Services:
             self.users.sessions.flush_touches()
         with contextlib.suppress(Exception):  # best effort: the last seconds of usage
             self.usage.flush()
+        self.invalidations.close()
         self.audit.stop()
         self.users.close()
         self.secrets.close()
@@ -142,6 +157,9 @@ def build_services(
         lineage=Lineage(engine, clock, keys, people.sessions, settings.token_cache_seconds),
     )
     system = SystemService(engine, barrier, tokens, unseal_key=unseal_key)
+    # Changes reach the caches of every process at once; the cache expiry is the net.
+    invalidations = build_invalidations(engine, settings.redis_url)
+    _announced_by(invalidations, keys, tokens, people.sessions, policies, system)
     authorizer = Authorizer(policies, clock)
     secrets = SecretsService(
         engine,
@@ -237,6 +255,7 @@ def build_services(
             share=cluster_share(settings),
         ),
         rotation=rotation,
+        invalidations=invalidations,
     )
 
 
@@ -268,6 +287,41 @@ def build_throttle(settings: Settings, node_table: Storage | None = None) -> Fai
         share=cluster_share(settings),
         shared_errors=REDIS_ERRORS,
     )
+
+
+class _Announcing(Protocol):
+    announcer: Announcer
+
+
+def _announced_by(invalidations: Invalidations, *services: _Announcing) -> None:
+    """Give every service that changes cached state the process's announcer."""
+    for service in services:
+        service.announcer = invalidations
+
+
+def invalidation_handler(svc: Services) -> Handler:
+    """What this process does with an announced change (run on the listener thread):
+    drop the matching cache entries, or follow a seal at once."""
+
+    def handle(kind: str, ident: str) -> None:
+        if kind == KIND_TOKEN:
+            svc.tokens.forget(ident)
+        elif kind == KIND_KEY:
+            svc.keys.forget(ident)
+        elif kind == KIND_SESSION:
+            svc.users.sessions.forget()
+        elif kind == KIND_POLICY:
+            svc.policies.invalidate()
+        elif kind == KIND_SEAL:
+            svc.system.follow_seal_state()
+        elif kind == KIND_ALL:
+            svc.tokens.forget_all()
+            svc.keys.forget_all()
+            svc.users.sessions.forget()
+            svc.policies.invalidate()
+        # An unknown kind comes from a newer node: its entries expire with the cache.
+
+    return handle
 
 
 def read_unseal_key(settings: Settings) -> str | None:

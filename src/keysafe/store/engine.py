@@ -16,6 +16,7 @@ from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.pool import StaticPool
 
 from keysafe.errors import InvalidInput, StorageUnavailable
+from keysafe.store.invalidations import run_after_commit
 
 SQLITE_BUSY_TIMEOUT_MS = 5000
 
@@ -138,8 +139,15 @@ def write_txn(engine: Engine) -> Iterator[Connection]:
     """A write transaction (SQLite: BEGIN IMMEDIATE); commits on success."""
     with storage_errors(), engine.connect() as conn:
         conn = conn.execution_options(ks_write=True)
-        with conn.begin():
-            yield conn
+        committed = False
+        try:
+            with conn.begin():
+                yield conn
+            committed = True
+        finally:
+            # Announcements wait for the commit: another node must never reload the
+            # state before the change is visible (see ``keysafe.store.invalidations``).
+            run_after_commit(conn, committed)
 
 
 @contextlib.contextmanager

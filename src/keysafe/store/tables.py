@@ -181,6 +181,20 @@ jwt_revocations = Table(
     Column("expires_at", BigInteger, nullable=False),
 )
 
+# Cache invalidations announced by writers and polled by every worker of a SQLite node
+# (``keysafe.store.invalidations``); rows live about a minute (0020).
+invalidations = Table(
+    "invalidations",
+    metadata,
+    Column("seq", Integer, primary_key=True, autoincrement=True),
+    Column("kind", String(16), nullable=False),
+    Column("ident", String(200), nullable=False),
+    Column("at", BigInteger, nullable=False),
+    # Never reuse a number once rows are pruned: pollers track the last one they saw.
+    sqlite_autoincrement=True,
+)
+Index("ix_invalidations_at", invalidations.c.at)
+
 # Each capability added later keeps its tables in its own module on this metadata; they
 # are imported here so that ``metadata`` always describes the whole schema.
 from keysafe.store import (  # noqa: E402, F401

@@ -28,6 +28,7 @@ from keysafe.crypto.envelope import DecryptionFailed
 from keysafe.crypto.keyring import Keyring
 from keysafe.errors import AlreadyInitialized, InvalidInput, NotInitialized
 from keysafe.store.engine import read_conn, write_txn
+from keysafe.store.invalidations import KIND_SEAL, UNANNOUNCED, Announcer
 from keysafe.store.tables import sys_state
 
 log = logging.getLogger("keysafe.system")
@@ -67,6 +68,8 @@ class SystemService:
         # before an unseal cannot seal again right after it.
         self._state_lock = threading.RLock()
         self._signing_cache: tuple[Keyring, SigningKeySet] | None = None
+        # Tells the other processes to follow a seal at once (set by the server).
+        self.announcer: Announcer = UNANNOUNCED
 
     # -- state ---------------------------------------------------------------------------
 
@@ -249,6 +252,7 @@ class SystemService:
         with write_txn(self._engine) as conn:
             self._put(conn, "sealed", b"1")
             self._put(conn, "sealed_by_operator", b"1")
+            self.announcer.announce(conn, KIND_SEAL, "")
         self._barrier.seal()
         log.info("vault sealed")
         return self.status()
