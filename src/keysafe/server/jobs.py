@@ -10,6 +10,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from keysafe.server.services import Services
+from keysafe.system.nodes import HEARTBEAT_SECONDS
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,7 +52,14 @@ def background_jobs() -> list[Job]:
         Job("rate-limit key rates", 10.0, monitoring.refresh_key_rates, False),
         Job("usage retention", 3600.0, monitoring.prune_usage, False),
         Job("rotation scheduler", 2.0, rotate_due),
+        # Sealed nodes register too: ``operator members`` shows them sealed.
+        Job("node heartbeat", HEARTBEAT_SECONDS, heartbeat, False),
     ]
+
+
+def heartbeat(svc: Services) -> None:
+    """Register this node or refresh its row in the node registry."""
+    svc.nodes.heartbeat(svc.barrier.sealed)
 
 
 def detect_anomalies(svc: Services) -> int:

@@ -39,6 +39,7 @@ from keysafe.rotation.leases import LeaseService
 from keysafe.rotation.service import RotationService, build_rotation
 from keysafe.secrets.service import SecretsService
 from keysafe.store.engine import make_engine
+from keysafe.system.nodes import NodeIdentity, NodeRegistry
 from keysafe.system.service import SystemService
 
 
@@ -68,6 +69,7 @@ class Services:
     usage: UsageTracker
     limits: RateLimits
     rotation: RotationService
+    nodes: NodeRegistry
 
     def close(self) -> None:
         """Stop the audit log and release every database connection."""
@@ -92,6 +94,7 @@ def build_services(
     engine = engine or make_engine(settings.resolved_database_url())
     clock = SystemClock()
     barrier = Barrier()
+    node = NodeIdentity.from_env(clock)
     audit = AuditLog(
         engine,
         key=lambda: barrier.keyring().audit_hmac_key,
@@ -99,6 +102,7 @@ def build_services(
         anchored=lambda: barrier.keyring().audit_anchored,
         checkpoint_every=settings.audit_checkpoint_events,
         checkpoint_seconds=settings.audit_checkpoint_seconds,
+        node=node.id,
     )
     policies = PolicyStore(engine, clock)
     keys = KeyService(
@@ -222,6 +226,7 @@ def build_services(
             local=node_storage_from_env(),
         ),
         rotation=rotation,
+        nodes=NodeRegistry(engine, clock, node),
     )
 
 
