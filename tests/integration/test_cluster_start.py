@@ -205,3 +205,29 @@ def test_migrations_wait_for_the_lock(db_url: str) -> None:
         upgrade(engine)  # a second node afterwards: nothing to do
     finally:
         engine.dispose()
+
+
+def test_a_node_with_several_workers_registers_once(tmp_path: Path, db_url: str) -> None:
+    """Workers and the job process of one server share its id: one row, and every
+    worker's audit events name that node."""
+    vault = init_vault("postgres", tmp_path, db_url)
+    assert vault.root_token is not None
+    server = start_server(vault, workers=2)
+    try:
+        members = _wait_members(server, vault.root_token, 1)
+        assert len(members) == 1, members
+        assert members[0]["address"] == server.base_url
+        assert members[0]["sealed"] is False
+        node_id = members[0]["id"]
+        # New connections, so that both workers are likely to serve some of them.
+        for n in range(8):
+            with server.root() as client:
+                resp = client.put(f"/api/v1/secrets/multi/k{n}", json={"value": "v"})
+                assert resp.status_code in (200, 201), resp.text
+        with server.root() as client:
+            events = client.get("/api/v1/audit/events", params={"limit": 1000}).json()["events"]
+        assert events
+        assert {e["node"] for e in events} == {node_id}, events
+        assert len(_wait_members(server, vault.root_token, 1)) == 1
+    finally:
+        server.stop()
