@@ -19,13 +19,12 @@ from typing import Any
 import orjson
 import pytest
 from server_proc import KEYSAFE_CLI, ServerProc, Vault, init_vault, start_server
-from sqlalchemy import text
+from sqlalchemy import Engine, text
 
 from keysafe.store.engine import make_engine
 from keysafe.store.migrate import MIGRATION_LOCK_ID, upgrade
 from pgtest import PG_BASE, _pg_problem
 
-pytestmark = pytest.mark.postgres
 NODES = 3
 
 
@@ -103,6 +102,7 @@ def _wait_members(server: ServerProc, token: str, want: int) -> list[dict[str, A
             time.sleep(0.2)
 
 
+@pytest.mark.postgres
 def test_nodes_started_together_all_come_up_and_are_listed(tmp_path: Path, db_url: str) -> None:
     vault = init_vault("postgres", tmp_path, db_url, embedded=False)
     servers = _start_all(vault, NODES)
@@ -161,6 +161,7 @@ def test_nodes_started_together_all_come_up_and_are_listed(tmp_path: Path, db_ur
             server.stop()
 
 
+@pytest.mark.postgres
 def test_migrations_wait_for_the_lock(db_url: str) -> None:
     """``upgrade`` waits on the migration lock another node holds, then finds the schema
     current. Shown with PostgreSQL's own lock table, not with timing."""
@@ -207,6 +208,7 @@ def test_migrations_wait_for_the_lock(db_url: str) -> None:
         engine.dispose()
 
 
+@pytest.mark.postgres
 def test_a_node_with_several_workers_registers_once(tmp_path: Path, db_url: str) -> None:
     """Workers and the job process of one server share its id: one row, and every
     worker's audit events name that node."""
@@ -231,3 +233,25 @@ def test_a_node_with_several_workers_registers_once(tmp_path: Path, db_url: str)
         assert len(_wait_members(server, vault.root_token, 1)) == 1
     finally:
         server.stop()
+
+
+def test_sqlite_upgrades_started_together_serialise(tmp_path: Path) -> None:
+    """On SQLite the migration transaction begins with BEGIN IMMEDIATE, which is the
+    lock: upgrades started together on a new file all succeed."""
+    url = f"sqlite:///{tmp_path / 'keysafe.db'}"
+    engines = [make_engine(url) for _ in range(NODES)]
+    gate = threading.Barrier(NODES)
+
+    def one(engine: Engine) -> None:
+        gate.wait()
+        upgrade(engine)
+
+    try:
+        with ThreadPoolExecutor(NODES) as pool:
+            for future in [pool.submit(one, e) for e in engines]:
+                future.result()
+        with engines[0].connect() as conn:
+            assert conn.execute(text("SELECT count(*) FROM nodes")).scalar() == 0
+    finally:
+        for engine in engines:
+            engine.dispose()
