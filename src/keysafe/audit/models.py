@@ -36,22 +36,29 @@ class AuditEvent:
     path: str
     outcome: str
     detail: str = ""
+    # The node that served it (``keysafe.system.nodes``); the audit log fills it in.
+    node: str = ""
 
     def canonical(self) -> bytes:
-        """The bytes the chain hashes: stable key order, exact integers."""
-        return orjson.dumps(
-            {
-                "ts": self.ts,
-                "request_id": self.request_id,
-                "actor": self.actor,
-                "source": self.source,
-                "operation": self.operation,
-                "path": self.path,
-                "outcome": self.outcome,
-                "detail": self.detail,
-            },
-            option=orjson.OPT_SORT_KEYS,
-        )
+        """The bytes the chain hashes: stable key order, exact integers.
+
+        ``node`` is hashed only when set. Events written before nodes were recorded have
+        none and keep the hash they were written with; a node added to, removed from
+        or changed on any event breaks its link. Persisted: only ever add fields this way.
+        """
+        doc: dict[str, Any] = {
+            "ts": self.ts,
+            "request_id": self.request_id,
+            "actor": self.actor,
+            "source": self.source,
+            "operation": self.operation,
+            "path": self.path,
+            "outcome": self.outcome,
+            "detail": self.detail,
+        }
+        if self.node:
+            doc["node"] = self.node
+        return orjson.dumps(doc, option=orjson.OPT_SORT_KEYS)
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,6 +80,7 @@ class ChainedEvent:
             "path": e.path,
             "outcome": e.outcome,
             "detail": e.detail,
+            "node": e.node,
             "prev_hash": self.prev_hash,
             "hash": self.hash,
         }
@@ -193,4 +201,5 @@ def event_from_row(row: Any) -> AuditEvent:
         path=row.path,
         outcome=row.outcome,
         detail=row.detail,
+        node=row.node or "",
     )

@@ -17,6 +17,7 @@ import logging
 import os
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -54,7 +55,7 @@ class _WriteLockBusy(Exception):
 
 _INSERT_EVENT_SQL = (
     "INSERT INTO audit_events (seq, ts, request_id, actor, source, operation, path, outcome,"
-    " detail, prev_hash, hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+    " detail, prev_hash, hash, node) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 )
 
 
@@ -97,7 +98,8 @@ class AuditLog:
     Every append (one per group commit) re-signs the head; every ``checkpoint_every``
     events or ``checkpoint_seconds`` a numbered checkpoint is signed, stored, appended
     to the file and logged. ``anchored`` says whether the vault's chain was anchored at
-    initialisation (from the keyring).
+    initialisation (from the keyring). ``node`` (the serving node's id) is written into
+    every event appended without one, and hashed with it.
     """
 
     def __init__(
@@ -109,8 +111,10 @@ class AuditLog:
         anchored: Callable[[], bool] = lambda: False,
         checkpoint_every: int = 1000,
         checkpoint_seconds: float = 60.0,
+        node: str = "",
     ) -> None:
         self._engine = engine
+        self._node = node
         self._key = key
         self._anchored = anchored
         self._file_path = file_path
@@ -266,6 +270,9 @@ class AuditLog:
             # Recorded once: from here the chain is anchored at that event. (Rolled back
             # with the caller's transaction, the head is found behind it again.)
             self._committed_seq = seq + 1
+        if self._node:
+            node = self._node
+            events = [e if e.node else replace(e, node=node) for e in events]
         chained = chain(key, seq, prev, events)
         cur.executemany(
             _INSERT_EVENT_SQL.replace("?", p),
@@ -282,6 +289,7 @@ class AuditLog:
                     e.detail,
                     c.prev_hash,
                     c.hash,
+                    e.node,
                 )
                 for c in chained
                 for e in (c.event,)

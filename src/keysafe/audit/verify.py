@@ -178,7 +178,9 @@ def parse_line(line: bytes) -> tuple[int, AuditEvent, bytes, bytes] | Checkpoint
         doc: Any = orjson.loads(line)
         if "checkpoint" in doc:
             return Checkpoint.from_json(doc)
-        event = AuditEvent(**{k: doc[k] for k in AuditEvent.__slots__})
+        fields = {k: doc[k] for k in AuditEvent.__slots__ if k != "node"}
+        # Lines written before nodes were recorded have no "node".
+        event = AuditEvent(**fields, node=doc.get("node", ""))
         return (
             int(doc["seq"]),
             event,

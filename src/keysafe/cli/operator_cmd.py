@@ -236,3 +236,33 @@ def rewrap(
                     task, total=current.total, completed=current.total - current.remaining
                 )
     message(f"Rewrapped {current.total} items under keyring version {current.keyring_version}.")
+
+
+@app.command("members")
+def members(ctx: typer.Context, as_json: JsonOpt = False) -> None:
+    """The nodes of the cluster: id, address, version, seal state, status (up, or down
+    after 30 s without a heartbeat) and last heartbeat, one node a line."""
+    from keysafe.timefmt import iso_us
+
+    with state(ctx).client() as client:
+        found = client.members()
+    if as_json:
+        print_json(found)
+        return
+    columns = ("ID", "ADDRESS", "VERSION", "SEALED", "STATUS", "STARTED", "HEARTBEAT")
+    rows = [
+        (
+            str(m["id"]),
+            str(m["address"]) or "-",
+            str(m["version"]),
+            "yes" if m["sealed"] else "no",
+            str(m["status"]),
+            iso_us(int(m["started_at"])) or "",
+            iso_us(int(m["heartbeat_at"])) or "",
+        )
+        for m in found
+    ]
+    # Plain space-aligned columns, never folded: easy to read and to cut or awk.
+    widths = [max(len(row[i]) for row in (columns, *rows)) for i in range(len(columns))]
+    for row in (columns, *rows):
+        data("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip())

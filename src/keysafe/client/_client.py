@@ -364,6 +364,13 @@ class Client:
     def seal(self) -> SealStatus:
         return SealStatus.from_json(self._json("POST", f"{API}/sys/seal"))
 
+    def members(self) -> list[dict[str, Any]]:
+        """The cluster's nodes as the server lists them (``GET /api/v1/sys/members``):
+        ``id``, ``address``, ``version``, ``pid``, ``sealed``, ``status`` (``up`` or
+        ``down``), ``started_at`` and ``heartbeat_at`` (unix microseconds)."""
+        found = self._json("GET", f"{API}/sys/members")["members"]
+        return [dict(m) for m in found]
+
     def rotate_key(self) -> int:
         """Start a new keyring version; returns its number. ``rewrap`` moves old data."""
         return int(self._json("POST", f"{API}/sys/rotate-key")["keyring_version"])

@@ -30,7 +30,8 @@ log = logging.getLogger("keysafe.server")
 JOB_PROCESS_ENV: Final = "KEYSAFE_INTERNAL_JOB_PROCESS"
 # Set only in the job process's own environment, so that it can be told from the workers.
 ROLE_ENV: Final = "KEYSAFE_INTERNAL_ROLE"
-JOBS: Final = frozenset({"anomaly detection"})
+# The heartbeat too: one process keeps the node's registry row, not every worker.
+JOBS: Final = frozenset({"anomaly detection", "node heartbeat"})
 _POLL_SECONDS: Final = 0.5
 _RESTART_SECONDS: Final = 1.0
 _stopping = threading.Event()

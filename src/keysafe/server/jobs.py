@@ -10,6 +10,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from keysafe.server.services import Services
+from keysafe.system.nodes import HEARTBEAT_SECONDS
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,7 +55,14 @@ def background_jobs() -> list[Job]:
         # A dead writer thread is restarted by the next write; this brings back a node
         # nobody writes to (health answers 503 meanwhile).
         Job("writer watchdog", 2.0, lambda svc: svc.revive_writers(), False),
+        # Sealed nodes register too: ``operator members`` shows them sealed.
+        Job("node heartbeat", HEARTBEAT_SECONDS, heartbeat, False),
     ]
+
+
+def heartbeat(svc: Services) -> None:
+    """Register this node or refresh its row in the node registry."""
+    svc.nodes.heartbeat(svc.barrier.sealed)
 
 
 def detect_anomalies(svc: Services) -> int:

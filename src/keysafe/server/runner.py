@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import socket
 import sys
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -127,6 +128,13 @@ def run_server(
     # Worker processes rebuild the settings from this (the CLI may have merged a file).
     doc = orjson.loads(settings.model_dump_json(exclude={"token", "unseal_key"}))
     os.environ[INTERNAL_SETTINGS_ENV] = orjson.dumps(doc).decode()
+    # One node id for this server's processes: the registry and the audit trail name it.
+    from keysafe.system.nodes import NODE_ENV, NodeIdentity
+
+    scheme = "http" if insecure_http else "https"
+    os.environ[NODE_ENV] = NodeIdentity.new(
+        f"{scheme}://{_advertised_host(host)}:{port}", time.time_ns() // 1000
+    ).to_env()
     if workers > 1:
         # CPU-heavy jobs in their own process, not in the workers' threads (see there).
         from keysafe.server import jobprocess
@@ -194,6 +202,14 @@ def _prepare_init_token(engine: Engine, path: Path) -> None:
         file=sys.stderr,
         flush=True,
     )
+
+
+def _advertised_host(host: str) -> str:
+    """The host part of this node's address in the registry: the listening address, or
+    the host name when it listens on every interface."""
+    if host in ("", "0.0.0.0", "::"):  # noqa: S104 - compared, not bound
+        return socket.gethostname()
+    return f"[{host}]" if ":" in host else host
 
 
 def _check_port_free(host: str, port: int) -> None:

@@ -57,6 +57,7 @@ from keysafe.store.invalidations import (
     Invalidations,
     build_invalidations,
 )
+from keysafe.system.nodes import NodeIdentity, NodeRegistry
 from keysafe.system.service import SystemService
 
 
@@ -87,6 +88,7 @@ class Services:
     limits: RateLimits
     rotation: RotationService
     invalidations: Invalidations
+    nodes: NodeRegistry
 
     def writers_alive(self) -> bool:
         """True unless a group-commit writer thread is down (health answers 503)."""
@@ -120,6 +122,7 @@ def build_services(
     engine = engine or make_engine(settings.resolved_database_url())
     clock = SystemClock()
     barrier = Barrier()
+    node = NodeIdentity.from_env(clock)
     audit = AuditLog(
         engine,
         key=lambda: barrier.keyring().audit_hmac_key,
@@ -127,6 +130,7 @@ def build_services(
         anchored=lambda: barrier.keyring().audit_anchored,
         checkpoint_every=settings.audit_checkpoint_events,
         checkpoint_seconds=settings.audit_checkpoint_seconds,
+        node=node.id,
     )
     policies = PolicyStore(engine, clock)
     keys = KeyService(
@@ -256,6 +260,7 @@ def build_services(
         ),
         rotation=rotation,
         invalidations=invalidations,
+        nodes=NodeRegistry(engine, clock, node),
     )
 
 

@@ -95,6 +95,9 @@ audit_events = Table(
     Column("detail", Text, nullable=False),
     Column("prev_hash", LargeBinary(32), nullable=False),
     Column("hash", LargeBinary(32), nullable=False),
+    # The node that served the operation ("" on events written before migration 0018);
+    # hashed into the chain when not empty (see keysafe.audit.models).
+    Column("node", String(64), nullable=False, server_default=""),
 )
 # A secret's usage (who touched it, when, from where) is read from the trail by path.
 Index("ix_audit_events_path_ts", audit_events.c.path, audit_events.c.ts)
@@ -202,6 +205,7 @@ from keysafe.store import (  # noqa: E402, F401
     tables_incidents,
     tables_leases,
     tables_monitor,
+    tables_nodes,
     tables_rotation,
     tables_users,
 )

@@ -156,6 +156,16 @@ async def rewrap(request: Request, body: RewrapRequest) -> Response:
     )
 
 
+@router.get("/members", dependencies=[Depends(deps.needs("sys:members"))])
+async def members(request: Request) -> Response:
+    """The nodes of the cluster (``keysafe operator members``): id, address, version,
+    seal state, last heartbeat, and ``up`` or ``down``."""
+    svc = deps.services(request)
+    found = await anyio.to_thread.run_sync(svc.nodes.members)
+    await _audit_sys(request, "sys:members", f"{len(found)} nodes")
+    return json_response({"members": [m.as_json() for m in found]})
+
+
 @router.post("/generate-root", dependencies=[Depends(deps.anonymous_route("generate-root"))])
 async def generate_root(request: Request, body: GenerateRootRequest) -> Response:
     """A new root token for holders of the unseal key or a threshold of shares."""

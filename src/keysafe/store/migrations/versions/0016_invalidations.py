@@ -1,8 +1,8 @@
 """Cache invalidations polled by the workers of a SQLite node (PostgreSQL nodes use
 LISTEN/NOTIFY, Redis deployments pub/sub; the table is then simply unused).
 
-Revision ID: 0020
-Revises: 0014
+Revision ID: 0016
+Revises: 0015
 """
 
 from __future__ import annotations
@@ -10,8 +10,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0020"
-down_revision = "0014"
+revision = "0016"
+down_revision = "0015"
 branch_labels = None
 depends_on = None
 
