@@ -19,6 +19,7 @@ from keysafe import __version__
 from keysafe.config import Settings, load_settings
 from keysafe.errors import NotInitialized, Sealed
 from keysafe.server import problems
+from keysafe.server.jsongate import JsonGate
 from keysafe.server.services import Services, build_services, read_unseal_key
 
 log = logging.getLogger("keysafe.server")
@@ -58,18 +59,8 @@ class SealGate:
                 if initialized
                 else NotInitialized("the vault is not initialised; run `keysafe operator init`")
             )
-            vault = scope["path"].startswith("/v1/")
-            body = orjson.dumps(
-                {"errors": [error.detail]} if vault else error.to_problem(instance=scope["path"])
-            )
-            ctype = b"application/json" if vault else problems.PROBLEM_JSON.encode()
-            await send(
-                {
-                    "type": "http.response.start",
-                    "status": 503,
-                    "headers": [(b"content-type", ctype), (b"content-length", b"%d" % len(body))],
-                }
-            )
+            status, headers, body = problems.raw_reply(scope["path"], error)
+            await send({"type": "http.response.start", "status": status, "headers": headers})
             await send({"type": "http.response.body", "body": body})
             return
         await self.app(scope, receive, send)
@@ -149,6 +140,8 @@ def create_app(settings: Settings, *, services: Services | None = None) -> FastA
     problems.install(app)
     for router in api_routers():
         app.include_router(router)
+    # Innermost first: the seal gate answers before any body is read or checked.
+    app.add_middleware(JsonGate)
     app.add_middleware(SealGate, services=svc)
     return app
 

@@ -35,6 +35,19 @@ def rate_limit_headers(error: RateLimited) -> dict[str, str]:
     return headers
 
 
+def raw_reply(path: str, error: KeysafeError) -> tuple[int, list[tuple[bytes, bytes]], bytes]:
+    """(status, headers, body) of ``error`` for pure ASGI layers that answer before the
+    router: Vault's ``{"errors"}`` on ``/v1``, a problem document elsewhere."""
+    if path.startswith("/v1/"):
+        body, ctype = orjson.dumps({"errors": [error.detail]}), b"application/json"
+    else:
+        body, ctype = orjson.dumps(error.to_problem(instance=path)), PROBLEM_JSON.encode()
+    headers = [(b"content-type", ctype), (b"content-length", b"%d" % len(body))]
+    if isinstance(error, RateLimited):
+        headers += [(k.lower().encode(), v.encode()) for k, v in rate_limit_headers(error).items()]
+    return error.status, headers, body
+
+
 def problem_response(request: Request, error: KeysafeError) -> Response:
     headers = rate_limit_headers(error) if isinstance(error, RateLimited) else None
     if request.url.path.startswith("/v1/"):

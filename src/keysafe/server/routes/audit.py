@@ -7,6 +7,7 @@ from fastapi import APIRouter, Depends, Query, Request
 from starlette.responses import Response
 
 from keysafe.server import deps
+from keysafe.server.params import CursorQuery
 from keysafe.server.routes.sys import json_response
 
 router = APIRouter(prefix="/api/v1/audit", tags=["audit"])
@@ -27,7 +28,7 @@ async def verify(request: Request, source: str = "db") -> Response:
 
 @router.get("/events", dependencies=[Depends(deps.needs("audit:read"))])
 async def events(
-    request: Request, after: int = Query(0, ge=0), limit: int = Query(100, ge=1, le=1000)
+    request: Request, after: CursorQuery = 0, limit: int = Query(100, ge=1, le=1000)
 ) -> Response:
     await deps.needs_context(request, "audit:read")
     svc = deps.services(request)

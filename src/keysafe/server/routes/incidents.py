@@ -19,6 +19,7 @@ from keysafe.audit.models import OUTCOME_OK
 from keysafe.incident.report import report_json, report_markdown
 from keysafe.incident.resolve import Finding, Named
 from keysafe.server import deps
+from keysafe.server.params import Counter
 from keysafe.server.routes.sys import json_response
 
 router = APIRouter(prefix="/api/v1", tags=["incidents"])
@@ -33,7 +34,7 @@ class FindingBody(BaseModel):
     secret: str = Field(min_length=1, max_length=8192)
     rule: str = Field("", max_length=128)
     file: str = Field("", max_length=1024)
-    line: int = Field(0, ge=0)
+    line: Counter = 0
 
 
 class OpenBody(BaseModel):

@@ -13,6 +13,7 @@ from pydantic import BaseModel, Field
 from starlette.responses import Response
 
 from keysafe.server import deps
+from keysafe.server.params import PositiveSeconds, Seconds
 from keysafe.server.routes.sys import json_response
 
 router = APIRouter(prefix="/api/v1/rotation", tags=["rotation"])
@@ -21,8 +22,8 @@ router = APIRouter(prefix="/api/v1/rotation", tags=["rotation"])
 class PolicyBody(BaseModel):
     rotator: str = Field(max_length=64, description="random, apikey, webhook, command, ...")
     options: dict[str, str] = Field(default_factory=dict, description="the rotator's options")
-    every_seconds: int = Field(description="interval between rotations")
-    grace_seconds: int = Field(0, description="how long the previous value stays valid")
+    every_seconds: PositiveSeconds = Field(description="interval between rotations")
+    grace_seconds: Seconds = Field(0, description="how long the previous value stays valid")
 
 
 @router.get("/policies", dependencies=[Depends(deps.authenticated)])

@@ -14,6 +14,7 @@ from starlette.responses import Response
 
 from keysafe.errors import InvalidInput, NotFound
 from keysafe.server import deps
+from keysafe.server.params import Counter, Version, VersionList, VersionQuery, VersionsQuery
 from keysafe.server.routes.sys import json_response
 
 router = APIRouter(prefix="/api/v1/secrets", tags=["secrets"])
@@ -21,15 +22,15 @@ router = APIRouter(prefix="/api/v1/secrets", tags=["secrets"])
 
 class SecretWrite(BaseModel):
     value: str
-    cas: int | None = Field(None, ge=0, description="write only if the current version is this")
+    cas: Counter | None = Field(None, description="write only if the current version is this")
 
 
 class Rollback(BaseModel):
-    version: int = Field(ge=1)
+    version: Version
 
 
 class Versions(BaseModel):
-    versions: list[int] | None = None
+    versions: VersionList | None = None
 
 
 class MetadataPatch(BaseModel):
@@ -64,7 +65,7 @@ async def list_secrets(
 async def read_secret(
     request: Request,
     path: str,
-    version: Annotated[int | None, Query(ge=1)] = None,
+    version: VersionQuery = None,
     label: Annotated[str | None, Query(description="current, pending or previous")] = None,
 ) -> Response:
     """The current value (or ``?version=N``, or ``?label=current|pending|previous`` of
@@ -136,9 +137,7 @@ async def secret_action(request: Request, path: str) -> Response:
 
 
 @router.delete("/{path:path}", dependencies=[Depends(deps.authenticated)])
-async def delete_secret(
-    request: Request, path: str, version: Annotated[list[int] | None, Query()] = None
-) -> Response:
+async def delete_secret(request: Request, path: str, version: VersionsQuery = None) -> Response:
     """Soft delete: the latest version, or ``?version=N`` (repeatable)."""
     ctx = await deps.context(request)
     await deps.services(request).secrets.delete(ctx, path, version)

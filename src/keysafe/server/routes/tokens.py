@@ -11,6 +11,7 @@ from starlette.responses import Response
 
 from keysafe.secrets.paths import validate_prefix
 from keysafe.server import deps
+from keysafe.server.params import PositiveSeconds
 from keysafe.server.routes.sys import json_response
 
 router = APIRouter(prefix="/api/v1/tokens", tags=["tokens"])
@@ -19,7 +20,7 @@ router = APIRouter(prefix="/api/v1/tokens", tags=["tokens"])
 class TokenCreate(BaseModel):
     prefix: str = Field("", max_length=512)
     mode: Literal["read", "write"] = "read"
-    ttl_seconds: int | None = Field(3600, ge=1)
+    ttl_seconds: PositiveSeconds | None = 3600
     description: str = Field("", max_length=1024)
     # Policy names: a policy-bound token (mode and prefix are then ignored).
     policies: list[str] = Field(default_factory=list, max_length=64)

@@ -17,6 +17,7 @@ from starlette.responses import Response
 from keysafe import __version__
 from keysafe.errors import InvalidInput
 from keysafe.server import deps
+from keysafe.server.params import VersionQuery
 from keysafe.server.routes.oauth import exchange_key
 from keysafe.server.routes.sys import json_response
 from keysafe.timefmt import iso_us
@@ -119,7 +120,7 @@ async def approle_login(request: Request, body: AppRoleLogin) -> Response:
 
 
 @router.get("/secret/data/{path:path}", dependencies=[Depends(deps.authenticated)])
-async def kv_read(request: Request, path: str, version: int | None = None) -> Response:
+async def kv_read(request: Request, path: str, version: VersionQuery = None) -> Response:
     ctx = await deps.context(request)
     value = await deps.services(request).secrets.read(ctx, path, version)
     meta = value.metadata
