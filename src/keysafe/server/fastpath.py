@@ -34,7 +34,8 @@ from keysafe.server.services import Services
 log = logging.getLogger("keysafe.server")
 
 _PREFIX = "/api/v1/secrets/"
-_JSON = [(b"content-type", b"application/json")]
+# Values are secrets: no cache may keep them (as ``routes.sys.json_response``).
+_JSON = [(b"content-type", b"application/json"), (b"cache-control", b"no-store")]
 _PROBLEM = [(b"content-type", PROBLEM_JSON.encode())]
 
 

@@ -6,10 +6,11 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import Query
+from fastapi import Path, Query
 from pydantic import Field
 
 from keysafe.bounds import INT64_MAX, MAX_SECONDS, MAX_VERSION, MAX_VERSIONS_PER_REQUEST
+from keysafe.secrets.paths import MAX_PATH_LENGTH
 
 # In bodies.
 Version = Annotated[int, Field(ge=1, le=MAX_VERSION, description="a version number")]
@@ -27,3 +28,15 @@ VersionsQuery = Annotated[
     Query(max_length=MAX_VERSIONS_PER_REQUEST, description="version numbers (repeatable)"),
 ]
 CursorQuery = Annotated[int, Query(ge=0, le=INT64_MAX, description="resume after this id")]
+
+# A secret path as ``keysafe.secrets.paths.validate_path`` accepts it (reserved folders
+# aside): segments of letters, digits, ``_``, ``.`` and ``-`` joined by ``/``.
+PATH_PATTERN = r"^[A-Za-z0-9_.\-]+(/[A-Za-z0-9_.\-]+)*$"
+SecretPath = Annotated[
+    str,
+    Path(
+        pattern=PATH_PATTERN,
+        max_length=MAX_PATH_LENGTH,
+        description="a secret path such as payments/prod/STRIPE_KEY",
+    ),
+]

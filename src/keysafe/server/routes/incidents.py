@@ -47,7 +47,7 @@ class OpenBody(BaseModel):
     dry_run: bool = False
 
 
-@router.post("/incidents", dependencies=[Depends(deps.needs("incident:open"))])
+@router.post("/incidents", status_code=201, dependencies=[Depends(deps.needs("incident:open"))])
 async def open_incident(request: Request, body: OpenBody) -> Response:
     """Open an incident and run its playbook; with ``dry_run`` only show the plan."""
     ctx = await deps.needs_context(request, "incident:open")
@@ -116,7 +116,14 @@ async def show_incident(request: Request, incident_id: str) -> Response:
 
 
 @router.get(
-    "/incidents/{incident_id}/report", dependencies=[Depends(deps.needs("incident:report"))]
+    "/incidents/{incident_id}/report",
+    dependencies=[Depends(deps.needs("incident:report"))],
+    responses={
+        200: {
+            "description": "JSON, or Markdown with ?format=md",
+            "content": {"text/markdown": {"schema": {"type": "string"}}},
+        }
+    },
 )
 async def incident_report(
     request: Request,

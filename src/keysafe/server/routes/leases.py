@@ -113,7 +113,11 @@ async def read_role(request: Request, name: str) -> Response:
     return json_response((await anyio.to_thread.run_sync(svc.leases.role, name)).to_json())
 
 
-@router.delete("/creds/roles/{name:path}", dependencies=[Depends(deps.needs("creds:role-delete"))])
+@router.delete(
+    "/creds/roles/{name:path}",
+    status_code=204,
+    dependencies=[Depends(deps.needs("creds:role-delete"))],
+)
 async def delete_role(request: Request, name: str) -> Response:
     """Delete a role; 409 while it has live leases."""
     await deps.needs_context(request, "creds:role-delete")
@@ -129,7 +133,7 @@ async def delete_role(request: Request, name: str) -> Response:
 # -- credentials and leases -------------------------------------------------------------
 
 
-@router.post("/creds/{name:path}", dependencies=[Depends(deps.authenticated)])
+@router.post("/creds/{name:path}", status_code=201, dependencies=[Depends(deps.authenticated)])
 async def issue(request: Request, name: str, body: IssueBody | None = None) -> Response:
     """A new login with its lease: ``{username, password, lease_id, expires_at, ...}``.
     The password is in this answer only."""

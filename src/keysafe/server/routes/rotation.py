@@ -56,7 +56,7 @@ async def get_policy(request: Request, path: str) -> Response:
     return json_response(await deps.services(request).rotation.get_policy(ctx, path))
 
 
-@router.delete("/policies/{path:path}", dependencies=[Depends(deps.authenticated)])
+@router.delete("/policies/{path:path}", status_code=204, dependencies=[Depends(deps.authenticated)])
 async def delete_policy(request: Request, path: str) -> Response:
     """Stop rotating a secret (409 while a rotation of it is in flight)."""
     ctx = await deps.context(request)

@@ -17,8 +17,15 @@ from keysafe.server import deps
 router = APIRouter(prefix="/api/v1/sys", tags=["sys"])
 
 
+# API answers may carry secrets (values, tokens, keys, shares): no cache may keep them.
+NO_STORE = {"Cache-Control": "no-store"}
+
+
 def json_response(doc: Any, status: int = 200) -> Response:
-    return Response(orjson.dumps(doc), status_code=status, media_type="application/json")
+    """``doc`` as JSON, never cached (``Cache-Control: no-store``)."""
+    return Response(
+        orjson.dumps(doc), status_code=status, media_type="application/json", headers=NO_STORE
+    )
 
 
 class InitRequest(BaseModel):
@@ -41,7 +48,19 @@ class RewrapRequest(BaseModel):
     batch: int = Field(500, ge=1, le=10_000)
 
 
-@router.get("/health")
+class Health(BaseModel):
+    initialized: bool
+    sealed: bool
+    version: str
+
+
+@router.get(
+    "/health",
+    responses={
+        200: {"model": Health},
+        503: {"model": Health, "description": "Sealed or not initialised"},
+    },
+)
 async def health(request: Request) -> Response:
     """Liveness and seal state. 200 unsealed, 503 sealed or not initialised."""
     svc = deps.services(request)

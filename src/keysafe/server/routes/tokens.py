@@ -84,7 +84,7 @@ async def token_self(request: Request) -> Response:
     return json_response(await anyio.to_thread.run_sync(svc.tokens.get, ctx.principal.token_id))
 
 
-@router.delete("/{token_id}", dependencies=[Depends(deps.needs("token:revoke"))])
+@router.delete("/{token_id}", status_code=204, dependencies=[Depends(deps.needs("token:revoke"))])
 async def revoke_token(request: Request, token_id: str) -> Response:
     await deps.needs_context(request, "token:revoke")
     svc = deps.services(request)

@@ -38,7 +38,22 @@ def _as_object(value: str) -> dict[str, Any]:
     return doc if isinstance(doc, dict) else {"value": value}
 
 
-@router.get("/sys/health")
+class VaultHealth(BaseModel):
+    initialized: bool
+    sealed: bool
+    standby: bool
+    version: str
+    cluster_name: str
+
+
+@router.get(
+    "/sys/health",
+    responses={
+        200: {"model": VaultHealth},
+        501: {"model": VaultHealth, "description": "Not initialised"},
+        503: {"model": VaultHealth, "description": "Sealed"},
+    },
+)
 async def health(request: Request) -> Response:
     svc = deps.services(request)
     initialized = svc.system.seal_config() is not None
@@ -170,7 +185,9 @@ async def kv_write(request: Request, path: str, body: KvWrite) -> Response:
     )
 
 
-@router.delete("/secret/data/{path:path}", dependencies=[Depends(deps.authenticated)])
+@router.delete(
+    "/secret/data/{path:path}", status_code=204, dependencies=[Depends(deps.authenticated)]
+)
 async def kv_delete(request: Request, path: str) -> Response:
     ctx = await deps.context(request)
     await deps.services(request).secrets.delete(ctx, path, None)
