@@ -18,8 +18,9 @@ from keysafe.errors import InvalidInput
 
 INT64_MIN = -(2**63)
 INT64_MAX = 2**63 - 1
-# Versions, counters and ids: positive and storable.
-MAX_VERSION = INT64_MAX
+# Versions are 32-bit columns (PostgreSQL ``integer``): a secret keeps at most 1,000
+# of them, so two billion is never reached by anything but a mistake.
+MAX_VERSION = 2**31 - 1
 # Durations given in seconds (TTLs, grace, intervals): a century is more than any
 # credential or schedule needs, and microseconds of it still fit in 64 bits.
 MAX_SECONDS = 100 * 366 * 86400

@@ -5,6 +5,7 @@ declare. Operations added later are fuzzed without anyone listing them here."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -79,7 +80,8 @@ def _fuzz(
                 parts = getattr(exc, "exceptions", [exc])
                 text = "; ".join(f"{type(e).__name__}: {e}" for e in parts)
                 failures.append(
-                    f"{case.method} {case.formatted_path} -> {response.status_code}: {text[:1500]}"
+                    f"{case.method} {case.formatted_path} -> {response.status_code}"
+                    f" {response.text[:300]!r}: {text[:1500]}"
                 )
             if after is not None:
                 after()
@@ -102,12 +104,19 @@ def test_schemathesis_finds_nothing(server: ServerProc) -> None:
     operations = [result.ok() for result in schema.get_all_operations()]
     assert len(operations) > 80
 
-    def unseal() -> None:  # sealing would stop every later case short at 503
+    def unseal() -> None:
+        """Sealing would stop every later case short at 503: unseal, and wait out the
+        server's seal poller (every 0.5 s), which may still act on the sealed flag."""
         session.post(
             f"{server.base_url}/api/v1/sys/unseal",
             json={"key": server.vault.unseal_key},
             timeout=30,
         )
+        time.sleep(1.2)
+        for _ in range(100):
+            if session.get(f"{server.base_url}/api/v1/sys/health", timeout=30).ok:
+                return
+            time.sleep(0.1)
 
     failures: list[str] = []
     for operation in operations:

@@ -12,10 +12,10 @@ from fastapi import APIRouter, Depends, Query, Request
 from pydantic import BaseModel, Field
 from starlette.responses import Response
 
+from keysafe.bounds import MAX_VERSION
 from keysafe.errors import InvalidInput, NotFound
 from keysafe.server import deps
 from keysafe.server.params import (
-    Counter,
     SecretPath,
     Version,
     VersionList,
@@ -29,7 +29,9 @@ router = APIRouter(prefix="/api/v1/secrets", tags=["secrets"])
 
 class SecretWrite(BaseModel):
     value: str
-    cas: Counter | None = Field(None, description="write only if the current version is this")
+    cas: int | None = Field(
+        None, ge=0, le=MAX_VERSION, description="write only if the current version is this"
+    )
 
 
 class Rollback(BaseModel):

@@ -48,6 +48,32 @@ class RewrapRequest(BaseModel):
     batch: int = Field(500, ge=1, le=10_000)
 
 
+class SealStatus(BaseModel):
+    initialized: bool
+    sealed: bool
+    threshold: int
+    shares: int
+    progress: int
+    unseal_mode: str | None
+
+
+class InitReply(BaseModel):
+    """Shown once: the unseal shares (or key) and the root token."""
+
+    shares: list[str]
+    root_token: str
+
+
+class KeyringVersion(BaseModel):
+    keyring_version: int
+
+
+class RewrapReply(KeyringVersion):
+    rewrapped: int
+    remaining: int
+    total: int
+
+
 class Health(BaseModel):
     initialized: bool
     sealed: bool
@@ -70,12 +96,12 @@ async def health(request: Request) -> Response:
     return json_response(doc, 200 if initialized and not sealed else 503)
 
 
-@router.get("/seal-status")
+@router.get("/seal-status", responses={200: {"model": SealStatus}})
 async def seal_status(request: Request) -> Response:
     return json_response(deps.services(request).system.status())
 
 
-@router.post("/init")
+@router.post("/init", responses={200: {"model": InitReply}})
 async def init(request: Request, body: InitRequest) -> Response:
     svc = deps.services(request)
     result = await anyio.to_thread.run_sync(
@@ -84,7 +110,7 @@ async def init(request: Request, body: InitRequest) -> Response:
     return json_response({"shares": result.shares, "root_token": result.root_token})
 
 
-@router.post("/unseal")
+@router.post("/unseal", responses={200: {"model": SealStatus}})
 async def unseal(request: Request, body: UnsealRequest) -> Response:
     svc = deps.services(request)
     if body.reset:
@@ -107,14 +133,22 @@ async def _audit_sys(request: Request, operation: str, detail: str = "") -> None
     )
 
 
-@router.post("/seal", dependencies=[Depends(deps.needs("sys:seal"))])
+@router.post(
+    "/seal",
+    dependencies=[Depends(deps.needs("sys:seal"))],
+    responses={200: {"model": SealStatus}},
+)
 async def seal(request: Request) -> Response:
     await _audit_sys(request, "sys:seal")
     svc = deps.services(request)
     return json_response(await anyio.to_thread.run_sync(svc.system.seal))
 
 
-@router.post("/rotate-key", dependencies=[Depends(deps.needs("sys:rotate-key"))])
+@router.post(
+    "/rotate-key",
+    dependencies=[Depends(deps.needs("sys:rotate-key"))],
+    responses={200: {"model": KeyringVersion}},
+)
 async def rotate_key(request: Request) -> Response:
     await deps.needs_context(request, "sys:rotate-key")
     svc = deps.services(request)
@@ -123,7 +157,11 @@ async def rotate_key(request: Request) -> Response:
     return json_response({"keyring_version": version})
 
 
-@router.post("/rewrap", dependencies=[Depends(deps.needs("sys:rewrap"))])
+@router.post(
+    "/rewrap",
+    dependencies=[Depends(deps.needs("sys:rewrap"))],
+    responses={200: {"model": RewrapReply}},
+)
 async def rewrap(request: Request, body: RewrapRequest) -> Response:
     await deps.needs_context(request, "sys:rewrap")
     svc = deps.services(request)

@@ -30,6 +30,67 @@ class KvWrite(BaseModel):
     options: dict[str, Any] = {}
 
 
+class KvVersion(BaseModel):
+    created_time: str | None
+    version: int
+    deletion_time: str
+    destroyed: bool
+
+
+class KvVersionMetadata(KvVersion):
+    custom_metadata: dict[str, str] | None
+
+
+class KvData(BaseModel):
+    data: dict[str, Any]
+    metadata: KvVersionMetadata
+
+
+class KvReadReply(BaseModel):
+    """Vault's KV v2 read answer."""
+
+    data: KvData
+
+
+class KvWriteReply(BaseModel):
+    data: KvVersion
+
+
+class TokenInfo(BaseModel):
+    accessor: str
+    id: str
+    policies: list[str]
+    expire_time: str | None
+    renewable: bool
+
+
+class LookupSelfReply(BaseModel):
+    data: TokenInfo
+
+
+class LoginAuth(BaseModel):
+    client_token: str
+    accessor: str
+    policies: list[str]
+    token_policies: list[str]
+    lease_duration: int
+    renewable: bool
+
+
+class LoginReply(BaseModel):
+    auth: LoginAuth
+
+
+class VaultSealStatus(BaseModel):
+    type: str
+    initialized: bool
+    sealed: bool
+    t: int | None
+    n: int | None
+    progress: int
+    version: str
+
+
 def _as_object(value: str) -> dict[str, Any]:
     try:
         doc = orjson.loads(value)
@@ -69,7 +130,7 @@ async def health(request: Request) -> Response:
     return json_response(doc, status)
 
 
-@router.get("/sys/seal-status")
+@router.get("/sys/seal-status", responses={200: {"model": VaultSealStatus}})
 async def seal_status(request: Request) -> Response:
     status = deps.services(request).system.status()
     return json_response(
@@ -85,7 +146,11 @@ async def seal_status(request: Request) -> Response:
     )
 
 
-@router.get("/auth/token/lookup-self", dependencies=[Depends(deps.authenticated)])
+@router.get(
+    "/auth/token/lookup-self",
+    dependencies=[Depends(deps.authenticated)],
+    responses={200: {"model": LookupSelfReply}},
+)
 async def lookup_self(request: Request) -> Response:
     ctx = await deps.context(request)
     p = ctx.principal
@@ -107,7 +172,7 @@ class AppRoleLogin(BaseModel):
     secret_id: str = Field(max_length=256)
 
 
-@router.post("/auth/approle/login")
+@router.post("/auth/approle/login", responses={200: {"model": LoginReply}})
 async def approle_login(request: Request, body: AppRoleLogin) -> Response:
     """AppRole-style login for Vault clients: ``role_id`` is an API key's id and
     ``secret_id`` the key itself; the reply's ``client_token`` is a short-lived access
@@ -134,7 +199,11 @@ async def approle_login(request: Request, body: AppRoleLogin) -> Response:
     )
 
 
-@router.get("/secret/data/{path:path}", dependencies=[Depends(deps.authenticated)])
+@router.get(
+    "/secret/data/{path:path}",
+    dependencies=[Depends(deps.authenticated)],
+    responses={200: {"model": KvReadReply}},
+)
 async def kv_read(request: Request, path: str, version: VersionQuery = None) -> Response:
     ctx = await deps.context(request)
     value = await deps.services(request).secrets.read(ctx, path, version)
@@ -159,6 +228,7 @@ async def kv_read(request: Request, path: str, version: VersionQuery = None) -> 
     "/secret/data/{path:path}",
     operation_id="vault_kv_write",
     dependencies=[Depends(deps.authenticated)],
+    responses={200: {"model": KvWriteReply}},
 )
 @router.put(
     "/secret/data/{path:path}",
