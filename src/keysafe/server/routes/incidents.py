@@ -47,7 +47,17 @@ class OpenBody(BaseModel):
     dry_run: bool = False
 
 
-@router.post("/incidents", status_code=201, dependencies=[Depends(deps.needs("incident:open"))])
+@router.post(
+    "/incidents",
+    status_code=201,
+    dependencies=[Depends(deps.needs("incident:open"))],
+    responses={
+        200: {
+            "description": "dry_run: the plan, nothing done",
+            "content": {"application/json": {"schema": {"type": "object"}}},
+        }
+    },
+)
 async def open_incident(request: Request, body: OpenBody) -> Response:
     """Open an incident and run its playbook; with ``dry_run`` only show the plan."""
     ctx = await deps.needs_context(request, "incident:open")
