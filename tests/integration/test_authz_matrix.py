@@ -38,6 +38,10 @@ PUBLIC_ROUTES = {
     ("POST", "/api/v1/auth/login"),  # proof is the password and second factor (throttled)
     ("GET", "/v1/sys/health"),
     ("GET", "/v1/sys/seal-status"),
+    # The API's documentation: the same for everyone, and readable while sealed.
+    ("GET", "/api/v1/docs"),
+    ("GET", "/api/v1/docs/start.js"),
+    ("GET", "/api/v1/docs/assets/{name}"),
 }
 
 # "Who am I" routes: any live credential may describe itself, whatever its policies.
@@ -97,6 +101,9 @@ BODIES: dict[tuple[str, str], object] = {
     ("PUT", "/api/v1/secrets/{path:path}"): {"value": "x"},
     ("PATCH", "/api/v1/secrets/{path:path}"): {"owner": "me"},
     ("POST", "/api/v1/secrets/{path:path}"): {},
+    ("PATCH", "/api/v1/secrets/{path:path}:metadata"): {"owner": "me"},
+    ("POST", "/api/v1/secrets/{path:path}:rollback"): {"version": 1},
+    ("POST", "/api/v1/secrets/{path:path}:destroy"): {"versions": [1]},
     ("POST", "/api/v1/tokens"): {"policies": ["all"]},
     ("PUT", "/api/v1/policies/{name}"): {
         "text": '[[rule]]\npath = "a/*"\ncapabilities = ["read"]\n'

@@ -33,6 +33,7 @@ from sqlalchemy import Connection, Engine, insert, select, update
 
 from keysafe.access.models import Principal
 from keysafe.access.policy_store import check_held_names, check_policies_exist
+from keysafe.bounds import MAX_SECONDS
 from keysafe.clock import Clock
 from keysafe.crypto import keyformat
 from keysafe.errors import Conflict, Forbidden, InvalidInput, NotFound, Unauthenticated
@@ -83,12 +84,18 @@ def parse_cidrs(values: Iterable[str]) -> tuple[IpNetwork, ...]:
 
 
 def parse_duration(text: str) -> int:
-    """``90s``, ``15m``, ``24h``, ``90d`` to seconds. Raises InvalidInput."""
+    """``90s``, ``15m``, ``24h``, ``90d`` to seconds, at most ``MAX_SECONDS`` (a
+    century). Raises InvalidInput."""
     units = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
     text = text.strip()
-    if len(text) < 2 or text[-1] not in units or not text[:-1].isdigit():
-        raise InvalidInput(f"{text!r} is not a duration such as 90s, 15m, 24h or 90d")
-    return int(text[:-1]) * units[text[-1]]
+    # isdigit() admits other scripts' digits that int() reads; only ASCII is a number here.
+    number = text[:-1]
+    if len(text) < 2 or text[-1] not in units or not (number.isascii() and number.isdigit()):
+        raise InvalidInput(f"{text[:64]!r} is not a duration such as 90s, 15m, 24h or 90d")
+    # Compare digit counts first: int() of thousands of digits is itself slow.
+    if len(number.lstrip("0")) > 12 or int(number) * units[text[-1]] > MAX_SECONDS:
+        raise InvalidInput(f"{text[:64]!r} is longer than {MAX_SECONDS // 86400} days")
+    return int(number) * units[text[-1]]
 
 
 class KeyService:

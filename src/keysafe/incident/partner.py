@@ -31,7 +31,7 @@ from keysafe.crypto.signatures import PartnerKeys, SignatureInvalid
 from keysafe.errors import Conflict, InvalidInput, Unauthenticated
 from keysafe.store.engine import write_txn
 from keysafe.store.tables_incidents import leak_report_digests
-from keysafe.timefmt import parse_iso_us
+from keysafe.timefmt import MAX_US, MIN_US, parse_iso_us
 
 MAX_REPORT_BYTES = 256 * 1024
 MAX_MATCHES = 100
@@ -177,6 +177,8 @@ def _parse(body: bytes) -> tuple[list[PartnerMatch], int | None]:
 
 def _timestamp(value: Any) -> int:
     if isinstance(value, int | float) and not isinstance(value, bool):
+        if not MIN_US <= value * 1_000_000 <= MAX_US:  # NaN fails this too
+            raise InvalidInput("a timestamp lies in years 1 to 9999")
         return int(value * 1_000_000)
     if isinstance(value, str):
         try:

@@ -29,6 +29,7 @@ from keysafe.access.models import (
 )
 from keysafe.audit.models import OUTCOME_DENIED, OUTCOME_ERROR, OUTCOME_OK, AuditEvent
 from keysafe.audit.service import AuditLog
+from keysafe.bounds import MAX_VERSION, check_text, check_version, check_versions
 from keysafe.clock import Clock
 from keysafe.crypto.barrier import Barrier
 from keysafe.crypto.envelope import DecryptionFailed
@@ -242,6 +243,7 @@ class SecretsService:
     async def read(self, ctx: RequestContext, path: str, version: int | None = None) -> SecretValue:
         """The value of ``path`` at ``version`` (default current)."""
         validate_path(path)
+        check_version(version)
         await self._authorize(ctx, "read", "secret:read", path)
         return await self._audited(
             ctx, "secret:read", path, lambda: self._read(path, version), thread=False
@@ -420,10 +422,10 @@ class SecretsService:
     ) -> WriteResult:
         """Store ``value`` as a new version; with ``cas`` only if the current version is it."""
         validate_path(path)
-        size = len(value.encode())
+        size = len(check_text(value, "value").encode())
         if size > self._max_value_bytes:
             raise ValueTooLarge(f"the value is {size} bytes; the limit is {self._max_value_bytes}")
-        if cas is not None and cas < 0:
+        if cas is not None and not 0 <= cas <= MAX_VERSION:
             raise InvalidInput("cas must be 0 (create only) or a version number")
         await self._authorize(ctx, "write", "secret:write", path)
         return await self._audited(
@@ -441,7 +443,7 @@ class SecretsService:
         service whose own rows must change atomically with the secret. The caller has
         authorised ``ctx``; CasMismatch rolls back with the caller's transaction."""
         validate_path(path)
-        size = len(value.encode())
+        size = len(check_text(value, "value").encode())
         if size > self._max_value_bytes:
             raise ValueTooLarge(f"the value is {size} bytes; the limit is {self._max_value_bytes}")
         return self._write(conn, ctx, path, value, cas, "secret:write", "")
@@ -524,6 +526,7 @@ class SecretsService:
     async def rollback(self, ctx: RequestContext, path: str, version: int) -> WriteResult:
         """A new version whose value equals ``version``'s."""
         validate_path(path)
+        check_version(version)
         await self._authorize(ctx, "write", "secret:rollback", path)
 
         def run(conn: Connection) -> WriteResult:
@@ -540,14 +543,17 @@ class SecretsService:
         validate_path(path)
         values: dict[str, Any] = {}
         if (desc := changes.get("description")) is not None:
-            values["description"] = str(desc)[:4096]
+            values["description"] = check_text(str(desc), "description")[:4096]
         if (owner := changes.get("owner")) is not None:
-            values["owner"] = str(owner)[:256]
+            values["owner"] = check_text(str(owner), "owner")[:256]
         if (tags := changes.get("tags")) is not None:
             if not isinstance(tags, dict) or not all(
                 isinstance(k, str) and isinstance(v, str) for k, v in tags.items()
             ):
                 raise InvalidInput("tags must be an object of string keys and string values")
+            for key, tag in tags.items():
+                check_text(key, "tags")
+                check_text(tag, "tags")
             values["tags"] = orjson.dumps(tags, option=orjson.OPT_SORT_KEYS).decode()
         if "expires_at" in changes:
             raw = changes["expires_at"]
@@ -608,6 +614,7 @@ class SecretsService:
         self, ctx: RequestContext, path: str, versions: list[int] | None, capability: str, op: str
     ) -> None:
         validate_path(path)
+        check_versions(versions)
         await self._authorize(ctx, capability, op, path)
 
         def run(conn: Connection) -> None:

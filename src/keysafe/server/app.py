@@ -20,6 +20,9 @@ from keysafe.audit.service import CHECKPOINT_LOGGER
 from keysafe.config import Settings, load_settings
 from keysafe.errors import NotInitialized, Sealed
 from keysafe.server import problems
+from keysafe.server.jsongate import JsonGate
+from keysafe.server.openapi import ContractApp, operation_id
+from keysafe.server.routes.docs import OPENAPI_URL
 from keysafe.server.services import (
     Services,
     build_services,
@@ -41,8 +44,13 @@ _OPEN_WHILE_SEALED = frozenset(
         "/api/v1/sys/unseal",
         "/v1/sys/health",
         "/v1/sys/seal-status",
+        # The contract and its docs: what an operator reads to learn how to unseal.
+        "/api/v1/openapi.json",
+        "/api/v1/docs",
+        "/api/v1/docs/start.js",
     }
 )
+_OPEN_PREFIX_WHILE_SEALED = "/api/v1/docs/assets/"
 
 
 class SealGate:
@@ -57,6 +65,7 @@ class SealGate:
             scope["type"] == "http"
             and self.services.barrier.sealed
             and scope["path"] not in _OPEN_WHILE_SEALED
+            and not scope["path"].startswith(_OPEN_PREFIX_WHILE_SEALED)
         ):
             initialized = self.services.system.seal_config() is not None
             error = (
@@ -64,18 +73,8 @@ class SealGate:
                 if initialized
                 else NotInitialized("the vault is not initialised; run `keysafe operator init`")
             )
-            vault = scope["path"].startswith("/v1/")
-            body = orjson.dumps(
-                {"errors": [error.detail]} if vault else error.to_problem(instance=scope["path"])
-            )
-            ctype = b"application/json" if vault else problems.PROBLEM_JSON.encode()
-            await send(
-                {
-                    "type": "http.response.start",
-                    "status": 503,
-                    "headers": [(b"content-type", ctype), (b"content-length", b"%d" % len(body))],
-                }
-            )
+            status, headers, body = problems.raw_reply(scope["path"], error)
+            await send({"type": "http.response.start", "status": status, "headers": headers})
             await send({"type": "http.response.body", "body": body})
             return
         await self.app(scope, receive, send)
@@ -83,7 +82,7 @@ class SealGate:
 
 def api_routers() -> list[APIRouter]:
     """Every router the application mounts (the route table tests walk)."""
-    from keysafe.server.routes import access, audit, leaks, oauth, secrets, sys, tokens, vault
+    from keysafe.server.routes import access, audit, docs, leaks, oauth, secrets, sys, tokens, vault
     from keysafe.server.routes import alerts as alert_routes
     from keysafe.server.routes import incidents as incident_routes
     from keysafe.server.routes import leases as lease_routes
@@ -110,6 +109,7 @@ def api_routers() -> list[APIRouter]:
             user_routes,
             usage_routes,
             rotation_routes,
+            docs,
         )
     ]
 
@@ -141,12 +141,13 @@ def create_app(settings: Settings, *, services: Services | None = None) -> FastA
                 svc.metrics.flush()
             svc.close()
 
-    app = FastAPI(
+    app = ContractApp(
         title="keysafe",
         version=__version__,
-        openapi_url="/api/v1/openapi.json",
-        docs_url="/api/v1/docs",
+        openapi_url=OPENAPI_URL,
+        docs_url=None,  # served from packaged assets: keysafe.server.routes.docs
         redoc_url=None,
+        generate_unique_id_function=operation_id,
         lifespan=lifespan,
         # Refuse huge bodies before parsing them; JSON escaping may inflate a value
         # (``\u0000`` is six bytes for one), hence the margin over the value limit.
@@ -156,6 +157,8 @@ def create_app(settings: Settings, *, services: Services | None = None) -> FastA
     problems.install(app)
     for router in api_routers():
         app.include_router(router)
+    # Innermost first: the seal gate answers before any body is read or checked.
+    app.add_middleware(JsonGate)
     app.add_middleware(SealGate, services=svc)
     return app
 

@@ -20,6 +20,9 @@ from keysafe.store.engine import write_txn
 
 T = TypeVar("T")
 
+# Set on every ``needs(...)`` dependency: the route requires a credential.
+NEEDS_MARK = "keysafe_needs"
+
 
 def services(request: Request) -> Services:
     svc: Services = request.app.state.services
@@ -114,6 +117,7 @@ def needs(operation: str, resource: str | None = None) -> Callable[[Request], Aw
     async def dependency(request: Request) -> None:
         await needs_context(request, operation, resource)
 
+    setattr(dependency, NEEDS_MARK, operation)  # the OpenAPI document reads it
     return dependency
 
 

@@ -16,6 +16,7 @@ from urllib.parse import parse_qs
 import orjson
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from keysafe.bounds import MAX_VERSION
 from keysafe.errors import (
     InvalidInput,
     KeysafeError,
@@ -34,7 +35,8 @@ from keysafe.server.services import Services
 log = logging.getLogger("keysafe.server")
 
 _PREFIX = "/api/v1/secrets/"
-_JSON = [(b"content-type", b"application/json")]
+# Values are secrets: no cache may keep them (as ``routes.sys.json_response``).
+_JSON = [(b"content-type", b"application/json"), (b"cache-control", b"no-store")]
 _PROBLEM = [(b"content-type", PROBLEM_JSON.encode())]
 
 
@@ -170,12 +172,14 @@ def _version(query: bytes) -> int | None:
     raw = params.get("version")
     if not raw:
         return None
-    try:
-        version = int(raw[-1])
-    except ValueError:
-        raise InvalidInput("version: must be a positive integer") from None
-    if version < 1:
+    text = raw[-1].strip()
+    # As FastAPI's route: ASCII digits only, and within the storable range; compare the
+    # digit count first, int() of thousands of digits is itself slow.
+    if not (text.isascii() and text.lstrip("+-").isdigit()) or len(text) > 20:
         raise InvalidInput("version: must be a positive integer")
+    version = int(text)
+    if not 1 <= version <= MAX_VERSION:
+        raise InvalidInput(f"version: must be between 1 and {MAX_VERSION}")
     return version
 
 

@@ -35,8 +35,24 @@ def rate_limit_headers(error: RateLimited) -> dict[str, str]:
     return headers
 
 
-def problem_response(request: Request, error: KeysafeError) -> Response:
-    headers = rate_limit_headers(error) if isinstance(error, RateLimited) else None
+def raw_reply(path: str, error: KeysafeError) -> tuple[int, list[tuple[bytes, bytes]], bytes]:
+    """(status, headers, body) of ``error`` for pure ASGI layers that answer before the
+    router: Vault's ``{"errors"}`` on ``/v1``, a problem document elsewhere."""
+    if path.startswith("/v1/"):
+        body, ctype = orjson.dumps({"errors": [error.detail]}), b"application/json"
+    else:
+        body, ctype = orjson.dumps(error.to_problem(instance=path)), PROBLEM_JSON.encode()
+    headers = [(b"content-type", ctype), (b"content-length", b"%d" % len(body))]
+    if isinstance(error, RateLimited):
+        headers += [(k.lower().encode(), v.encode()) for k, v in rate_limit_headers(error).items()]
+    return error.status, headers, body
+
+
+def problem_response(
+    request: Request, error: KeysafeError, extra_headers: dict[str, str] | None = None
+) -> Response:
+    headers = rate_limit_headers(error) if isinstance(error, RateLimited) else {}
+    headers.update(extra_headers or {})
     if request.url.path.startswith("/v1/"):
         body = orjson.dumps({"errors": [error.detail]})
         return Response(
@@ -69,7 +85,8 @@ def install(app: FastAPI) -> None:
         error.status = exc.status_code  # type: ignore[misc]
         error.code = "method_not_allowed" if exc.status_code == 405 else "http_error"  # type: ignore[misc]
         error.title = "Method not allowed" if exc.status_code == 405 else "HTTP error"  # type: ignore[misc]
-        return problem_response(request, error)
+        # Starlette names the allowed methods of a 405 in ``Allow``: keep it (RFC 9110).
+        return problem_response(request, error, dict(exc.headers or {}))
 
     async def on_unexpected(request: Request, exc: Exception) -> Response:
         # Never echo internals (they may quote data); the log has the traceback.

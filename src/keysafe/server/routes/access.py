@@ -21,6 +21,7 @@ from keysafe.access.apikeys import SUSPEND_REASON_MAX, parse_duration
 from keysafe.access.grants import holder_of
 from keysafe.errors import InvalidInput, NotFound
 from keysafe.server import deps
+from keysafe.server.openapi import json_body
 from keysafe.server.routes.sys import json_response
 from keysafe.server.services import Services
 
@@ -120,7 +121,9 @@ async def read_policy(request: Request, name: str) -> Response:
     return json_response(await anyio.to_thread.run_sync(svc.policies.get, name))
 
 
-@router.delete("/policies/{name}", dependencies=[Depends(deps.needs("policy:delete"))])
+@router.delete(
+    "/policies/{name}", status_code=204, dependencies=[Depends(deps.needs("policy:delete"))]
+)
 async def delete_policy(request: Request, name: str) -> Response:
     svc, _ = await _admin(request, "policy:delete")
 
@@ -232,12 +235,30 @@ async def show_key(request: Request, key_id: str) -> Response:
     return json_response(await anyio.to_thread.run_sync(svc.keys.show, key_id))
 
 
-@router.post("/keys/{key_id}", dependencies=[Depends(deps.authenticated)])
+# One documented operation per verb; one handler reads the verb from the path.
+@router.post(
+    "/keys/{key_id}:roll",
+    operation_id="access_roll_key",
+    dependencies=[Depends(deps.authenticated)],
+    openapi_extra=json_body(RollBody),
+)
+@router.post(
+    "/keys/{key_id}:suspend",
+    operation_id="access_suspend_key",
+    dependencies=[Depends(deps.authenticated)],
+    openapi_extra=json_body(SuspendBody),
+)
+@router.post(
+    "/keys/{key_id}:resume",
+    operation_id="access_resume_key",
+    dependencies=[Depends(deps.authenticated)],
+)
+@router.post("/keys/{key_id}", include_in_schema=False, dependencies=[Depends(deps.authenticated)])
 async def key_action(request: Request, key_id: str) -> Response:
     """``{id}:roll`` with ``{"grace": "24h"}``: a successor, the old key dies after grace.
     ``{id}:suspend`` with ``{"reason"?}``: the key is refused like a revoked one until
     ``{id}:resume``. Each needs ``manage-keys`` on the key's service, like revoking."""
-    key_id, _, verb = key_id.partition(":")
+    key_id, _, verb = request.url.path.rsplit("/", 1)[-1].partition(":")
     if verb not in ("roll", "suspend", "resume"):
         raise NotFound("POST is only defined on keys/{id}:roll, :suspend and :resume")
     svc, actor = await _key_admin(request, f"key:{verb}", key_id)
@@ -282,7 +303,7 @@ async def _body(request: Request, model: type[_Body]) -> _Body:
         raise InvalidInput(f"invalid request body: {exc}") from exc
 
 
-@router.delete("/keys/{key_id}", dependencies=[Depends(deps.authenticated)])
+@router.delete("/keys/{key_id}", status_code=204, dependencies=[Depends(deps.authenticated)])
 async def revoke_key(request: Request, key_id: str) -> Response:
     svc, _ = await _key_admin(request, "key:revoke", key_id)
     await deps.audited_change(

@@ -82,7 +82,9 @@ async def add_hook(request: Request, body: HookBody) -> Response:
     return json_response(record, 201)
 
 
-@router.delete("/hooks/{hook_id}", dependencies=[Depends(deps.needs("alert:hook-remove"))])
+@router.delete(
+    "/hooks/{hook_id}", status_code=204, dependencies=[Depends(deps.needs("alert:hook-remove"))]
+)
 async def remove_hook(request: Request, hook_id: str) -> Response:
     await deps.needs_context(request, "alert:hook-remove")
     svc = deps.services(request)

@@ -9,6 +9,7 @@ from starlette.responses import Response
 from keysafe.access.models import RequestContext
 from keysafe.audit.models import OUTCOME_OK
 from keysafe.server import deps
+from keysafe.server.params import CursorQuery
 from keysafe.server.routes.sys import json_response
 from keysafe.server.services import Services
 
@@ -35,7 +36,7 @@ async def verify(request: Request, source: str = "db") -> Response:
 
 @router.get("/events", dependencies=[Depends(deps.needs("audit:read"))])
 async def events(
-    request: Request, after: int = Query(0, ge=0), limit: int = Query(100, ge=1, le=1000)
+    request: Request, after: CursorQuery = 0, limit: int = Query(100, ge=1, le=1000)
 ) -> Response:
     ctx = await deps.needs_context(request, "audit:read")
     svc = deps.services(request)

@@ -19,6 +19,7 @@ from keysafe.audit.models import OUTCOME_OK
 from keysafe.incident.report import report_json, report_markdown
 from keysafe.incident.resolve import Finding, Named
 from keysafe.server import deps
+from keysafe.server.params import Counter
 from keysafe.server.routes.sys import json_response
 
 router = APIRouter(prefix="/api/v1", tags=["incidents"])
@@ -33,7 +34,7 @@ class FindingBody(BaseModel):
     secret: str = Field(min_length=1, max_length=8192)
     rule: str = Field("", max_length=128)
     file: str = Field("", max_length=1024)
-    line: int = Field(0, ge=0)
+    line: Counter = 0
 
 
 class OpenBody(BaseModel):
@@ -46,7 +47,17 @@ class OpenBody(BaseModel):
     dry_run: bool = False
 
 
-@router.post("/incidents", dependencies=[Depends(deps.needs("incident:open"))])
+@router.post(
+    "/incidents",
+    status_code=201,
+    dependencies=[Depends(deps.needs("incident:open"))],
+    responses={
+        200: {
+            "description": "dry_run: the plan, nothing done",
+            "content": {"application/json": {"schema": {"type": "object"}}},
+        }
+    },
+)
 async def open_incident(request: Request, body: OpenBody) -> Response:
     """Open an incident and run its playbook; with ``dry_run`` only show the plan."""
     ctx = await deps.needs_context(request, "incident:open")
@@ -115,7 +126,14 @@ async def show_incident(request: Request, incident_id: str) -> Response:
 
 
 @router.get(
-    "/incidents/{incident_id}/report", dependencies=[Depends(deps.needs("incident:report"))]
+    "/incidents/{incident_id}/report",
+    dependencies=[Depends(deps.needs("incident:report"))],
+    responses={
+        200: {
+            "description": "JSON, or Markdown with ?format=md",
+            "content": {"text/markdown": {"schema": {"type": "string"}}},
+        }
+    },
 )
 async def incident_report(
     request: Request,

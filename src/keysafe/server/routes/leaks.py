@@ -24,6 +24,7 @@ from keysafe.audit.models import OUTCOME_DENIED
 from keysafe.errors import InvalidInput, Unauthenticated
 from keysafe.incident.leaks import LeakReport
 from keysafe.server import deps
+from keysafe.server.openapi import inline_schema
 from keysafe.server.routes.sys import json_response
 
 router = APIRouter(prefix="/api/v1", tags=["leaks"])
@@ -45,7 +46,29 @@ class KnownDigestsBody(BaseModel):
     prefix: str = Field("", max_length=512)
 
 
-@router.post("/leaks", dependencies=[Depends(deps.anonymous_route("leaks"))])
+@router.post(
+    "/leaks",
+    dependencies=[Depends(deps.anonymous_route("leaks"))],
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {
+                "application/json": {
+                    "schema": {
+                        "oneOf": [
+                            inline_schema(LeakReportBody),
+                            {
+                                "type": "array",
+                                "description": "a partner's report (GitHub's shape), signed",
+                                "items": {"type": "object"},
+                            },
+                        ]
+                    }
+                }
+            },
+        }
+    },
+)
 async def report_leaks(request: Request) -> Response:
     """Revoke reported keysafe credentials and open an incident for them. Unsigned
     reports need no token (only a holder or a finder of the credential can send it);

@@ -10,7 +10,7 @@ revoking by prefix need ``admin`` on ``sys/lease``. The root token holds all of 
 from __future__ import annotations
 
 import anyio.to_thread
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Depends, Query, Request
 from pydantic import BaseModel, Field
 from starlette.responses import Response
 
@@ -19,6 +19,7 @@ from keysafe.errors import InvalidInput
 from keysafe.rotation import lease_models as m
 from keysafe.rotation.dynamic import MAX_GRANTS
 from keysafe.server import deps
+from keysafe.server.params import PositiveSeconds
 from keysafe.server.routes.sys import json_response
 
 router = APIRouter(prefix="/api/v1", tags=["leases"])
@@ -29,17 +30,19 @@ _STATES = {m.STATE_ACTIVE, m.STATE_REVOKED, m.STATE_EXPIRED, m.STATE_REVOKE_FAIL
 class RoleBody(BaseModel):
     connection_secret: str = Field(max_length=512, description="secret holding the admin URL")
     grants: list[str] = Field(default_factory=list, max_length=MAX_GRANTS)
-    ttl: int | None = Field(None, description="default lease length, seconds")
-    max_ttl: int | None = Field(None, description="no renewal goes past this, seconds")
+    ttl: PositiveSeconds | None = Field(None, description="default lease length, seconds")
+    max_ttl: PositiveSeconds | None = Field(None, description="no renewal goes past this, seconds")
     engine: str = Field(m.ENGINE_POSTGRES, max_length=32)
 
 
 class IssueBody(BaseModel):
-    ttl: int | None = Field(None, description="seconds; capped at the role's max TTL")
+    ttl: PositiveSeconds | None = Field(None, description="seconds; capped at the role's max TTL")
 
 
 class RenewBody(BaseModel):
-    increment: int | None = Field(None, description="seconds from now; capped at the max")
+    increment: PositiveSeconds | None = Field(
+        None, description="seconds from now; capped at the max"
+    )
 
 
 class PrefixBody(BaseModel):
@@ -117,7 +120,11 @@ async def read_role(request: Request, name: str) -> Response:
     return json_response((await anyio.to_thread.run_sync(svc.leases.role, name)).to_json())
 
 
-@router.delete("/creds/roles/{name:path}", dependencies=[Depends(deps.needs("creds:role-delete"))])
+@router.delete(
+    "/creds/roles/{name:path}",
+    status_code=204,
+    dependencies=[Depends(deps.needs("creds:role-delete"))],
+)
 async def delete_role(request: Request, name: str) -> Response:
     """Delete a role; 409 while it has live leases."""
     await deps.needs_context(request, "creds:role-delete")
@@ -133,7 +140,7 @@ async def delete_role(request: Request, name: str) -> Response:
 # -- credentials and leases -------------------------------------------------------------
 
 
-@router.post("/creds/{name:path}", dependencies=[Depends(deps.authenticated)])
+@router.post("/creds/{name:path}", status_code=201, dependencies=[Depends(deps.authenticated)])
 async def issue(request: Request, name: str, body: IssueBody | None = None) -> Response:
     """A new login with its lease: ``{username, password, lease_id, expires_at, ...}``.
     The password is in this answer only."""
@@ -145,7 +152,10 @@ async def issue(request: Request, name: str, body: IssueBody | None = None) -> R
 
 @router.get("/leases", dependencies=[Depends(deps.needs("lease:list"))])
 async def list_leases(
-    request: Request, prefix: str = "", state: str | None = None, limit: int = 1000
+    request: Request,
+    prefix: str = "",
+    state: str | None = None,
+    limit: int = Query(1000, ge=1, le=10000),
 ) -> Response:
     ctx = await deps.needs_context(request, "lease:list")
     if state is not None and state not in _STATES:

@@ -10,11 +10,13 @@ from urllib.parse import parse_qs
 import anyio.to_thread
 import orjson
 from fastapi import APIRouter, Depends, Request
+from pydantic import BaseModel
 from starlette.responses import Response
 
 from keysafe.access.models import RequestContext
 from keysafe.errors import KeysafeError, Unauthenticated
 from keysafe.server import deps
+from keysafe.server.openapi import form_or_json_body
 from keysafe.server.routes.sys import json_response
 
 router = APIRouter(tags=["oauth"])
@@ -52,7 +54,33 @@ def _client_secret(request: Request, params: dict[str, str]) -> tuple[str | None
     return params.get("client_id"), params.get("client_secret")
 
 
-@router.post("/api/v1/oauth/token", dependencies=[Depends(deps.anonymous_route("oauth-token"))])
+class OAuthError(BaseModel):
+    """RFC 6749's error answer (the OAuth endpoints speak OAuth, not problem documents)."""
+
+    error: str
+    error_description: str
+
+
+_OAUTH_ERRORS: dict[int | str, dict[str, Any]] = {
+    400: {"model": OAuthError, "description": "RFC 6749 error"},
+    401: {"model": OAuthError, "description": "RFC 6749 error"},
+}
+
+
+@router.post(
+    "/api/v1/oauth/token",
+    dependencies=[Depends(deps.anonymous_route("oauth-token"))],
+    responses=_OAUTH_ERRORS,
+    openapi_extra=form_or_json_body(
+        {
+            "grant_type": "client_credentials",
+            "client_id": "the key's id (optional)",
+            "client_secret": "the API key",
+            "expires_in": "seconds, at most one hour",
+        },
+        ["grant_type"],
+    ),
+)
 async def token(request: Request) -> Response:
     """Exchange an API key (``client_secret``; ``client_id`` its key id, optional) for a
     signed access token of at most one hour."""
@@ -60,7 +88,9 @@ async def token(request: Request) -> Response:
     if params.get("grant_type") != "client_credentials":
         return _oauth_error(400, "unsupported_grant_type", "use grant_type=client_credentials")
     client_id, secret = _client_secret(request, params)
-    ttl = int(params.get("expires_in", "900")) if params.get("expires_in", "").isdigit() else 900
+    wanted = params.get("expires_in", "")
+    # ASCII digits only (isdigit() admits "²"), and few of them: capped at an hour anyway.
+    ttl = int(wanted) if wanted.isascii() and wanted.isdigit() and len(wanted) <= 6 else 900
     try:
         _, reply = await exchange_key(
             request,
@@ -126,6 +156,7 @@ async def jwks(request: Request) -> Response:
 @router.post(
     "/api/v1/oauth/introspect",
     dependencies=[Depends(deps.anonymous_route("oauth-introspect")), Depends(deps.authenticated)],
+    openapi_extra=form_or_json_body({"token": "the token to describe"}, ["token"]),
 )
 async def introspect(request: Request) -> Response:
     """RFC 7662 for any authenticated caller; ``{"active": false}`` for anything invalid."""
@@ -137,7 +168,13 @@ async def introspect(request: Request) -> Response:
     return json_response(result)
 
 
-@router.post("/api/v1/oauth/revoke", dependencies=[Depends(deps.anonymous_route("oauth-revoke"))])
+@router.post(
+    "/api/v1/oauth/revoke",
+    dependencies=[Depends(deps.anonymous_route("oauth-revoke"))],
+    response_class=Response,
+    responses={200: {"description": "Revoked, or nothing to revoke (RFC 7009): no body"}},
+    openapi_extra=form_or_json_body({"token": "the token to revoke"}, ["token"]),
+)
 async def revoke(request: Request) -> Response:
     """RFC 7009: whoever holds a token may revoke it; always 200."""
     params = await _params(request)

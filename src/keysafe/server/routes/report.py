@@ -23,7 +23,19 @@ _HTML_HEADERS = {
 }
 
 
-@router.get("/report", dependencies=[Depends(deps.needs("report:read"))])
+@router.get(
+    "/report",
+    dependencies=[Depends(deps.needs("report:read"))],
+    responses={
+        200: {
+            "description": "JSON, or Markdown or HTML with ?format=md|html",
+            "content": {
+                "text/markdown": {"schema": {"type": "string"}},
+                "text/html": {"schema": {"type": "string"}},
+            },
+        }
+    },
+)
 async def compliance_report(
     request: Request,
     format: Literal["json", "md", "html"] = Query("json"),

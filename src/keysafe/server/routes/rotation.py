@@ -17,6 +17,7 @@ from pydantic import BaseModel, Field
 from starlette.responses import Response
 
 from keysafe.server import deps
+from keysafe.server.params import PositiveSeconds, Seconds
 from keysafe.server.routes.sys import json_response
 
 router = APIRouter(prefix="/api/v1/rotation", tags=["rotation"])
@@ -25,8 +26,8 @@ router = APIRouter(prefix="/api/v1/rotation", tags=["rotation"])
 class PolicyBody(BaseModel):
     rotator: str = Field(max_length=64, description="random, apikey, webhook, command, ...")
     options: dict[str, str] = Field(default_factory=dict, description="the rotator's options")
-    every_seconds: int = Field(description="interval between rotations")
-    grace_seconds: int = Field(0, description="how long the previous value stays valid")
+    every_seconds: PositiveSeconds = Field(description="interval between rotations")
+    grace_seconds: Seconds = Field(0, description="how long the previous value stays valid")
     approve_targets: bool = Field(
         False,
         description="an admin of sys/rotation approves the policy's network targets at once",
@@ -74,7 +75,7 @@ async def get_policy(request: Request, path: str) -> Response:
     return json_response(await deps.services(request).rotation.get_policy(ctx, path))
 
 
-@router.delete("/policies/{path:path}", dependencies=[Depends(deps.authenticated)])
+@router.delete("/policies/{path:path}", status_code=204, dependencies=[Depends(deps.authenticated)])
 async def delete_policy(request: Request, path: str) -> Response:
     """Stop rotating a secret (409 while a rotation of it is in flight)."""
     ctx = await deps.context(request)

@@ -6,14 +6,22 @@ never be part of a secret path, so the two never collide.
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Query, Request
 from pydantic import BaseModel, Field
 from starlette.responses import Response
 
+from keysafe.bounds import MAX_VERSION
 from keysafe.errors import InvalidInput, NotFound
 from keysafe.server import deps
+from keysafe.server.params import (
+    SecretPath,
+    Version,
+    VersionList,
+    VersionQuery,
+    VersionsQuery,
+)
 from keysafe.server.routes.sys import json_response
 
 router = APIRouter(prefix="/api/v1/secrets", tags=["secrets"])
@@ -21,15 +29,17 @@ router = APIRouter(prefix="/api/v1/secrets", tags=["secrets"])
 
 class SecretWrite(BaseModel):
     value: str
-    cas: int | None = Field(None, ge=0, description="write only if the current version is this")
+    cas: int | None = Field(
+        None, ge=0, le=MAX_VERSION, description="write only if the current version is this"
+    )
 
 
 class Rollback(BaseModel):
-    version: int = Field(ge=1)
+    version: Version
 
 
 class Versions(BaseModel):
-    versions: list[int] | None = None
+    versions: VersionList | None = None
 
 
 class MetadataPatch(BaseModel):
@@ -37,18 +47,76 @@ class MetadataPatch(BaseModel):
     owner: str | None = None
     tags: dict[str, str] | None = None
     expires_at: str | None = None
-    max_versions: int | None = None
+    max_versions: int | None = Field(None, ge=1, le=1000)
 
 
-def _split(raw: str) -> tuple[str, str]:
-    path, _, verb = raw.partition(":")
-    return path, verb
+class SecretMetadata(BaseModel):
+    description: str
+    owner: str
+    tags: dict[str, str]
+    expires_at: str | None
+    max_versions: int
+    current_version: int
+    created_at: str | None
+    updated_at: str | None
 
 
-@router.get("", dependencies=[Depends(deps.authenticated)])
+class SecretDocument(BaseModel):
+    """A secret's value (``GET /api/v1/secrets/{path}``)."""
+
+    path: str
+    version: int
+    value: str
+    metadata: SecretMetadata
+    label: str | None = Field(None, description="with ?label=: the label read")
+
+
+class WriteReply(BaseModel):
+    path: str
+    version: int
+    created_at: str | None
+
+
+class ListedSecret(BaseModel):
+    path: str
+    version: int
+    updated_at: str | None
+    value: str | None = Field(None, description="only with values=true")
+
+
+class SecretList(BaseModel):
+    secrets: list[ListedSecret]
+
+
+class VersionInfo(BaseModel):
+    version: int
+    created_at: str | None
+    created_by: str
+    deleted_at: str | None
+    destroyed: bool
+
+
+class History(BaseModel):
+    path: str
+    current_version: int
+    versions: list[VersionInfo]
+
+
+class MetadataDocument(SecretMetadata):
+    path: str
+
+
+_SECRET = {"Cache-Control": {"description": "no-store", "schema": {"type": "string"}}}
+
+
+@router.get(
+    "",
+    dependencies=[Depends(deps.authenticated)],
+    responses={200: {"model": SecretList}},
+)
 async def list_secrets(
     request: Request,
-    prefix: str = "",
+    prefix: Annotated[str, Query(max_length=512)] = "",
     recursive: bool = True,
     values: bool = False,
 ) -> Response:
@@ -60,86 +128,128 @@ async def list_secrets(
     return json_response({"secrets": items})
 
 
-@router.get("/{path:path}", dependencies=[Depends(deps.authenticated)])
+# The ``:verb`` routes come first: ``{path:path}`` alone would also match them.
+
+
+@router.get(
+    "/{path:path}:history",
+    dependencies=[Depends(deps.authenticated)],
+    responses={200: {"model": History}},
+)
+async def history(request: Request, path: SecretPath) -> Response:
+    """Every version's dates and state (never values)."""
+    ctx = await deps.context(request)
+    return json_response(await deps.services(request).secrets.history(ctx, path))
+
+
+@router.get(
+    "/{path:path}:metadata",
+    dependencies=[Depends(deps.authenticated)],
+    responses={200: {"model": MetadataDocument}},
+)
+async def read_metadata(request: Request, path: SecretPath) -> Response:
+    ctx = await deps.context(request)
+    return json_response(await deps.services(request).secrets.metadata(ctx, path))
+
+
+@router.patch(
+    "/{path:path}:metadata",
+    dependencies=[Depends(deps.authenticated)],
+    responses={200: {"model": MetadataDocument}},
+)
+async def patch_metadata(request: Request, path: SecretPath, body: MetadataPatch) -> Response:
+    ctx = await deps.context(request)
+    changes: dict[str, Any] = body.model_dump(exclude_unset=True)
+    return json_response(await deps.services(request).secrets.set_metadata(ctx, path, changes))
+
+
+@router.post(
+    "/{path:path}:rollback",
+    dependencies=[Depends(deps.authenticated)],
+    responses={200: {"model": WriteReply}},
+)
+async def rollback(request: Request, path: SecretPath, body: Rollback) -> Response:
+    """A new version holding the value of ``version``."""
+    ctx = await deps.context(request)
+    result = await deps.services(request).secrets.rollback(ctx, path, body.version)
+    return json_response(
+        {"path": result.path, "version": result.version, "created_at": result.created_at}
+    )
+
+
+@router.post("/{path:path}:undelete", status_code=204, dependencies=[Depends(deps.authenticated)])
+async def undelete(request: Request, path: SecretPath, body: Versions | None = None) -> Response:
+    """Restore soft-deleted ``versions`` (default the latest)."""
+    ctx = await deps.context(request)
+    await deps.services(request).secrets.undelete(ctx, path, body.versions if body else None)
+    return Response(status_code=204)
+
+
+@router.post("/{path:path}:destroy", status_code=204, dependencies=[Depends(deps.authenticated)])
+async def destroy(request: Request, path: SecretPath, body: Versions) -> Response:
+    """Wipe the ciphertext of ``versions`` for good; metadata stays."""
+    ctx = await deps.context(request)
+    await deps.services(request).secrets.destroy(ctx, path, body.versions or [])
+    return Response(status_code=204)
+
+
+@router.get(
+    "/{path:path}",
+    dependencies=[Depends(deps.authenticated)],
+    responses={200: {"model": SecretDocument, "headers": _SECRET}},
+)
 async def read_secret(
     request: Request,
-    path: str,
-    version: Annotated[int | None, Query(ge=1)] = None,
-    label: Annotated[str | None, Query(description="current, pending or previous")] = None,
+    path: SecretPath,
+    version: VersionQuery = None,
+    label: Annotated[
+        Literal["current", "pending", "previous"] | None,
+        Query(description="a rotated secret's current, pending or previous value"),
+    ] = None,
 ) -> Response:
-    """The current value (or ``?version=N``, or ``?label=current|pending|previous`` of
-    a rotated secret); ``:history`` and ``:metadata`` views."""
+    """The current value (or ``?version=N``, or ``?label=`` of a rotated secret).
+    Served by ``keysafe.server.fastpath`` ahead of this route, identically."""
     ctx = await deps.context(request)
-    svc = deps.services(request).secrets
-    path, verb = _split(path)
-    if verb == "" and label is not None:
+    if label is not None:
         if version is not None:
             raise InvalidInput("give ?version or ?label, not both")
         return json_response(await deps.services(request).rotation.read_label(ctx, path, label))
-    if verb == "":
-        value = await svc.read(ctx, path, version)
-        return json_response(value.as_document())
-    if verb == "history":
-        return json_response(await svc.history(ctx, path))
-    if verb == "metadata":
-        return json_response(await svc.metadata(ctx, path))
-    raise NotFound(f"unknown action :{verb}")
+    value = await deps.services(request).secrets.read(ctx, path, version)
+    return json_response(value.as_document())
 
 
-@router.put("/{path:path}", dependencies=[Depends(deps.authenticated)])
-async def write_secret(request: Request, path: str, body: SecretWrite) -> Response:
+@router.put(
+    "/{path:path}",
+    dependencies=[Depends(deps.authenticated)],
+    responses={200: {"model": WriteReply}},
+)
+async def write_secret(request: Request, path: SecretPath, body: SecretWrite) -> Response:
     ctx = await deps.context(request)
-    if ":" in path:
-        raise InvalidInput("a secret path may not contain ':'")
     result = await deps.services(request).secrets.write(ctx, path, body.value, body.cas)
     return json_response(
         {"path": result.path, "version": result.version, "created_at": result.created_at}
     )
 
 
-@router.patch("/{path:path}", dependencies=[Depends(deps.authenticated)])
-async def patch_metadata(request: Request, path: str, body: MetadataPatch) -> Response:
-    ctx = await deps.context(request)
-    path, verb = _split(path)
-    if verb != "metadata":
-        raise NotFound("PATCH is only defined on {path}:metadata")
-    changes: dict[str, Any] = body.model_dump(exclude_unset=True)
-    return json_response(await deps.services(request).secrets.set_metadata(ctx, path, changes))
-
-
-@router.post("/{path:path}", dependencies=[Depends(deps.authenticated)])
-async def secret_action(request: Request, path: str) -> Response:
-    """``:rollback``, ``:undelete`` and ``:destroy``."""
-    ctx = await deps.context(request)
-    svc = deps.services(request).secrets
-    path, verb = _split(path)
-    raw = await request.body()
-    try:
-        if verb == "rollback":
-            rb = Rollback.model_validate_json(raw or b"{}")
-            result = await svc.rollback(ctx, path, rb.version)
-            return json_response(
-                {"path": result.path, "version": result.version, "created_at": result.created_at}
-            )
-        versions = Versions.model_validate_json(raw or b"{}").versions
-    except ValueError as exc:
-        raise InvalidInput(f"invalid request body: {exc}") from exc
-    if verb == "undelete":
-        await svc.undelete(ctx, path, versions)
-    elif verb == "destroy":
-        await svc.destroy(ctx, path, versions or [])
-    else:
-        raise NotFound(
-            f"unknown action :{verb}" if verb else "POST needs an action such as :rollback"
-        )
-    return Response(status_code=204)
-
-
-@router.delete("/{path:path}", dependencies=[Depends(deps.authenticated)])
+@router.delete("/{path:path}", status_code=204, dependencies=[Depends(deps.authenticated)])
 async def delete_secret(
-    request: Request, path: str, version: Annotated[list[int] | None, Query()] = None
+    request: Request, path: SecretPath, version: VersionsQuery = None
 ) -> Response:
     """Soft delete: the latest version, or ``?version=N`` (repeatable)."""
     ctx = await deps.context(request)
     await deps.services(request).secrets.delete(ctx, path, version)
     return Response(status_code=204)
+
+
+@router.api_route(
+    "/{path:path}",
+    methods=["POST", "PATCH"],
+    include_in_schema=False,
+    dependencies=[Depends(deps.authenticated)],
+)
+async def unknown_action(path: str) -> Response:
+    """POST and PATCH exist only with a ``:verb`` (see above)."""
+    _, _, verb = path.partition(":")
+    raise NotFound(
+        f"unknown action :{verb}" if verb else "POST and PATCH need an action such as :rollback"
+    )

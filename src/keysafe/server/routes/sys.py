@@ -21,8 +21,15 @@ router = APIRouter(prefix="/api/v1/sys", tags=["sys"])
 log = logging.getLogger("keysafe.server")
 
 
+# API answers may carry secrets (values, tokens, keys, shares): no cache may keep them.
+NO_STORE = {"Cache-Control": "no-store"}
+
+
 def json_response(doc: Any, status: int = 200) -> Response:
-    return Response(orjson.dumps(doc), status_code=status, media_type="application/json")
+    """``doc`` as JSON, never cached (``Cache-Control: no-store``)."""
+    return Response(
+        orjson.dumps(doc), status_code=status, media_type="application/json", headers=NO_STORE
+    )
 
 
 class InitRequest(BaseModel):
@@ -49,7 +56,49 @@ class RewrapRequest(BaseModel):
     batch: int = Field(500, ge=1, le=10_000)
 
 
-@router.get("/health")
+class SealStatus(BaseModel):
+    initialized: bool
+    sealed: bool
+    threshold: int
+    shares: int
+    progress: int
+    unseal_mode: str | None
+    nonce: str | None = Field(
+        None, description="the unseal attempt's nonce, only in answers to its share holders"
+    )
+
+
+class InitReply(BaseModel):
+    """Shown once: the unseal shares (or key) and the root token."""
+
+    shares: list[str]
+    root_token: str
+
+
+class KeyringVersion(BaseModel):
+    keyring_version: int
+
+
+class RewrapReply(KeyringVersion):
+    rewrapped: int
+    remaining: int
+    total: int
+
+
+class Health(BaseModel):
+    initialized: bool
+    sealed: bool
+    version: str
+    writers: str | None = Field(None, description='"down" while a write thread is down')
+
+
+@router.get(
+    "/health",
+    responses={
+        200: {"model": Health},
+        503: {"model": Health, "description": "Sealed or not initialised"},
+    },
+)
 async def health(request: Request) -> Response:
     """Liveness and seal state. 200 unsealed, 503 sealed, not initialised, or while a
     write thread is down (writes would wait: a balancer must send them elsewhere)."""
@@ -63,12 +112,16 @@ async def health(request: Request) -> Response:
     return json_response(doc, 200 if initialized and not sealed and writers else 503)
 
 
-@router.get("/seal-status")
+@router.get("/seal-status", responses={200: {"model": SealStatus}})
 async def seal_status(request: Request) -> Response:
     return json_response(deps.services(request).system.status())
 
 
-@router.post("/init", dependencies=[Depends(deps.anonymous_route("init"))])
+@router.post(
+    "/init",
+    dependencies=[Depends(deps.anonymous_route("init"))],
+    responses={200: {"model": InitReply}},
+)
 async def init(request: Request, body: InitRequest) -> Response:
     """Initialise the vault: the shares and the root token, once. A server started with
     an init token file first needs that one-time token (header or ``init_token``)."""
@@ -94,7 +147,11 @@ async def init(request: Request, body: InitRequest) -> Response:
     return json_response({"shares": result.shares, "root_token": result.root_token})
 
 
-@router.post("/unseal", dependencies=[Depends(deps.anonymous_route("unseal"))])
+@router.post(
+    "/unseal",
+    dependencies=[Depends(deps.anonymous_route("unseal"))],
+    responses={200: {"model": SealStatus}},
+)
 async def unseal(request: Request, body: UnsealRequest) -> Response:
     """Submit one share (or the unseal key). The first share starts an unseal attempt
     and the reply carries its ``nonce``; further shares and ``reset`` must present it
@@ -122,14 +179,22 @@ async def _audit_sys(request: Request, operation: str, detail: str = "") -> None
     )
 
 
-@router.post("/seal", dependencies=[Depends(deps.needs("sys:seal"))])
+@router.post(
+    "/seal",
+    dependencies=[Depends(deps.needs("sys:seal"))],
+    responses={200: {"model": SealStatus}},
+)
 async def seal(request: Request) -> Response:
     await _audit_sys(request, "sys:seal")
     svc = deps.services(request)
     return json_response(await anyio.to_thread.run_sync(svc.system.seal))
 
 
-@router.post("/rotate-key", dependencies=[Depends(deps.needs("sys:rotate-key"))])
+@router.post(
+    "/rotate-key",
+    dependencies=[Depends(deps.needs("sys:rotate-key"))],
+    responses={200: {"model": KeyringVersion}},
+)
 async def rotate_key(request: Request) -> Response:
     await deps.needs_context(request, "sys:rotate-key")
     svc = deps.services(request)
@@ -138,7 +203,11 @@ async def rotate_key(request: Request) -> Response:
     return json_response({"keyring_version": version})
 
 
-@router.post("/rewrap", dependencies=[Depends(deps.needs("sys:rewrap"))])
+@router.post(
+    "/rewrap",
+    dependencies=[Depends(deps.needs("sys:rewrap"))],
+    responses={200: {"model": RewrapReply}},
+)
 async def rewrap(request: Request, body: RewrapRequest) -> Response:
     await deps.needs_context(request, "sys:rewrap")
     svc = deps.services(request)

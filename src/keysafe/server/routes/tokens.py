@@ -11,6 +11,7 @@ from starlette.responses import Response
 
 from keysafe.secrets.paths import validate_prefix
 from keysafe.server import deps
+from keysafe.server.params import PositiveSeconds
 from keysafe.server.routes.sys import json_response
 
 router = APIRouter(prefix="/api/v1/tokens", tags=["tokens"])
@@ -19,7 +20,7 @@ router = APIRouter(prefix="/api/v1/tokens", tags=["tokens"])
 class TokenCreate(BaseModel):
     prefix: str = Field("", max_length=512)
     mode: Literal["read", "write"] = "read"
-    ttl_seconds: int | None = Field(3600, ge=1)
+    ttl_seconds: PositiveSeconds | None = 3600
     description: str = Field("", max_length=1024)
     # Policy names: a policy-bound token (mode and prefix are then ignored).
     policies: list[str] = Field(default_factory=list, max_length=64)
@@ -83,7 +84,7 @@ async def token_self(request: Request) -> Response:
     return json_response(await anyio.to_thread.run_sync(svc.tokens.get, ctx.principal.token_id))
 
 
-@router.delete("/{token_id}", dependencies=[Depends(deps.needs("token:revoke"))])
+@router.delete("/{token_id}", status_code=204, dependencies=[Depends(deps.needs("token:revoke"))])
 async def revoke_token(request: Request, token_id: str) -> Response:
     await deps.needs_context(request, "token:revoke")
     svc = deps.services(request)

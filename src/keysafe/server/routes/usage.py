@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import anyio.to_thread
 from fastapi import APIRouter, Depends, Request
-from starlette.responses import Response
+from starlette.responses import PlainTextResponse, Response
 
 from keysafe.audit.models import OUTCOME_OK
 from keysafe.errors import InvalidInput, NotFound
@@ -74,7 +74,12 @@ async def usage(request: Request) -> Response:
     return await _audited_usage(request, kind, subject, _days(request))
 
 
-@router.get("/metrics", dependencies=[Depends(deps.needs("metrics:read"))])
+@router.get(
+    "/metrics",
+    dependencies=[Depends(deps.needs("metrics:read"))],
+    response_class=PlainTextResponse,
+    responses={200: {"description": "Prometheus text exposition format 0.0.4"}},
+)
 async def metrics(request: Request) -> Response:
     """Prometheus text exposition of every worker's metrics."""
     svc = deps.services(request)

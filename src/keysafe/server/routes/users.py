@@ -155,7 +155,7 @@ async def confirm_totp(request: Request, body: CodeBody) -> Response:
     return json_response({"recovery_codes": codes})
 
 
-@router.post("/auth/logout", dependencies=[Depends(deps.authenticated)])
+@router.post("/auth/logout", status_code=204, dependencies=[Depends(deps.authenticated)])
 async def logout(request: Request) -> Response:
     """Revoke the caller's session."""
     svc, session = await _session(request)
@@ -239,7 +239,9 @@ async def set_roles(request: Request, name: str, body: RolesBody) -> Response:
     return json_response(record)
 
 
-@router.post("/users/{name}/unlock", dependencies=[Depends(deps.needs("user:unlock"))])
+@router.post(
+    "/users/{name}/unlock", status_code=204, dependencies=[Depends(deps.needs("user:unlock"))]
+)
 async def unlock_user(request: Request, name: str) -> Response:
     svc = deps.services(request)
     try:
@@ -277,7 +279,9 @@ async def enable_user(request: Request, name: str) -> Response:
     return json_response({"disabled": False})
 
 
-@router.delete("/users/{name}/mfa", dependencies=[Depends(deps.needs("user:reset-mfa"))])
+@router.delete(
+    "/users/{name}/mfa", status_code=204, dependencies=[Depends(deps.needs("user:reset-mfa"))]
+)
 async def reset_mfa(request: Request, name: str) -> Response:
     """Remove a user's TOTP and recovery codes (lost device); they enrol again."""
     svc = deps.services(request)
@@ -287,7 +291,7 @@ async def reset_mfa(request: Request, name: str) -> Response:
     return Response(status_code=204)
 
 
-@router.delete("/users/{name}", dependencies=[Depends(deps.needs("user:delete"))])
+@router.delete("/users/{name}", status_code=204, dependencies=[Depends(deps.needs("user:delete"))])
 async def delete_user(request: Request, name: str) -> Response:
     svc = deps.services(request)
     await deps.audited_change(
@@ -305,7 +309,9 @@ async def list_sessions(request: Request, name: str) -> Response:
 
 
 @router.delete(
-    "/users/{name}/sessions/{session_id}", dependencies=[Depends(deps.needs("session:revoke"))]
+    "/users/{name}/sessions/{session_id}",
+    status_code=204,
+    dependencies=[Depends(deps.needs("session:revoke"))],
 )
 async def revoke_session(request: Request, name: str, session_id: str) -> Response:
     svc = deps.services(request)
@@ -360,7 +366,7 @@ async def list_roles(request: Request) -> Response:
     return json_response({"roles": await anyio.to_thread.run_sync(svc.users.accounts.list_roles)})
 
 
-@router.delete("/roles/{name}", dependencies=[Depends(deps.needs("role:delete"))])
+@router.delete("/roles/{name}", status_code=204, dependencies=[Depends(deps.needs("role:delete"))])
 async def delete_role(request: Request, name: str) -> Response:
     svc = deps.services(request)
     await deps.audited_change(

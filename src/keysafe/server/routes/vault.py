@@ -17,6 +17,7 @@ from starlette.responses import Response
 from keysafe import __version__
 from keysafe.errors import InvalidInput
 from keysafe.server import deps
+from keysafe.server.params import VersionQuery
 from keysafe.server.routes.oauth import exchange_key
 from keysafe.server.routes.sys import json_response
 from keysafe.timefmt import iso_us
@@ -29,6 +30,67 @@ class KvWrite(BaseModel):
     options: dict[str, Any] = {}
 
 
+class KvVersion(BaseModel):
+    created_time: str | None
+    version: int
+    deletion_time: str
+    destroyed: bool
+
+
+class KvVersionMetadata(KvVersion):
+    custom_metadata: dict[str, str] | None
+
+
+class KvData(BaseModel):
+    data: dict[str, Any]
+    metadata: KvVersionMetadata
+
+
+class KvReadReply(BaseModel):
+    """Vault's KV v2 read answer."""
+
+    data: KvData
+
+
+class KvWriteReply(BaseModel):
+    data: KvVersion
+
+
+class TokenInfo(BaseModel):
+    accessor: str
+    id: str
+    policies: list[str]
+    expire_time: str | None
+    renewable: bool
+
+
+class LookupSelfReply(BaseModel):
+    data: TokenInfo
+
+
+class LoginAuth(BaseModel):
+    client_token: str
+    accessor: str
+    policies: list[str]
+    token_policies: list[str]
+    lease_duration: int
+    renewable: bool
+
+
+class LoginReply(BaseModel):
+    auth: LoginAuth
+
+
+class VaultSealStatus(BaseModel):
+    type: str
+    initialized: bool
+    sealed: bool
+    t: int | None
+    n: int | None
+    progress: int
+    version: str
+
+
 def _as_object(value: str) -> dict[str, Any]:
     try:
         doc = orjson.loads(value)
@@ -37,7 +99,22 @@ def _as_object(value: str) -> dict[str, Any]:
     return doc if isinstance(doc, dict) else {"value": value}
 
 
-@router.get("/sys/health")
+class VaultHealth(BaseModel):
+    initialized: bool
+    sealed: bool
+    standby: bool
+    version: str
+    cluster_name: str
+
+
+@router.get(
+    "/sys/health",
+    responses={
+        200: {"model": VaultHealth},
+        501: {"model": VaultHealth, "description": "Not initialised"},
+        503: {"model": VaultHealth, "description": "Sealed"},
+    },
+)
 async def health(request: Request) -> Response:
     svc = deps.services(request)
     initialized = svc.system.seal_config() is not None
@@ -53,7 +130,7 @@ async def health(request: Request) -> Response:
     return json_response(doc, status)
 
 
-@router.get("/sys/seal-status")
+@router.get("/sys/seal-status", responses={200: {"model": VaultSealStatus}})
 async def seal_status(request: Request) -> Response:
     status = deps.services(request).system.status()
     return json_response(
@@ -69,7 +146,11 @@ async def seal_status(request: Request) -> Response:
     )
 
 
-@router.get("/auth/token/lookup-self", dependencies=[Depends(deps.authenticated)])
+@router.get(
+    "/auth/token/lookup-self",
+    dependencies=[Depends(deps.authenticated)],
+    responses={200: {"model": LookupSelfReply}},
+)
 async def lookup_self(request: Request) -> Response:
     ctx = await deps.context(request)
     p = ctx.principal
@@ -91,7 +172,11 @@ class AppRoleLogin(BaseModel):
     secret_id: str = Field(max_length=256)
 
 
-@router.post("/auth/approle/login", dependencies=[Depends(deps.anonymous_route("approle"))])
+@router.post(
+    "/auth/approle/login",
+    dependencies=[Depends(deps.anonymous_route("approle"))],
+    responses={200: {"model": LoginReply}},
+)
 async def approle_login(request: Request, body: AppRoleLogin) -> Response:
     """AppRole-style login for Vault clients: ``role_id`` is an API key's id and
     ``secret_id`` the key itself; the reply's ``client_token`` is a short-lived access
@@ -118,8 +203,12 @@ async def approle_login(request: Request, body: AppRoleLogin) -> Response:
     )
 
 
-@router.get("/secret/data/{path:path}", dependencies=[Depends(deps.authenticated)])
-async def kv_read(request: Request, path: str, version: int | None = None) -> Response:
+@router.get(
+    "/secret/data/{path:path}",
+    dependencies=[Depends(deps.authenticated)],
+    responses={200: {"model": KvReadReply}},
+)
+async def kv_read(request: Request, path: str, version: VersionQuery = None) -> Response:
     ctx = await deps.context(request)
     value = await deps.services(request).secrets.read(ctx, path, version)
     meta = value.metadata
@@ -143,6 +232,7 @@ async def kv_read(request: Request, path: str, version: int | None = None) -> Re
     "/secret/data/{path:path}",
     operation_id="vault_kv_write",
     dependencies=[Depends(deps.authenticated)],
+    responses={200: {"model": KvWriteReply}},
 )
 @router.put(
     "/secret/data/{path:path}",
@@ -169,7 +259,9 @@ async def kv_write(request: Request, path: str, body: KvWrite) -> Response:
     )
 
 
-@router.delete("/secret/data/{path:path}", dependencies=[Depends(deps.authenticated)])
+@router.delete(
+    "/secret/data/{path:path}", status_code=204, dependencies=[Depends(deps.authenticated)]
+)
 async def kv_delete(request: Request, path: str) -> Response:
     ctx = await deps.context(request)
     await deps.services(request).secrets.delete(ctx, path, None)

@@ -1,0 +1,201 @@
+"""The OpenAPI document is the API's contract: valid OpenAPI 3.1, every operation with a
+stable id, its security and its error answers; the docs ship with the package and stay
+readable while sealed."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import AsyncIterator
+from typing import Any
+
+import httpx
+import pytest
+from openapi_spec_validator import validate
+from vaultkit import Vault
+
+from keysafe.bounds import INT64_MAX
+from keysafe.server.app import create_app, with_fast_paths
+from keysafe.server.openapi import ERROR_STATUSES
+
+pytestmark = pytest.mark.anyio
+
+# Routes that answer without a credential (their own checks aside).
+PUBLIC = {
+    "sys_health",
+    "sys_seal_status",
+    "sys_init",
+    "sys_unseal",
+    "sys_generate_root",
+    "leaks_report_leaks",
+    "oauth_token",
+    "oauth_jwks",
+    "oauth_revoke",
+    "vault_health",
+    "vault_seal_status",
+    "vault_approle_login",
+    "people_login",
+}
+METHODS = {"get", "put", "post", "delete", "patch"}
+
+
+@pytest.fixture
+async def client(vault: Vault) -> AsyncIterator[httpx.AsyncClient]:
+    app = with_fast_paths(create_app(vault.svc.settings, services=vault.svc))
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app),
+        base_url="http://t",
+        headers={"Authorization": f"Bearer {vault.root_token}"},
+    ) as c:
+        yield c
+
+
+def _operations(doc: dict[str, Any]) -> list[tuple[str, str, dict[str, Any]]]:
+    return [
+        (path, method, op)
+        for path, ops in doc["paths"].items()
+        for method, op in ops.items()
+        if method in METHODS
+    ]
+
+
+def _resolve(doc: dict[str, Any], schema: dict[str, Any]) -> dict[str, Any]:
+    ref = schema.get("$ref")
+    if ref is None:
+        return schema
+    found: dict[str, Any] = doc["components"]["schemas"][ref.rsplit("/", 1)[1]]
+    return found
+
+
+def _unbounded_integers(doc: dict[str, Any], schema: dict[str, Any], where: str) -> list[str]:
+    """Integer inputs without a 64-bit maximum, anywhere in ``schema``."""
+    found: list[str] = []
+    stack = [(schema, where)]
+    seen: set[int] = set()
+    while stack:
+        node, at = stack.pop()
+        node = _resolve(doc, node)
+        if id(node) in seen:
+            continue
+        seen.add(id(node))
+        if node.get("type") == "integer" and node.get("maximum", INT64_MAX + 1) > INT64_MAX:
+            found.append(at)
+        for key in ("anyOf", "oneOf", "allOf"):
+            stack.extend((s, at) for s in node.get(key, []))
+        if isinstance(node.get("items"), dict):
+            stack.append((node["items"], f"{at}[]"))
+        for name, sub in node.get("properties", {}).items():
+            stack.append((sub, f"{at}.{name}"))
+    return found
+
+
+async def test_document_is_valid_openapi_31_and_complete(client: httpx.AsyncClient) -> None:
+    resp = await client.get("/api/v1/openapi.json")
+    assert resp.status_code == 200
+    doc = resp.json()
+    assert doc["openapi"].startswith("3.1")
+    validate(doc)
+    schemes = doc["components"]["securitySchemes"]
+    assert schemes["bearer"] == {**schemes["bearer"], "type": "http", "scheme": "bearer"}
+    assert schemes["vaultToken"]["name"] == "X-Vault-Token"
+    assert not [n for n in doc["components"]["schemas"] if "__" in n or "Validation" in n]
+    ids: set[str] = set()
+    public: set[str] = set()
+    unbounded: list[str] = []
+    for path, method, op in _operations(doc):
+        where = f"{method.upper()} {path}"
+        op_id = op["operationId"]
+        assert re.fullmatch(r"[a-z]+_[a-z0-9_]+", op_id), where
+        assert op_id not in ids, where
+        ids.add(op_id)
+        assert "security" in op, where
+        if not op["security"]:
+            public.add(op_id)
+        responses = op["responses"]
+        assert "422" not in responses, where
+        media = "application/json" if path.startswith("/v1/") else "application/problem+json"
+        for status in ERROR_STATUSES:
+            assert media in responses[status]["content"], (where, status)
+        for status, answer in responses.items():
+            if status.startswith("2"):
+                for content in answer.get("content", {}).values():
+                    assert content.get("schema"), (where, status, "has an empty schema")
+        for param in op.get("parameters", []):
+            unbounded += _unbounded_integers(doc, param["schema"], f"{where} ?{param['name']}")
+        body = op.get("requestBody", {}).get("content", {}).get("application/json")
+        if body is not None:
+            unbounded += _unbounded_integers(doc, body["schema"], f"{where} body")
+    assert public == PUBLIC
+    assert not unbounded, f"integer inputs without a 64-bit bound: {unbounded}"
+    # Every success status a route sends is documented (a dry run answers 200, not 201).
+    assert {"200", "201"} <= doc["paths"]["/api/v1/incidents"]["post"]["responses"].keys()
+    # One operation per verb.
+    assert "/api/v1/secrets/{path}:rollback" in doc["paths"]
+    assert "/api/v1/keys/{key_id}:suspend" in doc["paths"]
+    assert doc["paths"]["/metrics"]["get"]["responses"]["200"]["content"].keys() == {"text/plain"}
+
+
+async def test_docs_are_served_from_the_package_with_a_strict_csp(
+    client: httpx.AsyncClient, vault: Vault
+) -> None:
+    await client.post("/api/v1/sys/seal")
+    assert vault.svc.barrier.sealed
+    page = await client.get("/api/v1/docs")
+    assert page.status_code == 200
+    csp = page.headers["content-security-policy"]
+    assert "script-src 'self';" in csp
+    assert "default-src 'none'" in csp
+    # Every script and stylesheet comes from this origin: nothing from a CDN.
+    assert not re.findall(r"(?:src|href)=\"(?!/api/v1/docs)", page.text)
+    assert "<script>" not in page.text  # no inline script
+    for asset in ("/api/v1/docs/start.js", "/api/v1/docs/assets/swagger-ui-bundle.js"):
+        got = await client.get(asset)
+        assert got.status_code == 200, asset
+        assert got.headers["content-type"].startswith("text/javascript")
+    assert (await client.get("/api/v1/docs/assets/swagger-ui.css")).status_code == 200
+    for other in ("index.html", "..%2F..%2Fopenapi.json", "swagger-ui.js.map"):
+        assert (await client.get(f"/api/v1/docs/assets/{other}")).status_code == 404, other
+    assert (await client.get("/api/v1/openapi.json")).status_code == 200  # while sealed
+    assert (await client.get("/api/v1/secrets")).status_code == 503
+    unseal = await client.post("/api/v1/sys/unseal", json={"key": vault.unseal_key})
+    assert unseal.status_code == 200, unseal.text
+
+
+async def test_secret_answers_are_not_cached_and_405_names_allowed_methods(
+    client: httpx.AsyncClient,
+) -> None:
+    assert (await client.put("/api/v1/secrets/app/K", json={"value": "v"})).status_code == 200
+    assert (
+        await client.put("/v1/secret/data/app/KV", json={"data": {"a": "b"}})
+    ).status_code == 200
+    for url in (
+        "/api/v1/secrets/app/K",
+        "/api/v1/secrets/app/K?label=current",
+        "/v1/secret/data/app/KV",
+    ):
+        got = await client.get(url)
+        assert got.status_code == 200, url
+        assert got.headers["cache-control"] == "no-store", url
+    created = await client.post("/api/v1/tokens", json={"ttl_seconds": 60})
+    assert created.headers["cache-control"] == "no-store"
+    wrong = await client.put("/api/v1/tokens/self")
+    assert wrong.status_code == 405
+    assert wrong.headers["allow"] == "GET"
+    assert wrong.json()["code"] == "method_not_allowed"
+
+
+async def test_one_route_per_verb_keeps_the_old_answers(client: httpx.AsyncClient) -> None:
+    await client.put("/api/v1/secrets/app/V", json={"value": "a"})
+    await client.put("/api/v1/secrets/app/V", json={"value": "b"})
+    rolled = await client.post("/api/v1/secrets/app/V:rollback", json={"version": 1})
+    assert rolled.json()["version"] == 3
+    assert (await client.get("/api/v1/secrets/app/V:history")).json()["current_version"] == 3
+    assert (
+        await client.post("/api/v1/secrets/app/V:destroy", json={"versions": [2]})
+    ).status_code == 204
+    assert (await client.delete("/api/v1/secrets/app/V")).status_code == 204
+    assert (await client.post("/api/v1/secrets/app/V:undelete")).status_code == 204
+    assert (await client.get("/api/v1/secrets/app/V")).json()["value"] == "a"
+    unknown = await client.post("/api/v1/secrets/app/V:explode")
+    assert unknown.status_code == 404
+    assert (await client.post("/api/v1/secrets/app/V")).status_code == 404
+    assert (await client.get("/api/v1/secrets/app/V:explode")).status_code in (400, 404)
