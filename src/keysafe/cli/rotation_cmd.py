@@ -8,7 +8,7 @@ from typing import Annotated, Any
 import typer
 
 from keysafe.cli.context import state
-from keysafe.cli.output import message, print_json, table
+from keysafe.cli.output import cell, message, print_json, table
 from keysafe.errors import InvalidInput
 
 app = typer.Typer(
@@ -191,7 +191,7 @@ def _print_policy(doc: dict[str, Any]) -> None:
                 r["trigger"],
                 r["step"],
                 r["outcome"] or "",
-                f"{r['previous_version']} -> {r['new_version'] or '?'}",
+                f"{cell(r['previous_version'])} -> {r['new_version'] or '?'}",
                 r["started_at"],
                 r["error"] or "",
             )
@@ -287,5 +287,5 @@ def register(root: typer.Typer) -> None:
             return
         message(
             f"{path}: rotated to version {run['new_version']} "
-            f"(previous {run['previous_version']}; run {run['id']})"
+            f"(previous {cell(run['previous_version'])}; run {run['id']})"
         )
