@@ -45,7 +45,8 @@ def test_piped_tables_are_plain_and_never_cut(vault: Vault) -> None:
 
 
 def test_no_raw_python_in_human_output(vault: Vault) -> None:
-    made = vault.run("user", "create", "rawpy", "--password-stdin", stdin="correct horse battery staple 9")
+    password = "correct horse battery staple 9"
+    made = vault.run("user", "create", "rawpy", "--password-stdin", stdin=password)
     assert made.returncode == 0, made.stderr
     shown = vault.run("user", "show", "rawpy")
     assert shown.returncode == 0, shown.stderr
