@@ -88,7 +88,8 @@ def set_(
     as_json: JsonOpt = False,
 ) -> None:
     """Create or replace the rotation policy of PATH (the first rotation is due after
-    --every; `keysafe rotate PATH` runs one now)."""
+    --every; `keysafe rotate PATH` runs one now). With --rotator random, a PATH that does
+    not exist yet gets its first value at once."""
     from keysafe.cli.durations import parse_duration
 
     every_s = parse_duration(every)
@@ -132,6 +133,9 @@ def set_(
         f"{path}: rotated by {rotator} every {_human(every_s)} (grace {_human(grace_s)}); "
         f"next due {doc['next_due']}"
     )
+    first = doc.get("first_run")
+    if first:
+        message(f"{path} did not exist: created its first value (version {first['new_version']})")
 
 
 @app.command("status")
