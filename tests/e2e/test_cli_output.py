@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import json
 import re
+import subprocess
 from typing import TYPE_CHECKING
+
+from tests.e2e.conftest import KEYSAFE
 
 if TYPE_CHECKING:
     from tests.e2e.conftest import Vault
@@ -60,3 +63,12 @@ def test_no_raw_python_in_human_output(vault: Vault) -> None:
     assert meta.returncode == 0, meta.stderr
     values = [r[-1] for r in _rows(meta.stdout)[2:]]
     assert not {"None", "False", "True", "()", "[]", ""} & set(values), meta.stdout
+
+
+def test_version_as_a_process() -> None:
+    from keysafe import __version__
+
+    done = subprocess.run(
+        [*KEYSAFE, "--version"], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert (done.returncode, done.stdout) == (0, f"keysafe {__version__}\n"), done.stderr
