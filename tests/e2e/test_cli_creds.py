@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from typing import TYPE_CHECKING
@@ -74,9 +76,27 @@ def test_creds_lifecycle_through_the_cli(vault: Vault, target: tuple[str, str]) 
 
     env = vault.run("creds", role, "--format", "env")
     assert env.returncode == 0, env.stderr
-    lines = dict(line.split("=", 1) for line in env.stdout.splitlines())
-    assert set(lines) == {"PGUSER", "PGPASSWORD"}
-    assert _exists(lines["PGUSER"])
+    assert all(line.startswith("export PG") for line in env.stdout.splitlines()), env.stdout
+    assert "admin" not in env.stdout  # where to connect, never the admin's login
+    # eval "$(keysafe creds ...)": a child program of the shell connects with libpq's
+    # variables alone.
+    child = (
+        "import psycopg, os; c = psycopg.connect(''); "
+        "print(os.environ['PGHOST'], os.environ['PGPORT'], os.environ['PGDATABASE'], "
+        "c.execute('SELECT current_user').fetchone()[0])"
+    )
+    script = 'eval "$1"; exec "$2" -c "$3"'
+    ran = subprocess.run(
+        ["sh", "-c", script, "sh", env.stdout, sys.executable, child],
+        capture_output=True,
+        text=True,
+        env={k: v for k, v in os.environ.items() if not k.startswith("PG")},
+        timeout=60,
+    )
+    assert ran.returncode == 0, ran.stderr
+    host, port, database, user = ran.stdout.split()
+    assert (host, port, database) == ("127.0.0.1", "5432", "test")
+    assert _exists(user)
 
     listed = json.loads(vault.run("lease", "list", "--prefix", slug, "--json").stdout)
     assert {x["lease_id"] for x in listed} >= {issued["lease_id"]}
@@ -98,7 +118,7 @@ def test_creds_lifecycle_through_the_cli(vault: Vault, target: tuple[str, str]) 
     prefix = vault.run("lease", "revoke", "--prefix", f"{slug}/")
     assert prefix.returncode == 0, prefix.stderr
     assert "revoked 1 lease(s)" in prefix.stderr
-    assert not _exists(lines["PGUSER"])
+    assert not _exists(user)
     assert vault.run("creds", "role", "delete", role).returncode == 0
 
 

@@ -60,6 +60,23 @@ def test_random_rotation_and_labels(vault: Vault) -> None:
     assert "manual" in shown.stdout
 
 
+def test_random_policy_for_a_new_secret_creates_its_first_value(vault: Vault) -> None:
+    path = "e2e/rotfirst/prod/SESSION_KEY"
+    done = vault.run("rotation", "set", path, "--every", "30d", "--rotator", "random")
+    assert done.returncode == 0, done.stderr
+    assert "first value" in done.stderr
+    assert "version 1" in done.stderr
+    value = vault.run("secret", "get", path, "-n")
+    assert value.returncode == 0, value.stderr
+    assert len(value.stdout) >= 32
+    assert value.stdout not in done.stderr + done.stdout
+    # A policy for a secret that exists leaves its value alone.
+    again = vault.run("rotation", "set", path, "--every", "7d", "--rotator", "random", "--json")
+    assert again.returncode == 0, again.stderr
+    assert json.loads(again.stdout)["first_run"] is None
+    assert vault.run("secret", "get", path, "-n").stdout == value.stdout
+
+
 def test_command_rotator_and_a_refusing_target(vault: Vault, tmp_path: Path) -> None:
     path = "e2e/rot/prod/DB_PASSWORD"
     script = tmp_path / "rotate.sh"

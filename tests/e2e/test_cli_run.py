@@ -90,10 +90,40 @@ def test_name_clash_is_an_error_unless_prefixed(folders: Vault) -> None:
     assert (ok.returncode, ok.stdout) == (0, "other-password\n")
 
 
-def test_invalid_env_name_is_an_error(folders: Vault) -> None:
-    result = folders.run("export", "--path", "e2e/badname/dev")
-    assert result.returncode == 2
-    assert "not-an-env" in result.stderr
+def test_invalid_env_name_is_skipped_with_a_warning_unless_strict(folders: Vault) -> None:
+    assert folders.run("secret", "set", "e2e/badname/dev/GOOD", stdin="g").returncode == 0
+    result = folders.run("export", "--path", "e2e/badname/dev", "--format", "json")
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout) == {"GOOD": "g"}
+    assert result.stderr.count("not-an-env") == 1
+    assert "warning" in result.stderr
+    code = "import os; print(os.environ['GOOD'])"
+    ran = folders.run("run", "--path", "e2e/badname/dev", "--", *py(code))
+    assert (ran.returncode, ran.stdout) == (0, "g\n"), ran.stderr
+    assert "e2e/badname/dev/not-an-env" in ran.stderr
+    for command in (["export"], ["run"]):
+        tail = ["--", *py(code)] if command == ["run"] else []
+        strict = folders.run(*command, "--path", "e2e/badname/dev", "--strict", *tail)
+        assert strict.returncode == 2
+        assert "not-an-env" in strict.stderr
+        assert strict.stdout == ""
+
+
+def test_run_with_a_path_holding_no_secret_is_exit_3(folders: Vault, tmp_path: Path) -> None:
+    marker = tmp_path / "ran"
+    code = f"open({str(marker)!r}, 'w').close()"
+    typo = folders.run("run", "--path", "e2e/app/dve", "--", *py(code))
+    assert typo.returncode == 3
+    assert "e2e/app/dve" in typo.stderr
+    assert "--allow-empty" in typo.stderr
+    assert not marker.exists()
+    # One empty folder among good ones is still a typo.
+    mixed = folders.run("run", "-p", "e2e/app/dev", "-p", "e2e/nope/dev", "--", *py(code))
+    assert mixed.returncode == 3
+    assert not marker.exists()
+    allowed = folders.run("run", "--path", "e2e/app/dve", "--allow-empty", "--", *py(code))
+    assert allowed.returncode == 0, allowed.stderr
+    assert marker.exists()
 
 
 def test_export_dotenv(folders: Vault) -> None:

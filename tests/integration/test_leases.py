@@ -8,6 +8,7 @@ carries a random slug and is dropped afterwards whatever happened.
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -318,6 +319,9 @@ async def test_http_routes(vault: Vault, target: Target) -> None:
         assert issued.status_code == 201, issued.text
         doc = issued.json()
         assert {"username", "password", "lease_id", "expires_at", "max_expires_at"} <= set(doc)
+        # Where the login works (for PGHOST & co.), never the admin's login.
+        assert (doc["host"], doc["port"], doc["database"]) == ("127.0.0.1", 5432, "test")
+        assert "postgres" not in json.dumps(doc)
         listed = (await c.get("/api/v1/leases", params={"prefix": target.slug})).json()
         assert [x["lease_id"] for x in listed["leases"]] == [doc["lease_id"]]
         assert doc["password"] not in str(listed)

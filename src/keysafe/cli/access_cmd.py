@@ -8,7 +8,7 @@ from typing import Annotated, Any
 import typer
 
 from keysafe.cli.context import state
-from keysafe.cli.output import data, message, print_json, table
+from keysafe.cli.output import cell, data, message, print_json, table
 from keysafe.errors import InvalidInput
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="Stable JSON output for programs.")]
@@ -98,7 +98,7 @@ def policy_check(
         verdict = "ALLOWED" if result["allowed"] else "DENIED"
         data(f"{verdict}: {op} on {path}: {result['reason']}")
         for rule in result["rules"]:
-            data(f"  {rule['rule']}: {rule['note']}")
+            data(f"  {rule['rule']}: {cell(rule['note'])}")
     if not result["allowed"]:
         raise typer.Exit(1)
 

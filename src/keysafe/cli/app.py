@@ -39,7 +39,7 @@ initialised, audit or storage down);
 failed credential checks: retry later); 10 a rotation target refused or failed a
 step; 130 interrupted.
 `keysafe run` exits with the command's own status (128+N if killed by signal N;
-126/127 if it cannot be started).
+126/127 if it cannot be started; 3 before starting it if a --path holds no secret).
 
 Environment: KEYSAFE_HOME (default ~/.keysafe), KEYSAFE_ADDR, KEYSAFE_TOKEN,
 KEYSAFE_CACERT; each overrides the profile $KEYSAFE_HOME/profile.toml."""
@@ -56,9 +56,27 @@ app = typer.Typer(
 )
 
 
+def _print_version(value: bool) -> None:
+    if value:
+        from keysafe import __version__
+
+        typer.echo(f"keysafe {__version__}")
+        raise typer.Exit()
+
+
 @app.callback()
 def _global_options(
     ctx: typer.Context,
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version",
+            callback=_print_version,
+            is_eager=True,
+            expose_value=True,
+            help="Print the version and exit.",
+        ),
+    ] = False,
     config: Annotated[
         Path | None, typer.Option("--config", help="TOML settings file (env vars win over it).")
     ] = None,

@@ -10,12 +10,12 @@ name (see :mod:`keysafe.cli.env_safety`).
 from __future__ import annotations
 
 import re
-from collections.abc import Collection, Sequence
+from collections.abc import Callable, Collection, Sequence
 from typing import TYPE_CHECKING
 
 from keysafe.cli.env_safety import check_names
 from keysafe.client._paths import check_folder
-from keysafe.errors import InvalidInput
+from keysafe.errors import InvalidInput, NotFound
 
 if TYPE_CHECKING:
     from keysafe.client import Client
@@ -50,14 +50,30 @@ def build_env(
     *,
     prefixed: bool,
     allowed: Collection[str],
+    strict: bool = True,
+    warn: Callable[[str], None] | None = None,
 ) -> dict[str, str]:
     """Variables from ``(folder, [(path, value), ...])`` pairs. Raises InvalidInput on a
-    clash, and on a name secrets may not set unless it is in ``allowed``."""
+    clash, and on a name secrets may not set unless it is in ``allowed``.
+
+    A secret whose name cannot be a variable (``my-key.v2``) is an error when ``strict``;
+    otherwise it is left out and ``warn`` is told its path, so one odd name does not stop
+    a whole folder from being used."""
     env: dict[str, str] = {}
     origin: dict[str, str] = {}
     for folder, secrets in folders:
         for path, value in secrets:
-            name = env_name(path, folder, prefixed=prefixed)
+            try:
+                name = env_name(path, folder, prefixed=prefixed)
+            except InvalidInput:
+                if strict:
+                    raise
+                if warn is not None:
+                    warn(
+                        f"keysafe: warning: skipped secret {path}: its name is not a valid "
+                        "environment variable name (--strict makes this an error)"
+                    )
+                continue
             if name in env:
                 hint = "" if prefixed else "; pass --prefix to prefix names with their folder"
                 raise InvalidInput(f"{origin[name]} and {path} both set {name}{hint}")
@@ -68,10 +84,19 @@ def build_env(
 
 
 def fetch_env(
-    client: Client, folders: Sequence[str], *, prefixed: bool, allowed: Collection[str]
+    client: Client,
+    folders: Sequence[str],
+    *,
+    prefixed: bool,
+    allowed: Collection[str],
+    strict: bool = True,
+    warn: Callable[[str], None] | None = None,
+    allow_empty: bool = True,
 ) -> dict[str, str]:
     """Read every secret directly under each folder (one request per folder), as
-    :func:`build_env` checks them."""
+    :func:`build_env` checks them. Unless ``allow_empty``, a folder holding no secret
+    raises NotFound: a mistyped ``--path`` must not quietly run a program without its
+    secrets."""
     if not folders:
         raise InvalidInput("at least one --path is required")
     fetched: list[tuple[str, list[tuple[str, str]]]] = []
@@ -84,5 +109,10 @@ def fetch_env(
             for e in entries
             if e.value is not None and e.path.rsplit("/", 1)[0] == folder
         ]
+        if not pairs and not allow_empty:
+            raise NotFound(
+                f"--path {folder} holds no secret (mistyped?); pass --allow-empty to "
+                "accept an empty folder"
+            )
         fetched.append((folder, sorted(pairs)))
-    return build_env(fetched, prefixed=prefixed, allowed=allowed)
+    return build_env(fetched, prefixed=prefixed, allowed=allowed, strict=strict, warn=warn)

@@ -14,7 +14,7 @@ from typing import Annotated, Any
 import typer
 
 from keysafe.cli.context import state
-from keysafe.cli.output import data, message, print_json, table
+from keysafe.cli.output import cell, data, message, print_json, table
 from keysafe.errors import InvalidInput
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="Stable JSON output for programs.")]
@@ -170,9 +170,9 @@ def incident_show(
     if as_json:
         print_json(doc)
         return
-    data(f"{doc['id']}: {doc['title']} ({doc['status']}, opened {doc['opened_at']})")
+    data(f"{doc['id']}: {cell(doc['title'])} ({doc['status']}, opened {doc['opened_at']})")
     for item in doc["items"]:
-        data(f"  {item['kind']} {item['ref']}  {item['note']}")
+        data(f"  {item['kind']} {item['ref']}  {cell(item['note'])}")
     table(
         None,
         ["time", "kind", "what", "target", "by", "outcome", "detail"],

@@ -45,7 +45,12 @@ def creds_get(
     ] = None,
     as_json: JsonOpt = False,
     fmt: Annotated[
-        str, typer.Option("--format", help="text, json or env (PGUSER=/PGPASSWORD= lines).")
+        str,
+        typer.Option(
+            "--format",
+            help="text, json or env (export PGHOST=... PGUSER=... lines for "
+            'eval "$(keysafe creds NAME --format env)").',
+        ),
     ] = "text",
 ) -> None:
     """A new login for role NAME, valid until its lease ends. The password is shown once."""
@@ -60,7 +65,7 @@ def creds_get(
     if fmt == "json":
         print_json(issued)
     elif fmt == "env":
-        data(f"PGUSER={issued['username']}\nPGPASSWORD={issued['password']}")
+        data(_env_lines(issued), newline=False)
         message(f"lease {issued['lease_id']} ends {issued['expires_at']}")
     else:
         data(
@@ -68,6 +73,21 @@ def creds_get(
             f"lease_id    {issued['lease_id']}\nexpires_at  {issued['expires_at']}\n"
             f"max_expires {issued['max_expires_at']}"
         )
+
+
+def _env_lines(issued: dict[str, Any]) -> str:
+    """``export NAME='value'`` lines a shell can eval, so child programs (psql, libpq,
+    psycopg) see them: where to connect and the new login, never the admin's."""
+    from keysafe.cli.formats import to_shell
+
+    env = {
+        "PGHOST": issued.get("host") or "",
+        "PGPORT": str(issued.get("port") or ""),
+        "PGDATABASE": issued.get("database") or "",
+        "PGUSER": issued["username"],
+        "PGPASSWORD": issued["password"],
+    }
+    return to_shell({k: v for k, v in env.items() if v})
 
 
 # -- roles --------------------------------------------------------------------------------

@@ -6,6 +6,7 @@ rich is imported only when a table or a progress bar is actually drawn.
 from __future__ import annotations
 
 import json
+import os
 import sys
 from collections.abc import Sequence
 from typing import Any
@@ -33,8 +34,39 @@ def print_json(obj: Any) -> None:
     data(json.dumps(obj, indent=2, ensure_ascii=False))
 
 
+def cell(value: Any) -> str:
+    """One value as people read it: ``-`` for nothing, yes/no, lists joined by commas."""
+    if value is None or value == "" or value == () or value == []:
+        return "-"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, (list, tuple)):
+        return ", ".join(cell(v) for v in value)
+    if isinstance(value, dict):
+        return ", ".join(f"{k}={cell(v)}" for k, v in value.items()) or "-"
+    return str(value)
+
+
+def _plain_rows(columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> list[str]:
+    # One line per row whatever its width, so grep, cut and awk see whole ids and paths.
+    lines = [[" ".join(str(c).split()) for c in columns]]
+    lines += [[" ".join(cell(c).split()) or "-" for c in row] for row in rows]
+    widths = [max(len(line[i]) for line in lines) for i in range(len(columns))]
+    return [
+        "  ".join(c.ljust(w) for c, w in zip(line, widths, strict=True)).rstrip() for line in lines
+    ]
+
+
 def table(title: str | None, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
-    """A rich table on stdout; plain (no colour) when stdout is not a terminal."""
+    """Every table of the CLI: rich on a terminal; plain space-aligned columns otherwise.
+
+    Piped output is never boxed or wrapped (like Vault's). NO_COLOR turns colour off.
+    """
+    if not sys.stdout.isatty():
+        if title:
+            data(title)
+        data("\n".join(_plain_rows(columns, rows)))
+        return
     from rich.console import Console
     from rich.table import Table
 
@@ -42,5 +74,10 @@ def table(title: str | None, columns: Sequence[str], rows: Sequence[Sequence[Any
     for col in columns:
         tbl.add_column(col, overflow="fold")
     for row in rows:
-        tbl.add_row(*("" if cell is None else str(cell) for cell in row))
-    Console(soft_wrap=False).print(tbl)
+        tbl.add_row(*(cell(c) for c in row))
+    # NO_COLOR (no-color.org): no escape sequences at all, bold headers included.
+    plain = bool(os.environ.get("NO_COLOR"))
+    if plain:
+        Console(soft_wrap=False, no_color=True, color_system=None).print(tbl)
+    else:
+        Console(soft_wrap=False).print(tbl)

@@ -8,7 +8,7 @@ from typing import Annotated, Any
 import typer
 
 from keysafe.cli.context import state
-from keysafe.cli.output import message, print_json, table
+from keysafe.cli.output import cell, message, print_json, table
 from keysafe.errors import InvalidInput
 
 app = typer.Typer(
@@ -88,7 +88,8 @@ def set_(
     as_json: JsonOpt = False,
 ) -> None:
     """Create or replace the rotation policy of PATH (the first rotation is due after
-    --every; `keysafe rotate PATH` runs one now)."""
+    --every; `keysafe rotate PATH` runs one now). With --rotator random, a PATH that does
+    not exist yet gets its first value at once."""
     from keysafe.cli.durations import parse_duration
 
     every_s = parse_duration(every)
@@ -132,6 +133,9 @@ def set_(
         f"{path}: rotated by {rotator} every {_human(every_s)} (grace {_human(grace_s)}); "
         f"next due {doc['next_due']}"
     )
+    first = doc.get("first_run")
+    if first:
+        message(f"{path} did not exist: created its first value (version {first['new_version']})")
 
 
 @app.command("status")
@@ -191,7 +195,7 @@ def _print_policy(doc: dict[str, Any]) -> None:
                 r["trigger"],
                 r["step"],
                 r["outcome"] or "",
-                f"{r['previous_version']} -> {r['new_version'] or '?'}",
+                f"{cell(r['previous_version'])} -> {r['new_version'] or '?'}",
                 r["started_at"],
                 r["error"] or "",
             )
@@ -287,5 +291,5 @@ def register(root: typer.Typer) -> None:
             return
         message(
             f"{path}: rotated to version {run['new_version']} "
-            f"(previous {run['previous_version']}; run {run['id']})"
+            f"(previous {cell(run['previous_version'])}; run {run['id']})"
         )

@@ -28,6 +28,14 @@ AllowEnvOpt = Annotated[
         "BASH_ENV, PYTHONSTARTUP, PATH, KEYSAFE_*...); refused otherwise (repeatable).",
     ),
 ]
+StrictOpt = Annotated[
+    bool,
+    typer.Option(
+        "--strict",
+        help="Fail when a secret's name is not a valid variable name (my-key.v2); "
+        "without it such a secret is skipped with a warning.",
+    ),
+]
 
 
 def register(app: typer.Typer) -> None:
@@ -52,6 +60,15 @@ def run(
     path: PathsOpt,
     prefix: PrefixOpt = False,
     allow_env: AllowEnvOpt = None,
+    strict: StrictOpt = False,
+    allow_empty: Annotated[
+        bool,
+        typer.Option(
+            "--allow-empty",
+            help="Run COMMAND even when a --path folder holds no secret (exit 3 otherwise: "
+            "a mistyped path).",
+        ),
+    ] = False,
     pass_token: Annotated[
         bool,
         typer.Option(
@@ -104,13 +121,22 @@ def run(
                 path,
                 prefix,
                 allow_env or [],
+                (strict, allow_empty),
                 signal_name,
                 poll or "5s",
                 stop_timeout or "10s",
             )
         else:
             with state(ctx).client() as client:
-                secrets = fetch_env(client, path, prefixed=prefix, allowed=allow_env or ())
+                secrets = fetch_env(
+                    client,
+                    path,
+                    prefixed=prefix,
+                    allowed=allow_env or (),
+                    strict=strict,
+                    warn=message,
+                    allow_empty=allow_empty,
+                )
             code = run_child(command, {**base, **secrets})
     except ChildStartError as exc:
         message(error_line(exc.detail))
@@ -137,6 +163,7 @@ def _run_watched(
     path: list[str],
     prefix: bool,
     allow_env: list[str],
+    checks: tuple[bool, bool],
     signal_name: str | None,
     poll: str,
     stop_timeout: str,
@@ -151,12 +178,21 @@ def _run_watched(
         stop_timeout=parse_duration(stop_timeout),
         signal=parse_signal(signal_name) if signal_name is not None else None,
     )
+    strict, allow_empty = checks
     with state(ctx).client() as client:
         return run_watched(
             command,
             base_env,
             versions=lambda: folder_versions(client, path),
-            fetch_env=lambda: fetch_env(client, path, prefixed=prefix, allowed=allow_env),
+            fetch_env=lambda: fetch_env(
+                client,
+                path,
+                prefixed=prefix,
+                allowed=allow_env,
+                strict=strict,
+                warn=message,
+                allow_empty=allow_empty,
+            ),
             opts=opts,
             say=message,
         )
@@ -168,20 +204,23 @@ def export(
     fmt: Annotated[str, typer.Option("--format", "-f", help="dotenv, json or shell.")] = "dotenv",
     prefix: PrefixOpt = False,
     allow_env: AllowEnvOpt = None,
+    strict: StrictOpt = False,
     output: Annotated[
         Path | None, typer.Option("--output", "-o", help="Write to FILE (mode 0600).")
     ] = None,
 ) -> None:
     from keysafe.cli.envmap import fetch_env
     from keysafe.cli.formats import FORMATS, RENDERERS
-    from keysafe.cli.output import data
+    from keysafe.cli.output import data, message
 
     if fmt not in RENDERERS:
         raise InvalidInput(f"unknown format {fmt!r}: use one of {', '.join(FORMATS)}")
     with state(ctx).client() as client:
         # The same names as for run are refused: `eval "$(keysafe export -f shell)"` or a
         # dotenv loader would set them in a shell or program just the same.
-        env = fetch_env(client, path, prefixed=prefix, allowed=allow_env or ())
+        env = fetch_env(
+            client, path, prefixed=prefix, allowed=allow_env or (), strict=strict, warn=message
+        )
     text = RENDERERS[fmt](env)
     if output is None:
         data(text, newline=False)

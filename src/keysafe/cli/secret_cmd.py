@@ -193,7 +193,7 @@ def metadata_show(ctx: typer.Context, path: PathArg, as_json: JsonOpt = False) -
     if as_json:
         print_json(asdict(meta))
         return
-    rows = [(k, _show(v)) for k, v in asdict(meta).items()]
+    rows = [(k, v) for k, v in asdict(meta).items()]
     table(path, ["FIELD", "VALUE"], rows)
 
 
@@ -240,9 +240,3 @@ def metadata_set(
         print_json(asdict(meta))
     else:
         message(f"{path}: metadata updated")
-
-
-def _show(value: object) -> str:
-    if isinstance(value, dict):
-        return ", ".join(f"{k}={v}" for k, v in value.items())
-    return "" if value is None else str(value)

@@ -77,7 +77,7 @@ def list_(ctx: typer.Context, as_json: JsonOpt = False) -> None:
             t.id,
             ", ".join(t.policies) if t.policies else f"{t.mode} on {t.prefix!r}",
             t.expires_at,
-            "yes" if t.revoked else "",
+            t.revoked,
             t.description,
         )
         for t in tokens

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from keysafe.cli.output import data, table
+from keysafe.cli.output import cell, data, table
 
 
 def show_key_usage(record: dict[str, Any], usage: dict[str, Any]) -> None:
@@ -17,7 +17,7 @@ def show_key_usage(record: dict[str, Any], usage: dict[str, Any]) -> None:
         f"service     {record['service_id']}",
         f"policies    {', '.join(record.get('policies') or []) or '-'}",
         f"rate limit  {record.get('rate_limit') or '-'}",
-        f"expires     {record.get('expires_at')}",
+        f"expires     {cell(record.get('expires_at'))}",
         f"first use   {usage.get('first_used_at') or 'never'}",
         f"last use    {usage.get('last_used_at') or 'never'}",
     ]

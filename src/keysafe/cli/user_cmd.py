@@ -16,7 +16,7 @@ from typing import Annotated, Any
 import typer
 
 from keysafe.cli.context import state
-from keysafe.cli.output import data, message, print_json, table
+from keysafe.cli.output import cell, data, message, print_json, table
 from keysafe.errors import InvalidInput
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="Stable JSON output for programs.")]
@@ -233,7 +233,7 @@ def user_show(
         print_json(user)
         return
     for key, value in user.items():
-        data(f"{key}: {', '.join(value) if isinstance(value, list) else value}")
+        data(f"{key}: {cell(value)}")
 
 
 @user_app.command("roles")

@@ -117,6 +117,9 @@ class Issued:
     max_expires_at: int
     ttl: int
     warnings: tuple[str, ...] = ()
+    host: str = ""
+    port: int = 0
+    database: str = ""
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -128,6 +131,9 @@ class Issued:
             "max_expires_at": iso_us(self.max_expires_at),
             "ttl": self.ttl,
             "warnings": list(self.warnings),
+            "host": self.host,
+            "port": self.port,
+            "database": self.database,
         }
 
 

@@ -32,7 +32,7 @@ from keysafe.rotation import lease_models as m
 from keysafe.rotation.dynamic import PostgresTarget, Target, new_password, username_for
 from keysafe.rotation.lease_store import LeaseStore
 from keysafe.rotation.target_service import ANY_LOGIN, TargetService
-from keysafe.rotation.targets import parse_postgres
+from keysafe.rotation.targets import PgConn, parse_postgres
 from keysafe.secrets.service import SecretsService
 from keysafe.store.prefix import starts_with
 from keysafe.store.tables_leases import leases
@@ -94,6 +94,10 @@ class LeaseService:
         return RequestContext(principal, ctx.source, ctx.request_id)
 
     async def _target(self, ctx: RequestContext, role: m.RoleConfig) -> Target:
+        return await self._open(await self._connection(ctx, role))
+
+    async def _connection(self, ctx: RequestContext, role: m.RoleConfig) -> PgConn:
+        """The role's admin connection, parsed (RotationFailed when missing or unusable)."""
         try:
             url = (await self._secrets.read(ctx, role.connection_secret)).value
         except NotFound:
@@ -106,6 +110,9 @@ class LeaseService:
             raise RotationFailed(
                 f"role {role.name}: its connection secret is unusable: {exc.detail}"
             ) from None
+        return conn
+
+    async def _open(self, conn: PgConn) -> Target:
         # Reaching the network is an admin decision: only an approved target, and only
         # one approved for any login (these logins are made up at each issue).
         await anyio.to_thread.run_sync(self._approvals.require, conn.target, ANY_LOGIN)
@@ -129,7 +136,8 @@ class LeaseService:
             raise InvalidInput("the TTL must be positive")
         try:
             role = await anyio.to_thread.run_sync(self._store.role, name)
-            target = await self._target(self._system(ctx), role)
+            conn = await self._connection(self._system(ctx), role)
+            target = await self._open(conn)
         except KeysafeError as exc:
             await self._audit.record(self._event(ctx, "creds:issue", path, OUTCOME_ERROR, exc.code))
             raise
@@ -150,6 +158,10 @@ class LeaseService:
             max_expires_at=now + role.max_ttl * 1_000_000,
             ttl=granted,
             warnings=tuple(warnings),
+            # Where the login works (never the admin's user or password): PGHOST & co.
+            host=conn.target.host,
+            port=conn.target.port,
+            database=conn.target.database,
         )
         await anyio.to_thread.run_sync(self._store.insert, issued, ctx.principal.token_id, now)
         try:

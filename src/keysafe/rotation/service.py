@@ -150,7 +150,10 @@ class RotationService:
         approve_targets: bool = False,
     ) -> dict[str, Any]:
         """Create or replace the rotation schedule of ``path`` (first run due after
-        ``every_seconds``; ``keysafe rotate`` runs one now). Raises InvalidInput for an
+        ``every_seconds``; ``keysafe rotate`` runs one now). A ``random`` policy for a
+        secret that does not exist yet creates its first value at once (one rotation
+        run, ``first_run`` in the answer): otherwise the secret would be missing for a
+        whole interval. Raises RotationFailed if that run fails, InvalidInput for an
         unknown rotator, bad options or durations; Forbidden (audited) without the
         capabilities the policy needs, or when a rotator would connect to a target no
         admin approved (``approve_targets``: an admin of ``sys/rotation`` approves them
@@ -177,6 +180,7 @@ class RotationService:
             await self._admission.check_targets(ctx, path, impl, opts, approve=approve_targets)
         if rotator == "apikey":
             opts = await self._admission.pin_key_service(ctx, path, opts)
+        first = rotator == "random" and not await self._secret_exists(path, ctx)
         now = self._clock.now_us()
         values = {
             "path": path,
@@ -190,7 +194,17 @@ class RotationService:
         detail = f"{rotator} every {every_seconds}s grace {grace_seconds}s"
         event = self._event(ctx, "rotation:set", path, OUTCOME_OK, detail)
         await self._store.put_policy(values, event)
-        return await self.get_policy(ctx, path, audit=False)
+        first_run = await self.rotate(ctx, path) if first else None
+        return {**await self.get_policy(ctx, path, audit=False), "first_run": first_run}
+
+    async def _secret_exists(self, path: str, ctx: RequestContext) -> bool:
+        """Whether ``path`` was ever written (deleted or destroyed versions count: only a
+        secret that never existed gets a first value), read as the engine itself."""
+        try:
+            await self._secrets.metadata(system_context(ctx), path)
+        except NotFound:
+            return False
+        return True
 
     async def get_policy(
         self, ctx: RequestContext, path: str, *, audit: bool = True

@@ -116,3 +116,22 @@ def test_config_file_supplies_the_address(
     config.write_text('addr = "http://127.0.0.1:9"\n')
     assert main.run(["--config", str(config), "secret", "get", "a/b"]) == 7
     assert "http://127.0.0.1:9" in capsys.readouterr().err
+
+
+def test_version_prints_the_package_version(capsys: pytest.CaptureFixture[str]) -> None:
+    from keysafe import __version__
+
+    assert main.run(["--version"]) == 0
+    captured = capsys.readouterr()
+    assert (captured.out, captured.err) == (f"keysafe {__version__}\n", "")
+
+
+def test_rotate_output_has_no_raw_none(
+    serve: Callable[[Handler], None], capsys: pytest.CaptureFixture[str]
+) -> None:
+    run = {"id": "run_1", "previous_version": None, "new_version": 1, "outcome": "ok"}
+    serve(lambda _r: httpx.Response(200, json=run))
+    assert main.run(["rotate", "app/KEY"]) == 0
+    err = capsys.readouterr().err
+    assert "None" not in err
+    assert "previous -" in err

@@ -64,3 +64,20 @@ def test_prefix_resolves_the_clash() -> None:
 def test_values_are_kept_exactly() -> None:
     folders = [("f", [("f/A", "x\n$y'z")])]
     assert build_env(folders, prefixed=False, allowed=()) == {"A": "x\n$y'z"}
+
+
+def test_invalid_name_is_skipped_with_one_warning_unless_strict() -> None:
+    folders = [("f", [("f/my-key.v2", "x"), ("f/GOOD", "g")])]
+    warnings: list[str] = []
+    got = build_env(folders, prefixed=False, allowed=(), strict=False, warn=warnings.append)
+    assert got == {"GOOD": "g"}
+    assert len(warnings) == 1
+    assert "f/my-key.v2" in warnings[0]
+    with pytest.raises(InvalidInput, match="not a valid name"):
+        build_env(folders, prefixed=False, allowed=(), strict=True, warn=warnings.append)
+
+
+def test_skipping_keeps_refusing_names_that_change_how_programs_start() -> None:
+    folders = [("f", [("f/bad.name", "x"), ("f/LD_PRELOAD", "/tmp/evil.so")])]
+    with pytest.raises(InvalidInput, match="LD_PRELOAD"):
+        build_env(folders, prefixed=False, allowed=(), strict=False, warn=lambda _: None)
