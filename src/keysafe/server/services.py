@@ -38,7 +38,7 @@ from keysafe.monitor.usage import UsageTracker
 from keysafe.rotation.leases import LeaseService
 from keysafe.rotation.service import RotationService, build_rotation
 from keysafe.secrets.service import SecretsService
-from keysafe.store.engine import make_engine
+from keysafe.store.engine import DbTimeouts, make_engine
 from keysafe.system.service import SystemService
 
 
@@ -85,11 +85,22 @@ class Services:
         self.engine.dispose()
 
 
+def db_timeouts(settings: Settings) -> DbTimeouts:
+    """The database wait bounds the settings ask for."""
+    return DbTimeouts(
+        connect_seconds=settings.database_connect_timeout_seconds,
+        statement_seconds=settings.database_statement_timeout_seconds,
+        idle_in_transaction_seconds=settings.database_idle_in_transaction_timeout_seconds,
+        pool_seconds=settings.database_pool_timeout_seconds,
+        keepalive_idle_seconds=settings.database_keepalive_idle_seconds,
+    )
+
+
 def build_services(
     settings: Settings, *, unseal_key: str | None = None, engine: Engine | None = None
 ) -> Services:
     """Wire every service with its explicit dependencies. Starts nothing."""
-    engine = engine or make_engine(settings.resolved_database_url())
+    engine = engine or make_engine(settings.resolved_database_url(), db_timeouts(settings))
     clock = SystemClock()
     barrier = Barrier()
     audit = AuditLog(
