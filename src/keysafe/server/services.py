@@ -39,6 +39,7 @@ from keysafe.rotation.leases import LeaseService
 from keysafe.rotation.service import RotationService, build_rotation
 from keysafe.secrets.service import SecretsService
 from keysafe.store.engine import DbTimeouts, make_engine
+from keysafe.store.offload import BlockingCalls
 from keysafe.system.service import SystemService
 
 
@@ -68,6 +69,9 @@ class Services:
     usage: UsageTracker
     limits: RateLimits
     rotation: RotationService
+    # Blocking database calls of the request path (inline on SQLite, bounded threads on
+    # PostgreSQL).
+    blocking: BlockingCalls
 
     def close(self) -> None:
         """Stop the audit log and release every database connection."""
@@ -82,6 +86,7 @@ class Services:
         self.keys.close()
         self.oauth.close()
         self.alerts.close()
+        self.blocking.close()
         self.engine.dispose()
 
 
@@ -103,6 +108,7 @@ def build_services(
     engine = engine or make_engine(settings.resolved_database_url(), db_timeouts(settings))
     clock = SystemClock()
     barrier = Barrier()
+    blocking = BlockingCalls(engine)
     audit = AuditLog(
         engine,
         key=lambda: barrier.keyring().audit_hmac_key,
@@ -150,6 +156,7 @@ def build_services(
         default_max_versions=settings.default_max_versions,
         refresh_keyring=system.refresh_keyring,
         authorizer=authorizer,
+        blocking=blocking,
     )
     oauth = TokenExchange(system.signing_keys, DbRevocationList(engine), keys)
     rotation = build_rotation(engine, barrier, secrets, audit, clock, authorizer, keys)
@@ -233,6 +240,7 @@ def build_services(
             local=node_storage_from_env(),
         ),
         rotation=rotation,
+        blocking=blocking,
     )
 
 

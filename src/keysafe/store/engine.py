@@ -86,7 +86,7 @@ def postgres_connect_args(url: str, timeouts: DbTimeouts) -> dict[str, Any]:
 
 
 def _postgres_engine(url: str, timeouts: DbTimeouts) -> Engine:
-    return create_engine(
+    engine = create_engine(
         url,
         pool_size=10,
         max_overflow=20,
@@ -94,6 +94,10 @@ def _postgres_engine(url: str, timeouts: DbTimeouts) -> Engine:
         pool_timeout=timeouts.pool_seconds,
         connect_args=postgres_connect_args(url, timeouts),
     )
+    # How long async callers wait on a call (keysafe.store.offload): the statement
+    # timeout, plus a margin so the server's own timeout normally answers first.
+    wait = timeouts.statement_seconds + 0.5
+    return engine.execution_options(ks_wait_seconds=wait)
 
 
 def is_sqlite(engine: Engine) -> bool:
