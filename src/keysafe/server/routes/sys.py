@@ -15,6 +15,7 @@ from keysafe import __version__
 from keysafe.audit.models import OUTCOME_OK
 from keysafe.errors import AlreadyInitialized, Unauthenticated
 from keysafe.server import deps
+from keysafe.server.health import health_checks
 from keysafe.system.init_token import INIT_TOKEN_HEADER, check_init_token, consume_init_token
 
 router = APIRouter(prefix="/api/v1/sys", tags=["sys"])
@@ -49,14 +50,13 @@ class RewrapRequest(BaseModel):
     batch: int = Field(500, ge=1, le=10_000)
 
 
-@router.get("/health")
+@router.api_route("/health", methods=["GET", "HEAD"])
 async def health(request: Request) -> Response:
-    """Liveness and seal state. 200 unsealed, 503 sealed or not initialised."""
-    svc = deps.services(request)
-    initialized = svc.system.seal_config() is not None
-    sealed = svc.barrier.sealed
-    doc = {"initialized": initialized, "sealed": sealed, "version": __version__}
-    return json_response(doc, 200 if initialized and not sealed else 503)
+    """What a load balancer trusts: 200 only when unsealed, the database answers and the
+    audit trail can be written; else 503 with the reason (``keysafe.server.health``)."""
+    report = await health_checks(request).report()
+    doc = {**report.as_document(), "version": __version__}
+    return json_response(doc, 200 if report.healthy else 503)
 
 
 @router.get("/seal-status")
