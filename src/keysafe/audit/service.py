@@ -36,7 +36,7 @@ from keysafe.audit.models import (
     head_mac,
 )
 from keysafe.audit.verify import Head, VerifyResult, verify_database, verify_file
-from keysafe.errors import AuditUnavailable, KeysafeError
+from keysafe.errors import AuditUnavailable, KeysafeError, Sealed
 from keysafe.store.engine import read_conn, write_txn
 from keysafe.store.offload import wait_bound
 from keysafe.store.tables import audit_events, audit_head
@@ -194,7 +194,7 @@ class AuditLog:
                 chained = self.append_in_txn(conn, [event])
         except Exception as exc:
             log.error("audit write failed, failing the operation closed: %s", exc)
-            self._failed(str(exc))
+            self._failed(exc)
             raise AuditUnavailable(_REFUSED) from exc
         self._failed_at = None
         self._committed(chained[-1].seq)
@@ -222,7 +222,7 @@ class AuditLog:
             self._fail(batch, "the audit database stayed locked")
             return
         except Exception as exc:
-            self._fail(batch, str(exc))
+            self._fail(batch, str(exc), exc)
             return
         self._busy_since = None
         self._succeeded(batch)
@@ -246,9 +246,12 @@ class AuditLog:
         events = [event for event, _ in batch]
         done = self._flusher.submit(self._flush_raw, events)
         loop = asyncio.get_running_loop()
-        done.add_done_callback(
-            lambda f: loop.call_soon_threadsafe(self._flushed_in_thread, batch, f)
-        )
+
+        def settle(f: Future[None]) -> None:
+            with contextlib.suppress(RuntimeError):  # the loop closed: nobody is waiting
+                loop.call_soon_threadsafe(self._flushed_in_thread, batch, f)
+
+        done.add_done_callback(settle)
 
     def _flushed_in_thread(
         self, batch: list[tuple[AuditEvent, asyncio.Future[None]]], done: Future[None]
@@ -259,7 +262,7 @@ class AuditLog:
             return
         exc = done.exception()
         if exc is not None:
-            self._fail(batch, str(exc))
+            self._fail(batch, str(exc), exc)
         else:
             self._succeeded(batch)
         self._flush_in_thread()
@@ -267,7 +270,10 @@ class AuditLog:
     def _committed(self, seq: int) -> None:
         self._committed_seq = max(self._committed_seq, seq)
 
-    def _failed(self, why: str) -> None:
+    def _failed(self, exc: BaseException | str) -> None:
+        if isinstance(exc, Sealed):
+            return  # no key to sign with while sealed: health says "sealed" already
+        why = str(exc)
         self._failed_at, self._failure = time.monotonic(), why.splitlines()[0] if why else ""
 
     def sink_problem(self, recent_seconds: float = 5.0) -> str | None:
@@ -288,8 +294,13 @@ class AuditLog:
                 return f"the audit file cannot be written: {exc.strerror}"
         return None
 
-    def _fail(self, batch: list[tuple[AuditEvent, asyncio.Future[None]]], why: str) -> None:
-        self._failed(why)
+    def _fail(
+        self,
+        batch: list[tuple[AuditEvent, asyncio.Future[None]]],
+        why: str,
+        exc: BaseException | None = None,
+    ) -> None:
+        self._failed(exc if exc is not None else why)
         self._busy_since = None
         log.error("audit write failed, failing %d operations closed: %s", len(batch), why)
         error = AuditUnavailable(_REFUSED)

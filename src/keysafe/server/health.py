@@ -127,7 +127,9 @@ class HealthChecks:
         now = time.monotonic()
         cached = self._cached
         if cached is not None and now - cached[0] < self._cache_seconds:
-            return HealthReport(cached[1], sealed, cached[2], names)
+            # Only a vault that was initialised can be unsealed: the live seal state
+            # corrects a cached "not initialised" right after init and unseal.
+            return HealthReport(True if not sealed else cached[1], sealed, cached[2], names)
         probe = self._current_probe(now)
         remaining = probe.started + self._timeout - now
         try:
@@ -140,7 +142,7 @@ class HealthChecks:
             initialized = self._initialized
             problems = {probe.running or "database": f"no answer within {self._timeout:g} s"}
         self._cached = (time.monotonic(), initialized, problems)
-        return HealthReport(initialized, sealed, problems, names)
+        return HealthReport(True if not sealed else initialized, sealed, problems, names)
 
 
 def health_checks(request: Request) -> HealthChecks:
