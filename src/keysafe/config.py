@@ -31,6 +31,17 @@ class Settings(BaseSettings):
     token: SecretStr | None = None
     cacert: Path | None = None
     database_url: str | None = None
+    # PostgreSQL waits (every connection): connect, statement (server side, and the
+    # longest a request waits on the database), a transaction left idle, a free pooled
+    # connection, TCP keep-alive idle time. A hung database gives 503, never a frozen node.
+    database_connect_timeout_seconds: float = Field(5.0, gt=0, le=300)
+    database_statement_timeout_seconds: float = Field(10.0, gt=0, le=3600)
+    database_idle_in_transaction_timeout_seconds: float = Field(30.0, gt=0, le=86400)
+    database_pool_timeout_seconds: float = Field(5.0, gt=0, le=300)
+    database_keepalive_idle_seconds: int = Field(10, ge=1, le=7200)
+    # Health: the database must answer a trivial query within this long (else 503), so
+    # that health itself answers within about 1 s while the database hangs.
+    health_database_timeout_seconds: float = Field(0.8, gt=0, le=30)
     redis_url: str | None = None
     # Embedded/automated unseal source: the root key in its text form, or a file holding it.
     unseal_key: SecretStr | None = None

@@ -147,4 +147,5 @@ def test_unseal_progress_is_bound_to_the_first_holders_nonce(
             assert last.status_code == 200, last.text
         assert last.json()["sealed"] is False
         assert last.json()["nonce"] == ""
-        assert holder.get("/api/v1/sys/health").status_code == 200
+        health = holder.get("/api/v1/sys/health")
+        assert health.status_code == 200, health.text

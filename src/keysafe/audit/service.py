@@ -17,6 +17,7 @@ import logging
 import os
 import time
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -36,8 +37,9 @@ from keysafe.audit.models import (
     head_mac,
 )
 from keysafe.audit.verify import Head, VerifyResult, verify_database, verify_file
-from keysafe.errors import AuditUnavailable, KeysafeError
+from keysafe.errors import AuditUnavailable, KeysafeError, Sealed
 from keysafe.store.engine import read_conn, write_txn
+from keysafe.store.offload import wait_bound
 from keysafe.store.tables import audit_events, audit_head
 
 log = logging.getLogger("keysafe.audit")
@@ -130,6 +132,14 @@ class AuditLog:
         self._raw_conn: Any = None
         self._busy_since: float | None = None
         self._last_flushed = 0
+        # PostgreSQL: group commits run on one flusher thread and callers wait at most
+        # this long (a hung server must not freeze the event loop or the request).
+        self._wait = wait_bound(engine)
+        self._flusher: ThreadPoolExecutor | None = None
+        self._flushing = False
+        # The last failed write (monotonic time, why), cleared by the next success.
+        self._failed_at: float | None = None
+        self._failure = ""
 
     # -- lifecycle -----------------------------------------------------------------------
 
@@ -138,6 +148,9 @@ class AuditLog:
 
     def stop(self) -> None:
         self._running = False
+        flusher, self._flusher = self._flusher, None
+        if flusher is not None:
+            flusher.shutdown(wait=False, cancel_futures=True)
         conn, self._raw_conn = self._raw_conn, None
         if conn is not None:
             with contextlib.suppress(Exception):
@@ -149,8 +162,10 @@ class AuditLog:
         """Append ``event`` and wait until it is durable; raises AuditUnavailable.
 
         Events recorded in the same turn of the event loop are written in one group
-        commit, run on the loop itself right after the requests that produced them: a
-        hand-off to a thread cost more in GIL switches than the write.
+        commit. On SQLite it runs on the loop itself right after the requests that
+        produced them (a hand-off to a thread cost more in GIL switches than the write,
+        and it never waits: busy_timeout is 0 there). On PostgreSQL it runs on a flusher
+        thread and the wait is bounded.
         """
         if not self._running:
             raise AuditUnavailable("audit log is not running")
@@ -160,7 +175,19 @@ class AuditLog:
         if not self._scheduled:
             self._scheduled = True
             loop.call_soon(self._flush_pending)
-        await fut
+        if self._wait is None:
+            await fut
+            return
+        try:
+            await asyncio.wait_for(asyncio.shield(fut), self._wait)
+        except TimeoutError:
+            # Not written yet: take it back if no flush has taken it.
+            with contextlib.suppress(ValueError):
+                self._pending.remove((event, fut))
+            fut.cancel()  # a flush that settles it later skips it (nobody awaits it)
+            raise AuditUnavailable(
+                f"the audit trail could not be written within {self._wait:g} s"
+            ) from None
 
     def record_sync(self, event: AuditEvent) -> None:
         """Append one event from synchronous code (any thread), durable on return."""
@@ -171,11 +198,16 @@ class AuditLog:
                 chained = self.append_in_txn(conn, [event])
         except Exception as exc:
             log.error("audit write failed, failing the operation closed: %s", exc)
+            self._failed(exc)
             raise AuditUnavailable(_REFUSED) from exc
+        self._failed_at = None
         self._committed(chained[-1].seq)
 
     def _flush_pending(self) -> None:
         self._scheduled = False
+        if self._wait is not None:
+            self._flush_in_thread()
+            return
         batch, self._pending = self._pending, []
         loop = asyncio.get_running_loop()
         try:
@@ -194,18 +226,85 @@ class AuditLog:
             self._fail(batch, "the audit database stayed locked")
             return
         except Exception as exc:
-            self._fail(batch, str(exc))
+            self._fail(batch, str(exc), exc)
             return
         self._busy_since = None
+        self._succeeded(batch)
+
+    def _succeeded(self, batch: list[tuple[AuditEvent, asyncio.Future[None]]]) -> None:
+        self._failed_at = None
         self._committed(self._last_flushed)
         for _, fut in batch:
             if not fut.done():
                 fut.set_result(None)
 
+    def _flush_in_thread(self) -> None:
+        """One group commit on the flusher thread; what is recorded meanwhile waits for
+        the next one (started when this one ends)."""
+        if self._flushing or not self._pending or not self._running:
+            return
+        batch, self._pending = self._pending, []
+        if self._flusher is None:
+            self._flusher = ThreadPoolExecutor(1, thread_name_prefix="ks-audit")
+        self._flushing = True
+        events = [event for event, _ in batch]
+        done = self._flusher.submit(self._flush_raw, events)
+        loop = asyncio.get_running_loop()
+
+        def settle(f: Future[None]) -> None:
+            with contextlib.suppress(RuntimeError):  # the loop closed: nobody is waiting
+                loop.call_soon_threadsafe(self._flushed_in_thread, batch, f)
+
+        done.add_done_callback(settle)
+
+    def _flushed_in_thread(
+        self, batch: list[tuple[AuditEvent, asyncio.Future[None]]], done: Future[None]
+    ) -> None:
+        self._flushing = False
+        if done.cancelled():
+            self._fail(batch, "the audit log stopped")
+            return
+        exc = done.exception()
+        if exc is not None:
+            self._fail(batch, str(exc), exc)
+        else:
+            self._succeeded(batch)
+        self._flush_in_thread()
+
     def _committed(self, seq: int) -> None:
         self._committed_seq = max(self._committed_seq, seq)
 
-    def _fail(self, batch: list[tuple[AuditEvent, asyncio.Future[None]]], why: str) -> None:
+    def _failed(self, exc: BaseException | str) -> None:
+        if isinstance(exc, Sealed):
+            return  # no key to sign with while sealed: health says "sealed" already
+        why = str(exc)
+        self._failed_at, self._failure = time.monotonic(), why.splitlines()[0] if why else ""
+
+    def sink_problem(self, recent_seconds: float = 5.0) -> str | None:
+        """Why the audit trail cannot be written now, or None (blocking: it opens the
+        audit file; call it off the event loop). A failed write counts for
+        ``recent_seconds`` unless one succeeded since: a node kept out of its balancer
+        gets no traffic, so nothing else would ever clear it."""
+        if not self._running:
+            return "the audit log is not running"
+        failed_at = self._failed_at
+        if failed_at is not None and time.monotonic() - failed_at < recent_seconds:
+            return f"the last audit write failed: {self._failure}"
+        if self._file_path is not None:
+            try:
+                fd = os.open(self._file_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+                os.close(fd)
+            except OSError as exc:
+                return f"the audit file cannot be written: {exc.strerror}"
+        return None
+
+    def _fail(
+        self,
+        batch: list[tuple[AuditEvent, asyncio.Future[None]]],
+        why: str,
+        exc: BaseException | None = None,
+    ) -> None:
+        self._failed(exc if exc is not None else why)
         self._busy_since = None
         log.error("audit write failed, failing %d operations closed: %s", len(batch), why)
         error = AuditUnavailable(_REFUSED)

@@ -48,6 +48,7 @@ from keysafe.secrets.models import SecretValue, WriteResult, context
 from keysafe.secrets.paths import validate_path, validate_prefix
 from keysafe.store.batcher import WriteBatcher
 from keysafe.store.engine import read_conn, write_txn
+from keysafe.store.offload import BlockingCalls
 from keysafe.store.prefix import starts_with
 from keysafe.store.rawread import RawReader
 from keysafe.store.tables import secret_versions, secrets
@@ -135,7 +136,10 @@ class SecretsService:
         default_max_versions: int = 20,
         refresh_keyring: Callable[[], None] | None = None,
         authorizer: Authorizer | None = None,
+        blocking: BlockingCalls | None = None,
     ) -> None:
+        # Reads run inline on SQLite, on a thread with a bounded wait on PostgreSQL.
+        self._blocking = blocking or BlockingCalls(engine)
         self._authorizer = authorizer
         self._engine = engine
         self._barrier = barrier
@@ -210,7 +214,7 @@ class SecretsService:
         transaction of the batcher and appends its own ok event there.
         """
         try:
-            result = await self._writes.run(fn) if thread else fn()
+            result = await self._writes.run(fn) if thread else await self._blocking.run(fn)
         except AuditUnavailable:
             raise
         except KeysafeError as exc:

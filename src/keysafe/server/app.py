@@ -20,6 +20,7 @@ from keysafe.audit.service import CHECKPOINT_LOGGER
 from keysafe.config import Settings, load_settings
 from keysafe.errors import NotInitialized, Sealed
 from keysafe.server import problems
+from keysafe.server.health import HealthChecks
 from keysafe.server.jsongate import JsonGate
 from keysafe.server.openapi import ContractApp, operation_id
 from keysafe.server.routes.docs import OPENAPI_URL
@@ -154,6 +155,7 @@ def create_app(settings: Settings, *, services: Services | None = None) -> FastA
         max_body_size=8 * settings.max_value_bytes + 65536,
     )
     app.state.services = svc
+    app.state.health = HealthChecks(svc, settings.health_database_timeout_seconds)
     problems.install(app)
     for router in api_routers():
         app.include_router(router)

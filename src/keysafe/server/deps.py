@@ -213,8 +213,11 @@ async def authenticate(
     if refusal is not None:
         await refuse(svc, refusal, rid=rid, actor="anonymous", src=src, path=path)
     try:
+        # Lookups may read the database on a cache miss: inline on SQLite, on a thread
+        # with a bounded wait on PostgreSQL (a hung server gives 503, the loop runs on).
         if token is not None and token.startswith("ks_live_"):
-            principal = svc.keys.verify(token, src)
+            key = token
+            principal = await svc.blocking.run(lambda: svc.keys.verify(key, src))
         elif token is not None and token.startswith("ks_sess_"):
             # A person's session (may read the database: off the event loop).
             principal = await anyio.to_thread.run_sync(svc.users.sessions.verify, token, src)
@@ -222,7 +225,8 @@ async def authenticate(
             # A short-lived access token from the client-credentials exchange.
             principal = svc.oauth.principal(token, src)
         else:
-            principal = svc.tokens.authenticate(token, src)
+            presented = token
+            principal = await svc.blocking.run(lambda: svc.tokens.authenticate(presented, src))
     except Forbidden as exc:
         # A live key used from outside its allowlist: the holder learns why.
         await record(

@@ -81,7 +81,7 @@ def run_server(
     """Serve until interrupted. Raises InvalidInput for unsafe or inconsistent options."""
     from keysafe.server.app import INTERNAL_SETTINGS_ENV
     from keysafe.server.protocol import HardenedConfig, VaultListProtocol
-    from keysafe.server.services import read_unseal_key
+    from keysafe.server.services import db_timeouts, read_unseal_key
     from keysafe.store.engine import make_engine
     from keysafe.store.migrate import upgrade
     from keysafe.store.rawread import checkpoint
@@ -105,7 +105,7 @@ def run_server(
             "KEYSAFE_UNSEAL_KEY); with Shamir shares run one worker per node"
         )
     _check_port_free(host, port)
-    engine = make_engine(settings.resolved_database_url())
+    engine = make_engine(settings.resolved_database_url(), db_timeouts(settings))
     try:
         upgrade(engine)
         checkpoint(engine, "TRUNCATE")

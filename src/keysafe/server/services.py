@@ -44,7 +44,7 @@ from keysafe.monitor.usage import UsageTracker
 from keysafe.rotation.leases import LeaseService
 from keysafe.rotation.service import RotationService, build_rotation
 from keysafe.secrets.service import SecretsService
-from keysafe.store.engine import make_engine
+from keysafe.store.engine import DbTimeouts, make_engine
 from keysafe.store.invalidations import (
     KIND_ALL,
     KIND_KEY,
@@ -57,6 +57,7 @@ from keysafe.store.invalidations import (
     Invalidations,
     build_invalidations,
 )
+from keysafe.store.offload import BlockingCalls
 from keysafe.system.nodes import NodeIdentity, NodeRegistry
 from keysafe.system.service import SystemService
 
@@ -89,6 +90,9 @@ class Services:
     rotation: RotationService
     invalidations: Invalidations
     nodes: NodeRegistry
+    # Blocking database calls of the request path (inline on SQLite, bounded threads on
+    # PostgreSQL).
+    blocking: BlockingCalls
 
     def writers_alive(self) -> bool:
         """True unless a group-commit writer thread is down (health answers 503)."""
@@ -112,17 +116,30 @@ class Services:
         self.keys.close()
         self.oauth.close()
         self.alerts.close()
+        self.blocking.close()
         self.engine.dispose()
+
+
+def db_timeouts(settings: Settings) -> DbTimeouts:
+    """The database wait bounds the settings ask for."""
+    return DbTimeouts(
+        connect_seconds=settings.database_connect_timeout_seconds,
+        statement_seconds=settings.database_statement_timeout_seconds,
+        idle_in_transaction_seconds=settings.database_idle_in_transaction_timeout_seconds,
+        pool_seconds=settings.database_pool_timeout_seconds,
+        keepalive_idle_seconds=settings.database_keepalive_idle_seconds,
+    )
 
 
 def build_services(
     settings: Settings, *, unseal_key: str | None = None, engine: Engine | None = None
 ) -> Services:
     """Wire every service with its explicit dependencies. Starts nothing."""
-    engine = engine or make_engine(settings.resolved_database_url())
+    engine = engine or make_engine(settings.resolved_database_url(), db_timeouts(settings))
     clock = SystemClock()
     barrier = Barrier()
     node = NodeIdentity.from_env(clock)
+    blocking = BlockingCalls(engine)
     audit = AuditLog(
         engine,
         key=lambda: barrier.keyring().audit_hmac_key,
@@ -174,6 +191,7 @@ def build_services(
         default_max_versions=settings.default_max_versions,
         refresh_keyring=system.refresh_keyring,
         authorizer=authorizer,
+        blocking=blocking,
     )
     oauth = TokenExchange(system.signing_keys, DbRevocationList(engine), keys)
     rotation = build_rotation(engine, barrier, secrets, audit, clock, authorizer, keys)
@@ -261,6 +279,7 @@ def build_services(
         rotation=rotation,
         invalidations=invalidations,
         nodes=NodeRegistry(engine, clock, node),
+        blocking=blocking,
     )
 
 

@@ -21,6 +21,7 @@ from sqlalchemy import Connection, Engine
 
 from keysafe.errors import KeysafeError, StorageUnavailable
 from keysafe.store.engine import write_txn
+from keysafe.store.offload import wait_bound
 
 T = TypeVar("T")
 log = logging.getLogger("keysafe.store")
@@ -42,6 +43,7 @@ class WriteBatcher:
     def __init__(self, engine: Engine, name: str = "keysafe-writer") -> None:
         self._engine = engine
         self._name = name
+        self._wait = wait_bound(engine)
         self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
@@ -85,7 +87,19 @@ class WriteBatcher:
         return fut
 
     async def run(self, fn: Callable[[Connection], T]) -> T:
-        return await asyncio.wrap_future(self.submit(fn))
+        """``fn(conn)``'s result once committed. On PostgreSQL the wait is bounded
+        (StorageUnavailable): a hung server must not hold requests forever; the write
+        may then still commit when the server wakes, as with any lost answer."""
+        fut = asyncio.wrap_future(self.submit(fn))
+        if self._wait is None:
+            return await fut
+        try:
+            # Shielded: the writer thread must still be able to settle the future.
+            return await asyncio.wait_for(asyncio.shield(fut), self._wait)
+        except TimeoutError:
+            raise StorageUnavailable(
+                f"the database did not answer within {self._wait:g} s"
+            ) from None
 
     def run_sync(self, fn: Callable[[Connection], T]) -> T:
         return self.submit(fn).result()

@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 import contextlib
+import math
 import os
 import random
 import sqlite3
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Connection, Engine, create_engine, event
+from sqlalchemy import Connection, Engine, create_engine, event, make_url
 from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.pool import StaticPool
 
 from keysafe.errors import InvalidInput, StorageUnavailable
@@ -31,12 +34,71 @@ def normalise_url(url: str) -> str:
     raise InvalidInput(f"unsupported database URL scheme in {url.split(':', 1)[0]!r}")
 
 
-def make_engine(url: str) -> Engine:
-    """An engine configured for keysafe's access patterns."""
+@dataclass(frozen=True)
+class DbTimeouts:
+    """Bounds on every PostgreSQL wait, so a hung or unreachable server gives errors
+    (503) instead of a frozen node. SQLite has its busy timeout instead."""
+
+    connect_seconds: float = 5.0
+    # Server side: a statement, or a transaction left idle, is ended by PostgreSQL.
+    statement_seconds: float = 10.0
+    idle_in_transaction_seconds: float = 30.0
+    # Waiting for a free pooled connection.
+    pool_seconds: float = 5.0
+    # TCP keep-alives find a dead peer (host gone, cable cut) on idle connections.
+    keepalive_idle_seconds: int = 10
+    keepalive_interval_seconds: int = 5
+    keepalive_count: int = 3
+
+
+def make_engine(url: str, timeouts: DbTimeouts | None = None) -> Engine:
+    """An engine configured for keysafe's access patterns (``timeouts``: PostgreSQL)."""
     url = normalise_url(url)
     if url.startswith("sqlite"):
         return _sqlite_engine(url)
-    return create_engine(url, pool_size=10, max_overflow=20, pool_pre_ping=True)
+    return _postgres_engine(url, timeouts or DbTimeouts())
+
+
+def postgres_connect_args(url: str, timeouts: DbTimeouts) -> dict[str, Any]:
+    """libpq parameters bounding connects, statements and idle connections. Server
+    settings go in ``options``, appended to any the URL already gives (a search_path)."""
+    given = make_url(url).query.get("options", "")
+    own = (
+        f"-c statement_timeout={int(timeouts.statement_seconds * 1000)} "
+        "-c idle_in_transaction_session_timeout="
+        f"{int(timeouts.idle_in_transaction_seconds * 1000)}"
+    )
+    given_text = given if isinstance(given, str) else " ".join(given)
+    keepalive_ms = (
+        timeouts.keepalive_idle_seconds
+        + timeouts.keepalive_interval_seconds * timeouts.keepalive_count
+    ) * 1000
+    return {
+        # libpq takes whole seconds (at least 2); round up so a short setting still bounds.
+        "connect_timeout": max(2, math.ceil(timeouts.connect_seconds)),
+        "options": f"{given_text} {own}".strip(),
+        "keepalives": 1,
+        "keepalives_idle": timeouts.keepalive_idle_seconds,
+        "keepalives_interval": timeouts.keepalive_interval_seconds,
+        "keepalives_count": timeouts.keepalive_count,
+        # Unacknowledged data (a peer that vanished mid-write) ends the connection too.
+        "tcp_user_timeout": keepalive_ms,
+    }
+
+
+def _postgres_engine(url: str, timeouts: DbTimeouts) -> Engine:
+    engine = create_engine(
+        url,
+        pool_size=10,
+        max_overflow=20,
+        pool_pre_ping=True,
+        pool_timeout=timeouts.pool_seconds,
+        connect_args=postgres_connect_args(url, timeouts),
+    )
+    # How long async callers wait on a call (keysafe.store.offload): the statement
+    # timeout, plus a margin so the server's own timeout normally answers first.
+    wait = timeouts.statement_seconds + 0.5
+    return engine.execution_options(ks_wait_seconds=wait)
 
 
 def is_sqlite(engine: Engine) -> bool:
@@ -164,6 +226,9 @@ def storage_errors() -> Iterator[None]:
         yield
     except OperationalError as exc:
         raise StorageUnavailable(f"database unavailable: {_short(exc)}") from exc
+    except PoolTimeout as exc:
+        # Every pooled connection is busy (a slow or hung database holds them).
+        raise StorageUnavailable("database unavailable: no free connection") from exc
     except DBAPIError as exc:
         if exc.connection_invalidated:
             raise StorageUnavailable(f"database connection lost: {_short(exc)}") from exc

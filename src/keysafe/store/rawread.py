@@ -14,6 +14,7 @@ from typing import Any
 
 from sqlalchemy import Engine
 from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 
 from keysafe.errors import StorageUnavailable
 
@@ -25,7 +26,11 @@ class RawReader:
         self._opened: list[Any] = []
         self._lock = threading.Lock()
         self._postgres = engine.dialect.name == "postgresql"
-        self._errors: tuple[type[BaseException], ...] = (DBAPIError, *_driver_errors(engine))
+        self._errors: tuple[type[BaseException], ...] = (
+            DBAPIError,
+            PoolTimeout,
+            *_driver_errors(engine),
+        )
 
     def sql(self, text: str) -> str:
         """``text`` with ``?`` placeholders rewritten for the driver."""
@@ -53,8 +58,10 @@ class RawReader:
 
     def fetchone(self, sql: str, params: tuple[Any, ...]) -> tuple[Any, ...] | None:
         """One row of a read-only query; storage failures become StorageUnavailable."""
-        conn = self._conn()
+        conn = None
         try:
+            # Opening the connection fails like a query does when the database is down.
+            conn = self._conn()
             cur = conn.cursor()
             try:
                 cur.execute(sql, params)
@@ -64,8 +71,9 @@ class RawReader:
         except self._errors as exc:
             # Drop the connection: the next call opens a fresh one.
             self._local.conn = None
-            with contextlib.suppress(Exception):  # already failing; the original error matters
-                conn.invalidate()
+            if conn is not None:
+                with contextlib.suppress(Exception):  # already failing; the original matters
+                    conn.invalidate()
             raise StorageUnavailable(f"database unavailable: {str(exc).splitlines()[0]}") from exc
         return row
 

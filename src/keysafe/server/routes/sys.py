@@ -15,6 +15,7 @@ from keysafe import __version__
 from keysafe.audit.models import OUTCOME_OK
 from keysafe.errors import AlreadyInitialized, Unauthenticated
 from keysafe.server import deps
+from keysafe.server.health import health_checks
 from keysafe.system.init_token import INIT_TOKEN_HEADER, check_init_token, consume_init_token
 
 router = APIRouter(prefix="/api/v1/sys", tags=["sys"])
@@ -86,30 +87,33 @@ class RewrapReply(KeyringVersion):
 
 
 class Health(BaseModel):
-    initialized: bool
+    initialized: bool | None = Field(description="null when the database could not tell")
     sealed: bool
+    healthy: bool
+    checks: dict[str, str] = Field(description='each named check: "ok" or why it fails')
+    reason: str = Field(description="why the node is not serving (empty when it is)")
     version: str
-    writers: str | None = Field(None, description='"down" while a write thread is down')
 
 
 @router.get(
     "/health",
     responses={
         200: {"model": Health},
-        503: {"model": Health, "description": "Sealed or not initialised"},
+        503: {"model": Health, "description": "Sealed, not initialised or a check failing"},
     },
 )
 async def health(request: Request) -> Response:
-    """Liveness and seal state. 200 unsealed, 503 sealed, not initialised, or while a
-    write thread is down (writes would wait: a balancer must send them elsewhere)."""
-    svc = deps.services(request)
-    initialized = svc.system.seal_config() is not None
-    sealed = svc.barrier.sealed
-    writers = svc.writers_alive()
-    doc = {"initialized": initialized, "sealed": sealed, "version": __version__}
-    if not writers:
-        doc["writers"] = "down"
-    return json_response(doc, 200 if initialized and not sealed and writers else 503)
+    """What a load balancer trusts: 200 only when unsealed, the database answers and the
+    audit trail can be written; else 503 with the reason (``keysafe.server.health``)."""
+    report = await health_checks(request).report()
+    doc = {**report.as_document(), "version": __version__}
+    return json_response(doc, 200 if report.healthy else 503)
+
+
+@router.head("/health", responses={200: {"description": "Healthy (no body)"}})
+async def health_head(request: Request) -> Response:
+    """The same answer as GET, for probes that send HEAD (the server drops the body)."""
+    return await health(request)
 
 
 @router.get("/seal-status", responses={200: {"model": SealStatus}})

@@ -7,6 +7,7 @@ one secret whose value is the object's JSON text (a plain keysafe value reads ba
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import orjson
@@ -17,6 +18,7 @@ from starlette.responses import Response
 from keysafe import __version__
 from keysafe.errors import InvalidInput
 from keysafe.server import deps
+from keysafe.server.health import health_checks
 from keysafe.server.params import VersionQuery
 from keysafe.server.routes.oauth import exchange_key
 from keysafe.server.routes.sys import json_response
@@ -107,27 +109,78 @@ class VaultHealth(BaseModel):
     cluster_name: str
 
 
+# Vault's sys/health status parameters and their defaults. Every keysafe node is active
+# (no standbys), so the standby codes never apply; they are still validated.
+_HEALTH_CODES = {
+    "activecode": 200,
+    "standbycode": 429,
+    "drsecondarycode": 472,
+    "performancestandbycode": 473,
+    "haunhealthycode": 474,
+    "removedcode": 530,
+    "sealedcode": 503,
+    "uninitcode": 501,
+}
+
+
+def _health_codes(request: Request) -> dict[str, int]:
+    codes = dict(_HEALTH_CODES)
+    for name in codes:
+        raw = request.query_params.get(name)
+        if raw is None:
+            continue
+        try:
+            code = int(raw)
+        except ValueError:
+            raise InvalidInput(f"{name}: must be an HTTP status code") from None
+        if not 100 <= code <= 599:
+            raise InvalidInput(f"{name}: must be an HTTP status code")
+        codes[name] = code
+    return codes
+
+
 @router.get(
     "/sys/health",
     responses={
         200: {"model": VaultHealth},
         501: {"model": VaultHealth, "description": "Not initialised"},
-        503: {"model": VaultHealth, "description": "Sealed"},
+        503: {"model": VaultHealth, "description": "Sealed, or unable to serve"},
     },
 )
 async def health(request: Request) -> Response:
-    svc = deps.services(request)
-    initialized = svc.system.seal_config() is not None
-    sealed = svc.barrier.sealed
-    doc = {
-        "initialized": initialized,
-        "sealed": sealed,
+    """Vault's health codes (``?sealedcode=``, ``uninitcode``, ``activecode`` ...;
+    ``standbyok``/``perfstandbyok`` accepted: no node is a standby). Unsealed but unable
+    to serve (database, audit trail): 503 with the reason, whatever the parameters."""
+    codes = _health_codes(request)
+    report = await health_checks(request).report()
+    doc: dict[str, Any] = {
+        "initialized": bool(report.initialized),
+        "sealed": report.sealed,
         "standby": False,
+        "performance_standby": False,
+        "replication_performance_mode": "disabled",
+        "replication_dr_mode": "disabled",
+        "server_time_utc": int(time.time()),
         "version": f"keysafe-{__version__}",
         "cluster_name": "keysafe",
     }
-    status = 501 if not initialized else (503 if sealed else 200)
+    if report.initialized is False:
+        status = codes["uninitcode"]
+    elif report.sealed:
+        status = codes["sealedcode"]
+    elif not report.healthy:
+        status = 503
+    else:
+        status = codes["activecode"]
+    if not report.healthy:
+        doc["reason"] = report.reason()
     return json_response(doc, status)
+
+
+@router.head("/sys/health", responses={200: {"description": "Healthy (no body)"}})
+async def health_head(request: Request) -> Response:
+    """The same answer as GET, for probes that send HEAD (the server drops the body)."""
+    return await health(request)
 
 
 @router.get("/sys/seal-status", responses={200: {"model": VaultSealStatus}})
