@@ -134,6 +134,63 @@ async def test_document_is_valid_openapi_31_and_complete(client: httpx.AsyncClie
     assert doc["paths"]["/metrics"]["get"]["responses"]["200"]["content"].keys() == {"text/plain"}
 
 
+# 2xx JSON replies documented as a bare object: only maps whose keys are the caller's own
+# data may stay free-form (operation id -> why). Every other reply names its fields.
+FREE_FORM_REPLIES: dict[str, str] = {}
+
+
+def _bare_object(doc: dict[str, Any], schema: dict[str, Any]) -> bool:
+    """A schema that says nothing but "an object" (after following one reference)."""
+    schema = _resolve(doc, schema)
+    if any(k in schema for k in ("oneOf", "anyOf", "allOf", "items", "properties")):
+        return False
+    return schema.get("type", "object") == "object" and not schema.get("additionalProperties")
+
+
+async def test_every_json_reply_names_its_fields(client: httpx.AsyncClient) -> None:
+    doc = (await client.get("/api/v1/openapi.json")).json()
+    bare: list[str] = []
+    for path, method, op in _operations(doc):
+        for status, answer in op["responses"].items():
+            json_answer = answer.get("content", {}).get("application/json")
+            if not status.startswith("2") or json_answer is None:
+                continue
+            if _bare_object(doc, json_answer["schema"]) and op["operationId"] not in (
+                FREE_FORM_REPLIES
+            ):
+                bare.append(f"{method.upper()} {path} {status}")
+    assert not bare, f"replies documented only as an object: {bare}"
+    # A reply model is documentation only: the routes still answer their full documents.
+    listed = doc["paths"]["/api/v1/tokens"]["get"]["responses"]["200"]["content"]
+    token_list = _resolve(doc, listed["application/json"]["schema"])
+    assert token_list["properties"]["tokens"]["items"] == {
+        "$ref": "#/components/schemas/TokenRecord"
+    }
+    # 204 answers carry no body, hence no model.
+    removed = doc["paths"]["/api/v1/rotation/targets/{target_id}"]["delete"]["responses"]
+    assert "content" not in removed["204"]
+    assert "200" not in removed
+
+
+async def test_reply_models_match_real_answers(client: httpx.AsyncClient) -> None:
+    """Schemathesis checks replies against the document too; this pins a few answers
+    whose optional fields vary by caller, with the models' own validation."""
+    from keysafe.server.replies.access import PolicyList
+    from keysafe.server.replies.tokens import TokenIssued, TokenList, TokenSelf
+
+    created = await client.post("/api/v1/tokens", json={"prefix": "app/", "ttl_seconds": 60})
+    assert created.status_code == 200
+    issued = TokenIssued.model_validate(created.json())
+    TokenList.model_validate((await client.get("/api/v1/tokens")).json())
+    root_self = TokenSelf.model_validate((await client.get("/api/v1/tokens/self")).json())
+    assert root_self.kind
+    own = await client.get(
+        "/api/v1/tokens/self", headers={"Authorization": f"Bearer {issued.token}"}
+    )
+    assert TokenSelf.model_validate(own.json()).id == issued.id
+    PolicyList.model_validate((await client.get("/api/v1/policies")).json())
+
+
 async def test_docs_are_served_from_the_package_with_a_strict_csp(
     client: httpx.AsyncClient, vault: Vault
 ) -> None:
