@@ -20,6 +20,7 @@ from keysafe.server.openapi import ERROR_STATUSES
 from keysafe.server.replies import (
     access,
     alerts,
+    exchange,
     incidents,
     leases,
     monitor,
@@ -183,16 +184,23 @@ async def test_every_json_reply_names_its_fields(client: httpx.AsyncClient) -> N
     assert "200" not in removed
 
 
-async def test_reply_models_match_real_answers(client: httpx.AsyncClient) -> None:
-    """Schemathesis checks replies against the document too, but rarely reaches a 2xx
-    past the routes' checks: walk one real answer of each kind through its model
-    (extra fields pass, a missing or mistyped documented field fails)."""
+def _checker(client: httpx.AsyncClient) -> Any:
+    """``check(Model, method, url, **kw)``: the answer, a 2xx, validated by ``Model``."""
 
     async def check(model: type[BaseModel], method: str, url: str, **kw: Any) -> Any:
         answer = await client.request(method, url, **kw)
         assert answer.is_success, (url, answer.text)
         return model.model_validate(answer.json())
 
+    return check
+
+
+async def test_reply_models_match_real_answers(client: httpx.AsyncClient) -> None:
+    """Schemathesis checks replies against the document too, but rarely reaches a 2xx
+    past the routes' checks: walk one real answer of each kind through its model
+    (extra fields pass, a missing or mistyped documented field fails)."""
+
+    check = _checker(client)
     policy = '[[rule]]\npath = "app/*"\ncapabilities = ["read"]\n'
     await check(access.PolicyWritten, "PUT", "/api/v1/policies/app", json={"text": policy})
     await check(access.PolicyRecord, "GET", "/api/v1/policies/app")
@@ -251,6 +259,52 @@ async def test_reply_models_match_real_answers(client: httpx.AsyncClient) -> Non
     await check(rotation.RotationTargetList, "GET", "/api/v1/rotation/targets")
     await check(leases.LeaseList, "GET", "/api/v1/leases")
     await check(leases.CredsRoleList, "GET", "/api/v1/creds/roles")
+
+
+async def test_reply_models_match_real_answers_of_rarer_routes(
+    client: httpx.AsyncClient,
+) -> None:
+    """Incidents, rotation, hooks, OAuth, leak reports, digests and Vault metadata."""
+
+    check = _checker(client)
+    await client.put("/api/v1/secrets/app/db", json={"value": "s3cret-value"})
+    await check(exchange.KvMetadata, "GET", "/v1/secret/metadata/app/db")
+    await check(exchange.KnownDigests, "POST", "/api/v1/scan/known-digests", json={})
+    policy = {"rotator": "random", "every_seconds": 3600}
+    where = "/api/v1/rotation/policies/app/db"
+    await check(rotation.RotationPolicyDetail, "PUT", where, json=policy)
+    await check(rotation.RotationPolicyDetail, "GET", "/api/v1/rotation/policies/app/db")
+    await check(rotation.RotationRun, "POST", "/api/v1/rotation/rotate/app/db")
+    hook = {"url": "http://127.0.0.1:9/hook", "secret": "a signing secret of some length"}
+    await check(alerts.HookRecord, "POST", "/api/v1/alerts/hooks", json=hook)
+
+    await client.post("/api/v1/services", json={"name": "api"})
+    key = await check(access.KeyIssued, "POST", "/api/v1/keys", json={"service": "api"})
+    grant = {"grant_type": "client_credentials", "client_secret": key.key}
+    jwt = await check(exchange.AccessToken, "POST", "/api/v1/oauth/token", data=grant)
+    seen = await check(
+        exchange.Introspection, "POST", "/api/v1/oauth/introspect", data={"token": jwt.access_token}
+    )
+    assert seen.active
+    await check(exchange.Jwks, "GET", "/.well-known/jwks.json")
+    await check(exchange.SigningKey, "POST", "/api/v1/sys/rotate-signing-key")
+
+    plan = {"keys": [key.id], "dry_run": True}
+    await check(incidents.IncidentPlan, "POST", "/api/v1/incidents", json=plan)
+    opened = await check(
+        incidents.IncidentRecord, "POST", "/api/v1/incidents", json={"keys": [key.id]}
+    )
+    await check(incidents.IncidentDetail, "GET", f"/api/v1/incidents/{opened.id}")
+    await check(incidents.IncidentReport, "GET", f"/api/v1/incidents/{opened.id}/report")
+    await check(incidents.IncidentRecord, "POST", f"/api/v1/incidents/{opened.id}/close")
+
+    leaked = await check(
+        tokens.TokenIssued, "POST", "/api/v1/tokens", json={"prefix": "app/", "ttl_seconds": 60}
+    )
+    report = {"credentials": [{"credential": leaked.token, "location": "https://example.test/x"}]}
+    answer = await client.post("/api/v1/leaks", json=report, headers={"Authorization": ""})
+    assert answer.is_success, answer.text
+    assert exchange.LeakReportReply.model_validate(answer.json()).results[0].status == "revoked"
 
 
 async def test_docs_are_served_from_the_package_with_a_strict_csp(
