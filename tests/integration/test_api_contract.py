@@ -252,7 +252,13 @@ async def test_reply_models_match_real_answers(client: httpx.AsyncClient) -> Non
     await check(alerts.HookList, "GET", "/api/v1/alerts/hooks")
     await check(alerts.DeadLetterList, "GET", "/api/v1/alerts/dead-letters")
     await check(incidents.IncidentList, "GET", "/api/v1/incidents")
-    await check(incidents.ComplianceReport, "GET", "/api/v1/report")
+    # A wildcard policy, a key without expiry and a person without MFA fill every list.
+    wild = '[[rule]]\npath = "*"\ncapabilities = ["list"]\n'
+    await check(access.PolicyWritten, "PUT", "/api/v1/policies/wild", json={"text": wild})
+    compliance = await check(incidents.ComplianceReport, "GET", "/api/v1/report")
+    assert compliance.wildcard_policies == ["wild"]
+    assert compliance.keys
+    assert compliance.people_without_mfa
     await check(monitor.AuditEventList, "GET", "/api/v1/audit/events")
     await check(monitor.AuditVerifyReply, "POST", "/api/v1/audit/verify")
     await check(rotation.RotationPolicyList, "GET", "/api/v1/rotation/policies")
@@ -275,6 +281,8 @@ async def test_reply_models_match_real_answers_of_rarer_routes(
     await check(rotation.RotationPolicyDetail, "PUT", where, json=policy)
     await check(rotation.RotationPolicyDetail, "GET", "/api/v1/rotation/policies/app/db")
     await check(rotation.RotationRun, "POST", "/api/v1/rotation/rotate/app/db")
+    compliance = await check(incidents.ComplianceReport, "GET", "/api/v1/report")
+    assert compliance.secrets[0].rotation is not None
     hook = {"url": "http://127.0.0.1:9/hook", "secret": "a signing secret of some length"}
     await check(alerts.HookRecord, "POST", "/api/v1/alerts/hooks", json=hook)
 
