@@ -22,6 +22,17 @@ from keysafe.access.grants import holder_of
 from keysafe.errors import InvalidInput, NotFound
 from keysafe.server import deps
 from keysafe.server.openapi import json_body
+from keysafe.server.replies.access import (
+    KeyIssued,
+    KeyList,
+    KeyRecord,
+    PolicyCheckReply,
+    PolicyList,
+    PolicyRecord,
+    PolicyWritten,
+    ServiceList,
+    ServiceRecord,
+)
 from keysafe.server.routes.sys import json_response
 from keysafe.server.services import Services
 
@@ -93,7 +104,11 @@ async def _key_admin(request: Request, op: str, key_id: str) -> tuple[Services, 
 # -- policies -------------------------------------------------------------------------
 
 
-@router.put("/policies/{name}", dependencies=[Depends(deps.needs("policy:write"))])
+@router.put(
+    "/policies/{name}",
+    dependencies=[Depends(deps.needs("policy:write"))],
+    responses={200: {"model": PolicyWritten}},
+)
 async def write_policy(request: Request, name: str, body: PolicyBody) -> Response:
     """Create or replace a policy; a syntax error names its line (400)."""
     svc, actor = await _admin(request, "policy:write")
@@ -109,13 +124,21 @@ async def write_policy(request: Request, name: str, body: PolicyBody) -> Respons
     return json_response(result)
 
 
-@router.get("/policies", dependencies=[Depends(deps.needs("policy:list"))])
+@router.get(
+    "/policies",
+    dependencies=[Depends(deps.needs("policy:list"))],
+    responses={200: {"model": PolicyList}},
+)
 async def list_policies(request: Request) -> Response:
     svc, _ = await _admin(request, "policy:list")
     return json_response({"policies": await anyio.to_thread.run_sync(svc.policies.list_policies)})
 
 
-@router.get("/policies/{name}", dependencies=[Depends(deps.needs("policy:read"))])
+@router.get(
+    "/policies/{name}",
+    dependencies=[Depends(deps.needs("policy:read"))],
+    responses={200: {"model": PolicyRecord}},
+)
 async def read_policy(request: Request, name: str) -> Response:
     svc, _ = await _admin(request, "policy:read")
     return json_response(await anyio.to_thread.run_sync(svc.policies.get, name))
@@ -133,7 +156,11 @@ async def delete_policy(request: Request, name: str) -> Response:
     return Response(status_code=204)
 
 
-@router.post("/policy-check", dependencies=[Depends(deps.needs("policy:check"))])
+@router.post(
+    "/policy-check",
+    dependencies=[Depends(deps.needs("policy:check"))],
+    responses={200: {"model": PolicyCheckReply}},
+)
 async def check_policy(request: Request, body: CheckBody) -> Response:
     """Explain the decision for a key (or a list of policies) on a path and capability."""
     svc, _ = await _admin(request, "policy:check")
@@ -163,7 +190,11 @@ async def check_policy(request: Request, body: CheckBody) -> Response:
 # -- services -------------------------------------------------------------------------
 
 
-@router.post("/services", dependencies=[Depends(deps.needs("service:create"))])
+@router.post(
+    "/services",
+    dependencies=[Depends(deps.needs("service:create"))],
+    responses={200: {"model": ServiceRecord}},
+)
 async def create_service(request: Request, body: ServiceBody) -> Response:
     svc, actor = await _admin(request, "service:create")
     holder = await _holder(request)
@@ -180,7 +211,11 @@ async def create_service(request: Request, body: ServiceBody) -> Response:
     return json_response(record)
 
 
-@router.get("/services", dependencies=[Depends(deps.needs("service:list"))])
+@router.get(
+    "/services",
+    dependencies=[Depends(deps.needs("service:list"))],
+    responses={200: {"model": ServiceList}},
+)
 async def list_services(request: Request) -> Response:
     svc, _ = await _admin(request, "service:list")
     return json_response({"services": await anyio.to_thread.run_sync(svc.keys.list_services)})
@@ -189,7 +224,11 @@ async def list_services(request: Request) -> Response:
 # -- keys -----------------------------------------------------------------------------
 
 
-@router.post("/keys", dependencies=[Depends(deps.authenticated)])
+@router.post(
+    "/keys",
+    dependencies=[Depends(deps.authenticated)],
+    responses={200: {"model": KeyIssued}},
+)
 async def create_key(request: Request, body: KeyBody) -> Response:
     """Issue a key; the key itself is in this reply only."""
     svc, actor = await _admin(request, "key:create", _keys_of(body.service))
@@ -216,7 +255,11 @@ async def create_key(request: Request, body: KeyBody) -> Response:
     return json_response({**issued.record, "key": issued.key})
 
 
-@router.get("/keys", dependencies=[Depends(deps.authenticated)])
+@router.get(
+    "/keys",
+    dependencies=[Depends(deps.authenticated)],
+    responses={200: {"model": KeyList}},
+)
 async def list_keys(
     request: Request, service: str | None = None, unused_for: str | None = None
 ) -> Response:
@@ -229,7 +272,11 @@ async def list_keys(
     return json_response({"keys": keys})
 
 
-@router.get("/keys/{key_id}", dependencies=[Depends(deps.authenticated)])
+@router.get(
+    "/keys/{key_id}",
+    dependencies=[Depends(deps.authenticated)],
+    responses={200: {"model": KeyRecord}},
+)
 async def show_key(request: Request, key_id: str) -> Response:
     svc, _ = await _key_admin(request, "key:read", key_id)
     return json_response(await anyio.to_thread.run_sync(svc.keys.show, key_id))
@@ -240,18 +287,21 @@ async def show_key(request: Request, key_id: str) -> Response:
     "/keys/{key_id}:roll",
     operation_id="access_roll_key",
     dependencies=[Depends(deps.authenticated)],
+    responses={200: {"model": KeyIssued}},
     openapi_extra=json_body(RollBody),
 )
 @router.post(
     "/keys/{key_id}:suspend",
     operation_id="access_suspend_key",
     dependencies=[Depends(deps.authenticated)],
+    responses={200: {"model": KeyRecord}},
     openapi_extra=json_body(SuspendBody),
 )
 @router.post(
     "/keys/{key_id}:resume",
     operation_id="access_resume_key",
     dependencies=[Depends(deps.authenticated)],
+    responses={200: {"model": KeyRecord}},
 )
 @router.post("/keys/{key_id}", include_in_schema=False, dependencies=[Depends(deps.authenticated)])
 async def key_action(request: Request, key_id: str) -> Response:

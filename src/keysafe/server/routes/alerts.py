@@ -18,6 +18,13 @@ from starlette.responses import Response
 from keysafe.access.apikeys import parse_duration
 from keysafe.errors import InvalidInput
 from keysafe.server import deps
+from keysafe.server.replies.alerts import (
+    AlertList,
+    AlertRecord,
+    DeadLetterList,
+    HookList,
+    HookRecord,
+)
 from keysafe.server.routes.sys import json_response
 from keysafe.timefmt import parse_iso_us
 
@@ -46,14 +53,23 @@ def _since(request: Request, since: str | None) -> int | None:
 # -- hooks (declared before /{alert_id} so that "hooks" is not taken for an id) -------
 
 
-@router.get("/hooks", dependencies=[Depends(deps.needs("alert:hook-list"))])
+@router.get(
+    "/hooks",
+    dependencies=[Depends(deps.needs("alert:hook-list"))],
+    responses={200: {"model": HookList}},
+)
 async def list_hooks(request: Request) -> Response:
     await deps.needs_context(request, "alert:hook-list")
     svc = deps.services(request)
     return json_response({"hooks": await anyio.to_thread.run_sync(svc.alerts.hooks.list_hooks)})
 
 
-@router.post("/hooks", dependencies=[Depends(deps.needs("alert:hook-add"))])
+@router.post(
+    "/hooks",
+    status_code=201,
+    dependencies=[Depends(deps.needs("alert:hook-add"))],
+    responses={201: {"model": HookRecord}},
+)
 async def add_hook(request: Request, body: HookBody) -> Response:
     """A signed webhook (``url`` + ``secret``) or an e-mail address (``email``)."""
     ctx = await deps.needs_context(request, "alert:hook-add")
@@ -98,7 +114,11 @@ async def remove_hook(request: Request, hook_id: str) -> Response:
     return Response(status_code=204)
 
 
-@router.get("/dead-letters", dependencies=[Depends(deps.needs("alert:dead-letters"))])
+@router.get(
+    "/dead-letters",
+    dependencies=[Depends(deps.needs("alert:dead-letters"))],
+    responses={200: {"model": DeadLetterList}},
+)
 async def dead_letters(request: Request, limit: int = Query(100, ge=1, le=1000)) -> Response:
     """Notifications that failed every attempt (newest first), with the last error."""
     await deps.needs_context(request, "alert:dead-letters")
@@ -110,7 +130,11 @@ async def dead_letters(request: Request, limit: int = Query(100, ge=1, le=1000))
 # -- alerts ---------------------------------------------------------------------------
 
 
-@router.get("", dependencies=[Depends(deps.needs("alert:list"))])
+@router.get(
+    "",
+    dependencies=[Depends(deps.needs("alert:list"))],
+    responses={200: {"model": AlertList}},
+)
 async def list_alerts(
     request: Request,
     since: str | None = None,
@@ -125,14 +149,22 @@ async def list_alerts(
     return json_response({"alerts": rows})
 
 
-@router.get("/{alert_id}", dependencies=[Depends(deps.needs("alert:read"))])
+@router.get(
+    "/{alert_id}",
+    dependencies=[Depends(deps.needs("alert:read"))],
+    responses={200: {"model": AlertRecord}},
+)
 async def show_alert(request: Request, alert_id: str) -> Response:
     await deps.needs_context(request, "alert:read")
     svc = deps.services(request)
     return json_response(await anyio.to_thread.run_sync(svc.alerts.get, alert_id))
 
 
-@router.post("/{alert_id}/ack", dependencies=[Depends(deps.needs("alert:ack"))])
+@router.post(
+    "/{alert_id}/ack",
+    dependencies=[Depends(deps.needs("alert:ack"))],
+    responses={200: {"model": AlertRecord}},
+)
 async def acknowledge(request: Request, alert_id: str) -> Response:
     ctx = await deps.needs_context(request, "alert:ack")
     svc = deps.services(request)

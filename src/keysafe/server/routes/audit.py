@@ -10,13 +10,18 @@ from keysafe.access.models import RequestContext
 from keysafe.audit.models import OUTCOME_OK
 from keysafe.server import deps
 from keysafe.server.params import CursorQuery
+from keysafe.server.replies.monitor import AuditEventList, AuditVerifyReply
 from keysafe.server.routes.sys import json_response
 from keysafe.server.services import Services
 
 router = APIRouter(prefix="/api/v1/audit", tags=["audit"])
 
 
-@router.post("/verify", dependencies=[Depends(deps.needs("audit:verify"))])
+@router.post(
+    "/verify",
+    dependencies=[Depends(deps.needs("audit:verify"))],
+    responses={200: {"model": AuditVerifyReply}},
+)
 async def verify(request: Request, source: str = "db") -> Response:
     """Walk the chain (``source=db`` or ``file``) and name the first bad event."""
     ctx = await deps.needs_context(request, "audit:verify")
@@ -34,7 +39,11 @@ async def verify(request: Request, source: str = "db") -> Response:
     return json_response(doc)
 
 
-@router.get("/events", dependencies=[Depends(deps.needs("audit:read"))])
+@router.get(
+    "/events",
+    dependencies=[Depends(deps.needs("audit:read"))],
+    responses={200: {"model": AuditEventList}},
+)
 async def events(
     request: Request, after: CursorQuery = 0, limit: int = Query(100, ge=1, le=1000)
 ) -> Response:

@@ -20,6 +20,13 @@ from keysafe.incident.report import report_json, report_markdown
 from keysafe.incident.resolve import Finding, Named
 from keysafe.server import deps
 from keysafe.server.params import Counter
+from keysafe.server.replies.incidents import (
+    IncidentDetail,
+    IncidentList,
+    IncidentPlan,
+    IncidentRecord,
+    IncidentReport,
+)
 from keysafe.server.routes.sys import json_response
 
 router = APIRouter(prefix="/api/v1", tags=["incidents"])
@@ -52,10 +59,8 @@ class OpenBody(BaseModel):
     status_code=201,
     dependencies=[Depends(deps.needs("incident:open"))],
     responses={
-        200: {
-            "description": "dry_run: the plan, nothing done",
-            "content": {"application/json": {"schema": {"type": "object"}}},
-        }
+        201: {"model": IncidentRecord},
+        200: {"model": IncidentPlan, "description": "dry_run: the plan, nothing done"},
     },
 )
 async def open_incident(request: Request, body: OpenBody) -> Response:
@@ -97,7 +102,11 @@ async def open_incident(request: Request, body: OpenBody) -> Response:
     return json_response(incident.as_json(), status=201)
 
 
-@router.get("/incidents", dependencies=[Depends(deps.needs("incident:list"))])
+@router.get(
+    "/incidents",
+    dependencies=[Depends(deps.needs("incident:list"))],
+    responses={200: {"model": IncidentList}},
+)
 async def list_incidents(
     request: Request, status: Literal["open", "closed"] | None = None
 ) -> Response:
@@ -108,7 +117,11 @@ async def list_incidents(
     return json_response({"incidents": found})
 
 
-@router.get("/incidents/{incident_id}", dependencies=[Depends(deps.needs("incident:show"))])
+@router.get(
+    "/incidents/{incident_id}",
+    dependencies=[Depends(deps.needs("incident:show"))],
+    responses={200: {"model": IncidentDetail}},
+)
 async def show_incident(request: Request, incident_id: str) -> Response:
     """The incident, its steps and its timeline (steps plus touching audit events)."""
     ctx = await deps.needs_context(request, "incident:show")
@@ -130,6 +143,7 @@ async def show_incident(request: Request, incident_id: str) -> Response:
     dependencies=[Depends(deps.needs("incident:report"))],
     responses={
         200: {
+            "model": IncidentReport,
             "description": "JSON, or Markdown with ?format=md",
             "content": {"text/markdown": {"schema": {"type": "string"}}},
         }
@@ -158,7 +172,11 @@ async def incident_report(
     return response
 
 
-@router.post("/incidents/{incident_id}/close", dependencies=[Depends(deps.needs("incident:close"))])
+@router.post(
+    "/incidents/{incident_id}/close",
+    dependencies=[Depends(deps.needs("incident:close"))],
+    responses={200: {"model": IncidentRecord}},
+)
 async def close_incident(request: Request, incident_id: str) -> Response:
     ctx = await deps.needs_context(request, "incident:close")
     svc = deps.services(request)

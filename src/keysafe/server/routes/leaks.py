@@ -25,6 +25,7 @@ from keysafe.errors import InvalidInput, Unauthenticated
 from keysafe.incident.leaks import LeakReport
 from keysafe.server import deps
 from keysafe.server.openapi import inline_schema
+from keysafe.server.replies.exchange import KnownDigests, LeakReportReply, PartnerFeedback
 from keysafe.server.routes.sys import json_response
 
 router = APIRouter(prefix="/api/v1", tags=["leaks"])
@@ -49,6 +50,21 @@ class KnownDigestsBody(BaseModel):
 @router.post(
     "/leaks",
     dependencies=[Depends(deps.anonymous_route("leaks"))],
+    responses={
+        200: {
+            "description": "The results and incident; a signed partner report: its feedback",
+            "content": {
+                "application/json": {
+                    "schema": {
+                        "oneOf": [
+                            inline_schema(LeakReportReply),
+                            {"type": "array", "items": inline_schema(PartnerFeedback)},
+                        ]
+                    }
+                }
+            },
+        }
+    },
     openapi_extra={
         "requestBody": {
             "required": True,
@@ -108,7 +124,11 @@ async def report_leaks(request: Request) -> Response:
     return json_response({"results": results, "incident": incident})
 
 
-@router.post("/scan/known-digests", dependencies=[Depends(deps.authenticated)])
+@router.post(
+    "/scan/known-digests",
+    dependencies=[Depends(deps.authenticated)],
+    responses={200: {"model": KnownDigests}},
+)
 async def known_digests(request: Request, body: KnownDigestsBody) -> Response:
     """One-time-keyed digests of the values the caller may read (audited per secret)."""
     ctx = await deps.context(request)

@@ -20,6 +20,15 @@ from keysafe.rotation import lease_models as m
 from keysafe.rotation.dynamic import MAX_GRANTS
 from keysafe.server import deps
 from keysafe.server.params import PositiveSeconds
+from keysafe.server.replies.leases import (
+    CredsRole,
+    CredsRoleList,
+    IssuedLogin,
+    LeaseList,
+    LeaseRenewed,
+    LeaseRevoked,
+    PrefixRevoked,
+)
 from keysafe.server.routes.sys import json_response
 
 router = APIRouter(prefix="/api/v1", tags=["leases"])
@@ -52,7 +61,11 @@ class PrefixBody(BaseModel):
 # -- roles ------------------------------------------------------------------------------
 
 
-@router.put("/creds/roles/{name:path}", dependencies=[Depends(deps.needs("creds:role-write"))])
+@router.put(
+    "/creds/roles/{name:path}",
+    dependencies=[Depends(deps.needs("creds:role-write"))],
+    responses={200: {"model": CredsRole}},
+)
 async def write_role(request: Request, name: str, body: RoleBody) -> Response:
     """Create or replace a role; the writer must be able to read its connection secret."""
     ctx = await deps.needs_context(request, "creds:role-write")
@@ -98,7 +111,11 @@ async def write_role(request: Request, name: str, body: RoleBody) -> Response:
     return json_response(result.to_json())
 
 
-@router.get("/creds/roles", dependencies=[Depends(deps.needs("creds:role-list"))])
+@router.get(
+    "/creds/roles",
+    dependencies=[Depends(deps.needs("creds:role-list"))],
+    responses={200: {"model": CredsRoleList}},
+)
 async def list_roles(request: Request) -> Response:
     await deps.needs_context(request, "creds:role-list")
     svc = deps.services(request)
@@ -113,7 +130,11 @@ async def list_roles(request: Request) -> Response:
     return json_response({"roles": [r.to_json() for r in roles]})
 
 
-@router.get("/creds/roles/{name:path}", dependencies=[Depends(deps.needs("creds:role-read"))])
+@router.get(
+    "/creds/roles/{name:path}",
+    dependencies=[Depends(deps.needs("creds:role-read"))],
+    responses={200: {"model": CredsRole}},
+)
 async def read_role(request: Request, name: str) -> Response:
     await deps.needs_context(request, "creds:role-read")
     svc = deps.services(request)
@@ -140,7 +161,12 @@ async def delete_role(request: Request, name: str) -> Response:
 # -- credentials and leases -------------------------------------------------------------
 
 
-@router.post("/creds/{name:path}", status_code=201, dependencies=[Depends(deps.authenticated)])
+@router.post(
+    "/creds/{name:path}",
+    status_code=201,
+    dependencies=[Depends(deps.authenticated)],
+    responses={201: {"model": IssuedLogin}},
+)
 async def issue(request: Request, name: str, body: IssueBody | None = None) -> Response:
     """A new login with its lease: ``{username, password, lease_id, expires_at, ...}``.
     The password is in this answer only."""
@@ -150,7 +176,11 @@ async def issue(request: Request, name: str, body: IssueBody | None = None) -> R
     return json_response(issued.to_json(), status=201)
 
 
-@router.get("/leases", dependencies=[Depends(deps.needs("lease:list"))])
+@router.get(
+    "/leases",
+    dependencies=[Depends(deps.needs("lease:list"))],
+    responses={200: {"model": LeaseList}},
+)
 async def list_leases(
     request: Request,
     prefix: str = "",
@@ -177,21 +207,33 @@ async def list_leases(
     return json_response({"leases": [r.to_json() for r in rows]})
 
 
-@router.post("/leases/revoke-prefix", dependencies=[Depends(deps.needs("lease:revoke-prefix"))])
+@router.post(
+    "/leases/revoke-prefix",
+    dependencies=[Depends(deps.needs("lease:revoke-prefix"))],
+    responses={200: {"model": PrefixRevoked}},
+)
 async def revoke_prefix(request: Request, body: PrefixBody) -> Response:
     """Revoke every live lease of the roles under ``prefix`` in one call."""
     ctx = await deps.needs_context(request, "lease:revoke-prefix")
     return json_response(await deps.services(request).leases.revoke_prefix(ctx, body.prefix))
 
 
-@router.post("/leases/{lease_id}/renew", dependencies=[Depends(deps.authenticated)])
+@router.post(
+    "/leases/{lease_id}/renew",
+    dependencies=[Depends(deps.authenticated)],
+    responses={200: {"model": LeaseRenewed}},
+)
 async def renew(request: Request, lease_id: str, body: RenewBody | None = None) -> Response:
     ctx = await deps.context(request)
     increment = body.increment if body is not None else None
     return json_response(await deps.services(request).leases.renew(ctx, lease_id, increment))
 
 
-@router.delete("/leases/{lease_id}", dependencies=[Depends(deps.authenticated)])
+@router.delete(
+    "/leases/{lease_id}",
+    dependencies=[Depends(deps.authenticated)],
+    responses={200: {"model": LeaseRevoked}},
+)
 async def revoke(request: Request, lease_id: str) -> Response:
     ctx = await deps.context(request)
     return json_response(await deps.services(request).leases.revoke(ctx, lease_id))

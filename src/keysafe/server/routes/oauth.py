@@ -17,6 +17,7 @@ from keysafe.access.models import RequestContext
 from keysafe.errors import KeysafeError, Unauthenticated
 from keysafe.server import deps
 from keysafe.server.openapi import form_or_json_body
+from keysafe.server.replies.exchange import AccessToken, Introspection, Jwks, SigningKey
 from keysafe.server.routes.sys import json_response
 
 router = APIRouter(tags=["oauth"])
@@ -70,7 +71,7 @@ _OAUTH_ERRORS: dict[int | str, dict[str, Any]] = {
 @router.post(
     "/api/v1/oauth/token",
     dependencies=[Depends(deps.anonymous_route("oauth-token"))],
-    responses=_OAUTH_ERRORS,
+    responses={200: {"model": AccessToken}, **_OAUTH_ERRORS},
     openapi_extra=form_or_json_body(
         {
             "grant_type": "client_credentials",
@@ -146,7 +147,7 @@ async def exchange_key(
     return ctx, reply
 
 
-@router.get("/.well-known/jwks.json")
+@router.get("/.well-known/jwks.json", responses={200: {"model": Jwks}})
 async def jwks(request: Request) -> Response:
     """The public keys that verify keysafe access tokens (offline verification)."""
     svc = deps.services(request)
@@ -156,6 +157,7 @@ async def jwks(request: Request) -> Response:
 @router.post(
     "/api/v1/oauth/introspect",
     dependencies=[Depends(deps.anonymous_route("oauth-introspect")), Depends(deps.authenticated)],
+    responses={200: {"model": Introspection}},
     openapi_extra=form_or_json_body({"token": "the token to describe"}, ["token"]),
 )
 async def introspect(request: Request) -> Response:
@@ -194,6 +196,7 @@ async def revoke(request: Request) -> Response:
 @router.post(
     "/api/v1/sys/rotate-signing-key",
     dependencies=[Depends(deps.needs("sys:rotate-signing-key"))],
+    responses={200: {"model": SigningKey}},
 )
 async def rotate_signing_key(request: Request) -> Response:
     """A new JWT signing key; the previous one verifies until its tokens have expired."""

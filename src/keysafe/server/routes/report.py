@@ -12,6 +12,7 @@ from starlette.responses import Response
 from keysafe.audit.models import OUTCOME_OK
 from keysafe.incident.compliance_render import to_html, to_markdown
 from keysafe.server import deps
+from keysafe.server.replies.incidents import ComplianceReport
 from keysafe.server.routes.sys import json_response
 
 router = APIRouter(prefix="/api/v1", tags=["report"])
@@ -28,6 +29,7 @@ _HTML_HEADERS = {
     dependencies=[Depends(deps.needs("report:read"))],
     responses={
         200: {
+            "model": ComplianceReport,
             "description": "JSON, or Markdown or HTML with ?format=md|html",
             "content": {
                 "text/markdown": {"schema": {"type": "string"}},

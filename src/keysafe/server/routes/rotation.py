@@ -18,6 +18,13 @@ from starlette.responses import Response
 
 from keysafe.server import deps
 from keysafe.server.params import PositiveSeconds, Seconds
+from keysafe.server.replies.rotation import (
+    RotationPolicyDetail,
+    RotationPolicyList,
+    RotationRun,
+    RotationTarget,
+    RotationTargetList,
+)
 from keysafe.server.routes.sys import json_response
 
 router = APIRouter(prefix="/api/v1/rotation", tags=["rotation"])
@@ -44,7 +51,11 @@ class TargetBody(BaseModel):
     )
 
 
-@router.get("/policies", dependencies=[Depends(deps.authenticated)])
+@router.get(
+    "/policies",
+    dependencies=[Depends(deps.authenticated)],
+    responses={200: {"model": RotationPolicyList}},
+)
 async def list_policies(request: Request, prefix: str = "") -> Response:
     """Every policy under ``prefix``: next due, last run, outcome, work in flight."""
     ctx = await deps.context(request)
@@ -52,7 +63,11 @@ async def list_policies(request: Request, prefix: str = "") -> Response:
     return json_response({"policies": items})
 
 
-@router.put("/policies/{path:path}", dependencies=[Depends(deps.authenticated)])
+@router.put(
+    "/policies/{path:path}",
+    dependencies=[Depends(deps.authenticated)],
+    responses={200: {"model": RotationPolicyDetail}},
+)
 async def set_policy(request: Request, path: str, body: PolicyBody) -> Response:
     """Create or replace the rotation policy of a secret."""
     ctx = await deps.context(request)
@@ -68,7 +83,11 @@ async def set_policy(request: Request, path: str, body: PolicyBody) -> Response:
     return json_response(doc)
 
 
-@router.get("/policies/{path:path}", dependencies=[Depends(deps.authenticated)])
+@router.get(
+    "/policies/{path:path}",
+    dependencies=[Depends(deps.authenticated)],
+    responses={200: {"model": RotationPolicyDetail}},
+)
 async def get_policy(request: Request, path: str) -> Response:
     """One policy's status and its latest runs."""
     ctx = await deps.context(request)
@@ -83,7 +102,11 @@ async def delete_policy(request: Request, path: str) -> Response:
     return Response(status_code=204)
 
 
-@router.post("/rotate/{path:path}", dependencies=[Depends(deps.authenticated)])
+@router.post(
+    "/rotate/{path:path}",
+    dependencies=[Depends(deps.authenticated)],
+    responses={200: {"model": RotationRun}},
+)
 async def rotate(request: Request, path: str) -> Response:
     """Rotate now, out of schedule: the run (200), 409 if one is running, 502 if the
     target refused or failed a step (the problem document carries the run)."""
@@ -91,14 +114,22 @@ async def rotate(request: Request, path: str) -> Response:
     return json_response(await deps.services(request).rotation.rotate(ctx, path))
 
 
-@router.get("/targets", dependencies=[Depends(deps.authenticated)])
+@router.get(
+    "/targets",
+    dependencies=[Depends(deps.authenticated)],
+    responses={200: {"model": RotationTargetList}},
+)
 async def list_targets(request: Request) -> Response:
     """The network targets an admin approved for rotators."""
     ctx = await deps.context(request)
     return json_response({"targets": await deps.services(request).rotation.targets.list(ctx)})
 
 
-@router.post("/targets", dependencies=[Depends(deps.authenticated)])
+@router.post(
+    "/targets",
+    dependencies=[Depends(deps.authenticated)],
+    responses={200: {"model": RotationTarget}},
+)
 async def add_target(request: Request, body: TargetBody) -> Response:
     """Approve a network target (or replace its roles)."""
     ctx = await deps.context(request)
@@ -113,7 +144,7 @@ async def add_target(request: Request, body: TargetBody) -> Response:
     return json_response(doc)
 
 
-@router.delete("/targets/{target_id}", dependencies=[Depends(deps.authenticated)])
+@router.delete("/targets/{target_id}", status_code=204, dependencies=[Depends(deps.authenticated)])
 async def remove_target(request: Request, target_id: str) -> Response:
     """Withdraw an approval: rotators stop connecting there at their next step."""
     ctx = await deps.context(request)

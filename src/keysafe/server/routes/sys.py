@@ -16,6 +16,7 @@ from keysafe.audit.models import OUTCOME_OK
 from keysafe.errors import AlreadyInitialized, Unauthenticated
 from keysafe.server import deps
 from keysafe.server.health import health_checks
+from keysafe.server.replies.tokens import MemberList, RootToken
 from keysafe.system.init_token import INIT_TOKEN_HEADER, check_init_token, consume_init_token
 
 router = APIRouter(prefix="/api/v1/sys", tags=["sys"])
@@ -229,7 +230,11 @@ async def rewrap(request: Request, body: RewrapRequest) -> Response:
     )
 
 
-@router.get("/members", dependencies=[Depends(deps.needs("sys:members"))])
+@router.get(
+    "/members",
+    dependencies=[Depends(deps.needs("sys:members"))],
+    responses={200: {"model": MemberList}},
+)
 async def members(request: Request) -> Response:
     """The nodes of the cluster (``keysafe operator members``): id, address, version,
     seal state, last heartbeat, and ``up`` or ``down``."""
@@ -239,7 +244,11 @@ async def members(request: Request) -> Response:
     return json_response({"members": [m.as_json() for m in found]})
 
 
-@router.post("/generate-root", dependencies=[Depends(deps.anonymous_route("generate-root"))])
+@router.post(
+    "/generate-root",
+    dependencies=[Depends(deps.anonymous_route("generate-root"))],
+    responses={200: {"model": RootToken}},
+)
 async def generate_root(request: Request, body: GenerateRootRequest) -> Response:
     """A new root token for holders of the unseal key or a threshold of shares."""
     svc = deps.services(request)

@@ -12,6 +12,7 @@ from starlette.responses import Response
 from keysafe.secrets.paths import validate_prefix
 from keysafe.server import deps
 from keysafe.server.params import PositiveSeconds
+from keysafe.server.replies.tokens import TokenIssued, TokenList, TokenSelf
 from keysafe.server.routes.sys import json_response
 
 router = APIRouter(prefix="/api/v1/tokens", tags=["tokens"])
@@ -26,7 +27,9 @@ class TokenCreate(BaseModel):
     policies: list[str] = Field(default_factory=list, max_length=64)
 
 
-@router.post("", dependencies=[Depends(deps.needs("token:create"))])
+@router.post(
+    "", dependencies=[Depends(deps.needs("token:create"))], responses={200: {"model": TokenIssued}}
+)
 async def create_token(request: Request, body: TokenCreate) -> Response:
     ctx = await deps.needs_context(request, "token:create")
     if not body.policies:
@@ -54,14 +57,18 @@ async def create_token(request: Request, body: TokenCreate) -> Response:
     return json_response({**issued.record, "token": issued.token})
 
 
-@router.get("", dependencies=[Depends(deps.needs("token:list"))])
+@router.get(
+    "", dependencies=[Depends(deps.needs("token:list"))], responses={200: {"model": TokenList}}
+)
 async def list_tokens(request: Request) -> Response:
     await deps.needs_context(request, "token:list")
     svc = deps.services(request)
     return json_response({"tokens": await anyio.to_thread.run_sync(svc.tokens.list_tokens)})
 
 
-@router.get("/self", dependencies=[Depends(deps.authenticated)])
+@router.get(
+    "/self", dependencies=[Depends(deps.authenticated)], responses={200: {"model": TokenSelf}}
+)
 async def token_self(request: Request) -> Response:
     ctx = await deps.context(request)
     svc = deps.services(request)

@@ -19,6 +19,7 @@ from keysafe.errors import InvalidInput, NotFound
 from keysafe.monitor.metrics import CONTENT_TYPE
 from keysafe.monitor.usage import KIND_KEY, KINDS
 from keysafe.server import deps
+from keysafe.server.replies.monitor import UsageReport
 from keysafe.server.routes.sys import json_response
 
 router = APIRouter(tags=["monitoring"])
@@ -47,7 +48,11 @@ async def _audited_usage(request: Request, kind: str, subject: str, days: int) -
     return json_response(doc)
 
 
-@router.get("/api/v1/keys/{key_id}/usage", dependencies=[Depends(deps.authenticated)])
+@router.get(
+    "/api/v1/keys/{key_id}/usage",
+    dependencies=[Depends(deps.authenticated)],
+    responses={200: {"model": UsageReport}},
+)
 async def key_usage(request: Request, key_id: str) -> Response:
     """Requests per day, sources, secret paths touched, first and last use of a key."""
     svc = deps.services(request)
@@ -62,7 +67,11 @@ async def key_usage(request: Request, key_id: str) -> Response:
     return await _audited_usage(request, KIND_KEY, key_id, _days(request))
 
 
-@router.get("/api/v1/usage", dependencies=[Depends(deps.needs("usage:read"))])
+@router.get(
+    "/api/v1/usage",
+    dependencies=[Depends(deps.needs("usage:read"))],
+    responses={200: {"model": UsageReport}},
+)
 async def usage(request: Request) -> Response:
     """Usage of any subject: ``?kind=key|identity|secret&id=...&days=N``."""
     kind = request.query_params.get("kind", "")

@@ -21,6 +21,20 @@ from keysafe.access.passwords import MAX_PASSWORD_LENGTH
 from keysafe.access.sessions import SessionRecord
 from keysafe.errors import InvalidInput
 from keysafe.server import deps
+from keysafe.server.replies.people import (
+    LoginReply,
+    MfaReply,
+    RecoveryCodes,
+    RoleList,
+    RoleWritten,
+    SessionList,
+    SessionsRevoked,
+    TotpEnrolment,
+    UserDisabled,
+    UserList,
+    UserRecord,
+    WhoAmI,
+)
 from keysafe.server.routes.sys import json_response
 from keysafe.server.services import Services
 
@@ -95,7 +109,11 @@ def _holder(request: Request) -> tuple[str, ...] | None:
 # -- login, step-up, enrolment, logout -------------------------------------------------
 
 
-@router.post("/auth/login", dependencies=[Depends(deps.anonymous_route("login"))])
+@router.post(
+    "/auth/login",
+    dependencies=[Depends(deps.anonymous_route("login"))],
+    responses={200: {"model": LoginReply}},
+)
 async def login(request: Request, body: LoginBody) -> Response:
     """A session token (``ks_sess_...``, in this reply only) for a name, its password and,
     once enrolled, a TOTP or recovery code. 401 with one detail for every failure; 429
@@ -115,7 +133,11 @@ async def login(request: Request, body: LoginBody) -> Response:
     )
 
 
-@router.post("/auth/mfa", dependencies=[Depends(deps.authenticated)])
+@router.post(
+    "/auth/mfa",
+    dependencies=[Depends(deps.authenticated)],
+    responses={200: {"model": MfaReply}},
+)
 async def step_up(request: Request, body: CodeBody) -> Response:
     """Prove the second factor again: the session's MFA time becomes now."""
     svc, session = await _session(request)
@@ -130,7 +152,11 @@ async def step_up(request: Request, body: CodeBody) -> Response:
     return json_response({"mfa": True})
 
 
-@router.post("/auth/totp", dependencies=[Depends(deps.authenticated)])
+@router.post(
+    "/auth/totp",
+    dependencies=[Depends(deps.authenticated)],
+    responses={200: {"model": TotpEnrolment}},
+)
 async def begin_totp(request: Request, body: PasswordBody) -> Response:
     """Start TOTP enrolment (the password again): the otpauth URI, once."""
     svc, session = await _session(request)
@@ -145,7 +171,11 @@ async def begin_totp(request: Request, body: PasswordBody) -> Response:
     return json_response(doc)
 
 
-@router.post("/auth/totp/confirm", dependencies=[Depends(deps.authenticated)])
+@router.post(
+    "/auth/totp/confirm",
+    dependencies=[Depends(deps.authenticated)],
+    responses={200: {"model": RecoveryCodes}},
+)
 async def confirm_totp(request: Request, body: CodeBody) -> Response:
     """Finish enrolment with a code: the recovery codes, once."""
     svc, session = await _session(request)
@@ -163,7 +193,11 @@ async def logout(request: Request) -> Response:
     return Response(status_code=204)
 
 
-@router.get("/auth/self", dependencies=[Depends(deps.authenticated)])
+@router.get(
+    "/auth/self",
+    dependencies=[Depends(deps.authenticated)],
+    responses={200: {"model": WhoAmI}},
+)
 async def whoami(request: Request) -> Response:
     """Who the caller is: for a person, their name, roles, policies and session."""
     ctx = await deps.context(request)
@@ -190,7 +224,11 @@ async def whoami(request: Request) -> Response:
 # -- users (admin) -----------------------------------------------------------------------
 
 
-@router.post("/users", dependencies=[Depends(deps.needs("user:create"))])
+@router.post(
+    "/users",
+    dependencies=[Depends(deps.needs("user:create"))],
+    responses={200: {"model": UserRecord}},
+)
 async def create_user(request: Request, body: UserBody) -> Response:
     ctx = await deps.needs_context(request, "user:create")
     svc = deps.services(request)
@@ -210,19 +248,31 @@ async def create_user(request: Request, body: UserBody) -> Response:
     return json_response(record)
 
 
-@router.get("/users", dependencies=[Depends(deps.needs("user:list"))])
+@router.get(
+    "/users",
+    dependencies=[Depends(deps.needs("user:list"))],
+    responses={200: {"model": UserList}},
+)
 async def list_users(request: Request) -> Response:
     svc = deps.services(request)
     return json_response({"users": await anyio.to_thread.run_sync(svc.users.accounts.list_users)})
 
 
-@router.get("/users/{name}", dependencies=[Depends(deps.needs("user:read"))])
+@router.get(
+    "/users/{name}",
+    dependencies=[Depends(deps.needs("user:read"))],
+    responses={200: {"model": UserRecord}},
+)
 async def show_user(request: Request, name: str) -> Response:
     svc = deps.services(request)
     return json_response(await anyio.to_thread.run_sync(svc.users.accounts.show, name))
 
 
-@router.put("/users/{name}/roles", dependencies=[Depends(deps.needs("user:roles"))])
+@router.put(
+    "/users/{name}/roles",
+    dependencies=[Depends(deps.needs("user:roles"))],
+    responses={200: {"model": UserRecord}},
+)
 async def set_roles(request: Request, name: str, body: RolesBody) -> Response:
     ctx = await deps.needs_context(request, "user:roles")
     svc = deps.services(request)
@@ -254,7 +304,11 @@ async def unlock_user(request: Request, name: str) -> Response:
     return Response(status_code=204)
 
 
-@router.post("/users/{name}/disable", dependencies=[Depends(deps.needs("user:disable"))])
+@router.post(
+    "/users/{name}/disable",
+    dependencies=[Depends(deps.needs("user:disable"))],
+    responses={200: {"model": UserDisabled}},
+)
 async def disable_user(request: Request, name: str) -> Response:
     svc = deps.services(request)
     revoked = await deps.audited_change(
@@ -267,7 +321,11 @@ async def disable_user(request: Request, name: str) -> Response:
     return json_response({"disabled": True, "sessions_revoked": revoked})
 
 
-@router.post("/users/{name}/enable", dependencies=[Depends(deps.needs("user:enable"))])
+@router.post(
+    "/users/{name}/enable",
+    dependencies=[Depends(deps.needs("user:enable"))],
+    responses={200: {"model": UserDisabled}},
+)
 async def enable_user(request: Request, name: str) -> Response:
     svc = deps.services(request)
     await deps.audited_change(
@@ -300,7 +358,11 @@ async def delete_user(request: Request, name: str) -> Response:
     return Response(status_code=204)
 
 
-@router.get("/users/{name}/sessions", dependencies=[Depends(deps.needs("session:list"))])
+@router.get(
+    "/users/{name}/sessions",
+    dependencies=[Depends(deps.needs("session:list"))],
+    responses={200: {"model": SessionList}},
+)
 async def list_sessions(request: Request, name: str) -> Response:
     svc = deps.services(request)
     user = await anyio.to_thread.run_sync(svc.users.accounts.show, name)
@@ -326,7 +388,11 @@ async def revoke_session(request: Request, name: str, session_id: str) -> Respon
     return Response(status_code=204)
 
 
-@router.delete("/users/{name}/sessions", dependencies=[Depends(deps.needs("session:revoke"))])
+@router.delete(
+    "/users/{name}/sessions",
+    dependencies=[Depends(deps.needs("session:revoke"))],
+    responses={200: {"model": SessionsRevoked}},
+)
 async def revoke_sessions(request: Request, name: str) -> Response:
     svc = deps.services(request)
     user = await anyio.to_thread.run_sync(svc.users.accounts.show, name)
@@ -343,7 +409,11 @@ async def revoke_sessions(request: Request, name: str) -> Response:
 # -- roles (admin) -----------------------------------------------------------------------
 
 
-@router.put("/roles/{name}", dependencies=[Depends(deps.needs("role:write"))])
+@router.put(
+    "/roles/{name}",
+    dependencies=[Depends(deps.needs("role:write"))],
+    responses={200: {"model": RoleWritten}},
+)
 async def write_role(request: Request, name: str, body: RoleBody) -> Response:
     ctx = await deps.needs_context(request, "role:write")
     svc = deps.services(request)
@@ -360,7 +430,11 @@ async def write_role(request: Request, name: str, body: RoleBody) -> Response:
     return json_response(record)
 
 
-@router.get("/roles", dependencies=[Depends(deps.needs("role:list"))])
+@router.get(
+    "/roles",
+    dependencies=[Depends(deps.needs("role:list"))],
+    responses={200: {"model": RoleList}},
+)
 async def list_roles(request: Request) -> Response:
     svc = deps.services(request)
     return json_response({"roles": await anyio.to_thread.run_sync(svc.users.accounts.list_roles)})

@@ -20,6 +20,7 @@ from keysafe.errors import InvalidInput
 from keysafe.server import deps
 from keysafe.server.health import health_checks
 from keysafe.server.params import VersionQuery
+from keysafe.server.replies.exchange import KvMetadata
 from keysafe.server.routes.oauth import exchange_key
 from keysafe.server.routes.sys import json_response
 from keysafe.timefmt import iso_us
@@ -325,6 +326,7 @@ async def kv_delete(request: Request, path: str) -> Response:
     "/secret/metadata/{path:path}",
     operation_id="vault_kv_metadata",
     dependencies=[Depends(deps.authenticated)],
+    responses={200: {"model": KvMetadata}},
 )
 @router.api_route(
     "/secret/metadata/{path:path}",
