@@ -29,6 +29,10 @@ class WriteResult:
     version: int
     created_at: str | None
 
+    def as_document(self) -> dict[str, Any]:
+        """The API's answer to a write or rollback."""
+        return {"path": self.path, "version": self.version, "created_at": self.created_at}
+
 
 def context(path: str, version: int) -> bytes:
     """Associated data binding a ciphertext to its secret and version."""

@@ -172,9 +172,7 @@ async def rollback(request: Request, path: SecretPath, body: Rollback) -> Respon
     """A new version holding the value of ``version``."""
     ctx = await deps.context(request)
     result = await deps.services(request).secrets.rollback(ctx, path, body.version)
-    return json_response(
-        {"path": result.path, "version": result.version, "created_at": result.created_at}
-    )
+    return json_response(result.as_document())
 
 
 @router.post("/{path:path}:undelete", status_code=204, dependencies=[Depends(deps.authenticated)])
@@ -226,9 +224,7 @@ async def read_secret(
 async def write_secret(request: Request, path: SecretPath, body: SecretWrite) -> Response:
     ctx = await deps.context(request)
     result = await deps.services(request).secrets.write(ctx, path, body.value, body.cas)
-    return json_response(
-        {"path": result.path, "version": result.version, "created_at": result.created_at}
-    )
+    return json_response(result.as_document())
 
 
 @router.delete("/{path:path}", status_code=204, dependencies=[Depends(deps.authenticated)])
