@@ -222,8 +222,10 @@ async def authenticate(
             # A person's session (may read the database: off the event loop).
             principal = await anyio.to_thread.run_sync(svc.users.sessions.verify, token, src)
         elif token is not None and token.count(".") == 2:
-            # A short-lived access token from the client-credentials exchange.
-            principal = svc.oauth.principal(token, src)
+            # A short-lived access token from the client-credentials exchange (reads the
+            # revocation list and, on a cache miss, its key: bounded like the others).
+            jwt = token
+            principal = await svc.blocking.run(lambda: svc.oauth.principal(jwt, src))
         else:
             presented = token
             principal = await svc.blocking.run(lambda: svc.tokens.authenticate(presented, src))
