@@ -46,6 +46,26 @@ class Settings(BaseSettings):
     # Embedded/automated unseal source: the root key in its text form, or a file holding it.
     unseal_key: SecretStr | None = None
     unseal_key_file: Path | None = None
+    # Auto-unseal (keysafe.unseal): "pkcs11" or "transit" wraps the root key outside the
+    # database; every node with the same source unseals itself at start. The PIN and the
+    # transit token come from the environment or a file (0600), never from the TOML file.
+    seal: str = Field("", pattern="^(|pkcs11|transit)$")
+    pkcs11_library: Path | None = None
+    pkcs11_token_label: str = ""
+    pkcs11_pin: SecretStr | None = None
+    pkcs11_pin_file: Path | None = None
+    pkcs11_key_label: str = "keysafe-root"
+    pkcs11_generate_key: bool = False
+    transit_address: str = ""
+    transit_token: SecretStr | None = None
+    transit_token_file: Path | None = None
+    transit_key_name: str = "keysafe-root"
+    transit_mount_path: str = "transit"
+    transit_cacert: Path | None = None
+    # How long one call to the source may take, and the longest wait between retries
+    # while it fails (the wait doubles from one second up to this).
+    unseal_source_timeout_seconds: float = Field(10.0, gt=0, le=120)
+    unseal_retry_max_seconds: float = Field(30.0, ge=1, le=3600)
     # Secrets.
     max_value_bytes: int = 64 * 1024
     default_max_versions: int = 20
@@ -169,6 +189,12 @@ def load_settings(config_file: Path | None = None, **overrides: Any) -> Settings
         except tomllib.TOMLDecodeError as exc:
             raise InvalidInput(f"config file {config_file} is not valid TOML: {exc}") from exc
         file_values = {k.lower().removeprefix("keysafe_"): v for k, v in raw.items()}
+        for secret in ("pkcs11_pin", "transit_token"):
+            if secret in file_values:
+                raise InvalidInput(
+                    f"config file {config_file}: {secret} belongs in the environment "
+                    f"(KEYSAFE_{secret.upper()}) or in {secret}_file, not in the config file"
+                )
     env = Settings()
     env_set = env.model_fields_set
     merged: dict[str, Any] = {**file_values}

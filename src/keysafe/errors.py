@@ -18,7 +18,8 @@
     │   ├── Sealed                    sealed          503   5
     │   ├── NotInitialized            not_initialized 503   5
     │   ├── AuditUnavailable          audit_unavailable 503 5
-    │   └── StorageUnavailable        storage_unavailable 503 5
+    │   ├── StorageUnavailable        storage_unavailable 503 5
+    │   └── UnsealSourceFailed        unseal_source_failed 503 5 (HSM or transit)
     ├── IntegrityError                integrity_error 500   8
     ├── RotationFailed                rotation_failed 502   10  (the target refused or failed)
     ├── ConnectionFailed              connection_failed -   7   (client side only)
@@ -171,6 +172,18 @@ class AuditUnavailable(Unavailable):
 class StorageUnavailable(Unavailable):
     code = "storage_unavailable"
     title = "Storage unavailable"
+
+
+class UnsealSourceFailed(Unavailable):
+    """The auto-unseal source (HSM, transit) failed; ``permanent`` when retrying cannot
+    help and may hurt (a wrong PIN: HSMs lock a token after a few)."""
+
+    code = "unseal_source_failed"
+    title = "Unseal source failed"
+
+    def __init__(self, detail: str, *, permanent: bool = False) -> None:
+        super().__init__(detail)
+        self.permanent = permanent
 
 
 class IntegrityError(KeysafeError):

@@ -191,7 +191,12 @@ _GROUPS: tuple[tuple[str, frozenset[str], tuple[str, ...]], ...] = (
 
 # keysafe's credentials in the caller's environment: never inherited by the program
 # (KEYSAFE_TOKEN comes back with --pass-token, as the token keysafe itself used).
-CALLER_CREDENTIALS = ("KEYSAFE_TOKEN", "KEYSAFE_UNSEAL_KEY")
+CALLER_CREDENTIALS = (
+    "KEYSAFE_TOKEN",
+    "KEYSAFE_UNSEAL_KEY",
+    "KEYSAFE_PKCS11_PIN",
+    "KEYSAFE_TRANSIT_TOKEN",
+)
 
 
 def refusal_reason(name: str) -> str | None:

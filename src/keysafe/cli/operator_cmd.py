@@ -49,14 +49,70 @@ def init(
     with state(ctx).client() as client:
         result = client.init(shares=shares, threshold=threshold, init_token=init_token)
     if as_json:
-        print_json({"shares": result.shares, "root_token": result.root_token})
+        print_json(
+            {"shares": result.shares, "root_token": result.root_token, "recovery": result.recovery}
+        )
         return
+    kind = "Recovery" if result.recovery else "Unseal"
     for number, share in enumerate(result.shares, 1):
-        data(f"Unseal share {number}: {share}")
+        data(f"{kind} share {number}: {share}")
     data(f"Root token: {result.root_token}")
+    if result.recovery:
+        message(
+            "The unseal source unseals this vault. Store each recovery share with a "
+            f"different person: any {threshold} of {shares} authorise generate-root, an "
+            "unseal after `operator seal` and unseal-migrate; they cannot unseal without "
+            "the source. These are shown only this once."
+        )
+        return
     message(
         f"Store each share with a different person: any {threshold} of {shares} unseal the "
         "vault. These are shown only this once."
+    )
+
+
+@app.command("unseal-migrate")
+def unseal_migrate(
+    ctx: typer.Context,
+    to: Annotated[
+        str,
+        typer.Option(
+            "--to", help="'source' (the server's KEYSAFE_SEAL) or 'shamir' (new unseal shares)."
+        ),
+    ],
+    shares: Annotated[int, typer.Option("--shares", min=1, max=16)] = 5,
+    threshold: Annotated[int, typer.Option("--threshold", min=1, max=16)] = 3,
+    as_json: JsonOpt = False,
+) -> None:
+    """Move the vault between Shamir shares and an unseal source. Give a threshold of the
+    current unseal shares (to a source) or recovery shares (to Shamir), one per line on
+    stdin or at hidden prompts (empty line ends). Prints the new shares, once."""
+    if to not in ("source", "shamir"):
+        raise InvalidInput("--to is 'source' or 'shamir'")
+    if threshold > shares:
+        raise InvalidInput("--threshold cannot exceed --shares")
+    if sys.stdin.isatty():
+        import getpass
+
+        current = []
+        while entry := getpass.getpass("Current share (hidden, empty to finish): "):
+            current.append(entry)
+    else:
+        current = sys.stdin.read().splitlines()
+    current = [c.strip() for c in current if c.strip()]
+    if not current:
+        raise InvalidInput("no current share given")
+    with state(ctx).client() as client:
+        result = client.unseal_migrate(to, current, shares, threshold)
+    if as_json:
+        print_json({"shares": result.shares, "recovery": result.recovery})
+        return
+    kind = "Recovery" if result.recovery else "Unseal"
+    for number, share in enumerate(result.shares, 1):
+        data(f"{kind} share {number}: {share}")
+    message(
+        f"Migrated: the old shares open nothing any more. Any {threshold} of these {shares} "
+        f"{kind.lower()} shares now count. Shown only this once."
     )
 
 

@@ -493,6 +493,19 @@ class Client:
         the key is not suspended or is revoked or expired (never brought back)."""
         return self._json("POST", f"{API}/keys/{_segment(key_id)}:resume", json={})
 
+    def unseal_migrate(
+        self, to: str, shares: Sequence[str], new_shares: int = 5, new_threshold: int = 3
+    ) -> InitResult:
+        """Move the vault to ``to`` ("shamir" or "source") with a threshold of its
+        current (recovery) shares; returns the new shares (``root_token`` empty)."""
+        body = {
+            "to": to,
+            "shares": [s.strip() for s in shares if s.strip()],
+            "new_shares": new_shares,
+            "new_threshold": new_threshold,
+        }
+        return InitResult.from_json(self._json("POST", f"{API}/sys/unseal-migrate", json=body))
+
     def generate_root(self, material: Sequence[str]) -> str:
         """A new root token from the unseal key or a threshold of shares (no token needed)."""
         items = [m.strip() for m in material if m.strip()]

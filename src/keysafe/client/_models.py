@@ -169,6 +169,10 @@ class SealStatus:
     unseal_mode: str | None = None
     # The unseal attempt's nonce, in the replies to its share holders only ("" else).
     nonce: str = ""
+    # An unseal source unseals; the shares are recovery shares.
+    recovery: bool = False
+    # Why an auto-unseal has not happened yet (source down, operator's seal).
+    reason: str = ""
 
     @classmethod
     def from_json(cls, doc: dict[str, Any]) -> SealStatus:
@@ -180,6 +184,8 @@ class SealStatus:
             progress=int(doc.get("progress") or 0),
             unseal_mode=_opt_str(doc.get("unseal_mode")),
             nonce=str(doc.get("nonce") or ""),
+            recovery=bool(doc.get("recovery", False)),
+            reason=str(doc.get("reason") or ""),
         )
 
 
@@ -204,10 +210,16 @@ class InitResult:
 
     shares: list[str] = field(repr=False)
     root_token: str = field(repr=False)
+    # True when an unseal source unseals the vault: the shares are recovery shares.
+    recovery: bool = False
 
     @classmethod
     def from_json(cls, doc: dict[str, Any]) -> InitResult:
-        return cls(shares=[str(s) for s in doc["shares"]], root_token=str(doc["root_token"]))
+        return cls(
+            shares=[str(s) for s in doc["shares"]],
+            root_token=str(doc.get("root_token") or ""),
+            recovery=bool(doc.get("recovery", False)),
+        )
 
 
 @dataclass(frozen=True, slots=True)

@@ -14,6 +14,7 @@ import hmac
 import secrets
 import threading
 import time
+from collections.abc import Callable
 
 from keysafe.crypto import rootkey
 from keysafe.crypto.envelope import DecryptionFailed
@@ -94,14 +95,22 @@ class Barrier:
             self._clear_attempt()
 
     def add_share(
-        self, share: str, threshold: int, keyring_blob: bytes, nonce: str | None = None
+        self,
+        share: str,
+        threshold: int,
+        keyring_blob: bytes,
+        nonce: str | None = None,
+        *,
+        opener: Callable[[bytes], bytes] | None = None,
     ) -> bool:
         """Add one share; unseals when ``threshold`` distinct shares are in.
 
         The first share starts an attempt (``nonce`` then names it); while one runs,
         ``nonce`` must be its nonce, else Conflict and nothing changes. Returns True once
         unsealed. A malformed share raises InvalidInput and keeps the progress; a set of
-        shares that does not open the vault ends the attempt.
+        shares that does not open the vault ends the attempt. ``opener`` turns the
+        rebuilt secret into the root key (recovery shares: it asks the unseal source and
+        raises DecryptionFailed when they are not the vault's recovery key).
         """
         try:
             words = rootkey.check_share(share)
@@ -123,7 +132,8 @@ class Barrier:
             shares = list(self._shares)
             self._clear_attempt()
         try:
-            root_key = rootkey.combine(shares)
+            secret = rootkey.combine(shares)
+            root_key = opener(secret) if opener is not None else secret
             keyring = Keyring.open_with(root_key, keyring_blob)
         except (rootkey.BadShare, DecryptionFailed) as exc:
             raise InvalidInput(

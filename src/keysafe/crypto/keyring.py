@@ -52,6 +52,13 @@ class Keyring:
     # them an empty trail or a missing head means deleted events, never a new vault.
     # Sealed with the keyring, so whoever holds the database cannot clear it.
     audit_anchored: bool = False
+    # With an auto-unseal source: the digest of the recovery key (``rootkey.recovery_
+    # digest``), so recovery shares can be checked; sealed here so that whoever writes
+    # the database cannot swap in a recovery key of their own.
+    recovery_digest: bytes | None = None
+    # Transit keys served to other vaults (name -> version -> AES key): they never leave
+    # the keyring, as the KEKs never do.
+    transit_keys: dict[str, dict[int, bytes]] = field(default_factory=dict)
 
     @classmethod
     def new(cls) -> Keyring:
@@ -129,12 +136,20 @@ class Keyring:
             doc["signing_keys"] = self.signing_keys
         if self.audit_anchored:
             doc["audit_anchored"] = True
+        if self.recovery_digest is not None:
+            doc["recovery_digest"] = b64(self.recovery_digest)
+        if self.transit_keys:
+            doc["transit_keys"] = {
+                name: {str(ver): b64(key) for ver, key in versions.items()}
+                for name, versions in self.transit_keys.items()
+            }
         return seal(root_key, json.dumps(doc).encode(), _KEYRING_AAD)
 
     @classmethod
     def open_with(cls, root_key: bytes, blob: bytes) -> Keyring:
         """Rebuild the keyring; raises DecryptionFailed for a wrong root key."""
         doc = json.loads(open_sealed(root_key, blob, _KEYRING_AAD))
+        digest = doc.get("recovery_digest")
         return cls(
             keks={int(k): base64.b64decode(v) for k, v in doc["keks"].items()},
             token_hmac_key=base64.b64decode(doc["token_hmac_key"]),
@@ -142,4 +157,9 @@ class Keyring:
             created={int(k): float(v) for k, v in doc.get("created", {}).items()},
             signing_keys=list(doc.get("signing_keys", [])),
             audit_anchored=doc.get("audit_anchored") is True,
+            recovery_digest=base64.b64decode(digest) if isinstance(digest, str) else None,
+            transit_keys={
+                name: {int(v): base64.b64decode(k) for v, k in versions.items()}
+                for name, versions in doc.get("transit_keys", {}).items()
+            },
         )

@@ -9,6 +9,8 @@ base64url root key, with a CRC so a truncated file is reported as such.
 from __future__ import annotations
 
 import base64
+import hashlib
+import hmac
 import zlib
 
 import shamir_mnemonic
@@ -24,6 +26,16 @@ class BadShare(ValueError):
 
 def new_root_key() -> bytes:
     return generate_key()
+
+
+def recovery_digest(recovery_key: bytes) -> bytes:
+    """What the keyring keeps to recognise a recovery key (never the key itself)."""
+    return hmac.new(recovery_key, b"keysafe:recovery-key:v1", hashlib.sha256).digest()
+
+
+def is_recovery_key(recovery_key: bytes, digest: bytes | None) -> bool:
+    """Constant-time check of a rebuilt recovery key against the keyring's digest."""
+    return digest is not None and hmac.compare_digest(recovery_digest(recovery_key), digest)
 
 
 def split(root_key: bytes, shares: int, threshold: int) -> list[str]:

@@ -34,6 +34,8 @@ from keysafe.server.services import (
 log = logging.getLogger("keysafe.server")
 
 INTERNAL_SETTINGS_ENV = "KEYSAFE_INTERNAL_SERVER_SETTINGS"
+# Secret settings that child processes read from their own variables, not the dump.
+SECRET_SETTINGS_ENV = {"pkcs11_pin": "KEYSAFE_PKCS11_PIN", "transit_token": "KEYSAFE_TRANSIT_TOKEN"}
 SEAL_POLL_SECONDS = 0.5
 
 # Routes that answer while sealed; everything else gets 503 "sealed".
@@ -127,7 +129,7 @@ def create_app(settings: Settings, *, services: Services | None = None) -> FastA
         svc.audit.start()
         svc.invalidations.start(invalidation_handler(svc))
         if await anyio.to_thread.run_sync(svc.system.auto_unseal):
-            log.info("unsealed from the configured unseal key")
+            log.info("unsealed from the configured unseal source")
         poller = asyncio.create_task(_follow_seal_state(svc))
         # Everything built so far lives as long as the process: keep it out of the
         # cyclic collector's full passes, which otherwise stall requests for many ms.
@@ -255,6 +257,9 @@ def settings_from_env() -> Settings:
     if raw is None:
         return load_settings()
     values: dict[str, Any] = orjson.loads(raw)
+    for name, env_name in SECRET_SETTINGS_ENV.items():
+        if os.environ.get(env_name):
+            values[name] = os.environ[env_name]
     return Settings.model_validate(values)
 
 

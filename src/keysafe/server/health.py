@@ -37,6 +37,7 @@ class HealthReport:
     sealed: bool
     problems: dict[str, str] = field(default_factory=dict)
     checks: tuple[str, ...] = ()
+    seal_reason: str = ""  # why an auto-unseal has not happened (source down, ...)
 
     @property
     def healthy(self) -> bool:
@@ -48,7 +49,7 @@ class HealthReport:
         if self.initialized is False:
             reasons.append("not initialised")
         elif self.sealed:
-            reasons.append("sealed")
+            reasons.append(f"sealed: {self.seal_reason}" if self.seal_reason else "sealed")
         reasons.extend(f"{name}: {why}" for name, why in self.problems.items())
         return "; ".join(reasons)
 
@@ -134,7 +135,9 @@ class HealthChecks:
         if cached is not None and now - cached[0] < self._cache_seconds:
             # Only a vault that was initialised can be unsealed: the live seal state
             # corrects a cached "not initialised" right after init and unseal.
-            return HealthReport(True if not sealed else cached[1], sealed, cached[2], names)
+            return HealthReport(
+                True if not sealed else cached[1], sealed, cached[2], names, self._seal_reason()
+            )
         probe = self._current_probe(now)
         remaining = probe.started + self._timeout - now
         try:
@@ -147,7 +150,12 @@ class HealthChecks:
             initialized = self._initialized
             problems = {probe.running or "database": f"no answer within {self._timeout:g} s"}
         self._cached = (time.monotonic(), initialized, problems)
-        return HealthReport(True if not sealed else initialized, sealed, problems, names)
+        return HealthReport(
+            True if not sealed else initialized, sealed, problems, names, self._seal_reason()
+        )
+
+    def _seal_reason(self) -> str:
+        return self._svc.system.retry.reason if self._svc.barrier.sealed else ""
 
 
 def health_checks(request: Request) -> HealthChecks:

@@ -79,7 +79,7 @@ def run_server(
     unseal_key_file: Path | None,
 ) -> None:
     """Serve until interrupted. Raises InvalidInput for unsafe or inconsistent options."""
-    from keysafe.server.app import INTERNAL_SETTINGS_ENV
+    from keysafe.server.app import INTERNAL_SETTINGS_ENV, SECRET_SETTINGS_ENV
     from keysafe.server.protocol import HardenedConfig, VaultListProtocol
     from keysafe.server.services import db_timeouts, read_unseal_key
     from keysafe.store.engine import make_engine
@@ -97,12 +97,17 @@ def run_server(
     if unseal_key_file is not None:
         settings = settings.model_copy(update={"unseal_key_file": unseal_key_file})
     has_key_source = read_unseal_key(settings) is not None
+    from keysafe.unseal.build import build_source
+
+    # Checks the settings now (one line and exit 2 when one is missing or unusable).
+    has_key_source = build_source(settings) is not None or has_key_source
     if workers < 1:
         raise InvalidInput("--workers must be at least 1")
     if workers > 1 and not has_key_source:
         raise InvalidInput(
-            "several workers need an unseal key source (--unseal-key-file or "
-            "KEYSAFE_UNSEAL_KEY); with Shamir shares run one worker per node"
+            "several workers need an unseal source (KEYSAFE_SEAL=pkcs11 or transit, "
+            "--unseal-key-file or KEYSAFE_UNSEAL_KEY): each worker unseals itself; with "
+            "Shamir shares run one worker per node"
         )
     _check_port_free(host, port)
     engine = make_engine(settings.resolved_database_url(), db_timeouts(settings))
@@ -126,8 +131,15 @@ def run_server(
         # Rate limits without Redis: one count for the node, not one per worker.
         prepare_node_file(settings.data_dir, workers)
     # Worker processes rebuild the settings from this (the CLI may have merged a file).
-    doc = orjson.loads(settings.model_dump_json(exclude={"token", "unseal_key"}))
+    doc = orjson.loads(
+        settings.model_dump_json(exclude={"token", "unseal_key", *SECRET_SETTINGS_ENV})
+    )
     os.environ[INTERNAL_SETTINGS_ENV] = orjson.dumps(doc).decode()
+    # The PIN and transit token reach the workers in clear (the dump masks secrets).
+    for name, env_name in SECRET_SETTINGS_ENV.items():
+        value = getattr(settings, name)
+        if value is not None:
+            os.environ[env_name] = value.get_secret_value()
     # One node id for this server's processes: the registry and the audit trail name it.
     from keysafe.system.nodes import NODE_ENV, NodeIdentity
 

@@ -177,7 +177,16 @@ def build_services(
         # A token follows whoever minted it: a token, a key, a person's session.
         lineage=Lineage(engine, clock, keys, people.sessions, settings.token_cache_seconds),
     )
-    system = SystemService(engine, barrier, tokens, unseal_key=unseal_key)
+    from keysafe.unseal.build import build_source
+
+    system = SystemService(
+        engine,
+        barrier,
+        tokens,
+        unseal_key=unseal_key,
+        source=build_source(settings),
+        retry_max_seconds=settings.unseal_retry_max_seconds,
+    )
     # Changes reach the caches of every process at once; the cache expiry is the net.
     invalidations = build_invalidations(engine, settings.redis_url)
     _announced_by(invalidations, keys, tokens, people.sessions, policies, system)

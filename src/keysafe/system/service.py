@@ -1,9 +1,11 @@
 """Initialisation, seal and unseal, key rotation: the vault's own lifecycle.
 
 State in ``sys_state`` (names persisted, only ever add):
-``seal_config`` (JSON: mode ``shamir`` or ``key``, shares, threshold), ``keyring``
-(the keyring sealed under the root key) and ``sealed`` (``1``/``0``: the operator's
-intent, which every server process follows so that ``operator seal`` seals them all).
+``seal_config`` (JSON: mode ``shamir``, ``key``, ``pkcs11`` or ``transit``, shares,
+threshold; with an unseal source they count recovery shares), ``keyring`` (the keyring
+sealed under the root key), ``root_wrapped`` (the root key wrapped by the unseal source)
+and ``sealed`` (``1``/``0``: the operator's intent, which every server process follows
+so that ``operator seal`` seals them all).
 """
 
 from __future__ import annotations
@@ -26,22 +28,33 @@ from keysafe.crypto import rootkey
 from keysafe.crypto.barrier import Barrier
 from keysafe.crypto.envelope import DecryptionFailed
 from keysafe.crypto.keyring import Keyring
-from keysafe.errors import AlreadyInitialized, InvalidInput, NotInitialized
+from keysafe.errors import (
+    AlreadyInitialized,
+    InvalidInput,
+    NotInitialized,
+    Sealed,
+    UnsealSourceFailed,
+)
 from keysafe.store.engine import read_conn, write_txn
 from keysafe.store.invalidations import KIND_SEAL, UNANNOUNCED, Announcer
 from keysafe.store.tables import sys_state
+from keysafe.system.retry import SourceRetry
+from keysafe.unseal.source import UnsealSource
 
 log = logging.getLogger("keysafe.system")
 T = TypeVar("T")
 
 MODE_SHAMIR = "shamir"
 MODE_KEY = "key"
+# Modes of vaults whose root key an unseal source wraps (named after the source).
+AUTO_MODES = frozenset({"pkcs11", "transit"})
 
 
 @dataclass(frozen=True, slots=True)
 class InitResult:
     root_token: str
     shares: list[str]  # Shamir shares, or the single unseal key in key mode
+    recovery: bool = False  # the shares are recovery shares (an unseal source unseals)
 
 
 class SystemService:
@@ -52,12 +65,17 @@ class SystemService:
         tokens: TokenService,
         *,
         unseal_key: str | None = None,
+        source: UnsealSource | None = None,
+        retry_max_seconds: float = 30.0,
     ) -> None:
         self._engine = engine
         self._barrier = barrier
         self._tokens = tokens
         # An automatic unseal source (embedded mode, key file, KEYSAFE_UNSEAL_KEY).
         self._unseal_key = unseal_key
+        # An auto-unseal source (HSM, transit), and why it has not unsealed us yet.
+        self.source = source
+        self.retry = SourceRetry(retry_max_seconds)
         self._config_cache: dict[str, Any] | None = None
         self._postgres = engine.dialect.name == "postgresql"
         # The sealed keyring this process last loaded: another process's rotation of KEKs
@@ -103,16 +121,22 @@ class SystemService:
             "shares": config["shares"] if config else 0,
             "progress": self._barrier.progress,
             "unseal_mode": config["mode"] if config else None,
+            "recovery": bool(config and config.get("recovery")),
+            "reason": self.retry.reason if self._barrier.sealed else "",
         }
 
     # -- init ----------------------------------------------------------------------------
 
     def initialize(self, shares: int, threshold: int, *, mode: str = MODE_SHAMIR) -> InitResult:
-        """Create the keyring and the root token; returns them once. Stays sealed."""
+        """Create the keyring and the root token; returns them once. Stays sealed, unless
+        an unseal source is configured: then the source wraps the root key, the shares
+        are recovery shares, and the vault unseals itself right away."""
         if mode == MODE_SHAMIR and not 1 <= threshold <= shares <= 16:
             raise InvalidInput("need 1 <= threshold <= shares <= 16")
         root_key = rootkey.new_root_key()
         keyring = Keyring.new()
+        if mode == MODE_SHAMIR and self.source is not None:
+            return self._initialize_auto(root_key, keyring, shares, threshold)
         with write_txn(self._engine) as conn:
             if self._get(conn, "seal_config") is not None:
                 raise AlreadyInitialized("the vault is already initialised")
@@ -139,6 +163,36 @@ class SystemService:
             anchor_chain(conn, keyring.audit_hmac_key)
         self._config_cache = config
         return InitResult(issued.token, texts)
+
+    def _initialize_auto(
+        self, root_key: bytes, keyring: Keyring, shares: int, threshold: int
+    ) -> InitResult:
+        assert self.source is not None
+        recovery_key = rootkey.new_root_key()
+        keyring.recovery_digest = rootkey.recovery_digest(recovery_key)
+        texts = rootkey.split(recovery_key, shares, threshold)
+        # Before anything is written: a source that fails leaves no half-made vault.
+        wrapped = self.source.wrap(root_key)
+        config = {"mode": self.source.kind, "shares": shares, "threshold": threshold}
+        config["recovery"] = True
+        with write_txn(self._engine) as conn:
+            dialect_insert = postgresql.insert if self._postgres else sqlite.insert
+            claimed = conn.execute(
+                dialect_insert(sys_state)
+                .values(key="seal_config", value=orjson.dumps(config))
+                .on_conflict_do_nothing(index_elements=["key"])
+                .returning(sys_state.c.key)
+            ).first()
+            if claimed is None:
+                raise AlreadyInitialized("the vault is already initialised")
+            self._put(conn, "keyring", keyring.seal_with(root_key))
+            self._put(conn, "root_wrapped", wrapped)
+            self._put(conn, "sealed", b"1")
+            issued = self._tokens.mint_root(conn, keyring.token_hmac_key)
+            anchor_chain(conn, keyring.audit_hmac_key)
+        self._config_cache = config
+        self.auto_unseal()
+        return InitResult(issued.token, texts, recovery=True)
 
     # -- seal / unseal -------------------------------------------------------------------
 
@@ -186,14 +240,47 @@ class SystemService:
             except rootkey.BadShare as exc:
                 raise InvalidInput(str(exc)) from exc
             self._barrier.unseal_with_root(root_key, blob)
+        elif config["mode"] in AUTO_MODES:
+            # Recovery shares only authorise the source to unseal (after an operator's
+            # seal): on their own they open nothing.
+            self._barrier.add_share(
+                text, int(config["threshold"]), blob, nonce, opener=self._root_for_recovery
+            )
         else:
             if config["mode"] != MODE_SHAMIR:
                 raise InvalidInput("this vault is unsealed with an unseal key (ksu1_...)")
             self._barrier.add_share(text, int(config["threshold"]), blob, nonce)
         if not self._barrier.sealed:
             self._set_sealed_flag(False, by_operator=True)
+            self.retry.succeeded()
             log.info("vault unsealed")
         return self.status()
+
+    def _root_for_recovery(self, recovery_key: bytes) -> bytes:
+        """The root key from the source, once ``recovery_key`` proves to be the vault's
+        recovery key; raises DecryptionFailed otherwise, UnsealSourceFailed when the
+        source fails."""
+        root_key = self._unwrap_root()
+        keyring = Keyring.open_with(root_key, self._keyring_blob())
+        if not rootkey.is_recovery_key(recovery_key, keyring.recovery_digest):
+            raise DecryptionFailed("not the recovery key")
+        return root_key
+
+    def _unwrap_root(self) -> bytes:
+        config = self.seal_config() or {}
+        mode = config.get("mode")
+        if self.source is None or self.source.kind != mode:
+            raise UnsealSourceFailed(
+                f"this vault's root key is wrapped by {mode}, and this node has "
+                f"{'no unseal source' if self.source is None else self.source.kind} "
+                "configured (KEYSAFE_SEAL)",
+                permanent=True,
+            )
+        with read_conn(self._engine) as conn:
+            wrapped = self._get(conn, "root_wrapped")
+        if wrapped is None:
+            raise UnsealSourceFailed("the wrapped root key is missing", permanent=True)
+        return self.source.unwrap(wrapped)
 
     def generate_root(self, shares: list[str] | None = None, key: str | None = None) -> str:
         """A new root token for whoever proves they hold the unseal material.
@@ -208,6 +295,13 @@ class SystemService:
         try:
             if key:
                 root_key = rootkey.decode_unseal_key(key)
+            elif shares and config["mode"] in AUTO_MODES:
+                recovery = rootkey.combine([rootkey.check_share(s) for s in shares])
+                root_key = (
+                    self._root_for_recovery(recovery)
+                    if self._barrier.sealed
+                    else self._checked_root(recovery)
+                )
             elif shares:
                 root_key = rootkey.combine([rootkey.check_share(s) for s in shares])
             else:
@@ -219,6 +313,12 @@ class SystemService:
             issued = self._tokens.mint_root(conn, keyring.token_hmac_key)
         return issued.token
 
+    def _checked_root(self, recovery_key: bytes) -> bytes:
+        """While unsealed: the root key in memory, if ``recovery_key`` is the vault's."""
+        if not rootkey.is_recovery_key(recovery_key, self._barrier.keyring().recovery_digest):
+            raise DecryptionFailed("not the recovery key")
+        return self._barrier.root_key()
+
     def auto_unseal(self) -> bool:
         with self._state_lock:
             return self._auto_unseal_unlocked()
@@ -229,7 +329,12 @@ class SystemService:
         Never undoes an operator's seal: after ``operator seal`` the vault stays sealed,
         across restarts too, until someone unseals it with the key or the shares.
         """
-        if self._unseal_key is None or self.seal_config() is None:
+        config = self.seal_config()
+        if config is None or not self._barrier.sealed:
+            return False
+        if config["mode"] in AUTO_MODES:
+            return self._source_unseal()
+        if self._unseal_key is None:
             return False
         with read_conn(self._engine) as conn:
             if self._get(conn, "sealed_by_operator") == b"1":
@@ -241,6 +346,30 @@ class SystemService:
             raise InvalidInput(f"the configured unseal key is invalid: {exc}") from exc
         self._barrier.unseal_with_root(root_key, self._keyring_blob())
         self._set_sealed_flag(False)
+        return True
+
+    def _source_unseal(self) -> bool:
+        """Unseal through the unseal source; on failure stay sealed, say why (log line,
+        seal status, health) and let the poller retry with backoff."""
+        with read_conn(self._engine) as conn:
+            if self._get(conn, "sealed_by_operator") == b"1":
+                self.retry.blocked(
+                    "sealed by an operator: unseal with the recovery shares "
+                    "(keysafe operator unseal)"
+                )
+                return False
+        try:
+            root_key = self._unwrap_root()
+            self._barrier.unseal_with_root(root_key, self._keyring_blob())
+        except UnsealSourceFailed as exc:
+            self.retry.failed(exc)
+            return False
+        except InvalidInput:
+            self.retry.failed(UnsealSourceFailed("the unwrapped root key does not open this vault"))
+            return False
+        self.retry.succeeded()
+        self._set_sealed_flag(False)
+        log.warning("vault unsealed by %s", self.source.describe() if self.source else "?")
         return True
 
     def seal(self) -> dict[str, Any]:
@@ -269,6 +398,8 @@ class SystemService:
         if flag == b"1" and not self._barrier.sealed:
             self._barrier.seal()
             log.info("vault sealed by another process")
+        elif self._barrier.sealed and self.source is not None and self.retry.due():
+            self._auto_unseal_unlocked()
         elif flag == b"0" and self._barrier.sealed and self._unseal_key is not None:
             self.auto_unseal()
         elif not self._barrier.sealed and blob is not None:
@@ -338,7 +469,22 @@ class SystemService:
             return
         try:
             fresh = Keyring.open_with(self._barrier.root_key(), blob)
-        except Exception:  # a sealed race or a foreign blob: keep what works
+        except Sealed:  # sealed meanwhile: nothing to reload
+            return
+        except DecryptionFailed:
+            self._rekeyed()
+            return
+        except Exception:  # a foreign blob: keep what works
             return
         self._barrier.replace_keyring(fresh)
         self._keyring_seen = blob
+
+    def _rekeyed(self) -> None:
+        """The stored keyring is sealed under another root key (``unseal-migrate`` ran
+        on another node): follow through the unseal source, else seal (fail closed)."""
+        self._config_cache = None
+        self._barrier.seal()
+        self._keyring_seen = None
+        if self._auto_unseal_unlocked():
+            return
+        log.warning("the root key changed (unseal-migrate elsewhere): sealed; unseal again")

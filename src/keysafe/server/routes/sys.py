@@ -65,6 +65,10 @@ class SealStatus(BaseModel):
     shares: int
     progress: int
     unseal_mode: str | None
+    recovery: bool = Field(
+        False, description="true when an unseal source unseals and the shares are recovery shares"
+    )
+    reason: str = Field("", description="why an auto-unseal has not happened yet")
     nonce: str | None = Field(
         None, description="the unseal attempt's nonce, only in answers to its share holders"
     )
@@ -75,6 +79,23 @@ class InitReply(BaseModel):
 
     shares: list[str]
     root_token: str
+    recovery: bool = Field(False, description="the shares are recovery shares")
+
+
+class UnsealMigrateRequest(BaseModel):
+    to: str = Field(pattern="^(shamir|source)$")
+    # A threshold of the current unseal shares (to a source) or recovery shares (to Shamir).
+    shares: list[str] = Field(min_length=1, max_length=16)
+    new_shares: int = Field(5, ge=1, le=16)
+    new_threshold: int = Field(3, ge=1, le=16)
+
+
+class UnsealMigrateReply(BaseModel):
+    """Shown once: the new unseal shares (to Shamir) or recovery shares (to a source)."""
+
+    shares: list[str]
+    recovery: bool
+    unseal_mode: str
 
 
 class KeyringVersion(BaseModel):
@@ -149,7 +170,9 @@ async def init(request: Request, body: InitRequest) -> Response:
     )
     if token_file is not None:
         await anyio.to_thread.run_sync(consume_init_token, token_file)
-    return json_response({"shares": result.shares, "root_token": result.root_token})
+    return json_response(
+        {"shares": result.shares, "root_token": result.root_token, "recovery": result.recovery}
+    )
 
 
 @router.post(
@@ -262,3 +285,34 @@ async def generate_root(request: Request, body: GenerateRootRequest) -> Response
         outcome=OUTCOME_OK,
     )
     return json_response({"root_token": token})
+
+
+@router.post(
+    "/unseal-migrate",
+    dependencies=[Depends(deps.needs("sys:unseal-migrate"))],
+    responses={200: {"model": UnsealMigrateReply}},
+)
+async def unseal_migrate(request: Request, body: UnsealMigrateRequest) -> Response:
+    """Move the vault between Shamir shares and the configured unseal source: needs an
+    admin on ``sys/unseal-migrate`` and a threshold of the current (recovery) shares.
+    Atomic: the vault is either fully moved or untouched."""
+    from keysafe.system.migrate import migrate
+
+    ctx = await deps.needs_context(request, "sys:unseal-migrate")
+    svc = deps.services(request)
+    result = await anyio.to_thread.run_sync(
+        lambda: migrate(svc.system, body.to, body.shares, body.new_shares, body.new_threshold)
+    )
+    mode = str(svc.system.status()["unseal_mode"])
+    await deps.record(
+        svc,
+        rid=ctx.request_id,
+        actor=ctx.principal.token_id,
+        src=ctx.source,
+        operation="sys:unseal-migrate",
+        outcome=OUTCOME_OK,
+        detail=f"now {mode}",
+    )
+    return json_response(
+        {"shares": result.shares, "recovery": result.recovery, "unseal_mode": mode}
+    )
