@@ -214,10 +214,11 @@ def start_server(
     extra_env: dict[str, str] | None = None,
     use_key_file: bool = True,
     expect_status: int | None = 200,
+    port: int | None = None,
 ) -> ServerProc:
     """Start ``keysafe server`` over HTTPS and wait until health answers ``expect_status``
-    (any status when None)."""
-    port = free_port()
+    (any status when None); on ``port`` when given (a restart at the same address)."""
+    port = port or free_port()
     cmd = [
         KEYSAFE_CLI,
         "server",

@@ -91,6 +91,7 @@ def api_routers() -> list[APIRouter]:
     from keysafe.server.routes import leases as lease_routes
     from keysafe.server.routes import report as report_routes
     from keysafe.server.routes import rotation as rotation_routes
+    from keysafe.server.routes import transit as transit_routes
     from keysafe.server.routes import usage as usage_routes
     from keysafe.server.routes import users as user_routes
 
@@ -112,6 +113,7 @@ def api_routers() -> list[APIRouter]:
             user_routes,
             usage_routes,
             rotation_routes,
+            transit_routes,
             docs,
         )
     ]

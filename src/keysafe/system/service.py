@@ -351,6 +351,8 @@ class SystemService:
     def _source_unseal(self) -> bool:
         """Unseal through the unseal source; on failure stay sealed, say why (log line,
         seal status, health) and let the poller retry with backoff."""
+        if not self.retry.due():  # every caller (workers, job process) keeps the backoff
+            return False
         with read_conn(self._engine) as conn:
             if self._get(conn, "sealed_by_operator") == b"1":
                 self.retry.blocked(
@@ -410,6 +412,10 @@ class SystemService:
     def rotate_key(self) -> int:
         """Add a KEK version for all new writes; old versions stay readable."""
         return self._change_keyring(lambda keyring: keyring.rotate())
+
+    def change_keyring(self, change: Callable[[Keyring], T]) -> T:
+        """Apply ``change`` to the stored keyring (for transit keys), atomically."""
+        return self._change_keyring(change)
 
     def _change_keyring(self, change: Callable[[Keyring], T]) -> T:
         """Apply ``change`` to the stored keyring and seal it again, in one transaction."""

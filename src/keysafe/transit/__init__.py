@@ -1,0 +1,1 @@
+"""Transit: encryption as a service with keys that never leave the keyring."""
