@@ -12,12 +12,12 @@ from pathlib import Path
 
 import httpx
 import pytest
+from server_proc import database_url, init_vault, running, start_server
+from unsealkit import cli, root_token_in, shares_in, softhsm
 
 from keysafe.crypto import rootkey
 from keysafe.crypto.envelope import DecryptionFailed
 from keysafe.crypto.keyring import Keyring
-from server_proc import database_url, init_vault, running, start_server
-from unsealkit import cli, root_token_in, shares_in, softhsm
 
 pytestmark = pytest.mark.timeout(120)
 

@@ -13,7 +13,6 @@ from pathlib import Path
 
 import httpx
 import pytest
-
 from server_proc import database_url, init_vault, running, start_server
 
 pytestmark = pytest.mark.timeout(150)
@@ -76,9 +75,11 @@ def test_transit_unseal_restart_down_and_back(tmp_path: Path) -> None:
         port_b = server_b.port
 
         # A restart of B: unsealed through A.
-        with running(vault_b, extra_env=env_b, port=port_b) as server_b:
-            with server_b.client(root_b) as c:
-                assert c.get(SECRET).json()["value"] == "b-value"
+        with (
+            running(vault_b, extra_env=env_b, port=port_b) as server_b,
+            server_b.client(root_b) as c,
+        ):
+            assert c.get(SECRET).json()["value"] == "b-value"
 
         # A down: B starts sealed and says why; recovery shares do not unseal it.
         server_a.stop()

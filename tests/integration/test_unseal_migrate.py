@@ -8,7 +8,6 @@ from pathlib import Path
 
 import httpx
 import pytest
-
 from server_proc import database_url, init_vault, running
 from unsealkit import cli, root_token_in, shares_in, softhsm
 

@@ -9,7 +9,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-
 from server_proc import KEYSAFE_CLI, ServerProc
 
 PIN = "4711-unseal"
