@@ -133,6 +133,9 @@ BODIES: dict[tuple[str, str], object] = {
     ("POST", "/api/v1/leases/revoke-prefix"): {"prefix": "matrix/"},
     ("POST", "/v1/secret/data/{path:path}"): {"data": {"k": "v"}},
     ("PUT", "/v1/secret/data/{path:path}"): {"data": {"k": "v"}},
+    ("POST", "/v1/transit/encrypt/{name}"): {"plaintext": "eA=="},
+    ("POST", "/v1/transit/decrypt/{name}"): {"ciphertext": "vault:v1:AAAA"},
+    ("POST", "/api/v1/sys/unseal-migrate"): {"to": "shamir", "shares": ["not a share"]},
 }
 
 

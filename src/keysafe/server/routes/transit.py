@@ -9,6 +9,8 @@ the keyring.
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
+
 import anyio.to_thread
 from fastapi import APIRouter, Depends, Request
 from pydantic import BaseModel, Field
@@ -56,14 +58,23 @@ def _service(request: Request) -> TransitService:
     return TransitService(svc.barrier.keyring, svc.system.change_keyring)
 
 
-async def _allowed(request: Request, capability: str, operation: str, name: str) -> str:
-    """The key's policy path once the caller holds ``capability`` on it (audited 403
-    otherwise); raises InvalidInput for a malformed name."""
-    path = f"transit/keys/{check_key_name(name)}"
-    ctx = await deps.context(request)
-    svc = deps.services(request)
-    await svc.authorizer.enforce(svc.audit, ctx, capability, operation, path)
-    return path
+def _may(capability: str, operation: str) -> Callable[[Request], Awaitable[None]]:
+    """Dependency: the caller holds ``capability`` on ``transit/keys/<name>`` (401, or
+    an audited 403), checked before the body is read."""
+
+    async def dependency(request: Request) -> None:
+        name = str(request.path_params.get("name", ""))
+        ctx = await deps.context(request)
+        svc = deps.services(request)
+        await svc.authorizer.enforce(svc.audit, ctx, capability, operation, _path(name))
+
+    setattr(dependency, deps.NEEDS_MARK, operation)  # the OpenAPI document reads it
+    return dependency
+
+
+def _path(name: str) -> str:
+    """The key's policy path; raises InvalidInput for a malformed name."""
+    return f"transit/keys/{check_key_name(name)}"
 
 
 async def _audit(request: Request, operation: str, path: str, detail: str = "") -> None:
@@ -80,10 +91,14 @@ async def _audit(request: Request, operation: str, path: str, detail: str = "") 
     )
 
 
-@router.post("/keys/{name}", status_code=204, dependencies=[Depends(deps.authenticated)])
+@router.post(
+    "/keys/{name}",
+    status_code=204,
+    dependencies=[Depends(_may("admin", "transit:create-key"))],
+)
 async def create_key(request: Request, name: str, body: CreateKey | None = None) -> Response:
     """Create an ``aes256-gcm96`` key (nothing happens when it exists)."""
-    path = await _allowed(request, "admin", "transit:create-key", name)
+    path = _path(name)
     if body is not None and body.type != "aes256-gcm96":
         from keysafe.errors import InvalidInput
 
@@ -95,11 +110,11 @@ async def create_key(request: Request, name: str, body: CreateKey | None = None)
 
 @router.post(
     "/encrypt/{name}",
-    dependencies=[Depends(deps.authenticated)],
+    dependencies=[Depends(_may("write", "transit:encrypt"))],
     responses={200: {"model": EncryptReply}},
 )
 async def encrypt(request: Request, name: str, body: EncryptRequest) -> Response:
-    path = await _allowed(request, "write", "transit:encrypt", name)
+    path = _path(name)
     ciphertext, version = _service(request).encrypt(name, body.plaintext)
     await _audit(request, "transit:encrypt", path, f"key version {version}")
     return json_response({"data": {"ciphertext": ciphertext, "key_version": version}})
@@ -107,11 +122,11 @@ async def encrypt(request: Request, name: str, body: EncryptRequest) -> Response
 
 @router.post(
     "/decrypt/{name}",
-    dependencies=[Depends(deps.authenticated)],
+    dependencies=[Depends(_may("read", "transit:decrypt"))],
     responses={200: {"model": DecryptReply}},
 )
 async def decrypt(request: Request, name: str, body: DecryptRequest) -> Response:
-    path = await _allowed(request, "read", "transit:decrypt", name)
+    path = _path(name)
     plaintext = _service(request).decrypt(name, body.ciphertext)
     await _audit(request, "transit:decrypt", path)
     return json_response({"data": {"plaintext": plaintext}})
