@@ -33,11 +33,11 @@ from keysafe.errors import (
     InvalidInput,
     NotInitialized,
     Sealed,
-    UnsealSourceFailed,
 )
 from keysafe.store.engine import read_conn, write_txn
 from keysafe.store.invalidations import KIND_SEAL, UNANNOUNCED, Announcer
 from keysafe.store.tables import sys_state
+from keysafe.system import autounseal
 from keysafe.system.retry import SourceRetry
 from keysafe.unseal.source import UnsealSource
 
@@ -136,7 +136,7 @@ class SystemService:
         root_key = rootkey.new_root_key()
         keyring = Keyring.new()
         if mode == MODE_SHAMIR and self.source is not None:
-            return self._initialize_auto(root_key, keyring, shares, threshold)
+            return autounseal.initialize(self, root_key, keyring, shares, threshold)
         with write_txn(self._engine) as conn:
             if self._get(conn, "seal_config") is not None:
                 raise AlreadyInitialized("the vault is already initialised")
@@ -163,36 +163,6 @@ class SystemService:
             anchor_chain(conn, keyring.audit_hmac_key)
         self._config_cache = config
         return InitResult(issued.token, texts)
-
-    def _initialize_auto(
-        self, root_key: bytes, keyring: Keyring, shares: int, threshold: int
-    ) -> InitResult:
-        assert self.source is not None
-        recovery_key = rootkey.new_root_key()
-        keyring.recovery_digest = rootkey.recovery_digest(recovery_key)
-        texts = rootkey.split(recovery_key, shares, threshold)
-        # Before anything is written: a source that fails leaves no half-made vault.
-        wrapped = self.source.wrap(root_key)
-        config = {"mode": self.source.kind, "shares": shares, "threshold": threshold}
-        config["recovery"] = True
-        with write_txn(self._engine) as conn:
-            dialect_insert = postgresql.insert if self._postgres else sqlite.insert
-            claimed = conn.execute(
-                dialect_insert(sys_state)
-                .values(key="seal_config", value=orjson.dumps(config))
-                .on_conflict_do_nothing(index_elements=["key"])
-                .returning(sys_state.c.key)
-            ).first()
-            if claimed is None:
-                raise AlreadyInitialized("the vault is already initialised")
-            self._put(conn, "keyring", keyring.seal_with(root_key))
-            self._put(conn, "root_wrapped", wrapped)
-            self._put(conn, "sealed", b"1")
-            issued = self._tokens.mint_root(conn, keyring.token_hmac_key)
-            anchor_chain(conn, keyring.audit_hmac_key)
-        self._config_cache = config
-        self.auto_unseal()
-        return InitResult(issued.token, texts, recovery=True)
 
     # -- seal / unseal -------------------------------------------------------------------
 
@@ -244,7 +214,11 @@ class SystemService:
             # Recovery shares only authorise the source to unseal (after an operator's
             # seal): on their own they open nothing.
             self._barrier.add_share(
-                text, int(config["threshold"]), blob, nonce, opener=self._root_for_recovery
+                text,
+                int(config["threshold"]),
+                blob,
+                nonce,
+                opener=lambda key: autounseal.root_for_recovery(self, key),
             )
         else:
             if config["mode"] != MODE_SHAMIR:
@@ -255,32 +229,6 @@ class SystemService:
             self.retry.succeeded()
             log.info("vault unsealed")
         return self.status()
-
-    def _root_for_recovery(self, recovery_key: bytes) -> bytes:
-        """The root key from the source, once ``recovery_key`` proves to be the vault's
-        recovery key; raises DecryptionFailed otherwise, UnsealSourceFailed when the
-        source fails."""
-        root_key = self._unwrap_root()
-        keyring = Keyring.open_with(root_key, self._keyring_blob())
-        if not rootkey.is_recovery_key(recovery_key, keyring.recovery_digest):
-            raise DecryptionFailed("not the recovery key")
-        return root_key
-
-    def _unwrap_root(self) -> bytes:
-        config = self.seal_config() or {}
-        mode = config.get("mode")
-        if self.source is None or self.source.kind != mode:
-            raise UnsealSourceFailed(
-                f"this vault's root key is wrapped by {mode}, and this node has "
-                f"{'no unseal source' if self.source is None else self.source.kind} "
-                "configured (KEYSAFE_SEAL)",
-                permanent=True,
-            )
-        with read_conn(self._engine) as conn:
-            wrapped = self._get(conn, "root_wrapped")
-        if wrapped is None:
-            raise UnsealSourceFailed("the wrapped root key is missing", permanent=True)
-        return self.source.unwrap(wrapped)
 
     def generate_root(self, shares: list[str] | None = None, key: str | None = None) -> str:
         """A new root token for whoever proves they hold the unseal material.
@@ -298,9 +246,9 @@ class SystemService:
             elif shares and config["mode"] in AUTO_MODES:
                 recovery = rootkey.combine([rootkey.check_share(s) for s in shares])
                 root_key = (
-                    self._root_for_recovery(recovery)
+                    autounseal.root_for_recovery(self, recovery)
                     if self._barrier.sealed
-                    else self._checked_root(recovery)
+                    else autounseal.checked_root(self, recovery)
                 )
             elif shares:
                 root_key = rootkey.combine([rootkey.check_share(s) for s in shares])
@@ -312,12 +260,6 @@ class SystemService:
         with write_txn(self._engine) as conn:
             issued = self._tokens.mint_root(conn, keyring.token_hmac_key)
         return issued.token
-
-    def _checked_root(self, recovery_key: bytes) -> bytes:
-        """While unsealed: the root key in memory, if ``recovery_key`` is the vault's."""
-        if not rootkey.is_recovery_key(recovery_key, self._barrier.keyring().recovery_digest):
-            raise DecryptionFailed("not the recovery key")
-        return self._barrier.root_key()
 
     def auto_unseal(self) -> bool:
         with self._state_lock:
@@ -333,7 +275,7 @@ class SystemService:
         if config is None or not self._barrier.sealed:
             return False
         if config["mode"] in AUTO_MODES:
-            return self._source_unseal()
+            return autounseal.source_unseal(self)
         if self._unseal_key is None:
             return False
         with read_conn(self._engine) as conn:
@@ -346,32 +288,6 @@ class SystemService:
             raise InvalidInput(f"the configured unseal key is invalid: {exc}") from exc
         self._barrier.unseal_with_root(root_key, self._keyring_blob())
         self._set_sealed_flag(False)
-        return True
-
-    def _source_unseal(self) -> bool:
-        """Unseal through the unseal source; on failure stay sealed, say why (log line,
-        seal status, health) and let the poller retry with backoff."""
-        if not self.retry.due():  # every caller (workers, job process) keeps the backoff
-            return False
-        with read_conn(self._engine) as conn:
-            if self._get(conn, "sealed_by_operator") == b"1":
-                self.retry.blocked(
-                    "sealed by an operator: unseal with the recovery shares "
-                    "(keysafe operator unseal)"
-                )
-                return False
-        try:
-            root_key = self._unwrap_root()
-            self._barrier.unseal_with_root(root_key, self._keyring_blob())
-        except UnsealSourceFailed as exc:
-            self.retry.failed(exc)
-            return False
-        except InvalidInput:
-            self.retry.failed(UnsealSourceFailed("the unwrapped root key does not open this vault"))
-            return False
-        self.retry.succeeded()
-        self._set_sealed_flag(False)
-        log.warning("vault unsealed by %s", self.source.describe() if self.source else "?")
         return True
 
     def seal(self) -> dict[str, Any]:
