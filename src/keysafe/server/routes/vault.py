@@ -86,6 +86,7 @@ class LoginReply(BaseModel):
 
 class VaultSealStatus(BaseModel):
     type: str
+    recovery_seal: bool = False
     initialized: bool
     sealed: bool
     t: int | None
@@ -189,7 +190,9 @@ async def seal_status(request: Request) -> Response:
     status = deps.services(request).system.status()
     return json_response(
         {
-            "type": "shamir",
+            # Vault names the seal by what unseals it; recovery shares with a source.
+            "type": status["unseal_mode"] if status["recovery"] else "shamir",
+            "recovery_seal": status["recovery"],
             "initialized": status["initialized"],
             "sealed": status["sealed"],
             "t": status["threshold"],
