@@ -317,6 +317,8 @@ class SystemService:
             self._barrier.seal()
             log.info("vault sealed by another process")
         elif self._barrier.sealed and self.source is not None and self.retry.due():
+            # Read afresh: unseal-migrate elsewhere may have moved the vault to the source.
+            self._config_cache = None
             self._auto_unseal_unlocked()
         elif flag == b"0" and self._barrier.sealed and self._unseal_key is not None:
             self.auto_unseal()
