@@ -12,6 +12,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+import server_proc
 from server_proc import database_url, init_vault, running, start_server
 from unsealkit import cli, root_token_in, shares_in, softhsm
 
@@ -139,7 +140,9 @@ def test_wrong_pin_is_one_clear_line(tmp_path: Path) -> None:
         assert "Traceback" not in log
 
 
-def test_several_workers_unseal_themselves(tmp_path: Path) -> None:
+def test_several_workers_unseal_themselves(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Two workers and the job process start slowly on a loaded 2-core machine.
+    monkeypatch.setattr(server_proc, "START_TIMEOUT", 90.0)
     hsm = softhsm(tmp_path)
     with database_url("sqlite", tmp_path) as url:
         vault = init_vault("sqlite", tmp_path, url, embedded=False)
