@@ -157,3 +157,26 @@ def test_several_workers_unseal_themselves(tmp_path: Path, monkeypatch: pytest.M
                 resp = c.get("/api/v1/sys/seal-status", headers={"Connection": "close"})
                 codes.add(resp.json()["sealed"])
         assert codes == {False}
+
+
+def test_several_workers_are_refused_under_shamir(tmp_path: Path) -> None:
+    """Without an unseal source each worker would need its own shares: refused, one line."""
+    import os
+    import subprocess
+
+    from server_proc import KEYSAFE_CLI
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("KEYSAFE_")}
+    env["KEYSAFE_HOME"] = str(tmp_path / "home")
+    env["KEYSAFE_DATABASE_URL"] = f"sqlite:///{tmp_path / 'k.db'}"
+    done = subprocess.run(
+        [KEYSAFE_CLI, "server", "--workers", "2", "--insecure-http", "--port", "1"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 2, done.stderr
+    assert "several workers need an unseal source" in done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1
