@@ -150,8 +150,10 @@ def _abuse(base: str, server_a: object, unsealer: str, reader: str, other: str) 
         # A key of its own that does not exist: not found, nothing created.
         assert c.post("/v1/transit/encrypt/other", json={"plaintext": plaintext}).status_code == 404
     with server_a.root() as c:
-        events = c.get("/api/v1/audit", params={"limit": 200})
-        if events.status_code == 200:
-            text = events.text
-            assert "transit:encrypt" in text
-            assert "transit:decrypt" in text
+        events = c.get("/api/v1/audit/events", params={"limit": 1000})
+        assert events.status_code == 200, events.text
+        seen = {(e["operation"], e["outcome"]) for e in events.json()["events"]}
+        assert ("transit:create-key", "ok") in seen
+        assert ("transit:encrypt", "ok") in seen
+        assert ("transit:decrypt", "ok") in seen
+        assert ("transit:encrypt", "denied") in seen  # the reader's attempt
