@@ -135,6 +135,17 @@ def _abuse(base: str, server_a: object, unsealer: str, reader: str, other: str) 
             403,
             404,
         )
+    # Vault's own client speaks to keysafe's transit unchanged.
+    import hvac
+
+    vault_client = hvac.Client(
+        url=base, token=unsealer, verify=str(server_a.vault.tls.ca_cert), timeout=30
+    )
+    wrapped = vault_client.secrets.transit.encrypt_data(name=KEY, plaintext=plaintext)
+    opened = vault_client.secrets.transit.decrypt_data(
+        name=KEY, ciphertext=wrapped["data"]["ciphertext"]
+    )
+    assert opened["data"]["plaintext"] == plaintext
     with server_a.client(reader) as c:
         denied = c.post(f"/v1/transit/encrypt/{KEY}", json={"plaintext": plaintext})
         assert denied.status_code == 403
