@@ -15,7 +15,7 @@ from vaultkit import Vault
 
 from keysafe.access.models import RequestContext
 from keysafe.audit.models import AuditEvent
-from keysafe.audit.service import AuditLog, VerifyResult
+from keysafe.audit.service import AuditLog
 from keysafe.config import load_settings
 from keysafe.errors import AuditUnavailable, CasMismatch
 from keysafe.server.services import build_services
@@ -232,9 +232,14 @@ async def test_failed_commit_writes_no_file_line(vault: Vault, tmp_path: Path) -
     await _fill(vault, 1)
     before = path.read_bytes()
     event = AuditEvent(1, "r", "tok_x", "127.0.0.1", "secret:write", "a/b", "ok")
-    with pytest.raises(RuntimeError), write_txn(vault.svc.engine) as conn:
-        vault.svc.audit.append_in_txn(conn, [event])
-        raise RuntimeError("the operation failed after its event was appended")
+
+    def fails_after_appending() -> None:
+        with write_txn(vault.svc.engine) as conn:
+            vault.svc.audit.append_in_txn(conn, [event])
+            raise RuntimeError("the operation failed after its event was appended")
+
+    with pytest.raises(RuntimeError):
+        fails_after_appending()
     # A write refused by its check-and-set inside a group commit: its savepoint rolls back.
     with pytest.raises(CasMismatch):
         await vault.svc.secrets.write(vault.root, "audit/K0", "v", cas=7)
