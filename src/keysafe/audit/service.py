@@ -27,7 +27,7 @@ from keysafe.audit.chains import Appended, ChainAppender, log_checkpoint
 from keysafe.audit.models import AuditEvent, ChainedEvent, chained_from_row, head_mac
 from keysafe.audit.trail_verify import verify_database, verify_file
 from keysafe.audit.verify import VerifyResult
-from keysafe.errors import AuditUnavailable, KeysafeError, Sealed
+from keysafe.errors import AuditUnavailable, InvalidInput, KeysafeError, NotFound, Sealed
 from keysafe.store.engine import read_conn, write_txn
 from keysafe.store.invalidations import after_commit
 from keysafe.store.offload import wait_bound
@@ -427,9 +427,24 @@ class AuditLog:
         )
 
     def verify_file(self, path: Path | None = None) -> VerifyResult:
-        """Walk the JSON-lines copy of the chain the same way, and find a cut file
-        against the database's signed head and latest checkpoint."""
+        """Walk a node's JSON-lines file (this node's by default) chain by chain, and
+        find a cut file against the database's signed heads and checkpoints."""
+        own = path is None
         path = path or self._file_path
         if path is None:
             return VerifyResult(ok=False, events=0, reason="no audit file is configured")
-        return verify_file(self._engine, self._key(), self._anchored(), path, self._node)
+        node = self._node if own else ""
+        return verify_file(self._engine, self._key(), self._anchored(), path, node)
+
+    def node_file(self, name: str) -> Path:
+        """Another node's audit file, named relative to this node's audit directory (the
+        only place a caller may point the server at). Raises InvalidInput or NotFound."""
+        if self._file_path is None:
+            raise InvalidInput("this node has no audit file, so no audit directory")
+        folder = self._file_path.parent.resolve()
+        candidate = (folder / name).resolve()
+        if candidate.parent != folder:
+            raise InvalidInput("the audit file must be in this node's audit directory")
+        if not candidate.is_file():
+            raise NotFound("no such audit file in this node's audit directory")
+        return candidate

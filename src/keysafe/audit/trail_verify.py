@@ -77,8 +77,9 @@ def _snapshot(conn: Connection) -> Connection:
 
 
 def _result(reports: list[ChainReport]) -> VerifyResult:
-    """The chains stitched by time (earliest first event first), and the verdict."""
-    reports.sort(key=lambda r: (r.first_ts is None, r.first_ts or 0, r.chain))
+    """The chains stitched by time (the root first, then by first event), and the
+    verdict."""
+    reports.sort(key=lambda r: (r.chain != "", r.first_ts is None, r.first_ts or 0, r.chain))
     total = sum(r.events for r in reports)
     bad = [r for r in reports if not r.ok]
     if not bad:
