@@ -365,13 +365,13 @@ class ChainAppender:
 def log_checkpoint(cp: Checkpoint) -> None:
     """A third copy of a checkpoint, outside the database and the file: the server log."""
     _checkpoint_log.info(
-        "audit checkpoint %s#%d: seq=%d hash=%s ts=%d mac=%s",
-        cp.chain,
+        "audit checkpoint %d: seq=%d hash=%s ts=%d mac=%s chain=%s",
         cp.n,
         cp.seq,
         cp.hash.hex(),
         cp.ts,
         cp.mac.hex(),
+        cp.chain,
     )
 
 
