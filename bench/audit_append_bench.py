@@ -70,6 +70,19 @@ def _reference_src(ref: str, into: Path) -> Path:
 
 
 def _measure(src: Path, url: str, events: int, concurrency: int) -> float:
+    """Events per second; tried up to 3 times (on a loaded shared server the migration
+    lock can time out)."""
+    for attempt in range(3):
+        try:
+            return _measure_once(src, url, events, concurrency)
+        except RuntimeError as exc:
+            if attempt == 2:
+                raise
+            print(f"  (retrying: {exc})", flush=True)
+    raise AssertionError("unreachable")
+
+
+def _measure_once(src: Path, url: str, events: int, concurrency: int) -> float:
     env = {k: v for k, v in os.environ.items() if not k.startswith("KEYSAFE_")}
     proc = subprocess.run(
         [sys.executable, "-c", CHILD, url, str(events), str(concurrency), str(src)],

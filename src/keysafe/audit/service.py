@@ -24,8 +24,10 @@ from typing import Any
 from sqlalchemy import Connection, Engine, insert, select
 
 from keysafe.audit.chains import Appended, ChainAppender, log_checkpoint
+from keysafe.audit.file_verify import verify_file
+from keysafe.audit.filesink import FileSink
 from keysafe.audit.models import AuditEvent, ChainedEvent, chained_from_row, head_mac
-from keysafe.audit.trail_verify import verify_database, verify_file
+from keysafe.audit.trail_verify import verify_database
 from keysafe.audit.verify import VerifyResult
 from keysafe.errors import AuditUnavailable, InvalidInput, KeysafeError, NotFound, Sealed
 from keysafe.store.engine import read_conn, write_txn
@@ -46,7 +48,6 @@ class _WriteLockBusy(Exception):
 
 
 _REFUSED = "the audit trail cannot be written; operation refused"
-_FILE_RETRY_SECONDS = 5.0
 
 __all__ = ["CHECKPOINT_LOGGER", "AuditLog", "VerifyResult", "anchor_chain"]
 
@@ -89,6 +90,7 @@ class AuditLog:
         self._key = key
         self._anchored = anchored
         self._file_path = file_path
+        self._sink = FileSink(file_path) if file_path is not None else None
         self._chains = ChainAppender(
             engine,
             key,
@@ -112,7 +114,6 @@ class AuditLog:
         # The last failed write (monotonic time, why), cleared by the next success.
         self._failed_at: float | None = None
         self._failure = ""
-        self._file_failed_at: float | None = None
 
     # -- lifecycle -----------------------------------------------------------------------
 
@@ -258,13 +259,7 @@ class AuditLog:
         failed_at = self._failed_at
         if failed_at is not None and time.monotonic() - failed_at < recent_seconds:
             return f"the last audit write failed: {self._failure}"
-        if self._file_path is not None:
-            try:
-                fd = os.open(self._file_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
-                os.close(fd)
-            except OSError as exc:
-                return f"the audit file cannot be written: {exc.strerror}"
-        return None
+        return None if self._sink is None else self._sink.problem()
 
     def _fail(
         self,
@@ -303,8 +298,9 @@ class AuditLog:
         return appended.chained
 
     def _append(self, cur: Any, events: list[AuditEvent]) -> Appended:
-        if self._file_path is not None:
-            self._file_ready()
+        # Fail closed before the commit: the lines can only be written after it.
+        if self._sink is not None and self._sink.problem() is not None:
+            raise AuditUnavailable(_REFUSED)
         try:
             return self._chains.append(cur, events)
         except KeysafeError:
@@ -314,52 +310,24 @@ class AuditLog:
             log.error("audit event could not be written: %s", exc)
             raise AuditUnavailable(_REFUSED) from exc
 
-    def _file_ready(self) -> None:
-        """Fail closed before committing when the file sink is not writable: it cannot
-        be opened, or a write failed in the last ``_FILE_RETRY_SECONDS`` (the lines of
-        a commit go to the file only after it, when refusing is too late)."""
-        failed = self._file_failed_at
-        if failed is not None and time.monotonic() - failed < _FILE_RETRY_SECONDS:
-            raise AuditUnavailable(_REFUSED)
-        try:
-            os.close(os.open(self._file_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600))  # type: ignore[arg-type]
-        except OSError as exc:
-            log.error("audit file cannot be opened: %s", exc)
-            raise AuditUnavailable(_REFUSED) from exc
-
     def _after_commit(self, appended: Appended) -> None:
         """The events are stored: note it, and only now copy them to the file."""
         self._chains.committed(appended.chain, appended.chained[-1].chain_seq)
         if appended.lines:
             # Committed already: the operation stands; health reports the sink and the
-            # next appends are refused for a while (see _file_ready).
+            # next appends are refused for a while (see FileSink).
             with contextlib.suppress(OSError):
                 self._write_tracked(appended.lines)
         if appended.checkpoint is not None:
             log_checkpoint(appended.checkpoint)
 
     def _write_tracked(self, data: bytes) -> None:
+        assert self._sink is not None
         try:
-            self._write_file(data)
+            self._sink.write(data)
         except OSError as exc:
-            log.error("audit file could not be written: %s", exc)
-            self._file_failed_at = time.monotonic()
             self._failed(exc)
             raise
-        self._file_failed_at = None
-
-    def _write_file(self, data: bytes) -> None:
-        # O_APPEND: one write per commit, so the lines of several processes never mix;
-        # one thread per chain keeps each chain in order. Flushed to the OS like
-        # SQLite's WAL (survives a process crash).
-        fd = os.open(self._file_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)  # type: ignore[arg-type]
-        try:
-            view = memoryview(data)
-            while view:
-                written = os.write(fd, view)
-                view = view[written:]
-        finally:
-            os.close(fd)
 
     def _flush_raw(self, events: list[AuditEvent]) -> None:
         """One group commit on the flusher's own driver connection (no ORM overhead)."""

@@ -10,8 +10,8 @@ import os
 
 import orjson
 
+from keysafe.audit.file_verify import parse_event_line as parse_line
 from keysafe.audit.models import AuditEvent, chain, link
-from keysafe.audit.trail_verify import parse_event_line as parse_line
 from keysafe.audit.verify import ChainChecker
 
 KEY = os.urandom(32)

@@ -9,8 +9,8 @@ from pathlib import Path
 import orjson
 import pytest
 
+from keysafe.audit.file_verify import walk_trail_file
 from keysafe.audit.models import AuditEvent, Checkpoint, chain
-from keysafe.audit.trail_verify import walk_trail_file
 from keysafe.audit.verify import last_file_checkpoint
 
 KEY = os.urandom(32)
