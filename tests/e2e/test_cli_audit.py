@@ -57,19 +57,30 @@ def test_cut_tail_with_head_moved_back_exits_1(audited_server: Cli, tmp_path: Pa
     assert cli.run("audit", "verify").returncode == 0
     db = sqlite3.connect(tmp_path / "vault.db")
     with db:
-        (seq, digest) = db.execute("SELECT seq, hash FROM audit_events WHERE seq = 2").fetchone()
-        db.execute("DELETE FROM audit_events WHERE seq > 2")
-        db.execute("DELETE FROM audit_checkpoints")
-        db.execute("UPDATE audit_head SET seq = ?, hash = ?", (seq, digest))
+        # The chain of the writes: cut after its second event, its head moved back.
+        (chain,) = db.execute(
+            "SELECT chain FROM audit_events WHERE operation = 'secret:write' LIMIT 1"
+        ).fetchone()
+        (digest,) = db.execute(
+            "SELECT hash FROM audit_events WHERE chain = ? AND chain_seq = 2", (chain,)
+        ).fetchone()
+        db.execute("DELETE FROM audit_events WHERE chain = ? AND chain_seq > 2", (chain,))
+        db.execute("DELETE FROM audit_checkpoints WHERE chain = ?", (chain,))
+        db.execute("UPDATE audit_chains SET seq = 2, hash = ? WHERE chain = ?", (digest, chain))
     db.close()
     result = cli.run("audit", "verify")
     assert result.returncode == 1
     assert result.stderr.startswith("keysafe: audit trail broken at event 3")
+    assert f"(chain {chain})" in result.stderr
     assert "moved back" in result.stderr
-    # That verify was audited: the appender found the cut first and recorded it.
+    # Every chain is listed, the cut one as broken.
+    assert any(
+        line.startswith(chain) and "broken at 3" in line for line in result.stdout.splitlines()
+    )
+    # The next write finds the cut first and records it (in a new chain).
+    _write_some(cli, 1)
     as_json = json.loads(cli.run("audit", "verify", "--json").stdout)
     assert as_json["ok"] is False
-    assert as_json["first_bad"] == 3
     assert "trail was cut" in as_json["reason"]
 
 
@@ -83,3 +94,13 @@ def test_cut_file_exits_1(audited_server: Cli, tmp_path: Path) -> None:
     result = cli.run("audit", "verify", "--source", "file")
     assert result.returncode == 1
     assert "keysafe: audit trail broken at event" in result.stderr
+    # A node's file by name, from the server's audit directory; a FILE needs --source file.
+    cut = b"".join(lines[:3])
+    path.write_bytes(b"".join(lines) + path.read_bytes()[len(cut) :])  # put back, and since
+    (tmp_path / "other-node.jsonl").write_bytes(path.read_bytes())
+    named = cli.run("audit", "verify", "--source", "file", "other-node.jsonl")
+    assert named.returncode == 0, named.stderr
+    assert "audit trail intact" in named.stdout
+    assert cli.run("audit", "verify", "other-node.jsonl").returncode == 2
+    outside = cli.run("audit", "verify", "--source", "file", "../vault.db")
+    assert outside.returncode == 2, outside.stderr

@@ -14,7 +14,7 @@ from vaultkit import Vault
 
 from keysafe.server.app import create_app, with_fast_paths
 from keysafe.store.engine import write_txn
-from keysafe.store.tables import audit_events, audit_head
+from keysafe.store.tables import audit_chains, audit_events
 
 pytestmark = pytest.mark.anyio
 
@@ -32,13 +32,27 @@ async def api(vault: Vault) -> AsyncIterator[httpx.AsyncClient]:
 
 async def _operations(api: httpx.AsyncClient) -> list[tuple[str, str, str]]:
     events = (await api.get("/api/v1/audit/events", params={"limit": 1000})).json()["events"]
-    return [(e["operation"], e["outcome"], e["detail"]) for e in events]
+    # Chain openings (root-chain bookkeeping) left out.
+    return [
+        (e["operation"], e["outcome"], e["detail"])
+        for e in events
+        if e["operation"] != "audit:chain-open"
+    ]
 
 
-async def test_reading_and_verifying_the_trail_is_audited(api: httpx.AsyncClient) -> None:
+async def test_reading_and_verifying_the_trail_is_audited(
+    api: httpx.AsyncClient, vault: Vault
+) -> None:
     await api.put("/api/v1/secrets/app/KEY", json={"value": "never-in-the-trail"})
-    verify = await api.post("/api/v1/audit/verify")
-    assert verify.json() == {"ok": True, "events": 1}  # the write; then the verify itself
+    verify = (await api.post("/api/v1/audit/verify")).json()
+    # The write, and its chain opening in the root chain; then the verify itself.
+    assert (verify["ok"], verify["events"]) == (True, 2)
+    root, writes = verify["chains"]
+    assert (root["chain"], root["events"], root["ok"]) == ("root", 1, True)
+    assert (writes["node"], writes["events"], writes["ok"]) == (vault.svc.audit._node, 1, True)
+    assert writes["chain"].startswith(writes["node"] + "/")
+    assert writes["first"] == writes["last"]
+    assert writes["first"]["seq"] == 2
     ops = await _operations(api)
     assert ops[1:] == [("audit:verify", "ok", "source=db: intact")]
     assert all("never-in-the-trail" not in str(op) for op in ops)
@@ -56,18 +70,50 @@ async def test_truncation_is_reported_by_the_api(
 ) -> None:
     for i in range(5):
         await api.put(f"/api/v1/secrets/app/K{i}", json={"value": "v"})
-    with write_txn(vault.svc.engine) as conn:
-        kept = conn.execute(select(audit_events.c.hash).where(audit_events.c.seq == 3)).scalar()
-        conn.execute(delete(audit_events).where(audit_events.c.seq > 3))
-        conn.execute(update(audit_head).values(seq=3, hash=kept))
-    doc = (await api.post("/api/v1/audit/verify")).json()
-    assert doc["ok"] is False
-    assert "moved back" in doc["reason"]
-    lines = (tmp_path / "audit.jsonl").read_bytes().splitlines(keepends=True)
-    (tmp_path / "audit.jsonl").write_bytes(b"".join(lines[:2]))
+    path = tmp_path / "audit.jsonl"
+    whole = path.read_bytes()
+    path.write_bytes(b"".join(whole.splitlines(keepends=True)[:2]))
     cut = (await api.post("/api/v1/audit/verify", params={"source": "file"})).json()
     assert cut["ok"] is False
     assert "the database head records event 5 (events removed from the end)" in cut["reason"]
+    (bad,) = [c for c in cut["chains"] if not c["ok"]]
+    assert (bad["chain"], bad["events"], bad["first_bad"]) == (cut["chain"], 1, 2)
+    path.write_bytes(whole)
+    with write_txn(vault.svc.engine) as conn:
+        rows = conn.execute(
+            select(audit_events)
+            .where(audit_events.c.chain == cut["chain"])
+            .order_by(audit_events.c.chain_seq)
+        ).all()
+        conn.execute(
+            delete(audit_events).where(
+                audit_events.c.chain == cut["chain"], audit_events.c.chain_seq > 3
+            )
+        )
+        conn.execute(
+            update(audit_chains)
+            .where(audit_chains.c.chain == cut["chain"])
+            .values(seq=3, hash=rows[2].hash)
+        )
+    doc = (await api.post("/api/v1/audit/verify")).json()
+    assert doc["ok"] is False
+    assert "moved back" in doc["reason"]
+    assert doc["chain"] == cut["chain"]
+
+
+async def test_another_nodes_file_is_named_in_the_audit_directory(
+    api: httpx.AsyncClient, tmp_path: Path
+) -> None:
+    await api.put("/api/v1/secrets/app/KEY", json={"value": "v"})
+    (tmp_path / "node-b.jsonl").write_bytes((tmp_path / "audit.jsonl").read_bytes())
+    doc = (
+        await api.post("/api/v1/audit/verify", params={"source": "file", "file": "node-b.jsonl"})
+    ).json()
+    assert doc["ok"] is True, doc
+    for name, status in (("../etc/passwd", 400), ("/etc/passwd", 400), ("nope.jsonl", 404)):
+        resp = await api.post("/api/v1/audit/verify", params={"source": "file", "file": name})
+        assert resp.status_code == status, resp.text
+        assert resp.headers["content-type"].startswith("application/problem+json")
 
 
 async def test_unwritable_trail_answers_a_generic_503(

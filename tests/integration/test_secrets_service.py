@@ -196,7 +196,7 @@ async def test_every_operation_is_audited_without_values(vault: Vault) -> None:
         await s.read(reader, "aud/KEY")
     with vault.svc.engine.connect() as conn:
         rows = conn.execute(select(audit_events).order_by(audit_events.c.seq)).all()
-    summary = [(r.operation, r.path, r.outcome) for r in rows]
+    summary = [(r.operation, r.path, r.outcome) for r in rows if r.path != "sys/audit"]
     assert summary == [
         ("secret:write", "aud/KEY", "ok"),
         ("secret:read", "aud/KEY", "ok"),

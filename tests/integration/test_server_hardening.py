@@ -37,11 +37,15 @@ def test_sqlite_files_are_private(tmp_path: Path) -> None:
     vault = init_vault("sqlite", tmp_path, f"sqlite:///{db}")
     checkpoints = {"KEYSAFE_AUDIT_CHECKPOINT_EVENTS": "2"}
     with running(vault, extra_env=checkpoints) as server, server.root() as c:
+        # Two writes: two events in the writer thread's audit chain, one checkpoint.
         assert c.put("/api/v1/secrets/app/KEY", json={"value": "v"}).status_code == 200
+        assert c.put("/api/v1/secrets/app/KEY", json={"value": "w"}).status_code == 200
         assert c.get("/api/v1/secrets/app/KEY").status_code == 200
         # The signed checkpoint is copied to the server log too.
         with sqlite3.connect(db) as conn:
-            mac = conn.execute("SELECT mac FROM audit_checkpoints WHERE n = 1").fetchone()[0]
+            mac = conn.execute(
+                "SELECT mac FROM audit_checkpoints WHERE n = 1 AND seq = 2"
+            ).fetchone()[0]
         assert "audit checkpoint 1: seq=2 " in server.log()
         assert f"mac={mac.hex()}" in server.log()
         files = [db, Path(f"{db}-wal"), Path(f"{db}-shm")]

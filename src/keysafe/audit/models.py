@@ -22,6 +22,8 @@ OUTCOME_ERROR = "error"
 # Written by the appender itself when it finds the chain cut before it appends (the
 # append re-signs the head, so without it the cut would be blessed).
 OP_CHAIN_CUT = "audit:chain-cut"
+# Recorded in the root chain when a writer chain starts: its name and random start.
+OP_CHAIN_OPEN = "audit:chain-open"
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,10 +65,22 @@ class AuditEvent:
 
 @dataclass(frozen=True, slots=True)
 class ChainedEvent:
+    """An event in its chain. ``seq`` orders the whole trail (every chain); ``chain`` and
+    ``chain_seq`` place it in its writer's chain. The root chain ("") holds every event
+    written before migration 0018 (there ``chain_seq == seq``) and one ``audit:chain-open``
+    per writer chain since."""
+
     seq: int
     event: AuditEvent
     prev_hash: bytes
     hash: bytes
+    chain: str = ""
+    chain_seq: int = 0
+
+    @property
+    def position(self) -> int:
+        """Where it sits in its own chain."""
+        return self.chain_seq or self.seq
 
     def as_row(self) -> dict[str, Any]:
         e = self.event
@@ -83,22 +97,39 @@ class ChainedEvent:
             "node": e.node,
             "prev_hash": self.prev_hash,
             "hash": self.hash,
+            "chain": self.chain,
+            "chain_seq": self.position,
         }
 
     def as_json(self) -> dict[str, Any]:
         row = self.as_row()
         row["prev_hash"] = self.prev_hash.hex()
         row["hash"] = self.hash.hex()
+        if not self.chain:
+            # Root-chain lines keep the shape they had before writer chains existed.
+            del row["chain"], row["chain_seq"]
         return row
 
 
-def link(key: bytes, seq: int, prev_hash: bytes, event: AuditEvent) -> bytes:
+# Writer chains (since migration 0018) hash their name and the event's place in the
+# whole trail too: an event moved to another chain, or renumbered, breaks its link.
+_CHAIN_LABEL = b"keysafe:audit:chain:v1"
+
+
+def link(
+    key: bytes, seq: int, prev_hash: bytes, event: AuditEvent, chain: str = "", gseq: int = 0
+) -> bytes:
     """HMAC over the sequence number, the previous hash and the event.
 
     Keyed with the audit key from the keyring, so someone holding the database file can
-    neither forge an event nor re-hash the chain after editing it.
+    neither forge an event nor re-hash the chain after editing it. ``seq`` is the place in
+    the chain; a writer chain (``chain`` set) also covers its name and ``gseq``, the
+    event's place in the whole trail. The root chain keeps the original form.
     """
     mac = hmac.new(key, digestmod=hashlib.sha256)
+    if chain:
+        _chain_name(mac, chain)
+        mac.update(gseq.to_bytes(8, "big"))
     mac.update(seq.to_bytes(8, "big"))
     mac.update(prev_hash)
     mac.update(event.canonical())
@@ -106,15 +137,22 @@ def link(key: bytes, seq: int, prev_hash: bytes, event: AuditEvent) -> bytes:
 
 
 def chain(
-    key: bytes, head_seq: int, head_hash: bytes, events: list[AuditEvent]
+    key: bytes,
+    head_seq: int,
+    head_hash: bytes,
+    events: list[AuditEvent],
+    name: str = "",
+    gseqs: list[int] | None = None,
 ) -> list[ChainedEvent]:
-    """Append ``events`` after the head ``(head_seq, head_hash)``."""
+    """Append ``events`` after the head ``(head_seq, head_hash)`` of chain ``name``;
+    ``gseqs`` are their places in the whole trail (the chain positions for the root)."""
     out = []
     seq, prev = head_seq, head_hash
-    for event in events:
+    for i, event in enumerate(events):
         seq += 1
-        digest = link(key, seq, prev, event)
-        out.append(ChainedEvent(seq, event, prev, digest))
+        gseq = gseqs[i] if gseqs is not None else seq
+        digest = link(key, seq, prev, event, name, gseq)
+        out.append(ChainedEvent(gseq, event, prev, digest, name, seq))
         prev = digest
     return out
 
@@ -125,13 +163,24 @@ _HEAD_LABEL = b"keysafe:audit:head:v1"
 _CHECKPOINT_LABEL = b"keysafe:audit:checkpoint:v1"
 
 
-def head_mac(key: bytes, seq: int, head_hash: bytes) -> bytes:
+def _chain_name(mac: Any, chain: str) -> None:
+    if chain:
+        name = chain.encode()
+        mac.update(_CHAIN_LABEL)
+        mac.update(len(name).to_bytes(2, "big"))
+        mac.update(name)
+
+
+def head_mac(key: bytes, seq: int, head_hash: bytes, chain: str = "") -> bytes:
     """HMAC anchoring the chain head ``(seq, hash)``: the event count and the last hash.
 
     Stored beside the head row, so moving the head back to an earlier event needs a MAC
-    only the audit key can make (or a copy of an older database).
+    only the audit key can make (or a copy of an older database). A writer chain's head
+    covers its name (heads cannot be swapped between chains); at seq 0 it signs the
+    chain's random start, which the root chain records when the chain opens.
     """
     mac = hmac.new(key, _HEAD_LABEL, hashlib.sha256)
+    _chain_name(mac, chain)
     mac.update(seq.to_bytes(8, "big"))
     mac.update(head_hash)
     return mac.digest()
@@ -147,28 +196,35 @@ class Checkpoint:
     """
 
     n: int
-    seq: int
+    seq: int  # the place in its chain
     hash: bytes
     ts: int  # unix microseconds
     mac: bytes
+    chain: str = ""
 
     @classmethod
-    def make(cls, key: bytes, n: int, seq: int, head_hash: bytes, ts: int) -> Checkpoint:
-        return cls(n, seq, head_hash, ts, checkpoint_mac(key, n, seq, head_hash, ts))
+    def make(
+        cls, key: bytes, n: int, seq: int, head_hash: bytes, ts: int, chain: str = ""
+    ) -> Checkpoint:
+        mac = checkpoint_mac(key, n, seq, head_hash, ts, chain)
+        return cls(n, seq, head_hash, ts, mac, chain)
 
     def valid(self, key: bytes) -> bool:
         """True when the MAC matches (compared in constant time)."""
-        expected = checkpoint_mac(key, self.n, self.seq, self.hash, self.ts)
+        expected = checkpoint_mac(key, self.n, self.seq, self.hash, self.ts, self.chain)
         return hmac.compare_digest(expected, self.mac)
 
     def as_json(self) -> dict[str, Any]:
-        return {
+        doc: dict[str, Any] = {
             "checkpoint": self.n,
             "seq": self.seq,
             "hash": self.hash.hex(),
             "ts": self.ts,
             "mac": self.mac.hex(),
         }
+        if self.chain:
+            doc["chain"] = self.chain
+        return doc
 
     @classmethod
     def from_json(cls, doc: dict[str, Any]) -> Checkpoint:
@@ -179,11 +235,15 @@ class Checkpoint:
             bytes.fromhex(doc["hash"]),
             int(doc["ts"]),
             bytes.fromhex(doc["mac"]),
+            str(doc.get("chain", "")),
         )
 
 
-def checkpoint_mac(key: bytes, n: int, seq: int, head_hash: bytes, ts: int) -> bytes:
+def checkpoint_mac(
+    key: bytes, n: int, seq: int, head_hash: bytes, ts: int, chain: str = ""
+) -> bytes:
     mac = hmac.new(key, _CHECKPOINT_LABEL, hashlib.sha256)
+    _chain_name(mac, chain)
     mac.update(n.to_bytes(8, "big"))
     mac.update(seq.to_bytes(8, "big"))
     mac.update(head_hash)
@@ -202,4 +262,16 @@ def event_from_row(row: Any) -> AuditEvent:
         outcome=row.outcome,
         detail=row.detail,
         node=row.node or "",
+    )
+
+
+def chained_from_row(row: Any) -> ChainedEvent:
+    """An ``audit_events`` row as a ChainedEvent."""
+    return ChainedEvent(
+        int(row.seq),
+        event_from_row(row),
+        bytes(row.prev_hash),
+        bytes(row.hash),
+        row.chain or "",
+        int(row.chain_seq if row.chain_seq is not None else row.seq),
     )

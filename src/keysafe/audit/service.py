@@ -18,34 +18,26 @@ import os
 import time
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-import orjson
 from sqlalchemy import Connection, Engine, insert, select
 
-from keysafe.audit.models import (
-    GENESIS_HASH,
-    OP_CHAIN_CUT,
-    OUTCOME_ERROR,
-    AuditEvent,
-    ChainedEvent,
-    Checkpoint,
-    chain,
-    event_from_row,
-    head_mac,
-)
-from keysafe.audit.verify import Head, VerifyResult, verify_database, verify_file
-from keysafe.errors import AuditUnavailable, KeysafeError, Sealed
+from keysafe.audit.chains import Appended, ChainAppender, log_checkpoint
+from keysafe.audit.file_verify import verify_file
+from keysafe.audit.filesink import FileSink
+from keysafe.audit.models import AuditEvent, ChainedEvent, chained_from_row, head_mac
+from keysafe.audit.trail_verify import verify_database
+from keysafe.audit.verify import VerifyResult
+from keysafe.errors import AuditUnavailable, InvalidInput, KeysafeError, NotFound, Sealed
 from keysafe.store.engine import read_conn, write_txn
+from keysafe.store.invalidations import after_commit
 from keysafe.store.offload import wait_bound
 from keysafe.store.tables import audit_events, audit_head
 
 log = logging.getLogger("keysafe.audit")
 # Checkpoints on their own logger, which the server sends to its log at INFO.
 CHECKPOINT_LOGGER = "keysafe.audit.checkpoint"
-_checkpoint_log = logging.getLogger(CHECKPOINT_LOGGER)
 
 _BUSY_RETRY_SECONDS = 0.0005
 _BUSY_GIVE_UP_SECONDS = 5.0
@@ -55,15 +47,6 @@ class _WriteLockBusy(Exception):
     """SQLite's write lock is held by another connection right now."""
 
 
-_INSERT_EVENT_SQL = (
-    "INSERT INTO audit_events (seq, ts, request_id, actor, source, operation, path, outcome,"
-    " detail, prev_hash, hash, node) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
-)
-
-
-_INSERT_CHECKPOINT_SQL = (
-    "INSERT INTO audit_checkpoints (n, seq, hash, ts, mac) VALUES (?, ?, ?, ?, ?)"
-)
 _REFUSED = "the audit trail cannot be written; operation refused"
 
 __all__ = ["CHECKPOINT_LOGGER", "AuditLog", "VerifyResult", "anchor_chain"]
@@ -79,19 +62,6 @@ def anchor_chain(conn: Connection, key: bytes) -> None:
         return
     start = os.urandom(32)
     conn.execute(insert(audit_head).values(id=1, seq=0, hash=start, mac=head_mac(key, 0, start)))
-
-
-def _cut_event(seq: int, why: str) -> AuditEvent:
-    return AuditEvent(
-        ts=time.time_ns() // 1000,
-        request_id="",
-        actor="keysafe",
-        source="",
-        operation=OP_CHAIN_CUT,
-        path="sys/audit",
-        outcome=OUTCOME_ERROR,
-        detail=f"found before appending after event {seq}: {why}",
-    )
 
 
 class AuditLog:
@@ -120,18 +90,22 @@ class AuditLog:
         self._key = key
         self._anchored = anchored
         self._file_path = file_path
-        self._checkpoint_every = max(1, checkpoint_every)
-        self._checkpoint_seconds = checkpoint_seconds
-        self._checkpoint_due = time.monotonic() + checkpoint_seconds
-        # The highest event this process saw committed: a chain found shorter was cut.
-        self._committed_seq = 0
+        self._sink = FileSink(file_path) if file_path is not None else None
+        self._chains = ChainAppender(
+            engine,
+            key,
+            anchored,
+            node,
+            checkpoint_every=checkpoint_every,
+            checkpoint_seconds=checkpoint_seconds,
+            file_writer=self._write_tracked if file_path is not None else None,
+        )
         self._pending: list[tuple[AuditEvent, asyncio.Future[None]]] = []
         self._scheduled = False
         self._running = False
         self._postgres = engine.dialect.name == "postgresql"
         self._raw_conn: Any = None
         self._busy_since: float | None = None
-        self._last_flushed = 0
         # PostgreSQL: group commits run on one flusher thread and callers wait at most
         # this long (a hung server must not freeze the event loop or the request).
         self._wait = wait_bound(engine)
@@ -195,13 +169,12 @@ class AuditLog:
             raise AuditUnavailable("audit log is not running")
         try:
             with write_txn(self._engine) as conn:
-                chained = self.append_in_txn(conn, [event])
+                self.append_in_txn(conn, [event])
         except Exception as exc:
             log.error("audit write failed, failing the operation closed: %s", exc)
             self._failed(exc)
             raise AuditUnavailable(_REFUSED) from exc
         self._failed_at = None
-        self._committed(chained[-1].seq)
 
     def _flush_pending(self) -> None:
         self._scheduled = False
@@ -233,7 +206,6 @@ class AuditLog:
 
     def _succeeded(self, batch: list[tuple[AuditEvent, asyncio.Future[None]]]) -> None:
         self._failed_at = None
-        self._committed(self._last_flushed)
         for _, fut in batch:
             if not fut.done():
                 fut.set_result(None)
@@ -271,9 +243,6 @@ class AuditLog:
             self._succeeded(batch)
         self._flush_in_thread()
 
-    def _committed(self, seq: int) -> None:
-        self._committed_seq = max(self._committed_seq, seq)
-
     def _failed(self, exc: BaseException | str) -> None:
         if isinstance(exc, Sealed):
             return  # no key to sign with while sealed: health says "sealed" already
@@ -290,13 +259,7 @@ class AuditLog:
         failed_at = self._failed_at
         if failed_at is not None and time.monotonic() - failed_at < recent_seconds:
             return f"the last audit write failed: {self._failure}"
-        if self._file_path is not None:
-            try:
-                fd = os.open(self._file_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
-                os.close(fd)
-            except OSError as exc:
-                return f"the audit file cannot be written: {exc.strerror}"
-        return None
+        return None if self._sink is None else self._sink.problem()
 
     def _fail(
         self,
@@ -313,38 +276,33 @@ class AuditLog:
                 fut.set_exception(error)
 
     def append_in_txn(self, conn: Connection, events: list[AuditEvent]) -> list[ChainedEvent]:
-        """Append inside the caller's write transaction (commits or rolls back with it).
+        """Append inside the caller's write transaction (opened by ``write_txn``: it
+        commits or rolls back with it, and reaches the audit file only once committed).
 
-        Raises AuditUnavailable when a sink cannot be written.
+        Raises AuditUnavailable when the events cannot be written.
         """
         cur = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
         try:
-            return self.append_with_cursor(cur, events)
+            return self.append_with_cursor(cur, events, conn)
         finally:
             cur.close()
 
-    def _write_file(self, chained: list[ChainedEvent], checkpoint: Checkpoint | None) -> None:
-        data = b"".join(orjson.dumps(c.as_json()) + b"\n" for c in chained)
-        if checkpoint is not None:
-            data += orjson.dumps(checkpoint.as_json()) + b"\n"
-        # O_APPEND under the database write lock keeps the file in chain order across
-        # processes. Flushed to the OS like SQLite's WAL (survives a process crash).
-        fd = os.open(self._file_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)  # type: ignore[arg-type]
-        try:
-            view = memoryview(data)
-            while view:
-                written = os.write(fd, view)
-                view = view[written:]
-        finally:
-            os.close(fd)
+    def append_with_cursor(
+        self, cur: Any, events: list[AuditEvent], conn: Connection
+    ) -> list[ChainedEvent]:
+        """Append inside the transaction open on a driver cursor of ``conn`` (opened by
+        ``write_txn``), with no ORM overhead. Raises AuditUnavailable (the caller rolls
+        back)."""
+        appended = self._append(cur, events)
+        after_commit(conn, lambda: self._after_commit(appended))
+        return appended.chained
 
-    def append_with_cursor(self, cur: Any, events: list[AuditEvent]) -> list[ChainedEvent]:
-        """Append inside the transaction open on a driver cursor (no ORM overhead).
-
-        Raises AuditUnavailable when a sink cannot be written (the caller rolls back).
-        """
+    def _append(self, cur: Any, events: list[AuditEvent]) -> Appended:
+        # Fail closed before the commit: the lines can only be written after it.
+        if self._sink is not None and self._sink.problem() is not None:
+            raise AuditUnavailable(_REFUSED)
         try:
-            return self._append_cursor(cur, events)
+            return self._chains.append(cur, events)
         except KeysafeError:
             raise
         except Exception as exc:
@@ -352,112 +310,24 @@ class AuditLog:
             log.error("audit event could not be written: %s", exc)
             raise AuditUnavailable(_REFUSED) from exc
 
-    def _append_cursor(self, cur: Any, events: list[AuditEvent]) -> list[ChainedEvent]:
-        # Only placeholders and fixed clauses are interpolated into the SQL below (S608).
-        p = "%s" if self._postgres else "?"
-        lock = " FOR UPDATE" if self._postgres else ""
-        cur.execute(f"SELECT seq, hash, mac FROM audit_head WHERE id = 1{lock}")  # noqa: S608
-        head = cur.fetchone()
-        seq, prev = (int(head[0]), bytes(head[1])) if head else (0, GENESIS_HASH)
-        key = self._key()
-        broken = self._head_problem(key, head)
-        if broken:
-            # Appending re-signs the head, which would bless a cut tail. Say so in the
-            # chain itself first: verify reports this event until the trail is restored.
-            log.error("the audit chain was cut or its head altered: %s", broken)
-            events = [_cut_event(seq, broken), *events]
-            # Recorded once: from here the chain is anchored at that event. (Rolled back
-            # with the caller's transaction, the head is found behind it again.)
-            self._committed_seq = seq + 1
-        if self._node:
-            node = self._node
-            events = [e if e.node else replace(e, node=node) for e in events]
-        chained = chain(key, seq, prev, events)
-        cur.executemany(
-            _INSERT_EVENT_SQL.replace("?", p),
-            [
-                (
-                    c.seq,
-                    e.ts,
-                    e.request_id,
-                    e.actor,
-                    e.source,
-                    e.operation,
-                    e.path,
-                    e.outcome,
-                    e.detail,
-                    c.prev_hash,
-                    c.hash,
-                    e.node,
-                )
-                for c in chained
-                for e in (c.event,)
-            ],
-        )
-        last = chained[-1]
-        mac = head_mac(key, last.seq, last.hash)  # one MAC per group commit
-        if head is None:
-            cur.execute(
-                f"INSERT INTO audit_head (id, seq, hash, mac) VALUES (1, {p}, {p}, {p})",  # noqa: S608
-                (last.seq, last.hash, mac),
-            )
-        else:
-            cur.execute(
-                f"UPDATE audit_head SET seq = {p}, hash = {p}, mac = {p} WHERE id = 1",  # noqa: S608
-                (last.seq, last.hash, mac),
-            )
-        checkpoint = self._checkpoint_if_due(cur, key, seq, last)
-        if self._file_path is not None:
-            self._write_file(chained, checkpoint)
-        if checkpoint is not None:
-            # A third copy, outside the database and the file: the server log.
-            _checkpoint_log.info(
-                "audit checkpoint %d: seq=%d hash=%s ts=%d mac=%s",
-                checkpoint.n,
-                checkpoint.seq,
-                checkpoint.hash.hex(),
-                checkpoint.ts,
-                checkpoint.mac.hex(),
-            )
-        return chained
+    def _after_commit(self, appended: Appended) -> None:
+        """The events are stored: note it, and only now copy them to the file."""
+        self._chains.committed(appended.chain, appended.chained[-1].chain_seq)
+        if appended.lines:
+            # Committed already: the operation stands; health reports the sink and the
+            # next appends are refused for a while (see FileSink).
+            with contextlib.suppress(OSError):
+                self._write_tracked(appended.lines)
+        if appended.checkpoint is not None:
+            log_checkpoint(appended.checkpoint)
 
-    def _head_problem(self, key: bytes, head: Any) -> str:
-        """Why the head row cannot be trusted to append after ("" when it can)."""
-        if head is None:
-            missing = "the chain head is missing (every event was deleted)"
-            return missing if self._anchored() else ""
-        stored = Head(int(head[0]), bytes(head[1]), None if head[2] is None else bytes(head[2]))
-        if stored.seq < self._committed_seq:
-            return (
-                f"the head records event {stored.seq}, this server committed event"
-                f" {self._committed_seq}"
-            )
-        if stored.mac is None:
-            # Heads written before the MAC existed are re-signed by this append; an
-            # anchored vault never had one without a MAC.
-            return "the chain head carries no MAC" if self._anchored() else ""
-        if not stored.valid(key):
-            return f"the chain head (event {stored.seq}) was altered or moved back"
-        return ""
-
-    def _checkpoint_if_due(
-        self, cur: Any, key: bytes, before: int, last: ChainedEvent
-    ) -> Checkpoint | None:
-        """Sign and store a checkpoint when the batch crossed a multiple of
-        ``checkpoint_every`` or this process has not made one for ``checkpoint_seconds``."""
-        every, now = self._checkpoint_every, time.monotonic()
-        if before // every == last.seq // every and now < self._checkpoint_due:
-            return None
-        self._checkpoint_due = now + self._checkpoint_seconds
-        cur.execute("SELECT MAX(n) FROM audit_checkpoints")
-        found = cur.fetchone()
-        n = int(found[0] or 0) + 1 if found else 1
-        cp = Checkpoint.make(key, n, last.seq, last.hash, time.time_ns() // 1000)
-        cur.execute(
-            _INSERT_CHECKPOINT_SQL.replace("?", "%s" if self._postgres else "?"),
-            (cp.n, cp.seq, cp.hash, cp.ts, cp.mac),
-        )
-        return cp
+    def _write_tracked(self, data: bytes) -> None:
+        assert self._sink is not None
+        try:
+            self._sink.write(data)
+        except OSError as exc:
+            self._failed(exc)
+            raise
 
     def _flush_raw(self, events: list[AuditEvent]) -> None:
         """One group commit on the flusher's own driver connection (no ORM overhead)."""
@@ -482,12 +352,11 @@ class AuditLog:
                     raise _WriteLockBusy from exc
                 raise
             try:
-                chained = self.append_with_cursor(cur, events)
+                appended = self._append(cur, events)
             except BaseException:
                 cur.execute("ROLLBACK")
                 raise
             cur.execute("COMMIT")
-            self._last_flushed = chained[-1].seq
         except _WriteLockBusy:
             raise
         except Exception:
@@ -499,6 +368,7 @@ class AuditLog:
         finally:
             with contextlib.suppress(Exception):
                 cur.close()
+        self._after_commit(appended)
 
     # -- reading and verifying -----------------------------------------------------------
 
@@ -510,23 +380,39 @@ class AuditLog:
                 .order_by(audit_events.c.seq)
                 .limit(limit)
             )
-            return [
-                ChainedEvent(int(r.seq), event_from_row(r), bytes(r.prev_hash), bytes(r.hash))
-                for r in rows
-            ]
+            return [chained_from_row(r) for r in rows]
 
     def verify(self) -> VerifyResult:
         """Walk the database chain; name the first event altered, missing or moved, and
         find truncation against the head MAC, the checkpoints (table and file) and the
         highest event this process committed."""
         return verify_database(
-            self._engine, self._key(), self._anchored(), self._file_path, self._committed_seq
+            self._engine,
+            self._key(),
+            self._anchored(),
+            self._file_path,
+            self._chains.committed_positions(),
         )
 
     def verify_file(self, path: Path | None = None) -> VerifyResult:
-        """Walk the JSON-lines copy of the chain the same way, and find a cut file
-        against the database's signed head and latest checkpoint."""
+        """Walk a node's JSON-lines file (this node's by default) chain by chain, and
+        find a cut file against the database's signed heads and checkpoints."""
+        own = path is None
         path = path or self._file_path
         if path is None:
             return VerifyResult(ok=False, events=0, reason="no audit file is configured")
-        return verify_file(self._engine, self._key(), self._anchored(), path)
+        node = self._node if own else ""
+        return verify_file(self._engine, self._key(), self._anchored(), path, node)
+
+    def node_file(self, name: str) -> Path:
+        """Another node's audit file, named relative to this node's audit directory (the
+        only place a caller may point the server at). Raises InvalidInput or NotFound."""
+        if self._file_path is None:
+            raise InvalidInput("this node has no audit file, so no audit directory")
+        folder = self._file_path.parent.resolve()
+        candidate = (folder / name).resolve()
+        if candidate.parent != folder:
+            raise InvalidInput("the audit file must be in this node's audit directory")
+        if not candidate.is_file():
+            raise NotFound("no such audit file in this node's audit directory")
+        return candidate

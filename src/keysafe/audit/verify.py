@@ -24,33 +24,67 @@ import os
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import orjson
-from sqlalchemy import Connection, Engine, select
 
 from keysafe.audit.models import (
     GENESIS_HASH,
     OP_CHAIN_CUT,
     AuditEvent,
     Checkpoint,
-    event_from_row,
     head_mac,
     link,
 )
-from keysafe.store.engine import read_conn
-from keysafe.store.tables import audit_checkpoints, audit_events, audit_head
 
 _TAIL_CHUNK = 64 * 1024
 _TAIL_LIMIT = 64 * 1024 * 1024  # how far back from the end of the file to look
 
 
 @dataclass(frozen=True, slots=True)
+class ChainReport:
+    """One chain's verdict: its events (count, first and last by order number and time)
+    and, when broken, the first bad event (its place in the chain, and its order number
+    in the whole trail when that event exists)."""
+
+    chain: str
+    node: str
+    events: int
+    ok: bool
+    first_seq: int | None = None
+    first_ts: int | None = None
+    last_seq: int | None = None
+    last_ts: int | None = None
+    first_bad: int | None = None
+    bad_seq: int | None = None
+    reason: str = ""
+
+    def as_json(self) -> dict[str, object]:
+        doc: dict[str, object] = {
+            "chain": self.chain or "root",
+            "node": self.node,
+            "events": self.events,
+            "ok": self.ok,
+            "first": _place(self.first_seq, self.first_ts),
+            "last": _place(self.last_seq, self.last_ts),
+        }
+        if not self.ok:
+            doc.update(first_bad=self.first_bad, bad_seq=self.bad_seq, reason=self.reason)
+        return doc
+
+
+def _place(seq: int | None, ts: int | None) -> dict[str, int | None] | None:
+    return None if seq is None else {"seq": seq, "ts": ts}
+
+
+@dataclass(frozen=True, slots=True)
 class VerifyResult:
     ok: bool
     events: int
+    # The first bad event: its order number in the trail (root chain: its place there).
     first_bad: int | None = None
     reason: str = ""
+    chain: str = ""  # the chain of the first bad event
+    chains: tuple[ChainReport, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,26 +95,53 @@ class Head:
     hash: bytes
     mac: bytes | None
 
-    def valid(self, key: bytes) -> bool:
+    def valid(self, key: bytes, chain: str = "") -> bool:
         return self.mac is not None and hmac.compare_digest(
-            head_mac(key, self.seq, self.hash), self.mac
+            head_mac(key, self.seq, self.hash, chain), self.mac
         )
 
 
 class ChainChecker:
-    """Feeds events in seq order; remembers the hashes the anchors will ask about."""
+    """Feeds one chain's events in order; remembers the hashes the anchors will ask about.
 
-    def __init__(self, key: bytes, anchored: bool, wanted: Iterable[int] = ()) -> None:
+    The root chain (``chain`` "") is checked as before writer chains existed. A writer
+    chain starts from ``start`` (recorded when it opened; None when it never was) and
+    its events' order numbers (``gseq``) rise along it.
+    """
+
+    def __init__(
+        self,
+        key: bytes,
+        anchored: bool,
+        wanted: Iterable[int] = (),
+        chain: str = "",
+        start: bytes | None = None,
+    ) -> None:
         self.key = key
         self.anchored = anchored
+        self.chain = chain
+        self.start = start
         self.expected = 1
-        self.prev = GENESIS_HASH
+        self.prev = GENESIS_HASH if not chain or start is None else start
         self.count = 0
         self.wanted = set(wanted)
         self.seen: dict[int, bytes] = {}
+        self.gseq = 0
+        self.bad_seq: int | None = None
+        self.first: tuple[int, int] | None = None  # (order number, ts)
+        self.last: tuple[int, int] | None = None
 
-    def feed(self, seq: int, event: AuditEvent, prev: bytes, digest: bytes) -> VerifyResult | None:
+    def name(self, seq: int) -> str:
+        return f"event {seq}" if not self.chain else f"event {seq} of chain {self.chain}"
+
+    def feed(
+        self, seq: int, event: AuditEvent, prev: bytes, digest: bytes, gseq: int = 0
+    ) -> VerifyResult | None:
         """None while the chain holds; the failure otherwise."""
+        gseq = gseq or seq
+        if self.chain:
+            return self._feed_writer(seq, event, prev, digest, gseq)
+        self.bad_seq = gseq
         if seq != self.expected:
             return self.fail(
                 self.expected, f"event {self.expected} is missing or out of order (found {seq})"
@@ -108,15 +169,69 @@ class ChainChecker:
         self.prev = digest
         if seq in self.wanted:
             self.seen[seq] = digest
+        self._note(gseq, event.ts)
+        return None
+
+    def _note(self, gseq: int, ts: int) -> None:
+        self.bad_seq = None  # set again by the next event fed, cleared when it holds
+        if self.first is None:
+            self.first = (gseq, ts)
+        self.last = (gseq, ts)
+
+    def _feed_writer(
+        self, seq: int, event: AuditEvent, prev: bytes, digest: bytes, gseq: int
+    ) -> VerifyResult | None:
+        self.bad_seq = gseq
+        what = self.name(seq)
+        if self.start is None:
+            return self.fail(seq, f"{what}: the chain was never opened in the root chain")
+        if seq != self.expected:
+            return self.fail(
+                self.expected,
+                f"{self.name(self.expected)} is missing or out of order (found {seq})",
+            )
+        if prev != self.prev:
+            first = "its start" if seq == 1 else f"event {seq - 1}"
+            return self.fail(seq, f"{what} does not follow {first} (reordered or removed)")
+        if not hmac.compare_digest(link(self.key, seq, prev, event, self.chain, gseq), digest):
+            return self.fail(seq, f"{what} (seq {gseq}) was altered, moved or renumbered")
+        if gseq <= self.gseq:
+            return self.fail(seq, f"{what} (seq {gseq}) is out of order in the trail")
+        if event.operation == OP_CHAIN_CUT:
+            return self.fail(seq, f"{what} records that the trail was cut: {event.detail}")
+        self.count += 1
+        self.expected += 1
+        self.prev = digest
+        self.gseq = gseq
+        if seq in self.wanted:
+            self.seen[seq] = digest
+        self._note(gseq, event.ts)
         return None
 
     def fail(self, seq: int, reason: str) -> VerifyResult:
-        return VerifyResult(False, self.count, seq, reason)
+        return VerifyResult(False, self.count, seq, reason, self.chain)
+
+    def report(self, node: str, bad: VerifyResult | None) -> ChainReport:
+        first, last = self.first, self.last
+        return ChainReport(
+            self.chain,
+            node,
+            self.count,
+            bad is None,
+            None if first is None else first[0],
+            None if first is None else first[1],
+            None if last is None else last[0],
+            None if last is None else last[1],
+            None if bad is None else bad.first_bad,
+            None if bad is None else self.bad_seq,
+            "" if bad is None else bad.reason,
+        )
 
     def truncated(self, seq: int, by: str) -> VerifyResult:
+        where = "the chain" if not self.chain else f"chain {self.chain}"
         return self.fail(
             self.count + 1,
-            f"the chain ends at event {self.count} but {by} records event {seq}"
+            f"{where} ends at event {self.count} but {by} records event {seq}"
             " (events removed from the end)",
         )
 
@@ -134,6 +249,8 @@ class ChainChecker:
 
     def check_head(self, head: Head | None) -> VerifyResult | None:
         """The head row exists, carries a valid MAC and names the chain's last event."""
+        if self.chain:
+            return self._check_writer_head(head)
         if head is None:
             if self.count == 0 and not self.anchored:
                 return None  # a trail nothing was ever written to
@@ -156,6 +273,26 @@ class ChainChecker:
             return self.truncated(head.seq, "the head")
         return None
 
+    def _check_writer_head(self, head: Head | None) -> VerifyResult | None:
+        if head is None:
+            return self.fail(
+                self.count + 1, f"the head of chain {self.chain} is missing (chain removed)"
+            )
+        if not head.valid(self.key, self.chain):
+            return self.fail(
+                min(head.seq, self.count) + 1,
+                f"the head of chain {self.chain} was altered or moved back (its MAC does not"
+                " match)",
+            )
+        if head.seq < self.count:
+            return self.fail(
+                head.seq + 1,
+                f"{self.name(head.seq + 1)} lies beyond the chain's head (inserted)",
+            )
+        if head.seq != self.count or head.hash != self.prev:
+            return self.truncated(head.seq, "its head")
+        return None
+
 
 def check_checkpoints(
     checker: ChainChecker, checkpoints: list[Checkpoint], where: str
@@ -172,66 +309,15 @@ def check_checkpoints(
     return None
 
 
-def parse_line(line: bytes) -> tuple[int, AuditEvent, bytes, bytes] | Checkpoint:
-    """One line of the audit file; raises ValueError when it is neither kind."""
-    try:
-        doc: Any = orjson.loads(line)
-        if "checkpoint" in doc:
-            return Checkpoint.from_json(doc)
-        fields = {k: doc[k] for k in AuditEvent.__slots__ if k != "node"}
-        # Lines written before nodes were recorded have no "node".
-        event = AuditEvent(**fields, node=doc.get("node", ""))
-        return (
-            int(doc["seq"]),
-            event,
-            bytes.fromhex(doc["prev_hash"]),
-            bytes.fromhex(doc["hash"]),
-        )
-    except (orjson.JSONDecodeError, KeyError, ValueError, TypeError) as exc:
-        raise ValueError("not an audit line") from exc
-
-
-def walk_file(checker: ChainChecker, path: Path) -> tuple[VerifyResult | None, Checkpoint | None]:
-    """Walk the file's events and checkpoints; the first failure and the last checkpoint."""
-    last: Checkpoint | None = None
-    with path.open("rb") as fh:
-        for lineno, line in enumerate(fh, start=1):
-            try:
-                item = parse_line(line)
-            except ValueError:
-                return checker.fail(
-                    checker.expected, f"line {lineno} is not a valid audit line"
-                ), last
-            if isinstance(item, Checkpoint):
-                expected_n = 1 if last is None else last.n + 1
-                if item.n != expected_n:
-                    return checker.fail(
-                        item.seq, f"file checkpoint {expected_n} is missing (line {lineno})"
-                    ), last
-                # A checkpoint line follows the last event it covers.
-                if not item.valid(checker.key):
-                    return checker.fail(
-                        item.seq, f"file checkpoint {item.n} was altered (line {lineno})"
-                    ), last
-                if item.seq != checker.count or item.hash != checker.prev:
-                    return checker.fail(
-                        item.seq,
-                        f"file checkpoint {item.n} does not match the chain (line {lineno})",
-                    ), last
-                last = item
-                continue
-            bad = checker.feed(*item)
-            if bad is not None:
-                return bad, last
-    return None, last
-
-
-def last_file_checkpoint(path: Path) -> Checkpoint | None:
-    """The last checkpoint line of the file, read backwards from its end (bounded)."""
+def last_file_checkpoints(path: Path, chains: Iterable[str] = ()) -> dict[str, Checkpoint]:
+    """The last checkpoint line of each chain in the file, read backwards from its end
+    (bounded), stopping once every one of ``chains`` was found."""
+    wanted = set(chains)
+    found: dict[str, Checkpoint] = {}
     try:
         fh = path.open("rb")
     except FileNotFoundError:
-        return None
+        return found
     with fh:
         end = fh.seek(0, os.SEEK_END)
         pos, carry = end, b""
@@ -246,79 +332,16 @@ def last_file_checkpoint(path: Path) -> Checkpoint | None:
                 if b'"checkpoint"' not in line:
                     continue
                 try:
-                    item = parse_line(line)
-                except ValueError:
+                    cp = Checkpoint.from_json(orjson.loads(line))
+                except (orjson.JSONDecodeError, KeyError, ValueError, TypeError):
                     continue
-                if isinstance(item, Checkpoint):
-                    return item
-    return None
+                found.setdefault(cp.chain, cp)
+            if wanted and wanted <= set(found):
+                break
+    return found
 
 
-def _anchors(conn: Connection) -> tuple[list[Checkpoint], Head | None]:
-    """Checkpoints, then the head: read in this order so that both are covered by what
-    is read after them (appends only ever add)."""
-    checkpoints = [
-        Checkpoint(int(r.n), int(r.seq), bytes(r.hash), int(r.ts), bytes(r.mac))
-        for r in conn.execute(select(audit_checkpoints).order_by(audit_checkpoints.c.n))
-    ]
-    row = conn.execute(select(audit_head).where(audit_head.c.id == 1)).first()
-    if row is None:
-        return checkpoints, None
-    return checkpoints, Head(
-        int(row.seq), bytes(row.hash), None if row.mac is None else bytes(row.mac)
-    )
-
-
-def verify_database(
-    engine: Engine, key: bytes, anchored: bool, file_path: Path | None, committed: int
-) -> VerifyResult:
-    """The database chain against its head, its checkpoints, the audit file's last
-    checkpoint and ``committed`` (the highest event the caller saw committed)."""
-    file_cp = last_file_checkpoint(file_path) if file_path is not None else None
-    with read_conn(engine) as conn:
-        checkpoints, head = _anchors(conn)
-        wanted = {cp.seq for cp in checkpoints} | ({file_cp.seq} if file_cp else set())
-        checker = ChainChecker(key, anchored, wanted)
-        query = select(audit_events).order_by(audit_events.c.seq)
-        if head is not None:
-            # Events appended after the head was read are newer than this check.
-            query = query.where(audit_events.c.seq <= head.seq)
-        rows = conn.execution_options(yield_per=2000).execute(query)
-        try:
-            for r in rows:
-                bad = checker.feed(int(r.seq), event_from_row(r), bytes(r.prev_hash), bytes(r.hash))
-                if bad is not None:
-                    return bad
-        finally:
-            rows.close()
-    bad = checker.check_head(head) or check_checkpoints(checker, checkpoints, "database")
-    if bad is None and file_cp is not None:
-        bad = checker.check_checkpoint(file_cp, "audit file")
-    if bad is None and committed > checker.count:
-        bad = checker.truncated(committed, "this server's last commit")
-    return bad or VerifyResult(True, checker.count)
-
-
-def verify_file(engine: Engine, key: bytes, anchored: bool, path: Path) -> VerifyResult:
-    """The audit file's chain and checkpoints, and whether it is shorter than the
-    database's signed head or latest checkpoint (a cut file)."""
-    # The database first: whatever it records was written to the file before commit.
-    with read_conn(engine) as conn:
-        checkpoints, head = _anchors(conn)
-    checker = ChainChecker(key, anchored)
-    try:
-        bad, last = walk_file(checker, path)
-    except FileNotFoundError:
-        bad, last = None, None
-    if bad is not None:
-        return bad
-    if head is not None and head.valid(key) and head.seq > checker.count:
-        return checker.truncated(head.seq, "the database head")
-    db_cp = checkpoints[-1] if checkpoints else None
-    if (
-        db_cp is not None
-        and db_cp.valid(key)
-        and (db_cp.seq > checker.count or (last is not None and last.n < db_cp.n))
-    ):
-        return checker.truncated(db_cp.seq, f"database checkpoint {db_cp.n}")
-    return VerifyResult(True, checker.count)
+def last_file_checkpoint(path: Path) -> Checkpoint | None:
+    """The last checkpoint line of the file (any chain)."""
+    found = last_file_checkpoints(path)
+    return max(found.values(), key=lambda cp: cp.ts, default=None)

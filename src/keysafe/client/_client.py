@@ -383,11 +383,11 @@ class Client:
 
     # -- audit -------------------------------------------------------------------------
 
-    def audit_verify(self, source: str = "db") -> AuditReport:
-        """Verify the trail kept in the database (``db``) or the server's audit file."""
-        return AuditReport.from_json(
-            self._json("POST", f"{API}/audit/verify", params={"source": source})
-        )
+    def audit_verify(self, source: str = "db", file: str | None = None) -> AuditReport:
+        """Verify the trail kept in the database (``db``) or a node's audit file: the
+        server's own, or ``file`` in its audit directory."""
+        params = {"source": source} if file is None else {"source": source, "file": file}
+        return AuditReport.from_json(self._json("POST", f"{API}/audit/verify", params=params))
 
     def audit_events(self, after: int = 0, limit: int = 100) -> list[dict[str, Any]]:
         params = {"after": str(after), "limit": str(limit)}

@@ -247,12 +247,21 @@ class AuditReport:
     events: int
     first_bad: int | None = None
     reason: str | None = None
+    chain: str | None = None
+    # Each chain as the server reports it: chain, node, events, ok, first, last, and
+    # first_bad, bad_seq, reason when broken.
+    chains: tuple[dict[str, Any], ...] = ()
 
     @classmethod
     def from_json(cls, doc: dict[str, Any]) -> AuditReport:
+        chains = doc.get("chains")
         return cls(
             ok=bool(doc.get("ok", False)),
             events=int(doc.get("events", 0)),
             first_bad=_opt_int(doc.get("first_bad")),
             reason=_opt_str(doc.get("reason")),
+            chain=_opt_str(doc.get("chain")),
+            chains=tuple(c for c in chains if isinstance(c, dict))
+            if isinstance(chains, list)
+            else (),
         )

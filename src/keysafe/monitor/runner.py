@@ -14,6 +14,7 @@ from __future__ import annotations
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy import Connection, Engine, insert, select, update
 from sqlalchemy.exc import IntegrityError
@@ -28,6 +29,10 @@ from keysafe.store.tables_alerts import alert_baselines, alert_cursor
 
 CURSOR_NAME = "anomaly"
 BATCH = 5000
+# Nodes take audit order numbers from a PostgreSQL sequence without a lock, so a lower
+# number may commit after a higher one: a gap younger than this is waited for (it may
+# still be committing; an older one stays a gap, e.g. a rolled-back append).
+SETTLE_US = 15_000_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,6 +76,7 @@ class AnomalyRunner:
                 .order_by(audit_events.c.seq)
                 .limit(batch)
             ).all()
+        rows = _settled(list(rows), start, self._clock.now_us() - SETTLE_US)
         if not rows:
             return BatchResult(0, [])
         events = [event_from_row(r) for r in rows]
@@ -152,3 +158,13 @@ class AnomalyRunner:
         # key and its transaction rolls back, which is the same answer.
         conn.execute(insert(alert_cursor).values(name=CURSOR_NAME, seq=end, updated_at=now))
         return True
+
+
+def _settled(rows: list[Any], start: int, settled_before: int) -> list[Any]:
+    """``rows`` up to the first gap in the order numbers that may still fill."""
+    expected = start + 1
+    for i, row in enumerate(rows):
+        if int(row.seq) != expected and int(row.ts) > settled_before:
+            return rows[:i]
+        expected = int(row.seq) + 1
+    return rows

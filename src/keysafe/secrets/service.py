@@ -516,7 +516,7 @@ class SecretsService:
             if version > max_versions:
                 cur.execute(self._sql_prune, (secret_id, version - max_versions))
             self._audit.append_with_cursor(
-                cur, [self._event(ctx, op, path, OUTCOME_OK, detail or f"version {version}")]
+                cur, [self._event(ctx, op, path, OUTCOME_OK, detail or f"version {version}")], conn
             )
         finally:
             cur.close()

@@ -21,6 +21,7 @@ from sqlalchemy import Connection, Engine
 
 from keysafe.errors import KeysafeError, StorageUnavailable
 from keysafe.store.engine import write_txn
+from keysafe.store.invalidations import after_commit_mark, drop_after_commit
 from keysafe.store.offload import wait_bound
 
 T = TypeVar("T")
@@ -154,10 +155,14 @@ class WriteBatcher:
             with write_txn(self._engine) as conn:
                 for fn, _ in batch:
                     savepoint = conn.begin_nested()
+                    mark = after_commit_mark(conn)
                     try:
                         result = fn(conn)
                     except BaseException as exc:
                         savepoint.rollback()
+                        # What it meant to do after the commit (an audit file line, an
+                        # announcement) is rolled back with it.
+                        drop_after_commit(conn, mark)
                         outcomes.append((False, exc))
                     else:
                         savepoint.commit()

@@ -110,6 +110,18 @@ def after_commit(conn: Connection, action: Callable[[], None]) -> None:
     conn.info.setdefault(_AFTER_COMMIT, []).append(action)
 
 
+def after_commit_mark(conn: Connection) -> int:
+    """How many actions are waiting for the commit (see ``drop_after_commit``)."""
+    return len(conn.info.get(_AFTER_COMMIT, ()))
+
+
+def drop_after_commit(conn: Connection, mark: int) -> None:
+    """Forget the actions added since ``mark``: their savepoint was rolled back."""
+    actions = conn.info.get(_AFTER_COMMIT)
+    if actions is not None:
+        del actions[mark:]
+
+
 def run_after_commit(conn: Connection, committed: bool) -> None:
     """Called by ``write_txn`` when its transaction ends; never raises."""
     actions = conn.info.pop(_AFTER_COMMIT, None)

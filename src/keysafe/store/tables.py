@@ -98,7 +98,12 @@ audit_events = Table(
     # The node that served the operation ("" on events written before migration 0018);
     # hashed into the chain when not empty (see keysafe.audit.models).
     Column("node", String(64), nullable=False, server_default=""),
+    # The writer chain it belongs to and its place there (migration 0018): "" is the root
+    # chain, which holds every earlier event (chain_seq = seq) (see keysafe.audit.chains).
+    Column("chain", String(128), nullable=False, server_default=""),
+    Column("chain_seq", BigInteger, nullable=False, server_default="0"),
 )
+Index("ix_audit_events_chain", audit_events.c.chain, audit_events.c.chain_seq, unique=True)
 # A secret's usage (who touched it, when, from where) is read from the trail by path.
 Index("ix_audit_events_path_ts", audit_events.c.path, audit_events.c.ts)
 
@@ -115,11 +120,27 @@ audit_head = Table(
     Column("mac", LargeBinary(32), nullable=True),
 )
 
-# Signed checkpoints of the chain, numbered without gaps (see keysafe.audit.models).
+# The head of each writer chain (one per writing thread of a process, migration 0018):
+# only its writer updates it, so no node waits on another to append. ``start`` is the
+# chain's random first link, recorded in the root chain when it opened.
+audit_chains = Table(
+    "audit_chains",
+    metadata,
+    Column("chain", String(128), primary_key=True),
+    Column("node", String(64), nullable=False),
+    Column("opened_at", BigInteger, nullable=False),
+    Column("start", LargeBinary(32), nullable=False),
+    Column("seq", BigInteger, nullable=False),
+    Column("hash", LargeBinary(32), nullable=False),
+    Column("mac", LargeBinary(32), nullable=False),
+)
+
+# Signed checkpoints of each chain, numbered without gaps (see keysafe.audit.models).
 # Also copied to the audit file and the server log, so a cut database is found.
 audit_checkpoints = Table(
     "audit_checkpoints",
     metadata,
+    Column("chain", String(128), primary_key=True, server_default=""),
     Column("n", BigInteger, primary_key=True, autoincrement=False),
     Column("seq", BigInteger, nullable=False),
     Column("hash", LargeBinary(32), nullable=False),

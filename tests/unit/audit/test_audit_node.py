@@ -10,8 +10,9 @@ import os
 
 import orjson
 
+from keysafe.audit.file_verify import parse_event_line as parse_line
 from keysafe.audit.models import AuditEvent, chain, link
-from keysafe.audit.verify import ChainChecker, parse_line
+from keysafe.audit.verify import ChainChecker
 
 KEY = os.urandom(32)
 OLD = AuditEvent(1, "r1", "tok_x", "127.0.0.1", "secret:read", "a/b", "ok", "d")

@@ -9,8 +9,9 @@ from pathlib import Path
 import orjson
 import pytest
 
+from keysafe.audit.file_verify import walk_trail_file
 from keysafe.audit.models import AuditEvent, Checkpoint, chain
-from keysafe.audit.verify import ChainChecker, last_file_checkpoint, walk_file
+from keysafe.audit.verify import last_file_checkpoint
 
 KEY = os.urandom(32)
 
@@ -44,8 +45,7 @@ def test_last_checkpoint_is_found_from_the_end(
     path = tmp_path / "audit.jsonl"
     made = _file(path, events, every, pad)
     assert last_file_checkpoint(path) == (made[-1] if made else None)
-    checker = ChainChecker(KEY, anchored=True)
-    bad, last = walk_file(checker, path)
+    bad, checker, last, _ = walk_trail_file(KEY, True, path)
     assert bad is None
     assert checker.count == events
     assert last == (made[-1] if made else None)
@@ -59,13 +59,13 @@ def test_a_forged_or_misplaced_checkpoint_line_is_named(tmp_path: Path) -> None:
     forged["seq"] = 2
     lines[3] = orjson.dumps(forged) + b"\n"
     path.write_bytes(b"".join(lines))
-    bad, _ = walk_file(ChainChecker(KEY, anchored=True), path)
+    bad, *_ = walk_trail_file(KEY, True, path)
     assert bad is not None
     assert "file checkpoint 1 was altered (line 4)" in bad.reason
     # A genuine checkpoint moved elsewhere does not match the chain there.
     lines[3] = orjson.dumps(made[0].as_json()) + b"\n"
     lines.insert(1, lines.pop(3))
     path.write_bytes(b"".join(lines))
-    bad, _ = walk_file(ChainChecker(KEY, anchored=True), path)
+    bad, *_ = walk_trail_file(KEY, True, path)
     assert bad is not None
     assert "file checkpoint 1 does not match the chain (line 2)" in bad.reason

@@ -5,11 +5,32 @@ from __future__ import annotations
 from pydantic import BaseModel, Field
 
 
+class AuditPlace(BaseModel):
+    seq: int = Field(description="order number in the whole trail")
+    ts: int | None = Field(None, description="unix microseconds")
+
+
+class AuditChainReport(BaseModel):
+    chain: str = Field(description='a writer chain (node/pid.thread.random), or "root"')
+    node: str
+    events: int
+    ok: bool
+    first: AuditPlace | None = None
+    last: AuditPlace | None = None
+    first_bad: int | None = Field(None, description="when broken: the place in the chain")
+    bad_seq: int | None = Field(None, description="when broken: its order number, if it exists")
+    reason: str | None = None
+
+
 class AuditVerifyReply(BaseModel):
     ok: bool
     events: int = Field(description="how many events were checked")
     first_bad: int | None = Field(None, description="when broken: the first bad event")
     reason: str | None = Field(None, description="when broken: why")
+    chain: str | None = Field(None, description="when broken: the chain of the first bad event")
+    chains: list[AuditChainReport] = Field(
+        default_factory=list, description="each chain, stitched by time"
+    )
 
 
 class AuditEventRecord(BaseModel):
@@ -25,6 +46,8 @@ class AuditEventRecord(BaseModel):
     node: str
     prev_hash: str = Field(description="hex")
     hash: str = Field(description="hex")
+    chain: str | None = Field(None, description="its writer chain (absent: the root chain)")
+    chain_seq: int | None = Field(None, description="its place in that chain")
 
 
 class AuditEventList(BaseModel):

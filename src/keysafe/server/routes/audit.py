@@ -22,20 +22,30 @@ router = APIRouter(prefix="/api/v1/audit", tags=["audit"])
     dependencies=[Depends(deps.needs("audit:verify"))],
     responses={200: {"model": AuditVerifyReply}},
 )
-async def verify(request: Request, source: str = "db") -> Response:
-    """Walk the chain (``source=db`` or ``file``) and name the first bad event."""
+async def verify(
+    request: Request,
+    source: str = "db",
+    file: str | None = Query(None, max_length=255, description="source=file: a node's file"),
+) -> Response:
+    """Walk every chain (``source=db``) or a node's audit file (``source=file``: this
+    node's, or ``file``, another node's file in this node's audit directory) and report
+    each chain, naming the first bad event."""
     ctx = await deps.needs_context(request, "audit:verify")
     svc = deps.services(request)
-    fn = svc.audit.verify_file if source == "file" else svc.audit.verify
-    result = await anyio.to_thread.run_sync(fn)
+    if source == "file":
+        named = None if file is None else await anyio.to_thread.run_sync(svc.audit.node_file, file)
+        result = await anyio.to_thread.run_sync(svc.audit.verify_file, named)
+    else:
+        result = await anyio.to_thread.run_sync(svc.audit.verify)
     # Verifying is audited too, after the walk (which so sees the trail as it was, and
     # whose outcome is recorded) and before answering: an unwritable trail refuses.
     outcome = "intact" if result.ok else f"broken at event {result.first_bad}"
-    where = "file" if source == "file" else "db"
+    where = "db" if source != "file" else "file" if file is None else f"file {file}"
     await _audit_read(svc, ctx, "audit:verify", f"source={where}: {outcome}")
     doc: dict[str, object] = {"ok": result.ok, "events": result.events}
     if not result.ok:
-        doc.update(first_bad=result.first_bad, reason=result.reason)
+        doc.update(first_bad=result.first_bad, reason=result.reason, chain=result.chain or "root")
+    doc["chains"] = [c.as_json() for c in result.chains]
     return json_response(doc)
 
 
