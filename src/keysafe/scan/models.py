@@ -18,6 +18,9 @@ class Location:
     # git diffs where only added lines are scanned.
     line_map: tuple[int, ...] | None = None
     line_offset: int = 0
+    # Characters of the first scanned line that came before this text (a long line cut
+    # into chunks), added to columns on that line.
+    column_offset: int = 0
 
     def real_line(self, line: int) -> int:
         """The line in the original file for line ``line`` of the scanned text."""

@@ -16,6 +16,7 @@ from keysafe.scan.engine import Engine
 from keysafe.scan.models import Finding, Location
 from keysafe.scan.progress import Progress
 from keysafe.scan.sources import (
+    Chunk,
     FileItem,
     Problems,
     collect_files,
@@ -74,15 +75,20 @@ def scan_item(engine: Engine, item: FileItem) -> tuple[list[Finding], list[str]]
         return findings, problems.messages
     if item.archive:
         for name, data in iter_archive(item.path, item.display, problems):
-            for text, offset in member_chunks(data):
-                findings += engine.scan_text(text, Location(name, line_offset=offset))
+            for chunk in member_chunks(data):
+                findings += _scan_chunk(engine, chunk, name)
         return findings, problems.messages
     try:
-        for text, offset in read_file_chunks(item.path):
-            findings += engine.scan_text(text, Location(item.display, line_offset=offset))
+        for chunk in read_file_chunks(item.path):
+            findings += _scan_chunk(engine, chunk, item.display)
     except OSError as exc:
         problems.add(f"cannot read {item.display}: {exc.strerror or exc}")
     return findings, problems.messages
+
+
+def _scan_chunk(engine: Engine, chunk: Chunk, name: str) -> list[Finding]:
+    where = Location(name, line_offset=chunk.line_offset, column_offset=chunk.column_offset)
+    return engine.scan_text(chunk.text, where, chunk.stop)
 
 
 def _scan_batch(batch: list[FileItem]) -> tuple[list[Finding], list[str], int]:
@@ -173,8 +179,8 @@ class ScanService:
     def scan_stream(self, stream: BinaryIO, name: str = "-") -> ScanResult:
         """Scan a byte stream (stdin, a pipe) chunk by chunk in bounded memory."""
         result = ScanResult(scanned=1)
-        for text, offset in iter_text_chunks(stream, chunk=256 * 1024):
-            result.findings += self.engine.scan_text(text, Location(name, line_offset=offset))
+        for chunk in iter_text_chunks(stream, chunk=256 * 1024):
+            result.findings += _scan_chunk(self.engine, chunk, name)
         return result.sort()
 
     def _workers(self, worth_it: bool) -> int:

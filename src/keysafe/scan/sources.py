@@ -21,6 +21,9 @@ SNIFF = 8192
 CHUNK = 4 * 1024 * 1024
 MAX_MEMBER = 64 * 1024 * 1024
 PEM_SPAN = 256 * 1024  # longest key block kept whole across chunk cuts
+# Chunks overlap by this much: longer than any match a built-in rule reports outside
+# a PEM block, so a token across a cut is found whole in one of the two chunks.
+OVERLAP = 64 * 1024
 # Extensions that are never text worth scanning.
 BINARY_EXT = frozenset(
     [
@@ -115,13 +118,33 @@ def looks_binary(head: bytes) -> bool:
     return b"\x00" in head[:SNIFF]
 
 
-def iter_text_chunks(stream: BinaryIO, chunk: int = CHUNK) -> Iterator[tuple[str, int]]:
-    """Decoded chunks of ``stream`` cut at line ends, with the line number each starts after.
+@dataclass(frozen=True, slots=True)
+class Chunk:
+    """A decoded piece of a stream, and where it sits in the whole.
 
-    A PEM block that straddles a cut is kept whole by cutting before its header.
+    ``stop`` is where this chunk's own text ends: a hit starting at or after it is left
+    to the next chunk, which begins there and sees the whole token (chunks overlap by
+    :data:`OVERLAP`, longer than any reported match).
+    """
+
+    text: str
+    line_offset: int = 0
+    column_offset: int = 0
+    stop: int | None = None
+
+
+def iter_text_chunks(
+    stream: BinaryIO, chunk: int = CHUNK, overlap: int = OVERLAP
+) -> Iterator[Chunk]:
+    """Decoded chunks of ``stream`` that overlap so no token is cut, in bounded memory.
+
+    A chunk is cut at the last line start before its final :data:`OVERLAP` bytes, or
+    inside a long line when there is none; a PEM block that straddles the cut is kept
+    whole by cutting before its header. The bytes after the cut start the next chunk.
     """
     carry = b""
     lines_before = 0
+    column = 0
     first = True
     while True:
         data = stream.read(chunk)
@@ -129,29 +152,46 @@ def iter_text_chunks(stream: BinaryIO, chunk: int = CHUNK) -> Iterator[tuple[str
             first = False
             if looks_binary(data):
                 return
-        if not data:
-            if carry:
-                yield carry.decode("utf-8", "replace"), lines_before
-            return
         data = carry + data
-        cut = data.rfind(b"\n") + 1
-        begin = data.rfind(b"-----BEGIN", max(0, cut - PEM_SPAN), cut)
-        if begin >= 0 and data.find(b"-----END", begin, cut) < 0:
-            cut = data.rfind(b"\n", 0, begin) + 1  # 0: wait for the rest of the block
+        if len(data) <= 2 * overlap or not data:
+            # Too short to cut: read more unless the stream has ended.
+            more = stream.read(chunk) if data else b""
+            if more:
+                carry = data + more
+                continue
+            if data:
+                yield Chunk(data.decode("utf-8", "replace"), lines_before, column)
+            return
+        cut = _cut(data, overlap, chunk)
         if cut <= 0:
             carry = data
-            if len(carry) > max(8 * chunk, 4 * PEM_SPAN):
-                # One giant line or an endless block: scan it rather than grow forever.
-                yield carry.decode("utf-8", "replace"), lines_before
-                lines_before += carry.count(b"\n")
-                carry = b""
             continue
-        block, carry = data[:cut], data[cut:]
-        yield block.decode("utf-8", "replace"), lines_before
-        lines_before += block.count(b"\n")
+        head, carry = data[:cut], data[cut:]
+        text = head.decode("utf-8", "replace")
+        yield Chunk(text + carry.decode("utf-8", "replace"), lines_before, column, len(text))
+        newlines = head.count(b"\n")
+        column = len(text) - text.rfind("\n") - 1 if newlines else column + len(text)
+        lines_before += newlines
 
 
-def read_file_chunks(path: str) -> Iterator[tuple[str, int]]:
+def _cut(data: bytes, overlap: int, chunk: int) -> int:
+    """Where the owned part of ``data`` ends: a line start at least ``overlap`` bytes
+    before its end, or a character boundary inside one long line; 0 to wait for more."""
+    limit = len(data) - overlap
+    cut = data.rfind(b"\n", 0, limit) + 1
+    if cut < limit // 2:
+        # One very long line: cut inside it, never in the middle of a UTF-8 character.
+        cut = limit
+        while cut > 0 and 0x80 <= data[cut] < 0xC0:
+            cut -= 1
+    begin = data.rfind(b"-----BEGIN", max(0, cut - PEM_SPAN), cut)
+    waiting = len(data) < max(8 * chunk, 4 * PEM_SPAN)  # else: an endless block
+    if begin >= 0 and waiting and data.find(b"-----END", begin) < 0:
+        return data.rfind(b"\n", 0, begin) + 1  # 0: wait for the rest of the block
+    return cut
+
+
+def read_file_chunks(path: str) -> Iterator[Chunk]:
     """Text chunks of the file at ``path``; nothing for binary files. Raises OSError."""
     with open(path, "rb") as handle:
         yield from iter_text_chunks(handle)
@@ -179,7 +219,7 @@ def iter_archive(path: str, display: str, problems: Problems) -> Iterator[tuple[
         problems.add(f"cannot read archive {display}: {exc}")
 
 
-def member_chunks(data: bytes) -> Iterator[tuple[str, int]]:
+def member_chunks(data: bytes) -> Iterator[Chunk]:
     """Text chunks of an archive member held in memory."""
     return iter_text_chunks(io.BytesIO(data))
 

@@ -18,6 +18,7 @@ RULES: tuple[Rule, ...] = (
         secret_group=1,
         allow_values=_AWS_EXAMPLE,
         min_entropy=3.0,
+        anchored=True,
     ),
     rule(
         "aws-secret-access-key",
@@ -35,6 +36,7 @@ RULES: tuple[Rule, ...] = (
         ["aiza"],
         secret_group=1,
         min_entropy=3.5,
+        anchored=True,
     ),
     rule(
         "gcp-oauth-client-secret",
@@ -42,6 +44,7 @@ RULES: tuple[Rule, ...] = (
         r"\b(GOCSPX-[0-9A-Za-z_-]{28})(?![0-9A-Za-z_-])",
         ["gocspx-"],
         secret_group=1,
+        anchored=True,
     ),
     rule(
         "gcp-service-account",
@@ -56,6 +59,7 @@ RULES: tuple[Rule, ...] = (
         r"(?i)AccountKey=([A-Za-z0-9+/]{86}==)",
         ["accountkey="],
         secret_group=1,
+        anchored=True,
     ),
     rule(
         "azure-ad-client-secret",

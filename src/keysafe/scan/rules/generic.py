@@ -21,7 +21,7 @@ _NAME = (
 # The regex starts at the secret word itself (a fast literal search); the rest of the
 # name to its left is recovered in Python, see _full_key.
 _ASSIGN = re.compile(
-    r"(?i)(?P<key>(?:" + _NAME + r")[A-Za-z0-9_.-]*)[\"'\]]*[ \t]*"
+    r"(?i)(?P<key>(?:" + _NAME + r")[A-Za-z0-9_.-]{0,64})[\"'\]]*[ \t]*"
     r"(?P<op>:=|=>|==|!=|=|:|>)[ \t]*(?:\w+\()?[ \t]*(?:[fbrFBR]{1,2}(?=[\"'`]))?"
     r"(?:(?P<q>[\"'`])(?P<qv>[^\"'`\r\n]{1,300})(?P=q)|(?P<uv>[^\s\"'`;,()\[\]{}<>#]{1,300}))"
 )
@@ -108,10 +108,7 @@ class GenericAssignmentRule(Rule):
             return None  # a bare comparison, not an XML element
         if not _looks_secret(key.lower(), value, quoted):
             return None
-        line_start = match.string.rfind("\n", 0, match.start()) + 1
-        line_end = match.string.find("\n", match.end())
-        line = match.string[line_start : line_end if line_end >= 0 else len(match.string)]
-        if _CONTEXT.search(line):
+        if _CONTEXT.search(_near(match)):
             return None
         return value, match.start(group), match.end(group)
 
@@ -121,9 +118,18 @@ def _full_key(match: RuleMatch) -> tuple[str, int]:
     and where it begins."""
     text, start = match.string, match.start("key")
     begin = start
-    while begin > 0 and (text[begin - 1].isalnum() or text[begin - 1] in "_.-"):
+    # Bounded: a name is short, and a minified line must not be walked once per hit.
+    while begin > max(0, start - 128) and (text[begin - 1].isalnum() or text[begin - 1] in "_.-"):
         begin -= 1
     return text[begin:start] + match.group("key"), begin
+
+
+def _near(match: RuleMatch, reach: int = 300) -> str:
+    """The match's line, at most ``reach`` characters either side of it."""
+    text, start, end = match.string, match.start(), match.end()
+    line_start = text.rfind("\n", max(0, start - reach), start) + 1 or max(0, start - reach)
+    line_end = text.find("\n", end, end + reach)
+    return text[line_start : line_end if line_end >= 0 else end + reach]
 
 
 def _looks_secret(key: str, value: str, quoted: bool) -> bool:
