@@ -11,6 +11,7 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from keysafe.scan.checksums import jwt_is_example
 from keysafe.scan.entropy import shannon
 
 # Values that are obviously not real secrets, whatever rule matched them.
@@ -100,6 +101,8 @@ class Rule:
         if self.validator is not None and not self.validator(secret):
             return None
         if self.skip_placeholders and PLACEHOLDER.search(secret):
+            return None
+        if "eyJ" in secret and jwt_is_example(secret[secret.index("eyJ") :]):
             return None
         if self.stopwords:
             low = secret.lower()

@@ -76,4 +76,22 @@ RULES: tuple[Rule, ...] = (
         ["sig="],
         secret_group=1,
     ),
+    rule(
+        "digitalocean-token",
+        "DigitalOcean personal access, OAuth or refresh token",
+        r"\b(do[opr]_v1_[a-f0-9]{64})\b",
+        ["dop_v1_", "doo_v1_", "dor_v1_"],
+        secret_group=1,
+        min_entropy=3.0,
+        anchored=True,
+    ),
+    rule(
+        "vault-token",
+        "HashiCorp Vault service or batch token",
+        # Legacy "s." tokens are too short a prefix alone: only on a line naming Vault.
+        r"(?<![0-9A-Za-z_.-])(hv[sb]\.[0-9A-Za-z_-]{24,}|s\.[0-9A-Za-z]{24})(?![0-9A-Za-z_.-])",
+        ["hvs.", "hvb.", "vault"],
+        secret_group=1,
+        min_entropy=3.5,
+    ),
 )

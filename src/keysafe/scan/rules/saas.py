@@ -81,4 +81,21 @@ RULES: tuple[Rule, ...] = (
         secret_group=1,
         min_entropy=3.2,
     ),
+    rule(
+        "shopify-token",
+        "Shopify access, custom app, partner or shared secret token",
+        r"\b(shp(?:at|ca|pa|ss)_[a-fA-F0-9]{32})\b",
+        ["shpat_", "shpca_", "shppa_", "shpss_"],
+        secret_group=1,
+        min_entropy=3.0,
+        anchored=True,
+    ),
+    rule(
+        "telegram-bot-token",
+        "Telegram bot token",
+        r"(?<![0-9A-Za-z_-])(\d{8,10}:AA[0-9A-Za-z_-]{33})(?![0-9A-Za-z_-])",
+        [":aa"],
+        secret_group=1,
+        min_entropy=3.5,
+    ),
 )
