@@ -13,7 +13,7 @@ import re
 import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import BinaryIO
+from typing import IO
 
 from keysafe.errors import InvalidInput
 from keysafe.scan.models import Location
@@ -140,7 +140,7 @@ def _run_diff(
 class _Reader:
     """Reads a byte stream up to NUL or newline delimiters, in bounded pieces."""
 
-    def __init__(self, stream: BinaryIO | bytes) -> None:
+    def __init__(self, stream: IO[bytes] | bytes) -> None:
         self._stream = io.BytesIO(stream) if isinstance(stream, bytes) else stream
         self._buf = b""
         self._pos = 0
@@ -241,7 +241,7 @@ def _header_names(path: bytes) -> tuple[bytes, bytes]:
     )
 
 
-def parse_diff(stream: BinaryIO | bytes, *, history: bool) -> Iterator[Change]:
+def parse_diff(stream: IO[bytes] | bytes, *, history: bool) -> Iterator[Change]:
     """Changes from ``git log -p --raw -z --cc -U0`` (``history``) or ``git diff --raw -z
     -p -U0`` output.
 
