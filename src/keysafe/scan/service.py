@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import BinaryIO, TypeVar
+from typing import TypeVar
 
 from keysafe.scan import gitsource
 from keysafe.scan.engine import Engine
@@ -19,6 +19,7 @@ from keysafe.scan.sources import (
     Chunk,
     FileItem,
     Problems,
+    Readable,
     collect_files,
     iter_archive,
     iter_text_chunks,
@@ -136,7 +137,9 @@ class ScanService:
             archives=opts.archives,
             exclude=opts.exclude,
         )
-        result = ScanResult(problems=problems.messages, scanned=len(items))
+        result = ScanResult(
+            problems=problems.messages, warnings=problems.warnings, scanned=len(items)
+        )
         total = sum(i.size for i in items)
         workers = self._workers(total >= PARALLEL_BYTES and len(items) > 1)
         with Progress(opts.progress, total, "scanning files") as bar:
@@ -176,7 +179,7 @@ class ScanService:
         )
         return result.sort()
 
-    def scan_stream(self, stream: BinaryIO, name: str = "-") -> ScanResult:
+    def scan_stream(self, stream: Readable, name: str = "-") -> ScanResult:
         """Scan a byte stream (stdin, a pipe) chunk by chunk in bounded memory."""
         result = ScanResult(scanned=1)
         for chunk in iter_text_chunks(stream, chunk=256 * 1024):

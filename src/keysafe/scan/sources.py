@@ -12,7 +12,7 @@ import subprocess
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, BinaryIO
+from typing import TYPE_CHECKING, Protocol
 
 if TYPE_CHECKING:
     import pathspec
@@ -103,6 +103,8 @@ class Problems:
     """Non-fatal trouble met while collecting or reading inputs, as one-line messages."""
 
     messages: list[str] = field(default_factory=list)
+    # Skipped on purpose, not a failure: the scan still exits 0 when clean.
+    warnings: list[str] = field(default_factory=list)
 
     def add(self, message: str) -> None:
         self.messages.append(message)
@@ -113,9 +115,55 @@ def is_archive(name: str) -> bool:
     return name.lower().endswith(ARCHIVE_EXT)
 
 
+_CONTROL = bytes(b for b in range(32) if b not in b"\t\n\r\f\b\x1b")
+
+
 def looks_binary(head: bytes) -> bool:
-    """True when a file's first bytes say it is binary (a NUL byte, as git decides)."""
-    return b"\x00" in head[:SNIFF]
+    """True when a file's first bytes say it is binary: control bytes make more than a
+    tenth of them (a stray NUL in a log is text; UTF-16 is decoded before this)."""
+    head = head[:SNIFF]
+    if b"\x00" not in head:
+        return False
+    return len(head) - len(head.translate(None, _CONTROL)) > len(head) // 10
+
+
+def utf16_codec(head: bytes) -> str | None:
+    """``utf-16`` for text with a UTF-16 byte order mark, ``utf-16-le``/``-be`` for
+    mostly-ASCII UTF-16 without one (every other byte NUL), else None."""
+    if head[:2] in (b"\xff\xfe", b"\xfe\xff"):
+        return "utf-16"
+    sample = head[: SNIFF & ~1]
+    if len(sample) < 8:
+        return None
+    odd, even = sample[1::2], sample[0::2]
+    if odd.count(0) > len(odd) * 0.9 and even.count(0) < len(even) * 0.1:
+        return "utf-16-le"
+    if even.count(0) > len(even) * 0.9 and odd.count(0) < len(odd) * 0.1:
+        return "utf-16-be"
+    return None
+
+
+class _Transcoded:
+    """A UTF-16 stream read as UTF-8 bytes, so the chunker sees one encoding."""
+
+    def __init__(self, stream: Readable, codec: str) -> None:
+        import codecs
+
+        self._stream = stream
+        self._decoder = codecs.getincrementaldecoder(codec)("replace")
+        self._pending = b""
+
+    def read(self, size: int = -1) -> bytes:
+        while size < 0 or len(self._pending) < size:
+            data = self._stream.read(CHUNK if size < 0 else max(size, 2))
+            text = self._decoder.decode(data, final=not data)
+            self._pending += text.encode("utf-8", "replace")
+            if not data:
+                break
+        if size < 0:
+            size = len(self._pending)
+        out, self._pending = self._pending[:size], self._pending[size:]
+        return out
 
 
 @dataclass(frozen=True, slots=True)
@@ -133,8 +181,14 @@ class Chunk:
     stop: int | None = None
 
 
+class Readable(Protocol):
+    """What the chunker reads from: a binary file, a pipe, a transcoder."""
+
+    def read(self, size: int = -1, /) -> bytes: ...
+
+
 def iter_text_chunks(
-    stream: BinaryIO, chunk: int = CHUNK, overlap: int = OVERLAP
+    stream: Readable, chunk: int = CHUNK, overlap: int = OVERLAP
 ) -> Iterator[Chunk]:
     """Decoded chunks of ``stream`` that overlap so no token is cut, in bounded memory.
 
@@ -150,6 +204,12 @@ def iter_text_chunks(
         data = stream.read(chunk)
         if first:
             first = False
+            codec = utf16_codec(data)
+            if codec is not None:
+                yield from iter_text_chunks(
+                    _Transcoded(_Prefixed(data, stream), codec), chunk, overlap
+                )
+                return
             if looks_binary(data):
                 return
         data = carry + data
@@ -172,6 +232,21 @@ def iter_text_chunks(
         newlines = head.count(b"\n")
         column = len(text) - text.rfind("\n") - 1 if newlines else column + len(text)
         lines_before += newlines
+
+
+class _Prefixed:
+    """``head`` (already read) followed by the rest of ``stream``."""
+
+    def __init__(self, head: bytes, stream: Readable) -> None:
+        self._head = head
+        self._stream = stream
+
+    def read(self, size: int = -1) -> bytes:
+        if self._head:
+            out = self._head if size < 0 else self._head[:size]
+            self._head = self._head[len(out) :]
+            return out
+        return self._stream.read(size)
 
 
 def _cut(data: bytes, overlap: int, chunk: int) -> int:
@@ -232,7 +307,11 @@ def collect_files(
     archives: bool = False,
     exclude: list[str] | None = None,
 ) -> list[FileItem]:
-    """Every file under ``targets`` to scan, in a stable order, skipping ignored ones."""
+    """Every file under ``targets`` to scan, in a stable order, skipping ignored ones.
+
+    Symlinks inside a tree are followed only when they stay inside it; dangling ones
+    are skipped with a warning. A nested repository or submodule is walked too.
+    """
     excluded = _spec(exclude) if exclude else None
     items: list[FileItem] = []
     for target in targets:
@@ -240,20 +319,36 @@ def collect_files(
             problems.add(f"broken symlink: {target}")
             continue
         if os.path.isfile(target):
-            _add(items, target, target, problems, archives, explicit=True)
+            _add(items, target, target, problems, archives, root=None)
         elif os.path.isdir(target):
-            names = None if no_ignore else _git_listing(target)
-            if names is None:
-                names = _walk(target, problems, honour_gitignore=not no_ignore)
-            for rel in names:
+            root = os.path.realpath(target)
+            for rel in _listing(target, problems, no_ignore):
                 if excluded is not None and excluded.match_file(rel):
                     continue
                 full = os.path.join(target, rel)
                 display = os.path.normpath(full) if target not in (".", "./") else rel
-                _add(items, full, display, problems, archives, explicit=False)
+                _add(items, full, display, problems, archives, root=root)
         else:
             problems.add(f"no such file or directory: {target}")
     return items
+
+
+def _listing(target: str, problems: Problems, no_ignore: bool, depth: int = 0) -> list[str]:
+    """Relative file names under ``target``; directories git lists as one entry (a
+    nested repository, a submodule) are expanded with their own listing."""
+    names = None if no_ignore else _git_listing(target)
+    if names is None:
+        return _walk(target, problems, honour_gitignore=not no_ignore)
+    found: list[str] = []
+    for rel in names:
+        full = os.path.join(target, rel)
+        if os.path.isdir(full) and not os.path.islink(full):
+            if depth < 8:
+                inner = _listing(full, problems, no_ignore, depth + 1)
+                found.extend(rel.rstrip("/") + "/" + name for name in inner)
+        else:
+            found.append(rel)
+    return found
 
 
 def _spec(lines: Iterable[str]) -> pathspec.GitIgnoreSpec:
@@ -268,9 +363,18 @@ def _add(
     display: str,
     problems: Problems,
     archives: bool,
-    explicit: bool,
+    root: str | None,
 ) -> None:
     lower = full.lower()
+    if root is not None and os.path.islink(full):
+        real = os.path.realpath(full)
+        if not os.path.exists(real):
+            problems.warnings.append(f"skipped broken symlink: {display}")
+            return
+        if os.path.commonpath([root, real]) != root:
+            # Never read outside the scanned tree through a link (/etc/shadow, ~/.ssh).
+            problems.warnings.append(f"skipped symlink out of the scanned tree: {display}")
+            return
     if is_archive(lower):
         if archives:
             items.append(FileItem(full, display, _size(full), archive=True))
@@ -280,15 +384,13 @@ def _add(
     try:
         stat = os.stat(full)
     except FileNotFoundError:
-        if os.path.islink(full):
-            problems.add(f"broken symlink: {display}")
-        elif explicit:
+        if root is None:
             problems.add(f"no such file: {display}")
         return  # tracked by git but deleted from the working tree
     except OSError as exc:
         problems.add(f"cannot read {display}: {exc.strerror}")
         return
-    if stat.st_size:
+    if stat.st_size and not os.path.isdir(full):
         items.append(FileItem(full, display, stat.st_size))
 
 
