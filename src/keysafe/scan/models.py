@@ -74,8 +74,14 @@ def fingerprint(rule: str, path: str, secret: str) -> str:
 
 
 def redact(secret: str) -> str:
-    """``secret`` with all but a short, non-identifying prefix masked."""
+    """``secret`` masked, keeping enough to tell two apart: its prefix (up to a
+    provider's ``ghp_``/``sk_live_``, else 4 characters) and, when at least 20 long,
+    its last 4. Short values are masked whole."""
     if len(secret) <= 8:
         return "*" * len(secret)
-    keep = 4 if len(secret) >= 16 else 2
-    return secret[:keep] + "*" * min(len(secret) - keep, 16)
+    if len(secret) < 16:
+        return secret[:2] + "*" * (len(secret) - 2)
+    cut = max(secret.rfind("_", 0, 12), secret.rfind("-", 0, 12)) + 1
+    keep = cut if 3 <= cut <= len(secret) // 2 else 4
+    tail = secret[-4:] if len(secret) >= 20 else ""
+    return secret[:keep] + "*" * min(len(secret) - keep - len(tail), 16) + tail

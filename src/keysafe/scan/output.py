@@ -137,6 +137,8 @@ def to_sarif(
                     }
                 },
                 "results": results,
+                # Columns count Python characters (code points), not UTF-16 units.
+                "columnKind": "unicodeCodePoints",
             }
         ],
     }

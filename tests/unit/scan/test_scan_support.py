@@ -33,7 +33,7 @@ def test_fingerprint_ignores_line_and_commit() -> None:
 
 
 def test_redact_hides_most_of_the_secret() -> None:
-    assert redact("ghp_abcdefghijklmnopqrstuvwxyz") == "ghp_" + "*" * 16
+    assert redact("ghp_abcdefghijklmnopqrstuvwxyz") == "ghp_" + "*" * 16 + "wxyz"
     assert redact("short") == "*****"
 
 
