@@ -100,6 +100,24 @@ def scan(
             "--exit-code", min=0, max=125, help="Exit code when something is found (default 1)."
         ),
     ] = EXIT_FOUND,
+    verify: Annotated[
+        bool,
+        typer.Option(
+            "--verify",
+            help="Ask each provider (one read-only call, no retries) whether a found "
+            "credential is live, revoked or unknown. Sends the secret to its provider.",
+        ),
+    ] = False,
+    only_verified: Annotated[
+        bool, typer.Option("--only-verified", help="With --verify: report only live ones.")
+    ] = False,
+    verify_endpoint: Annotated[
+        list[str] | None,
+        typer.Option("--verify-endpoint", help="NAME=https://URL: another API base for NAME."),
+    ] = None,
+    verify_timeout: Annotated[
+        float, typer.Option("--verify-timeout", min=0.1, max=60, help="Seconds per call.")
+    ] = 5.0,
 ) -> None:
     """Find leaked credentials. Exit 0 clean, 1 findings, 2 usage or input error."""
     code = run_scan(
@@ -121,6 +139,9 @@ def scan(
         known_prefix=known_prefix,
         report_found=report_found,
         exit_code=exit_code,
+        verify=(verify_endpoint or []) if verify or only_verified else None,
+        only_verified=only_verified,
+        verify_timeout=verify_timeout,
     )
     raise typer.Exit(code)
 
@@ -145,6 +166,9 @@ def run_scan(
     known_prefix: str = "",
     report_found: bool = False,
     exit_code: int = EXIT_FOUND,
+    verify: list[str] | None = None,
+    only_verified: bool = False,
+    verify_timeout: float = 5.0,
 ) -> int:
     """Run one scan as the command would and return its exit code; never raises for
     user errors (they are reported on stderr in one line)."""
@@ -169,6 +193,7 @@ def run_scan(
             known_prefix if known_secrets else None,
             report_found,
             exit_code,
+            (verify, only_verified, verify_timeout),
         )
     except KeysafeError as exc:
         _err("error", exc.detail)
@@ -196,6 +221,7 @@ def _run(
     known_prefix: str | None = None,
     report_found: bool = False,
     exit_code: int = EXIT_FOUND,
+    verifying: tuple[list[str] | None, bool, float] = (None, False, 5.0),
 ) -> int:
     import time
 
@@ -229,6 +255,11 @@ def _run(
 
         engine.known = _fetch_known(known_prefix)
         active = [*active, KNOWN_RULE]
+    endpoints, only_verified, verify_timeout = verifying
+    if endpoints is not None:
+        from keysafe.scan import verify  # httpx: only when asked
+
+        parsed = verify.parse_endpoints(endpoints)
     known = baselines.load(baseline) if baseline else set()
     options = ScanOptions(
         no_ignore=no_ignore, archives=archives, exclude=exclude, jobs=jobs, progress=progress
@@ -257,6 +288,10 @@ def _run(
         )
         return EXIT_ERROR if result.problems else EXIT_CLEAN
     findings = baselines.filter_new(result.findings, known)
+    if endpoints is not None:
+        verify.verify(findings, endpoints=parsed, timeout=verify_timeout)
+        if only_verified:
+            findings = [f for f in findings if f.verification == verify.LIVE]
     report_failed = report_found and not _report(findings)
     report = render.render(fmt, findings, active, show_secrets=show_secrets, version=__version__)
     if output is not None:

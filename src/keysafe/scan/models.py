@@ -56,6 +56,8 @@ class Finding:
     date: str | None = None
     end_column: int = 0
     fingerprint: str = field(default="")
+    # With --verify: "live", "revoked" or "unknown"; None when not asked.
+    verification: str | None = None
 
     def __post_init__(self) -> None:
         if not self.fingerprint:
