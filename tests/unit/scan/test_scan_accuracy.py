@@ -106,3 +106,16 @@ def test_glued_provider_prefixes_are_not_dropped_as_identifiers() -> None:
 
 def test_b62_alphabet_helper_is_used() -> None:
     assert set(F.pick(B62, 50)) <= set(B62)
+
+
+def test_indented_pem_with_a_short_last_line() -> None:
+    body = F.pem("RSA ").splitlines()
+    lines = [*body[:-2], body[-2][:10], body[-1]]  # last base64 line cut short
+    text = "key: |\n" + "\n".join("    " + line for line in lines) + "\n"
+    assert [f.rule for f in ENGINE.scan_text(text, Location("values.yaml"))] == ["private-key"]
+
+
+def test_two_glued_github_tokens_are_both_found() -> None:
+    first, second = F.github(), F.github()
+    found = ENGINE.scan_text(f"T={first}{second}", Location("a.env"))
+    assert [f.secret for f in found] == [first, second]

@@ -9,7 +9,8 @@ RULES: tuple[Rule, ...] = (
     rule(
         "github-token",
         "GitHub token (personal, OAuth, app, refresh)",
-        r"\b(gh[pousr]_[0-9A-Za-z]{36})\b",
+        # No word boundaries: the checksum alone tells a token, even glued to another.
+        r"(gh[pousr]_[0-9A-Za-z]{36})",
         ["ghp_", "gho_", "ghu_", "ghs_", "ghr_"],
         secret_group=1,
         # The checksum tells a real token from look-alike text.
