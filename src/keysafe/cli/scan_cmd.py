@@ -260,7 +260,7 @@ def _run(
         from keysafe.scan import verify  # httpx: only when asked
 
         parsed = verify.parse_endpoints(endpoints)
-    known = baselines.load(baseline) if baseline else set()
+    known = baselines.load(baseline) if baseline else {}
     options = ScanOptions(
         no_ignore=no_ignore, archives=archives, exclude=exclude, jobs=jobs, progress=progress
     )

@@ -14,6 +14,7 @@ from keysafe.scan.models import Finding, Location, Match
 from keysafe.scan.rules.base import Rule, RuleMatch, RulePattern
 
 ALLOW_MARKER = "keysafe:allow"
+GITLEAKS_MARKER = "gitleaks:allow"
 
 
 class Engine:
@@ -208,10 +209,19 @@ def _keep(rule: Rule, match: RuleMatch, found: dict[tuple[int, int], Match]) -> 
 
 
 def _allowed(text: str, line_start: int) -> bool:
-    """True when the line at ``line_start`` carries the allow marker (looked for in the
-    line's first 4 KiB, so that a minified line is not copied once per finding)."""
+    """True when the line at ``line_start``, or a comment line right above it, carries
+    an allow marker (``keysafe:allow`` or ``gitleaks:allow``, any case). Looked for in
+    4 KiB of each, so that a minified line is not copied once per finding."""
     line_end = text.find("\n", line_start, line_start + 4096)
-    return ALLOW_MARKER in text[line_start : line_end if line_end >= 0 else line_start + 4096]
+    line = text[line_start : line_end if line_end >= 0 else line_start + 4096].lower()
+    if ALLOW_MARKER in line or GITLEAKS_MARKER in line:
+        return True
+    if line_start == 0:
+        return False
+    above_start = text.rfind("\n", max(0, line_start - 4097), line_start - 1) + 1
+    above = text[above_start : line_start - 1].strip().lower()
+    marked = ALLOW_MARKER in above or GITLEAKS_MARKER in above
+    return marked and above.startswith(("#", "//", "--", "/*", "<!--", ";", "*", "rem "))
 
 
 def _drop_overlaps(matches: Iterable[Match]) -> list[Match]:

@@ -119,3 +119,22 @@ def test_two_glued_github_tokens_are_both_found() -> None:
     first, second = F.github(), F.github()
     found = ENGINE.scan_text(f"T={first}{second}", Location("a.env"))
     assert [f.secret for f in found] == [first, second]
+
+
+# (text, reported?): inline allow markers.
+ALLOWS: list[tuple[str, bool]] = [
+    ("T = '{t}'  # keysafe:allow", False),
+    ("T = '{t}'  # KEYSAFE:ALLOW", False),
+    ("T = '{t}'  # gitleaks:allow", False),
+    ("# keysafe:allow (test fixture)\nT = '{t}'", False),
+    ("// gitleaks:allow\nconst t = '{t}'", False),
+    ("x = 'keysafe:allow'\nT = '{t}'", True),  # not a comment line above
+    ("# keysafe:allow\n\nT = '{t}'", True),  # not the line right above
+    ("T = '{t}'", True),
+]
+
+
+@pytest.mark.parametrize(("template", "reported"), ALLOWS)
+def test_allow_markers(template: str, reported: bool) -> None:
+    found = ENGINE.scan_text(template.format(t=F.github()), Location("a.py"))
+    assert bool(found) == reported
