@@ -278,17 +278,17 @@ def main() -> None:
     out["real_source"] = fp
 
     small, large = (1, 20) if args.quick else (1, 100)
-    per_mb = {}
     service = ScanService(Engine(builtin_rules()), ScanOptions(jobs=1))
-    for mb in (small, large):
-        path = single_line(mb)
-        # In process, so the interpreter's start-up does not weigh on the 1 MB figure.
-        best = float("inf")
-        for _ in range(3 if mb == small else 2):  # best of: the machine is shared
+    paths = {mb: str(single_line(mb)) for mb in (small, large)}
+    best = {small: float("inf"), large: float("inf")}
+    # In process, so the interpreter's start-up does not weigh on the 1 MB figure; the
+    # sizes alternate and the best of three counts, since the machine is shared.
+    for _ in range(3):
+        for mb in (small, large):
             started = time.process_time()
-            service.scan_paths([str(path)])
-            best = min(best, time.process_time() - started)
-        per_mb[mb] = best / mb
+            service.scan_paths([paths[mb]])
+            best[mb] = min(best[mb], time.process_time() - started)
+    per_mb = {mb: best[mb] / mb for mb in best}
     out["linearity"] = {
         "cpu_s_per_mb": {str(k): round(v, 4) for k, v in per_mb.items()},
         "ratio_large_to_small": round(per_mb[large] / per_mb[small], 2),
