@@ -225,7 +225,8 @@ def test_archives_when_asked(tree: Path) -> None:
 
 
 def test_binary_skipped_and_non_utf8_tolerated(tree: Path) -> None:
-    (tree / "blob.dat").write_bytes(b"\x00\x01" + f"TOKEN={F.github()}".encode())
+    # Binary: control bytes are more than a tenth of the head (a stray NUL is not).
+    (tree / "blob.dat").write_bytes(bytes(range(32)) * 8 + f"TOKEN={F.github()}".encode())
     (tree / "latin1.cfg").write_bytes(b"caf\xe9 = 1\n" + f"password = '{F.password()}'\n".encode())
     done = scan(".", "-f", "json", cwd=tree)
     assert done.returncode == 1
@@ -251,8 +252,13 @@ def test_broken_symlink_reported_and_scan_continues(tree: Path) -> None:
     (tree / "real.env").write_text(f"TOKEN={F.github()}\n")
     done = scan(".", "--no-ignore", cwd=tree)
     assert done.returncode == 1
-    assert "broken symlink: dangling.env" in done.stderr
+    assert "skipped broken symlink: dangling.env" in done.stderr
     no_traceback(done)
+    # A clean tree with a dangling link is still clean (exit 0, as gitleaks).
+    (tree / "real.env").unlink()
+    clean = scan(".", "--no-ignore", cwd=tree)
+    assert clean.returncode == 0, clean.stderr
+    no_traceback(clean)
 
 
 def test_missing_path_is_an_input_error(tree: Path) -> None:
@@ -303,3 +309,45 @@ def test_pre_commit_hook_blocks_a_commit_with_a_secret(tmp_path: Path) -> None:
     assert blocked.returncode != 0
     assert "leak.py:1" in blocked.stdout + blocked.stderr
     assert git(tmp_path, "rev-list", "--count", "HEAD").stdout.strip() == "1"
+
+
+# (files, expected summary end, exit code): one summary line on stderr for every scan.
+SUMMARIES: list[tuple[dict[str, str], str, int]] = [
+    ({"a.txt": "nothing\n"}, ": no leaks found", 0),
+    ({"a.env": f"T={F.github()}\n"}, ": 1 leak found", 1),
+    ({"a.env": f"T={F.github()}\n", "b.env": f"T={F.github()}\n"}, ": 2 leaks found", 1),
+]
+
+
+@pytest.mark.parametrize(("files", "tail", "code"), SUMMARIES)
+def test_summary_line_on_stderr(
+    tmp_path: Path, files: dict[str, str], tail: str, code: int
+) -> None:
+    for name, text in files.items():
+        (tmp_path / name).write_text(text)
+    done = scan(".", "--no-ignore", "-f", "json", cwd=tmp_path)
+    assert done.returncode == code
+    [line] = done.stderr.splitlines()
+    assert line.startswith(f"keysafe scan: {len(files)} file")
+    assert " in " in line
+    assert " s: " in line
+    assert line.endswith(tail)
+    json.loads(done.stdout)  # the report on stdout stays clean
+
+
+@pytest.mark.parametrize(
+    ("flag", "code"), [([], 1), (["--exit-code", "42"], 42), (["--exit-code", "0"], 0)]
+)
+def test_exit_code_for_findings_is_configurable(tree: Path, flag: list[str], code: int) -> None:
+    (tree / "a.env").write_text(f"T={F.github()}\n")
+    assert scan(".", *flag, cwd=tree).returncode == code
+    # A clean scan still exits 0, and input errors 2, whatever --exit-code says.
+    (tree / "a.env").unlink()
+    assert scan(".", *flag, cwd=tree).returncode == 0
+    assert scan("missing-path", *flag, cwd=tree).returncode == 2
+
+
+def test_exit_code_out_of_range_is_a_usage_error(tree: Path) -> None:
+    done = scan(".", "--exit-code", "300", cwd=tree)
+    assert done.returncode == 2
+    no_traceback(done)

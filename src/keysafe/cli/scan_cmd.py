@@ -94,6 +94,30 @@ def scan(
             "which revokes it.",
         ),
     ] = False,
+    exit_code: Annotated[
+        int,
+        typer.Option(
+            "--exit-code", min=0, max=125, help="Exit code when something is found (default 1)."
+        ),
+    ] = EXIT_FOUND,
+    verify: Annotated[
+        bool,
+        typer.Option(
+            "--verify",
+            help="Ask each provider (one read-only call, no retries) whether a found "
+            "credential is live, revoked or unknown. Sends the secret to its provider.",
+        ),
+    ] = False,
+    only_verified: Annotated[
+        bool, typer.Option("--only-verified", help="With --verify: report only live ones.")
+    ] = False,
+    verify_endpoint: Annotated[
+        list[str] | None,
+        typer.Option("--verify-endpoint", help="NAME=https://URL: another API base for NAME."),
+    ] = None,
+    verify_timeout: Annotated[
+        float, typer.Option("--verify-timeout", min=0.1, max=60, help="Seconds per call.")
+    ] = 5.0,
 ) -> None:
     """Find leaked credentials. Exit 0 clean, 1 findings, 2 usage or input error."""
     code = run_scan(
@@ -114,6 +138,10 @@ def scan(
         known_secrets=known_secrets,
         known_prefix=known_prefix,
         report_found=report_found,
+        exit_code=exit_code,
+        verify=(verify_endpoint or []) if verify or only_verified else None,
+        only_verified=only_verified,
+        verify_timeout=verify_timeout,
     )
     raise typer.Exit(code)
 
@@ -137,6 +165,10 @@ def run_scan(
     known_secrets: bool = False,
     known_prefix: str = "",
     report_found: bool = False,
+    exit_code: int = EXIT_FOUND,
+    verify: list[str] | None = None,
+    only_verified: bool = False,
+    verify_timeout: float = 5.0,
 ) -> int:
     """Run one scan as the command would and return its exit code; never raises for
     user errors (they are reported on stderr in one line)."""
@@ -160,6 +192,8 @@ def run_scan(
             progress,
             known_prefix if known_secrets else None,
             report_found,
+            exit_code,
+            (verify, only_verified, verify_timeout),
         )
     except KeysafeError as exc:
         _err("error", exc.detail)
@@ -186,7 +220,11 @@ def _run(
     progress: bool,
     known_prefix: str | None = None,
     report_found: bool = False,
+    exit_code: int = EXIT_FOUND,
+    verifying: tuple[list[str] | None, bool, float] = (None, False, 5.0),
 ) -> int:
+    import time
+
     from keysafe import __version__
     from keysafe.errors import InvalidInput
     from keysafe.scan import baseline as baselines
@@ -217,12 +255,18 @@ def _run(
 
         engine.known = _fetch_known(known_prefix)
         active = [*active, KNOWN_RULE]
-    known = baselines.load(baseline) if baseline else set()
+    endpoints, only_verified, verify_timeout = verifying
+    if endpoints is not None:
+        from keysafe.scan import verify  # httpx: only when asked
+
+        parsed = verify.parse_endpoints(endpoints)
+    known = baselines.load(baseline) if baseline else {}
     options = ScanOptions(
         no_ignore=no_ignore, archives=archives, exclude=exclude, jobs=jobs, progress=progress
     )
     service = ScanService(engine, options)
     targets = paths or ["."]
+    started = time.monotonic()
     if git_history or staged:
         if len(targets) > 1:
             raise InvalidInput("--git and --staged take one repository path")
@@ -231,10 +275,12 @@ def _run(
         result = service.scan_stream(sys.stdin.buffer)
     else:
         result = service.scan_paths(targets)
+    elapsed = time.monotonic() - started
     for warning in result.warnings:
         _err("warning", warning)
     for problem in result.problems:
         _err("error", problem)
+    unit = "commit" if git_history else "file" if not staged and targets != ["-"] else "input"
     if write_baseline is not None:
         baselines.write(write_baseline, result.findings)
         sys.stderr.write(
@@ -242,6 +288,10 @@ def _run(
         )
         return EXIT_ERROR if result.problems else EXIT_CLEAN
     findings = baselines.filter_new(result.findings, known)
+    if endpoints is not None:
+        verify.verify(findings, endpoints=parsed, timeout=verify_timeout)
+        if only_verified:
+            findings = [f for f in findings if f.verification == verify.LIVE]
     report_failed = report_found and not _report(findings)
     report = render.render(fmt, findings, active, show_secrets=show_secrets, version=__version__)
     if output is not None:
@@ -251,11 +301,27 @@ def _run(
             raise InvalidInput(f"cannot write {output}: {exc.strerror}") from exc
     elif report:
         sys.stdout.write(report)
+    sys.stderr.write(_summary(result.scanned, unit, result.bytes, elapsed, len(findings)))
     if report_failed:
         return EXIT_ERROR
     if findings:
-        return EXIT_FOUND
+        return exit_code
     return EXIT_ERROR if result.problems else EXIT_CLEAN
+
+
+def _summary(count: int, unit: str, size: int, seconds: float, found: int) -> str:
+    """One line for people: what was scanned, how long it took, what was found."""
+    scanned = f"{count} {unit}{'' if count == 1 else 's'}, {_size(size)} in {seconds:.2f} s"
+    if not found:
+        return f"keysafe scan: {scanned}: no leaks found\n"
+    return f"keysafe scan: {scanned}: {found} leak{'' if found == 1 else 's'} found\n"
+
+
+def _size(size: int) -> str:
+    for unit, scale in (("GB", 1 << 30), ("MB", 1 << 20), ("KB", 1 << 10)):
+        if size >= scale:
+            return f"{size / scale:.1f} {unit}"
+    return f"{size} bytes"
 
 
 def _fetch_known(prefix: str) -> KnownDigests:

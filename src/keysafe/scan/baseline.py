@@ -16,8 +16,10 @@ from keysafe.scan.models import Finding
 VERSION = 1
 
 
-def load(path: str | Path) -> set[str]:
-    """The fingerprints in the baseline at ``path``. Raises InvalidInput if unreadable."""
+def load(path: str | Path) -> dict[str, int | None]:
+    """The fingerprints in the baseline at ``path``, each with how many copies it accepts
+    (None: any number, as baselines written before counts were kept). Raises
+    InvalidInput if unreadable."""
     try:
         doc = json.loads(Path(path).read_text(encoding="utf-8"))
     except OSError as exc:
@@ -27,12 +29,52 @@ def load(path: str | Path) -> set[str]:
     entries = doc.get("findings") if isinstance(doc, dict) else None
     if not isinstance(entries, list):
         raise InvalidInput(f"baseline {path} has no 'findings' list")
-    return {e["fingerprint"] for e in entries if isinstance(e, dict) and "fingerprint" in e}
+    known: dict[str, int | None] = {}
+    for e in entries:
+        if isinstance(e, dict) and "fingerprint" in e:
+            count = e.get("count")
+            known[e["fingerprint"]] = count if isinstance(count, int) else None
+    return known
 
 
-def filter_new(findings: Sequence[Finding], known: set[str]) -> list[Finding]:
-    """The findings whose fingerprint is not in ``known``."""
-    return [f for f in findings if f.fingerprint not in known]
+def filter_new(findings: Sequence[Finding], known: dict[str, int | None]) -> list[Finding]:
+    """The findings the baseline does not accept.
+
+    A finding matches its entry whatever spelling of the scanned path made its name
+    (``scan .``, ``scan ./a/``, ``scan a``, ``scan $PWD``), and an entry accepts as many
+    copies of the secret as it counted, so a second copy pasted later is reported.
+    """
+    left = dict(known)
+    new = []
+    for f in findings:
+        key = next((k for k in _fingerprints(f) if k in left), None)
+        if key is None:
+            new.append(f)
+            continue
+        count = left[key]
+        if count is not None:
+            if count <= 0:
+                new.append(f)
+                continue
+            left[key] = count - 1
+    return new
+
+
+def _fingerprints(f: Finding) -> list[str]:
+    """``f``'s fingerprint under each spelling of its path: as scanned, normalised,
+    relative to the working directory, absolute."""
+    import os
+
+    from keysafe.scan.models import fingerprint
+
+    path, _, member = f.file.partition("!")
+    spellings = [os.path.normpath(path)]
+    absolute = os.path.abspath(path)
+    relative = os.path.relpath(absolute)
+    spellings += [relative, absolute] if not relative.startswith("..") else [absolute]
+    suffix = "!" + member if member else ""
+    names = dict.fromkeys([f.file, *(p + suffix for p in spellings)])
+    return [f.fingerprint, *(fingerprint(f.rule, n, f.secret) for n in names if n != f.file)]
 
 
 def write(path: str | Path, findings: Sequence[Finding]) -> None:
@@ -40,11 +82,15 @@ def write(path: str | Path, findings: Sequence[Finding]) -> None:
     from datetime import UTC, datetime
 
     seen: dict[str, dict[str, object]] = {}
+    counts: dict[str, int] = {}
     for f in findings:
         seen.setdefault(
             f.fingerprint,
             {"fingerprint": f.fingerprint, "rule": f.rule, "file": f.file, "line": f.line},
         )
+        counts[f.fingerprint] = counts.get(f.fingerprint, 0) + 1
+    for key, entry in seen.items():
+        entry["count"] = counts[key]  # copies accepted; a later extra copy is new
     doc = {
         "version": VERSION,
         "generated_at": datetime.now(UTC).isoformat(timespec="seconds"),

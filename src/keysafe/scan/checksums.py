@@ -41,3 +41,21 @@ def jwt_valid(token: str) -> bool:
     except (binascii.Error, ValueError):
         return False
     return isinstance(header, dict) and "alg" in header
+
+
+def jwt_is_example(token: str) -> bool:
+    """True for the sample tokens of JWT documentation (jwt.io's "John Doe", subject
+    1234567890; PyJWT's ``{"some": "payload"}``), pasted into countless READMEs."""
+    parts = token.split(".")
+    if len(parts) < 2:
+        return False
+    body = parts[1]
+    try:
+        claims = json.loads(base64.urlsafe_b64decode(body + "=" * (-len(body) % 4)))
+    except (binascii.Error, ValueError):
+        return False
+    if not isinstance(claims, dict):
+        return False
+    return claims == {"some": "payload"} or (
+        claims.get("sub") == "1234567890" and claims.get("name") == "John Doe"
+    )

@@ -4,6 +4,7 @@ rule's precise regex only on the lines where one of its keywords occurs.
 
 from __future__ import annotations
 
+from bisect import bisect_left
 from collections.abc import Iterable, Sequence
 
 import ahocorasick
@@ -13,6 +14,7 @@ from keysafe.scan.models import Finding, Location, Match
 from keysafe.scan.rules.base import Rule, RuleMatch, RulePattern
 
 ALLOW_MARKER = "keysafe:allow"
+GITLEAKS_MARKER = "gitleaks:allow"
 
 
 class Engine:
@@ -51,7 +53,12 @@ class Engine:
         return any(p.search(path) for p in self.allow_paths)
 
     def matches(self, text: str) -> list[Match]:
-        """Every rule hit in ``text``, overlapping generic hits removed."""
+        """Every rule hit in ``text``, overlapping generic hits removed.
+
+        Linear in ``text``: keyword hits arrive in order of their end, so each line's
+        start is found by looking back only as far as the previous hit, never to the
+        beginning of a long line again.
+        """
         found: dict[tuple[int, int], Match] = {}
         rules = self.rules
         if self._automaton is not None:
@@ -59,26 +66,42 @@ class Engine:
             # it is faster than str.lower(), which also changes length for some letters).
             lower = text.encode("utf-8", "surrogatepass").lower().decode("utf-8", "surrogatepass")
             seen: set[tuple[int, int]] = set()
-            ends: dict[int, int] = {}
+            # Per rule: the span still to search, (line start, from, to); spans near
+            # each other on one line are merged so no text is searched twice.
+            pending: dict[int, list[int]] = {}
             size = len(text)
+            start, line_end, looked = 0, -1, 0
             for end, (length, indexes) in self._automaton.iter(lower):
-                start = text.rfind("\n", 0, end) + 1
-                line_end = ends.get(start)
-                if line_end is None:
+                if end >= line_end:
+                    newline = text.rfind("\n", looked, end)
+                    if newline >= 0:
+                        start = newline + 1
                     line_end = text.find("\n", end)
-                    line_end = ends[start] = size if line_end < 0 else line_end
+                    if line_end < 0:
+                        line_end = size
+                looked = end
+                hit = end - length + 1
                 for index in indexes:
                     current = rules[index]
                     stop = min(size, line_end + current.window) if current.window else line_end
                     if current.anchored:
                         # One match attempt at the keyword instead of a search of the line.
-                        hit = end - length + 1
                         if (hit, index) not in seen:
                             seen.add((hit, index))
                             self._run_at(current, text, hit, stop, found)
-                    elif (start, index) not in seen:
-                        seen.add((start, index))
-                        self._run(current, text, start, stop, found)
+                        continue
+                    reach = current.reach
+                    low = max(start, hit - reach) if reach else start
+                    high = min(stop, end + 1 + reach + current.window) if reach else stop
+                    span = pending.get(index)
+                    if span is not None and span[0] == start and low <= span[2]:
+                        span[2] = max(span[2], high)
+                        continue
+                    if span is not None:
+                        self._run(current, text, span[1], span[2], found)
+                    pending[index] = [start, low, high]
+            for index, span in pending.items():
+                self._run(rules[index], text, span[1], span[2], found)
         for index in self._always:
             self._run(rules[index], text, 0, len(text), found)
         return _drop_overlaps(found.values())
@@ -101,14 +124,20 @@ class Engine:
                 _keep(rule, match, found)
                 return
 
-    def scan_text(self, text: str, location: Location) -> list[Finding]:
-        """Findings in ``text``, placed at ``location`` (lines and columns 1-based)."""
+    def scan_text(self, text: str, location: Location, stop: int | None = None) -> list[Finding]:
+        """Findings in ``text``, placed at ``location`` (lines and columns 1-based).
+
+        Hits starting at or after ``stop`` are left out: the next chunk of the same
+        stream starts there and reports them whole.
+        """
         raw = self.matches(text)
+        if stop is not None:
+            raw = [m for m in raw if m.start < stop]
         stored: dict[tuple[int, int], KnownSecret] = {}
         if self.known is not None:
             taken = {(m.start, m.end) for m in raw}
             for match, secret in self.known.find(text):
-                if (match.start, match.end) not in taken:
+                if (match.start, match.end) not in taken and (stop is None or match.start < stop):
                     stored[(match.start, match.end)] = secret
                     raw.append(match)
             raw.sort(key=lambda m: m.start)
@@ -116,8 +145,12 @@ class Engine:
             return []
         findings = []
         line, counted = 1, 0
-        for hit in raw:  # sorted by start: count newlines incrementally, in C
+        line_start, allowed_line, allowed = 0, -1, False
+        for hit in raw:  # sorted by start: newlines counted and found incrementally, in C
             line += text.count("\n", counted, hit.start)
+            newline = text.rfind("\n", counted, hit.start)
+            if newline >= 0:
+                line_start = newline + 1
             counted = hit.start
             known = stored.get((hit.start, hit.end)) if stored else None
             if known is not None:
@@ -128,18 +161,21 @@ class Engine:
                 description = rule.description
                 if not self._wanted(rule, hit.secret, location.path):
                     continue
-            line_start = text.rfind("\n", 0, hit.start) + 1
-            line_end = text.find("\n", hit.start)
-            if ALLOW_MARKER in text[line_start : line_end if line_end >= 0 else len(text)]:
+            if allowed_line != line_start:
+                allowed_line, allowed = line_start, _allowed(text, line_start)
+            if allowed:
                 continue
+            column = hit.start - line_start + 1
+            if line == 1:
+                column += location.column_offset
             findings.append(
                 Finding(
                     rule=rule.id,
                     description=description,
                     file=location.path,
                     line=location.real_line(line),
-                    column=hit.start - line_start + 1,
-                    end_column=hit.end - line_start + 1,
+                    column=column,
+                    end_column=column + hit.end - hit.start,
                     secret=hit.secret,
                     severity=rule.severity,
                     commit=location.commit,
@@ -172,14 +208,39 @@ def _keep(rule: Rule, match: RuleMatch, found: dict[tuple[int, int], Match]) -> 
         found[key] = Match(rule.id, s_start, s_end, secret, rule.generic)
 
 
+def _allowed(text: str, line_start: int) -> bool:
+    """True when the line at ``line_start``, or a comment line right above it, carries
+    an allow marker (``keysafe:allow`` or ``gitleaks:allow``, any case). Looked for in
+    4 KiB of each, so that a minified line is not copied once per finding."""
+    line_end = text.find("\n", line_start, line_start + 4096)
+    line = text[line_start : line_end if line_end >= 0 else line_start + 4096].lower()
+    if ALLOW_MARKER in line or GITLEAKS_MARKER in line:
+        return True
+    if line_start == 0:
+        return False
+    above_start = text.rfind("\n", max(0, line_start - 4097), line_start - 1) + 1
+    above = text[above_start : line_start - 1].strip().lower()
+    marked = ALLOW_MARKER in above or GITLEAKS_MARKER in above
+    return marked and above.startswith(("#", "//", "--", "/*", "<!--", ";", "*", "rem "))
+
+
 def _drop_overlaps(matches: Iterable[Match]) -> list[Match]:
     """Drop generic hits that overlap a provider hit, and hits inside a longer one."""
     ordered = sorted(matches, key=lambda m: (m.start, -(m.end - m.start), m.generic))
+    # Provider hits by start, with the furthest end reached so far: one bisection tells
+    # whether any of them overlaps a generic hit (linear overall, not hits x providers).
+    starts: list[int] = []
+    reach: list[int] = []
+    for m in ordered:
+        if not m.generic:
+            starts.append(m.start)
+            reach.append(max(m.end, reach[-1]) if reach else m.end)
     kept: list[Match] = []
-    specific = [m for m in ordered if not m.generic]
     for hit in ordered:
-        if hit.generic and any(s.start < hit.end and hit.start < s.end for s in specific):
-            continue
+        if hit.generic:
+            before = bisect_left(starts, hit.end)
+            if before and reach[before - 1] > hit.start:
+                continue
         if kept and hit.start < kept[-1].end and hit.end <= kept[-1].end:
             continue
         kept.append(hit)

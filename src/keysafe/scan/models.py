@@ -18,6 +18,9 @@ class Location:
     # git diffs where only added lines are scanned.
     line_map: tuple[int, ...] | None = None
     line_offset: int = 0
+    # Characters of the first scanned line that came before this text (a long line cut
+    # into chunks), added to columns on that line.
+    column_offset: int = 0
 
     def real_line(self, line: int) -> int:
         """The line in the original file for line ``line`` of the scanned text."""
@@ -53,6 +56,8 @@ class Finding:
     date: str | None = None
     end_column: int = 0
     fingerprint: str = field(default="")
+    # With --verify: "live", "revoked" or "unknown"; None when not asked.
+    verification: str | None = None
 
     def __post_init__(self) -> None:
         if not self.fingerprint:
@@ -71,8 +76,14 @@ def fingerprint(rule: str, path: str, secret: str) -> str:
 
 
 def redact(secret: str) -> str:
-    """``secret`` with all but a short, non-identifying prefix masked."""
+    """``secret`` masked, keeping enough to tell two apart: its prefix (up to a
+    provider's ``ghp_``/``sk_live_``, else 4 characters) and, when at least 20 long,
+    its last 4. Short values are masked whole."""
     if len(secret) <= 8:
         return "*" * len(secret)
-    keep = 4 if len(secret) >= 16 else 2
-    return secret[:keep] + "*" * min(len(secret) - keep, 16)
+    if len(secret) < 16:
+        return secret[:2] + "*" * (len(secret) - 2)
+    cut = max(secret.rfind("_", 0, 12), secret.rfind("-", 0, 12)) + 1
+    keep = cut if 3 <= cut <= len(secret) // 2 else 4
+    tail = secret[-4:] if len(secret) >= 20 else ""
+    return secret[:keep] + "*" * min(len(secret) - keep - len(tail), 16) + tail

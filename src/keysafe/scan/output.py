@@ -43,6 +43,8 @@ def to_text(findings: Sequence[Finding], *, show_secrets: bool = False) -> str:
     for f in findings:
         where = f"{f.file}:{f.line}:{f.column}"
         line = f"{where}: {f.rule}: {_secret(f, show_secrets)}"
+        if f.verification:
+            line += f" [{f.verification}]"
         if f.commit:
             line += f"  (commit {f.commit[:12]}, {f.author}, {f.date})"
         lines.append(line)
@@ -67,6 +69,8 @@ def finding_dict(f: Finding, *, show_secrets: bool = False) -> dict[str, Any]:
     }
     if f.commit:
         doc.update(commit=f.commit, author=f.author, date=f.date)
+    if f.verification:
+        doc["verification"] = f.verification
     return doc
 
 
@@ -120,8 +124,13 @@ def to_sarif(
         }
         if f.rule in index:
             result["ruleIndex"] = index[f.rule]
+        properties: dict[str, Any] = {}
         if f.commit:
-            result["properties"] = {"commit": f.commit, "author": f.author, "date": f.date}
+            properties.update(commit=f.commit, author=f.author, date=f.date)
+        if f.verification:
+            properties["verification"] = f.verification
+        if properties:
+            result["properties"] = properties
         results.append(result)
     log = {
         "$schema": SARIF_SCHEMA,
@@ -137,6 +146,8 @@ def to_sarif(
                     }
                 },
                 "results": results,
+                # Columns count Python characters (code points), not UTF-16 units.
+                "columnKind": "unicodeCodePoints",
             }
         ],
     }

@@ -12,7 +12,7 @@ import subprocess
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, BinaryIO
+from typing import TYPE_CHECKING, Protocol
 
 if TYPE_CHECKING:
     import pathspec
@@ -21,6 +21,9 @@ SNIFF = 8192
 CHUNK = 4 * 1024 * 1024
 MAX_MEMBER = 64 * 1024 * 1024
 PEM_SPAN = 256 * 1024  # longest key block kept whole across chunk cuts
+# Chunks overlap by this much: longer than any match a built-in rule reports outside
+# a PEM block, so a token across a cut is found whole in one of the two chunks.
+OVERLAP = 64 * 1024
 # Extensions that are never text worth scanning.
 BINARY_EXT = frozenset(
     [
@@ -100,6 +103,8 @@ class Problems:
     """Non-fatal trouble met while collecting or reading inputs, as one-line messages."""
 
     messages: list[str] = field(default_factory=list)
+    # Skipped on purpose, not a failure: the scan still exits 0 when clean.
+    warnings: list[str] = field(default_factory=list)
 
     def add(self, message: str) -> None:
         self.messages.append(message)
@@ -110,48 +115,158 @@ def is_archive(name: str) -> bool:
     return name.lower().endswith(ARCHIVE_EXT)
 
 
+_CONTROL = bytes(b for b in range(32) if b not in b"\t\n\r\f\b\x1b")
+
+
 def looks_binary(head: bytes) -> bool:
-    """True when a file's first bytes say it is binary (a NUL byte, as git decides)."""
-    return b"\x00" in head[:SNIFF]
+    """True when a file's first bytes say it is binary: control bytes make more than a
+    tenth of them (a stray NUL in a log is text; UTF-16 is decoded before this)."""
+    head = head[:SNIFF]
+    if b"\x00" not in head:
+        return False
+    return len(head) - len(head.translate(None, _CONTROL)) > len(head) // 10
 
 
-def iter_text_chunks(stream: BinaryIO, chunk: int = CHUNK) -> Iterator[tuple[str, int]]:
-    """Decoded chunks of ``stream`` cut at line ends, with the line number each starts after.
+def utf16_codec(head: bytes) -> str | None:
+    """``utf-16`` for text with a UTF-16 byte order mark, ``utf-16-le``/``-be`` for
+    mostly-ASCII UTF-16 without one (every other byte NUL), else None."""
+    if head[:2] in (b"\xff\xfe", b"\xfe\xff"):
+        return "utf-16"
+    sample = head[: SNIFF & ~1]
+    if len(sample) < 8:
+        return None
+    odd, even = sample[1::2], sample[0::2]
+    if odd.count(0) > len(odd) * 0.9 and even.count(0) < len(even) * 0.1:
+        return "utf-16-le"
+    if even.count(0) > len(even) * 0.9 and odd.count(0) < len(odd) * 0.1:
+        return "utf-16-be"
+    return None
 
-    A PEM block that straddles a cut is kept whole by cutting before its header.
+
+class _Transcoded:
+    """A UTF-16 stream read as UTF-8 bytes, so the chunker sees one encoding."""
+
+    def __init__(self, stream: Readable, codec: str) -> None:
+        import codecs
+
+        self._stream = stream
+        self._decoder = codecs.getincrementaldecoder(codec)("replace")
+        self._pending = b""
+
+    def read(self, size: int = -1) -> bytes:
+        while size < 0 or len(self._pending) < size:
+            data = self._stream.read(CHUNK if size < 0 else max(size, 2))
+            text = self._decoder.decode(data, final=not data)
+            self._pending += text.encode("utf-8", "replace")
+            if not data:
+                break
+        if size < 0:
+            size = len(self._pending)
+        out, self._pending = self._pending[:size], self._pending[size:]
+        return out
+
+
+@dataclass(frozen=True, slots=True)
+class Chunk:
+    """A decoded piece of a stream, and where it sits in the whole.
+
+    ``stop`` is where this chunk's own text ends: a hit starting at or after it is left
+    to the next chunk, which begins there and sees the whole token (chunks overlap by
+    :data:`OVERLAP`, longer than any reported match).
+    """
+
+    text: str
+    line_offset: int = 0
+    column_offset: int = 0
+    stop: int | None = None
+
+
+class Readable(Protocol):
+    """What the chunker reads from: a binary file, a pipe, a transcoder."""
+
+    def read(self, size: int = -1, /) -> bytes: ...
+
+
+def iter_text_chunks(
+    stream: Readable, chunk: int = CHUNK, overlap: int = OVERLAP
+) -> Iterator[Chunk]:
+    """Decoded chunks of ``stream`` that overlap so no token is cut, in bounded memory.
+
+    A chunk is cut at the last line start before its final :data:`OVERLAP` bytes, or
+    inside a long line when there is none; a PEM block that straddles the cut is kept
+    whole by cutting before its header. The bytes after the cut start the next chunk.
     """
     carry = b""
     lines_before = 0
+    column = 0
     first = True
     while True:
         data = stream.read(chunk)
         if first:
             first = False
+            codec = utf16_codec(data)
+            if codec is not None:
+                yield from iter_text_chunks(
+                    _Transcoded(_Prefixed(data, stream), codec), chunk, overlap
+                )
+                return
             if looks_binary(data):
                 return
-        if not data:
-            if carry:
-                yield carry.decode("utf-8", "replace"), lines_before
-            return
         data = carry + data
-        cut = data.rfind(b"\n") + 1
-        begin = data.rfind(b"-----BEGIN", max(0, cut - PEM_SPAN), cut)
-        if begin >= 0 and data.find(b"-----END", begin, cut) < 0:
-            cut = data.rfind(b"\n", 0, begin) + 1  # 0: wait for the rest of the block
+        if len(data) <= 2 * overlap or not data:
+            # Too short to cut: read more unless the stream has ended.
+            more = stream.read(chunk) if data else b""
+            if more:
+                carry = data + more
+                continue
+            if data:
+                yield Chunk(data.decode("utf-8", "replace"), lines_before, column)
+            return
+        cut = _cut(data, overlap, chunk)
         if cut <= 0:
             carry = data
-            if len(carry) > max(8 * chunk, 4 * PEM_SPAN):
-                # One giant line or an endless block: scan it rather than grow forever.
-                yield carry.decode("utf-8", "replace"), lines_before
-                lines_before += carry.count(b"\n")
-                carry = b""
             continue
-        block, carry = data[:cut], data[cut:]
-        yield block.decode("utf-8", "replace"), lines_before
-        lines_before += block.count(b"\n")
+        head, carry = data[:cut], data[cut:]
+        text = head.decode("utf-8", "replace")
+        yield Chunk(text + carry.decode("utf-8", "replace"), lines_before, column, len(text))
+        newlines = head.count(b"\n")
+        column = len(text) - text.rfind("\n") - 1 if newlines else column + len(text)
+        lines_before += newlines
 
 
-def read_file_chunks(path: str) -> Iterator[tuple[str, int]]:
+class _Prefixed:
+    """``head`` (already read) followed by the rest of ``stream``."""
+
+    def __init__(self, head: bytes, stream: Readable) -> None:
+        self._head = head
+        self._stream = stream
+
+    def read(self, size: int = -1) -> bytes:
+        if self._head:
+            out = self._head if size < 0 else self._head[:size]
+            self._head = self._head[len(out) :]
+            return out
+        return self._stream.read(size)
+
+
+def _cut(data: bytes, overlap: int, chunk: int) -> int:
+    """Where the owned part of ``data`` ends: a line start at least ``overlap`` bytes
+    before its end, or a character boundary inside one long line; 0 to wait for more."""
+    limit = len(data) - overlap
+    cut = data.rfind(b"\n", 0, limit) + 1
+    if cut < limit // 2:
+        # One very long line: cut inside it, never in the middle of a UTF-8 character.
+        cut = limit
+        while cut > 0 and 0x80 <= data[cut] < 0xC0:
+            cut -= 1
+    begin = data.rfind(b"-----BEGIN", max(0, cut - PEM_SPAN), cut)
+    waiting = len(data) < max(8 * chunk, 4 * PEM_SPAN)  # else: an endless block
+    if begin >= 0 and waiting and data.find(b"-----END", begin) < 0:
+        return data.rfind(b"\n", 0, begin) + 1  # 0: wait for the rest of the block
+    return cut
+
+
+def read_file_chunks(path: str) -> Iterator[Chunk]:
     """Text chunks of the file at ``path``; nothing for binary files. Raises OSError."""
     with open(path, "rb") as handle:
         yield from iter_text_chunks(handle)
@@ -179,7 +294,7 @@ def iter_archive(path: str, display: str, problems: Problems) -> Iterator[tuple[
         problems.add(f"cannot read archive {display}: {exc}")
 
 
-def member_chunks(data: bytes) -> Iterator[tuple[str, int]]:
+def member_chunks(data: bytes) -> Iterator[Chunk]:
     """Text chunks of an archive member held in memory."""
     return iter_text_chunks(io.BytesIO(data))
 
@@ -192,7 +307,11 @@ def collect_files(
     archives: bool = False,
     exclude: list[str] | None = None,
 ) -> list[FileItem]:
-    """Every file under ``targets`` to scan, in a stable order, skipping ignored ones."""
+    """Every file under ``targets`` to scan, in a stable order, skipping ignored ones.
+
+    Symlinks inside a tree are followed only when they stay inside it; dangling ones
+    are skipped with a warning. A nested repository or submodule is walked too.
+    """
     excluded = _spec(exclude) if exclude else None
     items: list[FileItem] = []
     for target in targets:
@@ -200,20 +319,36 @@ def collect_files(
             problems.add(f"broken symlink: {target}")
             continue
         if os.path.isfile(target):
-            _add(items, target, target, problems, archives, explicit=True)
+            _add(items, target, target, problems, archives, root=None)
         elif os.path.isdir(target):
-            names = None if no_ignore else _git_listing(target)
-            if names is None:
-                names = _walk(target, problems, honour_gitignore=not no_ignore)
-            for rel in names:
+            root = os.path.realpath(target)
+            for rel in _listing(target, problems, no_ignore):
                 if excluded is not None and excluded.match_file(rel):
                     continue
                 full = os.path.join(target, rel)
                 display = os.path.normpath(full) if target not in (".", "./") else rel
-                _add(items, full, display, problems, archives, explicit=False)
+                _add(items, full, display, problems, archives, root=root)
         else:
             problems.add(f"no such file or directory: {target}")
     return items
+
+
+def _listing(target: str, problems: Problems, no_ignore: bool, depth: int = 0) -> list[str]:
+    """Relative file names under ``target``; directories git lists as one entry (a
+    nested repository, a submodule) are expanded with their own listing."""
+    names = None if no_ignore else _git_listing(target)
+    if names is None:
+        return _walk(target, problems, honour_gitignore=not no_ignore)
+    found: list[str] = []
+    for rel in names:
+        full = os.path.join(target, rel)
+        if os.path.isdir(full) and not os.path.islink(full):
+            if depth < 8:
+                inner = _listing(full, problems, no_ignore, depth + 1)
+                found.extend(rel.rstrip("/") + "/" + name for name in inner)
+        else:
+            found.append(rel)
+    return found
 
 
 def _spec(lines: Iterable[str]) -> pathspec.GitIgnoreSpec:
@@ -228,9 +363,18 @@ def _add(
     display: str,
     problems: Problems,
     archives: bool,
-    explicit: bool,
+    root: str | None,
 ) -> None:
     lower = full.lower()
+    if root is not None and os.path.islink(full):
+        real = os.path.realpath(full)
+        if not os.path.exists(real):
+            problems.warnings.append(f"skipped broken symlink: {display}")
+            return
+        if os.path.commonpath([root, real]) != root:
+            # Never read outside the scanned tree through a link (/etc/shadow, ~/.ssh).
+            problems.warnings.append(f"skipped symlink out of the scanned tree: {display}")
+            return
     if is_archive(lower):
         if archives:
             items.append(FileItem(full, display, _size(full), archive=True))
@@ -240,15 +384,13 @@ def _add(
     try:
         stat = os.stat(full)
     except FileNotFoundError:
-        if os.path.islink(full):
-            problems.add(f"broken symlink: {display}")
-        elif explicit:
+        if root is None:
             problems.add(f"no such file: {display}")
         return  # tracked by git but deleted from the working tree
     except OSError as exc:
         problems.add(f"cannot read {display}: {exc.strerror}")
         return
-    if stat.st_size:
+    if stat.st_size and not os.path.isdir(full):
         items.append(FileItem(full, display, stat.st_size))
 
 

@@ -137,19 +137,107 @@ def test_corrupt_repository_reports_an_error(repo: Path) -> None:
 
 
 def test_parse_diff_maps_added_lines_to_file_lines() -> None:
-    diff = [
-        b"\x1ekeysafe-commit abc\x1fA <a@b>\x1f2024-01-01T00:00:00+00:00\n",
-        b"diff --git a/x.py b/x.py\n",
-        b"--- a/x.py\n",
-        b"+++ b/x.py\n",
-        b"@@ -3,0 +4,2 @@\n",
-        b"+first\n",
-        b"+second\n",
-        b"@@ -10 +12 @@\n",
-        b"-old\n",
-        b"+third\n",
-    ]
+    diff = (
+        b"\x1ekeysafe-commit abc\x1fA <a@b>\x1f2024-01-01T00:00:00+00:00\x00\n"
+        b":100644 100644 1111111 2222222 M\x00x.py\x00\x00"
+        b"diff --git a/x.py b/x.py\n"
+        b"--- a/x.py\n"
+        b"+++ b/x.py\n"
+        b"@@ -3,0 +4,2 @@\n"
+        b"+first\n"
+        b"+++ b/second\n"
+        b"@@ -10 +12 @@\n"
+        b"-old\n"
+        b"+third\n"
+    )
     [change] = parse_diff(diff, history=True)
-    assert change.text == "first\nsecond\nthird"
+    assert change.text == "first\n++ b/second\nthird"
     assert change.location.line_map == (4, 5, 12)
     assert change.location.commit == "abc"
+    assert change.location.path == "x.py"
+
+
+# File names git must not garble: spaces (git adds a TAB after them in +++ lines),
+# quotes, backslashes, tabs and newlines (C-quoted), non-ASCII, a leading dash.
+NAMES = [
+    "a b.py",
+    'say "hi".env',
+    "back\\slash.py",
+    "tab\tname.py",
+    "new\nline.py",
+    "café/ключ.yml",
+    "-dash.py",
+    "dir with space/x y.txt",
+]
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_any_file_name_is_reported_exactly(repo: Path, name: str) -> None:
+    token = F.github()
+    commit(repo, {name: f"x = 1\nT = '{token}'\n"}, "add")
+    [finding] = service().scan_git(str(repo)).findings
+    assert (finding.file, finding.line, finding.secret) == (name, 2, token)
+
+
+# Added lines that look like diff structure: each must stay content.
+LOOKALIKES = [
+    "++ /dev/null",
+    "++ b/other.py",
+    "+++ b/x",
+    "-- a/x",
+    "diff --git a/q b/q",
+    "@@ -1 +1 @@",
+    "\x1ekeysafe-commit deadbeef",
+    "\\ No newline at end of file",
+]
+
+
+@pytest.mark.parametrize("lookalike", LOOKALIKES)
+def test_content_that_looks_like_diff_structure(repo: Path, lookalike: str) -> None:
+    token = F.github()
+    commit(repo, {"f.py": "a\n"}, "one")
+    commit(repo, {"f.py": f"a\n{lookalike}\nT = '{token}'\n"}, "two")
+    [finding] = service().scan_git(str(repo)).findings
+    assert (finding.file, finding.line, finding.secret) == ("f.py", 3, token)
+
+
+def test_evil_merge_resolution_is_scanned(repo: Path) -> None:
+    commit(repo, {"conf.py": "a = 1\n", "other.py": "x\n"}, "base")
+    git(repo, "checkout", "-q", "-b", "side")
+    side_token = F.github()
+    side = commit(repo, {"conf.py": f"a = 1\nb = '{side_token}'\n"}, "side")
+    git(repo, "checkout", "-q", "main")
+    commit(repo, {"other.py": "x\ny\n"}, "main")
+    git(repo, "merge", "-q", "--no-commit", "side")
+    evil_token = F.github()
+    (repo / "conf.py").write_text(f"a = 1\nb = '{side_token}'\nc = '{evil_token}'\n")
+    git(repo, "add", "-A")
+    git(repo, "commit", "-q", "-m", "merge")
+    merge = git(repo, "rev-parse", "HEAD")
+    found = {(f.secret, f.commit, f.line) for f in service().scan_git(str(repo)).findings}
+    # The side's token once, in its own commit; the merge's own line in the merge.
+    assert found == {(side_token, side, 2), (evil_token, merge, 3)}
+
+
+def test_stashes_are_scanned_old_and_new(repo: Path) -> None:
+    commit(repo, {"app.py": "a = 1\n"}, "base")
+    tokens = []
+    for _ in range(2):
+        token = F.github()
+        tokens.append(token)
+        (repo / "app.py").write_text(f"a = 1\nT = '{token}'\n")
+        git(repo, "stash", "-q")
+    found = {f.secret for f in service().scan_git(str(repo)).findings}
+    assert found == set(tokens)
+
+
+def test_every_ref_kind_is_scanned(repo: Path) -> None:
+    commit(repo, {"a.py": "a\n"}, "base")
+    git(repo, "checkout", "-q", "--orphan", "detached-work")
+    token = F.github()
+    sha = commit(repo, {"b.py": f"T = '{token}'\n"}, "on a tag only")
+    git(repo, "tag", "v1")
+    git(repo, "checkout", "-q", "main")
+    git(repo, "branch", "-q", "-D", "detached-work")
+    [finding] = service().scan_git(str(repo)).findings
+    assert (finding.secret, finding.commit) == (token, sha)

@@ -202,6 +202,14 @@ SAMPLES: list[tuple[str, str, bool]] = [
         True,
     ),
     ("putty-private-key", "PuTTY-User-Key-File-3 is the header", False),
+    ("digitalocean-token", "DO_TOKEN=dop_v1_" + F.pick("0123456789abcdef", 64), True),
+    ("digitalocean-token", "DO_TOKEN=dop_v1_" + "0" * 64, False),
+    ("shopify-token", "SHOPIFY=shpat_" + F.pick("0123456789abcdef", 32), True),
+    ("shopify-token", "prefix shpat_ is documented", False),
+    ("telegram-bot-token", "BOT=123456789:AA" + F.pick("abcdefXYZ0123456789_-", 33), True),
+    ("telegram-bot-token", "time 12:34:56 AA", False),
+    ("vault-token", "VAULT_TOKEN=hvs." + F.pick("abcdefXYZ0123456789_-", 90), True),
+    ("vault-token", "os.environ without a token named vault", False),
 ]
 
 ENGINE = Engine(builtin_rules())

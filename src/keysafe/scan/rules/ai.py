@@ -21,6 +21,7 @@ RULES: tuple[Rule, ...] = (
         ["sk-ant-"],
         secret_group=1,
         min_entropy=4.0,
+        anchored=True,
     ),
     rule(
         "huggingface-token",
@@ -29,6 +30,7 @@ RULES: tuple[Rule, ...] = (
         ["hf_"],
         secret_group=1,
         min_entropy=4.0,
+        anchored=True,
     ),
     rule(
         "groq-api-key",
@@ -37,6 +39,7 @@ RULES: tuple[Rule, ...] = (
         ["gsk_"],
         secret_group=1,
         min_entropy=4.0,
+        anchored=True,
     ),
     rule(
         "replicate-api-token",
@@ -45,6 +48,7 @@ RULES: tuple[Rule, ...] = (
         ["r8_"],
         secret_group=1,
         min_entropy=4.0,
+        anchored=True,
     ),
     rule(
         "perplexity-api-key",
@@ -53,6 +57,7 @@ RULES: tuple[Rule, ...] = (
         ["pplx-"],
         secret_group=1,
         min_entropy=4.0,
+        anchored=True,
     ),
     rule(
         "xai-api-key",
@@ -61,5 +66,6 @@ RULES: tuple[Rule, ...] = (
         ["xai-"],
         secret_group=1,
         min_entropy=4.0,
+        anchored=True,
     ),
 )

@@ -11,6 +11,7 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from keysafe.scan.checksums import jwt_is_example
 from keysafe.scan.entropy import shannon
 
 # Values that are obviously not real secrets, whatever rule matched them.
@@ -18,6 +19,11 @@ PLACEHOLDER = re.compile(
     r"(?i)(?:x{4,}|\*{3,}|\.{3}|example|sample|dummy|mock|placeholder|changeme|change_me|"
     r"your[_-]|<[^>]*>|\{\{|\$\{|%\(|redacted|insert|replace|fake|notreal|todo)"
 )
+
+
+# Built-in patterns are bounded: no match reaches further than this from its keyword
+# (outside the ``window`` of multi-line blocks).
+BUILTIN_REACH = 1024
 
 
 class RuleMatch(Protocol):
@@ -63,6 +69,9 @@ class Rule:
     # The regex starts where one of its keywords starts (or one character later), so
     # the engine tries a single match there instead of searching the whole line.
     anchored: bool = False
+    # A match lies within this many characters of its keyword (0: anywhere on the
+    # line), so a minified line is searched near each keyword rather than whole.
+    reach: int = 0
     allow_values: Sequence[RulePattern] = field(default=())
     allow_paths: Sequence[RulePattern] = field(default=())
     # When set, the rule applies only to paths matching one of these.
@@ -93,6 +102,8 @@ class Rule:
             return None
         if self.skip_placeholders and PLACEHOLDER.search(secret):
             return None
+        if "eyJ" in secret and jwt_is_example(secret[secret.index("eyJ") :]):
+            return None
         if self.stopwords:
             low = secret.lower()
             if any(word in low for word in self.stopwords):
@@ -108,11 +119,12 @@ class Rule:
         return secret
 
 
-def _line_of(match: RuleMatch) -> str:
-    text = match.string
-    start = text.rfind("\n", 0, match.start()) + 1
-    end = text.find("\n", match.end())
-    return text[start : end if end >= 0 else len(text)]
+def _line_of(match: RuleMatch, reach: int = 4096) -> str:
+    """The match's line, cut ``reach`` characters either side (minified lines)."""
+    text, first, last = match.string, match.start(), match.end()
+    start = text.rfind("\n", max(0, first - reach), first) + 1 or max(0, first - reach)
+    end = text.find("\n", last, last + reach)
+    return text[start : end if end >= 0 else last + reach]
 
 
 def rule(
@@ -123,6 +135,7 @@ def rule(
     **options: object,
 ) -> Rule:
     """Build a :class:`Rule` from a pattern string; keywords are lowercased."""
+    options.setdefault("reach", BUILTIN_REACH)
     return Rule(
         id=rule_id,
         description=description,

@@ -18,6 +18,7 @@ RULES: tuple[Rule, ...] = (
         secret_group=1,
         allow_values=_AWS_EXAMPLE,
         min_entropy=3.0,
+        anchored=True,
     ),
     rule(
         "aws-secret-access-key",
@@ -35,6 +36,7 @@ RULES: tuple[Rule, ...] = (
         ["aiza"],
         secret_group=1,
         min_entropy=3.5,
+        anchored=True,
     ),
     rule(
         "gcp-oauth-client-secret",
@@ -42,6 +44,7 @@ RULES: tuple[Rule, ...] = (
         r"\b(GOCSPX-[0-9A-Za-z_-]{28})(?![0-9A-Za-z_-])",
         ["gocspx-"],
         secret_group=1,
+        anchored=True,
     ),
     rule(
         "gcp-service-account",
@@ -56,6 +59,7 @@ RULES: tuple[Rule, ...] = (
         r"(?i)AccountKey=([A-Za-z0-9+/]{86}==)",
         ["accountkey="],
         secret_group=1,
+        anchored=True,
     ),
     rule(
         "azure-ad-client-secret",
@@ -71,5 +75,23 @@ RULES: tuple[Rule, ...] = (
         r"(?i)[?&]sv=\d{4}-\d\d-\d\d[^\s\"']*?&sig=([A-Za-z0-9%+/]{40,}(?:%3D|=){0,2})",
         ["sig="],
         secret_group=1,
+    ),
+    rule(
+        "digitalocean-token",
+        "DigitalOcean personal access, OAuth or refresh token",
+        r"\b(do[opr]_v1_[a-f0-9]{64})\b",
+        ["dop_v1_", "doo_v1_", "dor_v1_"],
+        secret_group=1,
+        min_entropy=3.0,
+        anchored=True,
+    ),
+    rule(
+        "vault-token",
+        "HashiCorp Vault service or batch token",
+        # Legacy "s." tokens are too short a prefix alone: only on a line naming Vault.
+        r"(?<![0-9A-Za-z_.-])(hv[sb]\.[0-9A-Za-z_-]{24,}|s\.[0-9A-Za-z]{24})(?![0-9A-Za-z_.-])",
+        ["hvs.", "hvb.", "vault"],
+        secret_group=1,
+        min_entropy=3.5,
     ),
 )

@@ -10,8 +10,14 @@ from keysafe.scan.rules.base import Rule, rule
 _NOT_PASSWORDS = (
     re.compile(
         r"(?i)^(?:pass(?:word)?|passwd|pwd|secret|postgres|root|admin|test|guest|mysql|"
-        r"redis|user|changeme|example|\*+|x+|\$\w+|\$\{[^}]*\}?|%[sd]|\{[^}]*\}?)$"
+        r"redis|user|changeme|example|tiger|\*+|x+|\$\{[^}]*\}?|%[sd]|\{[^}]*\}?)$"
     ),
+    # $VAR and $var are references; a password may well start with "$" otherwise.
+    re.compile(r"^\$(?:[A-Z_][A-Z0-9_]*|[a-z_][a-z0-9_]*)$"),
+    # Documentation templates: redis://[[username]:[password]]@host
+    re.compile(r"^\[|\]$"),
+    # Documentation's own: scott/tiger, "a%20secret".
+    re.compile(r"(?i)^tiger\W|^[a-z]+(?:%20[a-z]+)+$"),
 )
 
 RULES: tuple[Rule, ...] = (
@@ -20,7 +26,7 @@ RULES: tuple[Rule, ...] = (
         "Database or broker URL with an embedded password",
         r"(?i)\b(?:postgres(?:ql)?(?:\+\w+)?|mysql(?:\+\w+)?|mariadb|mssql(?:\+\w+)?|sqlserver|"
         r"oracle(?:\+\w+)?|mongodb(?:\+srv)?|rediss?|amqps?|jdbc:\w+|clickhouse|cockroachdb)"
-        r"://[^\s:/@\"'`]+:([^\s@/\"'`]{3,})@[^\s/\"'`:]+",
+        r"://[^\s:/@\"'`]*:([^\s@/\"`]{3,})@[^\s/\"'`:]+",
         # One keyword for every scheme: fewer keywords keep the automaton pass fast.
         ["://"],
         secret_group=1,
@@ -29,7 +35,7 @@ RULES: tuple[Rule, ...] = (
     rule(
         "url-credentials",
         "HTTP or FTP URL with an embedded password",
-        r"(?i)\b(?:https?|ftps?|sftp|smtps?|ldaps?)://[^\s:/@\"'`]+:([^\s@/\"'`,]{6,})@[\w.-]+",
+        r"(?i)\b(?:https?|ftps?|sftp|smtps?|ldaps?)://[^\s:/@\"'`]*:([^\s@/\"`:]{6,})@[\w.-]+",
         ["://"],
         secret_group=1,
         allow_values=_NOT_PASSWORDS,

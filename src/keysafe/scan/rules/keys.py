@@ -20,11 +20,12 @@ RULES: tuple[Rule, ...] = (
         + _NL
         + r")*(?:[ \t]*[A-Za-z0-9+/=]{16,}[ \t]*"
         + _NL
-        + r")+[ \t]*[A-Za-z0-9+/=]*[ \t]*(?:\\n|\r?\n)*-----END \2-----)",
+        + r")+[ \t]*[A-Za-z0-9+/=]*[ \t]*(?:\\n|\r?\n)*[ \t]*-----END \2-----)",
         ["-----begin"],
         secret_group=1,
         window=64 * 1024,
         skip_placeholders=False,
+        anchored=True,
     ),
     rule(
         "pgp-private-key",
@@ -39,6 +40,7 @@ RULES: tuple[Rule, ...] = (
         secret_group=1,
         window=256 * 1024,
         skip_placeholders=False,
+        anchored=True,
     ),
     rule(
         "putty-private-key",
@@ -49,6 +51,7 @@ RULES: tuple[Rule, ...] = (
         secret_group=1,
         window=16 * 1024,
         skip_placeholders=False,
+        anchored=True,
     ),
     rule(
         "jwt",
@@ -59,6 +62,7 @@ RULES: tuple[Rule, ...] = (
         validator=jwt_valid,
         skip_placeholders=False,
         severity="medium",
+        anchored=True,
     ),
     rule(
         "keysafe-credential",
@@ -69,5 +73,6 @@ RULES: tuple[Rule, ...] = (
         # The checksum tells a real keysafe key from look-alike text.
         validator=keyformat.is_valid,
         skip_placeholders=False,
+        anchored=True,
     ),
 )

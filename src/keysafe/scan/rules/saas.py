@@ -12,6 +12,7 @@ RULES: tuple[Rule, ...] = (
         ["sk_live_", "sk_test_", "rk_live_", "rk_test_"],
         secret_group=1,
         min_entropy=3.5,
+        anchored=True,
     ),
     rule(
         "stripe-webhook-secret",
@@ -20,6 +21,7 @@ RULES: tuple[Rule, ...] = (
         ["whsec_"],
         secret_group=1,
         min_entropy=3.5,
+        anchored=True,
     ),
     rule(
         "slack-token",
@@ -28,6 +30,7 @@ RULES: tuple[Rule, ...] = (
         r"|xoxe\.xox[bp]-\d-[A-Za-z0-9]{100,})",
         ["xoxa-", "xoxb-", "xoxp-", "xoxo-", "xoxs-", "xoxr-", "xapp-", "xoxe."],
         secret_group=1,
+        anchored=True,
     ),
     rule(
         "slack-webhook-url",
@@ -61,6 +64,7 @@ RULES: tuple[Rule, ...] = (
         ["twilio"],
         secret_group=1,
         min_entropy=3.0,
+        anchored=True,
     ),
     rule(
         "sendgrid-api-key",
@@ -76,5 +80,22 @@ RULES: tuple[Rule, ...] = (
         ["key-", "mailgun"],
         secret_group=1,
         min_entropy=3.2,
+    ),
+    rule(
+        "shopify-token",
+        "Shopify access, custom app, partner or shared secret token",
+        r"\b(shp(?:at|ca|pa|ss)_[a-fA-F0-9]{32})\b",
+        ["shpat_", "shpca_", "shppa_", "shpss_"],
+        secret_group=1,
+        min_entropy=3.0,
+        anchored=True,
+    ),
+    rule(
+        "telegram-bot-token",
+        "Telegram bot token",
+        r"(?<![0-9A-Za-z_-])(\d{8,10}:AA[0-9A-Za-z_-]{33})(?![0-9A-Za-z_-])",
+        [":aa"],
+        secret_group=1,
+        min_entropy=3.5,
     ),
 )

@@ -9,11 +9,13 @@ RULES: tuple[Rule, ...] = (
     rule(
         "github-token",
         "GitHub token (personal, OAuth, app, refresh)",
-        r"\b(gh[pousr]_[0-9A-Za-z]{36})\b",
+        # No word boundaries: the checksum alone tells a token, even glued to another.
+        r"(gh[pousr]_[0-9A-Za-z]{36})",
         ["ghp_", "gho_", "ghu_", "ghs_", "ghr_"],
         secret_group=1,
         # The checksum tells a real token from look-alike text.
         validator=github_token_valid,
+        anchored=True,
     ),
     rule(
         "github-fine-grained-token",
@@ -22,6 +24,7 @@ RULES: tuple[Rule, ...] = (
         ["github_pat_"],
         secret_group=1,
         min_entropy=4.0,
+        anchored=True,
     ),
     rule(
         "gitlab-token",
@@ -42,6 +45,7 @@ RULES: tuple[Rule, ...] = (
         ],
         secret_group=1,
         min_entropy=3.5,
+        anchored=True,
     ),
     rule(
         "gitlab-runner-registration-token",
@@ -49,6 +53,7 @@ RULES: tuple[Rule, ...] = (
         r"\b(GR1348941[0-9A-Za-z_-]{20})(?![0-9A-Za-z_-])",
         ["gr1348941"],
         secret_group=1,
+        anchored=True,
     ),
     rule(
         "npm-token",
@@ -57,6 +62,7 @@ RULES: tuple[Rule, ...] = (
         ["npm_"],
         secret_group=1,
         min_entropy=4.0,
+        anchored=True,
     ),
     rule(
         "pypi-token",
@@ -64,5 +70,6 @@ RULES: tuple[Rule, ...] = (
         r"\b(pypi-AgE(?:IcHlwaS5vcmc|NdGVzdC5weXBpLm9yZw)[0-9A-Za-z_-]{50,})",
         ["pypi-age"],
         secret_group=1,
+        anchored=True,
     ),
 )
