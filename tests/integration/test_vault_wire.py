@@ -52,9 +52,7 @@ def go(server: ServerProc, token: str | None = None) -> httpx.Client:
     return client
 
 
-def send(
-    c: httpx.Client, method: str, path: str, body: Any = None, **kw: Any
-) -> httpx.Response:
+def send(c: httpx.Client, method: str, path: str, body: Any = None, **kw: Any) -> httpx.Response:
     """``body`` JSON-encoded with no Content-Type, as the Go client does."""
     content = None if body is None else orjson.dumps(body)
     resp = c.request(method, path, content=content, **kw)
@@ -75,12 +73,12 @@ def test_go_client_kv_round_trip(server: ServerProc) -> None:
         # vault kv put: mount detection, then a write without a Content-Type.
         mount = send(c, "GET", f"/v1/sys/internal/ui/mounts/secret/{folder}/db")
         assert mount.status_code == 200, mount.text
-        assert ENVELOPE <= set(mount.json())
+        assert set(mount.json()) >= ENVELOPE
         assert mount.json()["data"]["options"] == {"version": "2"}
         assert mount.json()["data"]["path"] == "secret/"
         put = send(c, "PUT", f"/v1/secret/data/{folder}/db", {"data": {"u": "a", "p": "1"}})
         assert put.status_code == 200, put.text
-        assert ENVELOPE <= set(put.json())
+        assert set(put.json()) >= ENVELOPE
         assert put.json()["data"]["version"] == 1
         # cas: a stale one is Vault's 400.
         stale = send(c, "PUT", f"/v1/secret/data/{folder}/db", {"data": {}, "options": {"cas": 0}})
@@ -99,15 +97,15 @@ def test_go_client_kv_round_trip(server: ServerProc) -> None:
         got = send(c, "GET", f"/v1/secret/data/{folder}/db")
         assert got.status_code == 200
         doc = got.json()
-        assert ENVELOPE <= set(doc)
+        assert set(doc) >= ENVELOPE
         assert doc["data"]["data"] == {"p": "2", "n": {"x": 1}}
         assert doc["data"]["metadata"]["version"] == 2
         first = send(c, "GET", f"/v1/secret/data/{folder}/db", params={"version": "1"}).json()
         latest = send(c, "GET", f"/v1/secret/data/{folder}/db", params={"version": "0"}).json()
         assert latest["data"]["metadata"]["version"] == 2
-        assert first["data"]["metadata"]["created_time"] <= latest["data"]["metadata"][
-            "created_time"
-        ]
+        assert (
+            first["data"]["metadata"]["created_time"] <= latest["data"]["metadata"]["created_time"]
+        )
         assert first["data"]["data"] == {"u": "a", "p": "1"}
         # vault kv list: the LIST verb.
         send(c, "PUT", f"/v1/secret/data/{folder}/sub/x", {"data": {"k": "v"}})
@@ -115,14 +113,15 @@ def test_go_client_kv_round_trip(server: ServerProc) -> None:
         assert listed.status_code == 200, listed.text
         assert sorted(listed.json()["data"]["keys"]) == ["db", "sub/"]
         # Per-version delete, the 404 with metadata, undelete, destroy.
-        assert send(c, "PUT", f"/v1/secret/delete/{folder}/db", {"versions": [1]}).status_code == 204
+        assert (
+            send(c, "PUT", f"/v1/secret/delete/{folder}/db", {"versions": [1]}).status_code == 204
+        )
         gone = send(c, "GET", f"/v1/secret/data/{folder}/db", params={"version": "1"})
         assert gone.status_code == 404
         assert gone.json()["data"]["metadata"]["deletion_time"] != ""
         assert gone.json()["data"]["data"] is None
         assert (
-            send(c, "PUT", f"/v1/secret/undelete/{folder}/db", {"versions": [1]}).status_code
-            == 204
+            send(c, "PUT", f"/v1/secret/undelete/{folder}/db", {"versions": [1]}).status_code == 204
         )
         assert send(c, "GET", f"/v1/secret/data/{folder}/db?version=1").status_code == 200
         assert (
@@ -175,30 +174,32 @@ def test_go_client_auth_and_sys_calls(server: ServerProc) -> None:
             anon, "PUT", "/v1/auth/approle/login", {"role_id": key["id"], "secret_id": key["key"]}
         )
         assert login.status_code == 200, login.text
-        assert ENVELOPE <= set(login.json())
+        assert set(login.json()) >= ENVELOPE
         token = login.json()["auth"]["client_token"]
         health = anon.get("/v1/sys/health", params={"standbyok": "true", "sealedcode": "299"})
         assert health.status_code == 200
         assert anon.head("/v1/sys/health").status_code == 200
         assert anon.get("/v1/sys/init").json() == {"initialized": True}
         seal = anon.get("/v1/sys/seal-status").json()
-        assert seal["sealed"] is False and seal["type"] == "shamir"
+        assert seal["sealed"] is False
+        assert seal["type"] == "shamir"
         # A bad or missing token: Vault's 403.
         assert send(anon, "GET", "/v1/auth/token/lookup-self").status_code == 403
         anon.headers["X-Vault-Token"] = "s.nonsense"
         bad = send(anon, "GET", "/v1/auth/token/lookup-self")
-        assert bad.status_code == 403 and bad.json() == {"errors": ["permission denied"]}
+        assert bad.status_code == 403
+        assert bad.json() == {"errors": ["permission denied"]}
     with go(server, token) as c:
         # ESO's token check: type and a numeric ttl.
         me = send(c, "GET", "/v1/auth/token/lookup-self").json()["data"]
         assert me["type"] == "service"
-        assert isinstance(me["ttl"], int) and 0 < me["ttl"] <= 900
+        assert isinstance(me["ttl"], int)
+        assert 0 < me["ttl"] <= 900
         assert me["policies"] == [folder]
-        assert send(c, "GET", f"/v1/secret/data/{folder}/db").json()["data"]["data"] == {
-            "pw": "p"
-        }
+        assert send(c, "GET", f"/v1/secret/data/{folder}/db").json()["data"]["data"] == {"pw": "p"}
         renewed = send(c, "PUT", "/v1/auth/token/renew-self", {})
-        assert renewed.status_code == 200 and renewed.json()["warnings"]
+        assert renewed.status_code == 200
+        assert renewed.json()["warnings"]
         assert send(c, "PUT", "/v1/auth/token/revoke-self").status_code == 204
         assert send(c, "GET", "/v1/auth/token/lookup-self").status_code == 403
     with go(server, root_token(server)) as c:
@@ -207,7 +208,8 @@ def test_go_client_auth_and_sys_calls(server: ServerProc) -> None:
         assert mounts["data"]["secret/"]["type"] == "kv"
         # An unknown path: Vault's 404 with no messages.
         unknown = send(c, "GET", "/v1/pki/issue/x")
-        assert unknown.status_code == 404 and unknown.json() == {"errors": []}
+        assert unknown.status_code == 404
+        assert unknown.json() == {"errors": []}
 
 
 def test_bodies_without_content_type_on_both_apis(server: ServerProc) -> None:
@@ -231,7 +233,8 @@ def test_bodies_without_content_type_on_both_apis(server: ServerProc) -> None:
             content=b"not json",
             headers={"X-Vault-Token": root_token(server)},
         )
-        assert bad.status_code == 400 and "not valid JSON" in bad.json()["errors"][0]
+        assert bad.status_code == 400
+        assert "not valid JSON" in bad.json()["errors"][0]
 
 
 def test_headers_vault_clients_send(server: ServerProc) -> None:
@@ -239,11 +242,14 @@ def test_headers_vault_clients_send(server: ServerProc) -> None:
     with go(server, root_token(server)) as c:
         send(c, "PUT", f"/v1/secret/data/{folder}/x", {"data": {"k": "v"}})
         # A proxy's Basic credentials do not hide X-Vault-Token.
-        basic = c.get(f"/v1/secret/data/{folder}/x", headers={"Authorization": "Basic Zm9vOmJhcg=="})
+        basic = c.get(
+            f"/v1/secret/data/{folder}/x", headers={"Authorization": "Basic Zm9vOmJhcg=="}
+        )
         assert basic.status_code == 200, basic.text
         # A namespace keysafe does not have: refused, never the root space.
         ns = c.get(f"/v1/secret/data/{folder}/x", headers={"X-Vault-Namespace": "team-a/"})
-        assert ns.status_code == 400 and "namespace" in ns.json()["errors"][0]
+        assert ns.status_code == 400
+        assert "namespace" in ns.json()["errors"][0]
         ns_write = send(
             c,
             "PUT",
@@ -285,14 +291,16 @@ def test_token_create_cannot_exceed_the_caller(server: ServerProc) -> None:
         made = send(c, "POST", "/v1/auth/token/create", {"policies": [name], "ttl": "10m"})
         assert made.status_code == 200, made.text
         auth = made.json()["auth"]
-        assert auth["policies"] == [name] and 0 < auth["lease_duration"] <= 600
+        assert auth["policies"] == [name]
+        assert 0 < auth["lease_duration"] <= 600
         child = auth["client_token"]
         # Orphans and use-limited tokens would outlive or out-count the creator: refused.
         for extra in ({"no_parent": True}, {"num_uses": 3}):
             refused = send(c, "POST", "/v1/auth/token/create", {"policies": [name], **extra})
             assert refused.status_code == 400, refused.text
         looked = send(c, "POST", "/v1/auth/token/lookup", {"token": child}).json()["data"]
-        assert looked["policies"] == [name] and looked["accessor"] == auth["accessor"]
+        assert looked["policies"] == [name]
+        assert looked["accessor"] == auth["accessor"]
         by_accessor = send(
             c, "POST", "/v1/auth/token/lookup-accessor", {"accessor": auth["accessor"]}
         )
@@ -343,4 +351,5 @@ def test_bad_input_answers_in_vaults_shape(server: ServerProc, tmp_path: Path) -
         for method, path, body in cases:
             r = send(c, method, path, body)
             assert r.status_code == 400, (path, r.status_code, r.text)
-            assert isinstance(r.json()["errors"], list) and r.json()["errors"], r.text
+            assert isinstance(r.json()["errors"], list), r.text
+            assert r.json()["errors"], r.text

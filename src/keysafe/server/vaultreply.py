@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import re
-from typing import Any
+from typing import Annotated, Any
 
 import orjson
+from pydantic import Field
 from starlette.requests import Request
 from starlette.responses import Response
 
@@ -16,6 +17,10 @@ from keysafe.server.routes.sys import NO_STORE
 _DURATION = re.compile(r"(\d+)(ms|s|m|h|d)")
 _UNIT_SECONDS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400}
 MAX_DURATION_SECONDS = 10 * 365 * 86400
+# A Vault duration in a body: seconds, or a string such as "1h30m" (see ``seconds``).
+Duration = (
+    Annotated[int, Field(ge=0, le=MAX_DURATION_SECONDS)] | Annotated[str, Field(max_length=64)]
+)
 
 
 def envelope(

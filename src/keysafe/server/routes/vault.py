@@ -20,24 +20,12 @@ from keysafe import __version__
 from keysafe.errors import InvalidInput
 from keysafe.server import deps
 from keysafe.server.health import health_checks
+from keysafe.server.replies.vault import InitStatus, Leader, Mounts, TokenAuthReply, UiMount
 from keysafe.server.routes.oauth import exchange_key
 from keysafe.server.routes.sys import json_response
 from keysafe.server.vaultreply import envelope, not_found
 
 router = APIRouter(prefix="/v1", tags=["vault-compatible"])
-
-
-class LoginAuth(BaseModel):
-    client_token: str
-    accessor: str
-    policies: list[str]
-    token_policies: list[str]
-    lease_duration: int
-    renewable: bool
-
-
-class LoginReply(BaseModel):
-    auth: LoginAuth
 
 
 class VaultSealStatus(BaseModel):
@@ -163,7 +151,7 @@ class AppRoleLogin(BaseModel):
 @router.post(
     "/auth/approle/login",
     dependencies=[Depends(deps.anonymous_route("approle"))],
-    responses={200: {"model": LoginReply}},
+    responses={200: {"model": TokenAuthReply}},
 )
 @router.put(
     "/auth/approle/login",
@@ -217,7 +205,9 @@ _KV_MOUNT = {
 }
 
 
-@router.get("/sys/mounts", dependencies=[Depends(deps.authenticated)])
+@router.get(
+    "/sys/mounts", dependencies=[Depends(deps.authenticated)], responses={200: {"model": Mounts}}
+)
 async def mounts(request: Request) -> Response:
     """The mount table: KV v2 at ``secret/`` (Vault lists mounts at the top level and
     under ``data``)."""
@@ -227,7 +217,11 @@ async def mounts(request: Request) -> Response:
     return json_response(doc)
 
 
-@router.get("/sys/internal/ui/mounts/{path:path}", dependencies=[Depends(deps.authenticated)])
+@router.get(
+    "/sys/internal/ui/mounts/{path:path}",
+    dependencies=[Depends(deps.authenticated)],
+    responses={200: {"model": UiMount}},
+)
 async def ui_mount(request: Request, path: str) -> Response:
     """The vault CLI's KV version check (``vault kv get`` asks before reading)."""
     if path.strip("/").split("/", 1)[0] != "secret":
@@ -235,13 +229,13 @@ async def ui_mount(request: Request, path: str) -> Response:
     return envelope(request, {**_KV_MOUNT, "path": "secret/"})
 
 
-@router.get("/sys/init")
+@router.get("/sys/init", responses={200: {"model": InitStatus}})
 async def init_status(request: Request) -> Response:
     status = deps.services(request).system.status()
     return json_response({"initialized": bool(status["initialized"])})
 
 
-@router.get("/sys/leader")
+@router.get("/sys/leader", responses={200: {"model": Leader}})
 async def leader(request: Request) -> Response:
     """Every keysafe node is active: no HA leader election to report."""
     return json_response(

@@ -21,6 +21,13 @@ from keysafe.errors import InvalidInput, NotFound
 from keysafe.secrets.models import SecretValue
 from keysafe.server import deps
 from keysafe.server.params import VersionList
+from keysafe.server.replies.vault import (
+    KvConfig,
+    KvMetadata,
+    KvRead,
+    KvSubkeys,
+    KvWritten,
+)
 from keysafe.server.routes.vault_kv_shapes import (
     as_object,
     merge_patch,
@@ -29,7 +36,7 @@ from keysafe.server.routes.vault_kv_shapes import (
     vault_metadata,
     version_metadata,
 )
-from keysafe.server.vaultreply import envelope, not_found
+from keysafe.server.vaultreply import Duration, envelope, not_found
 
 router = APIRouter(prefix="/v1/secret", tags=["vault-compatible"])
 _AUTH = [Depends(deps.authenticated)]
@@ -51,7 +58,7 @@ class KvVersions(BaseModel):
 class KvMetadataWrite(BaseModel):
     max_versions: int | None = Field(None, ge=0, le=1000)
     cas_required: bool | None = None
-    delete_version_after: str | int | None = None
+    delete_version_after: Duration | None = None
     custom_metadata: dict[str, str | None] | None = None
 
 
@@ -65,7 +72,7 @@ def _cas(options: dict[str, Any]) -> int | None:
 # -- data ------------------------------------------------------------------------------
 
 
-@router.get("/data/{path:path}", dependencies=_AUTH)
+@router.get("/data/{path:path}", dependencies=_AUTH, responses={200: {"model": KvRead}})
 async def kv_read(request: Request, path: str, version: ZeroOrVersion = 0) -> Response:
     """The value at ``version`` (0: latest). A deleted or destroyed version answers 404
     with its metadata, as Vault does (hvac's ``raise_on_deleted_version=False``)."""
@@ -108,7 +115,12 @@ async def _gone_version(request: Request, path: str, version: int) -> dict[str, 
     return None
 
 
-@router.post("/data/{path:path}", operation_id="vault_kv_write", dependencies=_AUTH)
+@router.post(
+    "/data/{path:path}",
+    operation_id="vault_kv_write",
+    dependencies=_AUTH,
+    responses={200: {"model": KvWritten}},
+)
 @router.put(
     "/data/{path:path}",
     operation_id="vault_kv_write_put",
@@ -132,7 +144,7 @@ def _written(version: int, created: str | None, tags: dict[str, str] | None = No
     }
 
 
-@router.patch("/data/{path:path}", dependencies=_AUTH)
+@router.patch("/data/{path:path}", dependencies=_AUTH, responses={200: {"model": KvWritten}})
 async def kv_patch(request: Request, path: str, body: KvWrite) -> Response:
     """``vault kv patch``: a JSON merge patch (RFC 7386) of the latest version, written
     as a new version only if nobody wrote in between (check-and-set)."""
@@ -188,7 +200,7 @@ async def kv_destroy(request: Request, path: str, body: KvVersions) -> Response:
     return Response(status_code=204)
 
 
-@router.get("/subkeys/{path:path}", dependencies=_AUTH)
+@router.get("/subkeys/{path:path}", dependencies=_AUTH, responses={200: {"model": KvSubkeys}})
 async def kv_subkeys(
     request: Request,
     path: str,
@@ -210,7 +222,12 @@ async def kv_subkeys(
 # -- metadata --------------------------------------------------------------------------
 
 
-@router.get("/metadata/{path:path}", operation_id="vault_kv_metadata", dependencies=_AUTH)
+@router.get(
+    "/metadata/{path:path}",
+    operation_id="vault_kv_metadata",
+    dependencies=_AUTH,
+    responses={200: {"model": KvMetadata}},
+)
 @router.api_route(
     "/metadata/{path:path}",
     methods=["LIST"],
@@ -269,7 +286,7 @@ async def kv_metadata_delete(request: Request, path: str) -> Response:
 # -- engine configuration --------------------------------------------------------------
 
 
-@router.get("/config", dependencies=_AUTH)
+@router.get("/config", dependencies=_AUTH, responses={200: {"model": KvConfig}})
 async def kv_config(request: Request) -> Response:
     return envelope(request, _config(request))
 

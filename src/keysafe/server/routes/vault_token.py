@@ -19,7 +19,9 @@ from starlette.responses import Response
 from keysafe.access.models import MODE_POLICY, Principal, RequestContext
 from keysafe.errors import Forbidden, InvalidInput, NotFound
 from keysafe.server import deps
-from keysafe.server.vaultreply import envelope, seconds
+from keysafe.server.params import Counter
+from keysafe.server.replies.vault import TokenAuthReply, TokenLookup
+from keysafe.server.vaultreply import Duration, envelope, seconds
 from keysafe.store.engine import read_conn
 from keysafe.timefmt import iso_us, parse_iso_us
 
@@ -30,12 +32,12 @@ _CORE_KINDS = ("root", "scoped")
 
 class TokenCreate(BaseModel):
     policies: list[str] | None = Field(None, max_length=64)
-    ttl: str | int | None = None
-    explicit_max_ttl: str | int | None = None
+    ttl: Duration | None = None
+    explicit_max_ttl: Duration | None = None
     display_name: str = Field("", max_length=1024)
-    num_uses: int = 0
+    num_uses: Counter = 0
     no_parent: bool = False
-    period: str | int | None = None
+    period: Duration | None = None
     renewable: bool | None = None
     meta: dict[str, str] | None = None
 
@@ -90,7 +92,7 @@ async def _created_us(request: Request, p: Principal) -> int | None:
     return parse_iso_us(record["created_at"]) if record["created_at"] else None
 
 
-@router.get("/lookup-self", dependencies=_AUTH)
+@router.get("/lookup-self", dependencies=_AUTH, responses={200: {"model": TokenLookup}})
 @router.post("/lookup-self", include_in_schema=False, dependencies=_AUTH)
 async def lookup_self(request: Request) -> Response:
     ctx = await deps.context(request)
@@ -98,7 +100,7 @@ async def lookup_self(request: Request) -> Response:
     return envelope(request, _token_data(ctx.principal, deps.bearer_token(request), created))
 
 
-@router.post("/lookup", dependencies=_AUTH)
+@router.post("/lookup", dependencies=_AUTH, responses={200: {"model": TokenLookup}})
 @router.put("/lookup", include_in_schema=False, dependencies=_AUTH)
 async def lookup(request: Request, body: TokenRef) -> Response:
     """Another token's details: needs the right to list tokens (or it is the caller's)."""
@@ -130,8 +132,14 @@ def _record_data(record: dict[str, Any]) -> dict[str, Any]:
     return _token_data(p, None, record["created_at"])
 
 
-@router.post("/lookup-accessor", dependencies=[Depends(deps.needs("token:list"))])
-@router.put("/lookup-accessor", include_in_schema=False, dependencies=[Depends(deps.needs("token:list"))])
+@router.post(
+    "/lookup-accessor",
+    dependencies=[Depends(deps.needs("token:list"))],
+    responses={200: {"model": TokenLookup}},
+)
+@router.put(
+    "/lookup-accessor", include_in_schema=False, dependencies=[Depends(deps.needs("token:list"))]
+)
 async def lookup_accessor(request: Request, body: AccessorRef) -> Response:
     await deps.needs_context(request, "token:list")
     svc = deps.services(request)
@@ -147,7 +155,11 @@ async def lookup_accessor(request: Request, body: AccessorRef) -> Response:
     return envelope(request, {**_record_data(raw), "id": ""})
 
 
-@router.post("/create", dependencies=[Depends(deps.needs("token:create"))])
+@router.post(
+    "/create",
+    dependencies=[Depends(deps.needs("token:create"))],
+    responses={200: {"model": TokenAuthReply}},
+)
 @router.put("/create", include_in_schema=False, dependencies=[Depends(deps.needs("token:create"))])
 async def create(request: Request, body: TokenCreate) -> Response:
     """A child token bound to policies the caller holds (its own by default), expiring
@@ -197,7 +209,7 @@ def _auth_block(token: str, record: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-@router.post("/renew-self", dependencies=_AUTH)
+@router.post("/renew-self", dependencies=_AUTH, responses={200: {"model": TokenAuthReply}})
 @router.put("/renew-self", include_in_schema=False, dependencies=_AUTH)
 async def renew_self(request: Request) -> Response:
     """Tokens are not renewable: the answer keeps the current TTL and says so."""
