@@ -17,7 +17,7 @@ from pydantic import BaseModel, Field
 from starlette.responses import Response
 
 from keysafe import __version__
-from keysafe.errors import InvalidInput
+from keysafe.errors import InvalidInput, Unauthenticated
 from keysafe.server import deps
 from keysafe.server.health import health_checks
 from keysafe.server.replies.vault import InitStatus, Leader, Mounts, TokenAuthReply, UiMount
@@ -162,14 +162,18 @@ async def approle_login(request: Request, body: AppRoleLogin) -> Response:
     """AppRole-style login for Vault clients: ``role_id`` is an API key's id and
     ``secret_id`` the key itself; the reply's ``client_token`` is a short-lived access
     token (as from ``/api/v1/oauth/token``), so the long-lived key never travels twice."""
-    ctx, reply = await exchange_key(
-        request,
-        body.secret_id,
-        body.role_id,
-        900,
-        operation="auth:approle",
-        fields=("secret_id", "role_id"),
-    )
+    try:
+        ctx, reply = await exchange_key(
+            request,
+            body.secret_id,
+            body.role_id,
+            900,
+            operation="auth:approle",
+            fields=("secret_id", "role_id"),
+        )
+    except Unauthenticated as exc:
+        # Vault answers a failed login 400 (a bad token elsewhere is 403); audited above.
+        raise InvalidInput(exc.detail) from None
     policies = list(ctx.principal.policies)
     auth = {
         "client_token": reply["access_token"],
