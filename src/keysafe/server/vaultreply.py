@@ -33,8 +33,21 @@ def envelope(
 ) -> Response:
     """Vault's response envelope around ``data``/``auth``: every field a strict client
     (vaultrs, Go structs) expects is present."""
-    doc = {
-        "request_id": deps.request_id(request),
+    doc = envelope_doc(deps.request_id(request), data, auth=auth, warnings=warnings)
+    return Response(
+        orjson.dumps(doc), status_code=status, media_type="application/json", headers=NO_STORE
+    )
+
+
+def envelope_doc(
+    request_id: str,
+    data: dict[str, Any] | None,
+    *,
+    auth: dict[str, Any] | None = None,
+    warnings: list[str] | None = None,
+) -> dict[str, Any]:
+    return {
+        "request_id": request_id,
         "lease_id": "",
         "renewable": False,
         "lease_duration": 0,
@@ -44,9 +57,6 @@ def envelope(
         "auth": auth,
         "mount_type": "",
     }
-    return Response(
-        orjson.dumps(doc), status_code=status, media_type="application/json", headers=NO_STORE
-    )
 
 
 def not_found(data: dict[str, Any] | None = None) -> Response:

@@ -18,7 +18,6 @@ from starlette.responses import Response
 
 from keysafe.bounds import MAX_VERSION
 from keysafe.errors import InvalidInput, NotFound
-from keysafe.secrets.models import SecretValue
 from keysafe.server import deps
 from keysafe.server.params import VersionList
 from keysafe.server.replies.vault import (
@@ -30,11 +29,12 @@ from keysafe.server.replies.vault import (
 )
 from keysafe.server.routes.vault_kv_shapes import (
     as_object,
+    gone_version,
     merge_patch,
     metadata_changes,
+    read_data,
     subkeys,
     vault_metadata,
-    version_metadata,
 )
 from keysafe.server.vaultreply import Duration, envelope, not_found
 
@@ -81,38 +81,8 @@ async def kv_read(request: Request, path: str, version: ZeroOrVersion = 0) -> Re
     try:
         value = await svc.read(ctx, path, version or None)
     except NotFound:
-        gone = await _gone_version(request, path, version)
-        return not_found(gone)
-    return envelope(request, _read_data(value))
-
-
-def _read_data(value: SecretValue) -> dict[str, Any]:
-    return {
-        "data": as_object(value.value),
-        "metadata": {
-            "created_time": value.created_at,
-            "custom_metadata": value.metadata["tags"] or None,
-            "deletion_time": "",
-            "destroyed": False,
-            "version": value.version,
-        },
-    }
-
-
-async def _gone_version(request: Request, path: str, version: int) -> dict[str, Any] | None:
-    """``{"data": None, "metadata": ...}`` for a deleted or destroyed version of an
-    existing secret the caller may read, else None."""
-    ctx = await deps.context(request)
-    try:
-        doc = await deps.services(request).secrets.describe(ctx, path, "read")
-    except NotFound:
-        return None
-    wanted = version or doc["current_version"]
-    for entry in doc["versions"]:
-        if entry["version"] == wanted and (entry["deleted_at"] or entry["destroyed"]):
-            meta = version_metadata(entry, doc["tags"])
-            return {"data": None, "metadata": meta}
-    return None
+        return not_found(await gone_version(svc, ctx, path, version))
+    return envelope(request, read_data(value))
 
 
 @router.post(
@@ -213,7 +183,7 @@ async def kv_subkeys(
         value = await deps.services(request).secrets.read(ctx, path, version or None)
     except NotFound:
         return not_found()
-    data = _read_data(value)
+    data = read_data(value)
     return envelope(
         request, {"subkeys": subkeys(data["data"], depth), "metadata": data["metadata"]}
     )

@@ -1,4 +1,4 @@
-"""Pure translations between keysafe's secrets and Vault's KV v2 documents."""
+"""Translations between keysafe's secrets and Vault's KV v2 documents."""
 
 from __future__ import annotations
 
@@ -6,7 +6,10 @@ from typing import Any
 
 import orjson
 
-from keysafe.errors import InvalidInput
+from keysafe.access.models import RequestContext
+from keysafe.errors import InvalidInput, NotFound
+from keysafe.secrets.models import SecretValue
+from keysafe.secrets.service import SecretsService
 from keysafe.server.vaultreply import seconds
 
 
@@ -17,6 +20,37 @@ def as_object(value: str) -> dict[str, Any]:
     except orjson.JSONDecodeError:
         return {"value": value}
     return doc if isinstance(doc, dict) else {"value": value}
+
+
+def read_data(value: SecretValue) -> dict[str, Any]:
+    """A KV v2 read's ``data``: the fields and this version's metadata."""
+    return {
+        "data": as_object(value.value),
+        "metadata": {
+            "created_time": value.created_at,
+            "custom_metadata": value.metadata["tags"] or None,
+            "deletion_time": "",
+            "destroyed": False,
+            "version": value.version,
+        },
+    }
+
+
+async def gone_version(
+    svc: SecretsService, ctx: RequestContext, path: str, version: int
+) -> dict[str, Any] | None:
+    """What a read of a deleted or destroyed version answers with its 404 (the version's
+    metadata, as Vault does), when the secret exists and the caller may read it; else
+    None (a plain 404)."""
+    try:
+        doc = await svc.describe(ctx, path, "read")
+    except NotFound:
+        return None
+    wanted = version or doc["current_version"]
+    for entry in doc["versions"]:
+        if entry["version"] == wanted and (entry["deleted_at"] or entry["destroyed"]):
+            return {"data": None, "metadata": version_metadata(entry, doc["tags"])}
+    return None
 
 
 def merge_patch(target: Any, patch: Any) -> Any:
