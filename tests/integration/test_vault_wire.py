@@ -335,7 +335,8 @@ def test_metadata_delete_and_versions_need_their_capability(server: ServerProc) 
         # Nor outside its folder.
         assert send(c, "GET", "/v1/secret/metadata/other/db").status_code == 403
         assert send(c, "POST", "/v1/secret/config", {"max_versions": 3}).status_code == 403
-        assert send(c, "GET", "/v1/sys/mounts").status_code == 200
+        assert send(c, "GET", "/v1/sys/mounts").status_code == 403  # admin on sys/mounts
+        assert send(c, "GET", f"/v1/sys/internal/ui/mounts/secret/{name}").status_code == 200
 
 
 def test_bad_input_answers_in_vaults_shape(server: ServerProc, tmp_path: Path) -> None:

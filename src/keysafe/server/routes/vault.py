@@ -210,11 +210,15 @@ _KV_MOUNT = {
 
 
 @router.get(
-    "/sys/mounts", dependencies=[Depends(deps.authenticated)], responses={200: {"model": Mounts}}
+    "/sys/mounts",
+    dependencies=[Depends(deps.needs("sys:mounts"))],
+    responses={200: {"model": Mounts}},
 )
 async def mounts(request: Request) -> Response:
     """The mount table: KV v2 at ``secret/`` (Vault lists mounts at the top level and
-    under ``data``)."""
+    under ``data``). Needs ``admin`` on ``sys/mounts``, as Vault needs a policy on it;
+    any token may ask ``sys/internal/ui/mounts``."""
+    await deps.needs_context(request, "sys:mounts")
     table = {"secret/": _KV_MOUNT}
     reply = envelope(request, table)
     doc = {**orjson.loads(reply.body), **table}

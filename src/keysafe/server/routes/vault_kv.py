@@ -118,6 +118,12 @@ def _written(version: int, created: str | None, tags: dict[str, str] | None = No
 async def kv_patch(request: Request, path: str, body: KvWrite) -> Response:
     """``vault kv patch``: a JSON merge patch (RFC 7386) of the latest version, written
     as a new version only if nobody wrote in between (check-and-set)."""
+    ctx = await deps.context(request)
+    svc = deps.services(request).secrets
+    try:
+        current = await svc.read(ctx, path)  # authorised first: a refusal says no more
+    except NotFound:
+        return not_found()
     media = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
     if media != MERGE_PATCH:
         return Response(
@@ -125,12 +131,6 @@ async def kv_patch(request: Request, path: str, body: KvWrite) -> Response:
             status_code=415,
             media_type="application/json",
         )
-    ctx = await deps.context(request)
-    svc = deps.services(request).secrets
-    try:
-        current = await svc.read(ctx, path)
-    except NotFound:
-        return not_found()
     cas = _cas(body.options)
     patched = merge_patch(as_object(current.value), body.data)
     text = orjson.dumps(patched).decode()

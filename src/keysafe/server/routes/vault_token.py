@@ -17,7 +17,7 @@ from pydantic import BaseModel, Field
 from starlette.responses import Response
 
 from keysafe.access.models import MODE_POLICY, Principal, RequestContext
-from keysafe.errors import Forbidden, InvalidInput, NotFound
+from keysafe.errors import InvalidInput, NotFound
 from keysafe.server import deps
 from keysafe.server.params import Counter
 from keysafe.server.replies.vault import TokenAuthReply, TokenLookup
@@ -115,7 +115,8 @@ async def lookup(request: Request, body: TokenRef) -> Response:
 
     record = await anyio.to_thread.run_sync(find)
     if record is None or record["revoked_at"] is not None:
-        raise Forbidden("bad token")
+        # Vault says 403 here; keysafe keeps 403 for refusals of the caller.
+        raise InvalidInput("bad token")
     return envelope(request, _record_data(record))
 
 
