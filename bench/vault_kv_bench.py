@@ -104,7 +104,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"seeding {store.secrets:,} secrets, starting `keysafe up`", flush=True)
         init_and_seed(store, progress=False)
         server.start()
-        server.wait_healthy()
+        server.wait_healthy(timeout=180.0)  # a loaded machine starts slowly
         token = store.root_token
         rows = {
             "health": ("/api/v1/sys/health", {}),
