@@ -28,6 +28,9 @@ from keysafe.server.replies import (
     rotation,
     tokens,
 )
+from keysafe.server.replies import (
+    vault as vault_replies,
+)
 
 pytestmark = pytest.mark.anyio
 
@@ -45,6 +48,8 @@ PUBLIC = {
     "vault_health",
     "vault_seal_status",
     "vault_approle_login",
+    "vault_init_status",
+    "vault_leader",
     "people_login",
 }
 METHODS = {"get", "put", "post", "delete", "patch"}
@@ -274,7 +279,10 @@ async def test_reply_models_match_real_answers_of_rarer_routes(
 
     check = _checker(client)
     await client.put("/api/v1/secrets/app/db", json={"value": "s3cret-value"})
-    await check(exchange.KvMetadata, "GET", "/v1/secret/metadata/app/db")
+    await check(vault_replies.KvMetadata, "GET", "/v1/secret/metadata/app/db")
+    await check(vault_replies.KvRead, "GET", "/v1/secret/data/app/db")
+    await check(vault_replies.TokenLookup, "GET", "/v1/auth/token/lookup-self")
+    await check(vault_replies.Mounts, "GET", "/v1/sys/mounts")
     await check(exchange.KnownDigests, "POST", "/api/v1/scan/known-digests", json={})
     policy = {"rotator": "random", "every_seconds": 3600}
     where = "/api/v1/rotation/policies/app/db"

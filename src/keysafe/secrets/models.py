@@ -12,6 +12,8 @@ class SecretValue:
     version: int
     value: str
     metadata: dict[str, Any]
+    # When this version was written (ISO 8601); None where the reader did not load it.
+    created_at: str | None = None
 
     def as_document(self) -> dict[str, Any]:
         """The reply of ``GET /api/v1/secrets/{path}``."""

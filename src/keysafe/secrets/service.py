@@ -99,13 +99,14 @@ class _VersionRow(NamedTuple):
     ciphertext: bytes | None
     deleted_at: int | None
     destroyed: bool
+    version_created_at: int | None = None
 
 
 # The same columns as _READ_QUERY, for the raw hot path (placeholders rewritten per driver).
 _HOT_READ_SQL = (
     "SELECT s.id, s.path, s.current_version, s.max_versions, s.description, s.owner, s.tags,"
     " s.expires_at, s.created_at, s.updated_at, v.version, v.format, v.kek_version,"
-    " v.wrapped_dek, v.ciphertext, v.deleted_at, v.destroyed"
+    " v.wrapped_dek, v.ciphertext, v.deleted_at, v.destroyed, v.created_at"
     " FROM secrets s JOIN secret_versions v ON v.secret_id = s.id"
     " WHERE s.path = ? AND v.version = {version}"
 )
@@ -273,6 +274,7 @@ class SecretsService:
             row.current_version if version is None else version,
             self._decrypt(path, row),
             _metadata(row),
+            iso_us(row.version_created_at),
         )
 
     async def list_paths(
@@ -418,6 +420,60 @@ class SecretsService:
             return {"path": path, **_metadata(head)}
 
         return await self._audited(ctx, "secret:metadata", path, run, thread=False)
+
+    async def describe(self, ctx: RequestContext, path: str, capability: str) -> dict[str, Any]:
+        """The metadata of ``path`` with every kept version's times and state (Vault's
+        KV v2 metadata; also what a read of a deleted version reports), for a caller
+        holding ``capability`` on it."""
+        validate_path(path)
+        await self._authorize(ctx, capability, "secret:metadata", path)
+
+        def run() -> dict[str, Any]:
+            with read_conn(self._engine) as conn:
+                head = conn.execute(select(secrets).where(secrets.c.path == path)).first()
+                if head is None:
+                    raise NotFound(f"no secret at {path}")
+                rows = conn.execute(
+                    select(
+                        secret_versions.c.version,
+                        secret_versions.c.created_at,
+                        secret_versions.c.deleted_at,
+                        secret_versions.c.destroyed,
+                    )
+                    .where(secret_versions.c.secret_id == head.id)
+                    .order_by(secret_versions.c.version)
+                ).all()
+            versions = [
+                {
+                    "version": r.version,
+                    "created_at": iso_us(r.created_at),
+                    "deleted_at": iso_us(r.deleted_at),
+                    "destroyed": bool(r.destroyed),
+                }
+                for r in rows
+            ]
+            return {"path": path, **_metadata(head), "versions": versions}
+
+        return await self._audited(ctx, "secret:metadata", path, run, thread=False)
+
+    async def purge(self, ctx: RequestContext, path: str) -> None:
+        """Remove ``path`` with every version and its metadata, for good (Vault's
+        metadata delete); needs ``destroy`` on it."""
+        validate_path(path)
+        await self._authorize(ctx, "destroy", "secret:purge", path)
+
+        def run(conn: Connection) -> None:
+            head = self._lock_secret(conn, path)
+            if head is None:
+                raise NotFound(f"no secret at {path}")
+            conn.execute(delete(secret_versions).where(secret_versions.c.secret_id == head.id))
+            conn.execute(delete(secrets).where(secrets.c.id == head.id))
+            detail = f"all versions (through {head.current_version})"
+            self._audit.append_in_txn(
+                conn, [self._event(ctx, "secret:purge", path, OUTCOME_OK, detail)]
+            )
+
+        await self._audited(ctx, "secret:purge", path, run, thread=True)
 
     # -- writes --------------------------------------------------------------------------
 

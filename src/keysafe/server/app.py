@@ -30,6 +30,7 @@ from keysafe.server.services import (
     invalidation_handler,
     read_unseal_key,
 )
+from keysafe.server.vaultgate import VaultGate
 
 log = logging.getLogger("keysafe.server")
 
@@ -94,6 +95,8 @@ def api_routers() -> list[APIRouter]:
     from keysafe.server.routes import transit as transit_routes
     from keysafe.server.routes import usage as usage_routes
     from keysafe.server.routes import users as user_routes
+    from keysafe.server.routes import vault_kv as vault_kv_routes
+    from keysafe.server.routes import vault_token as vault_token_routes
 
     return [
         m.router
@@ -106,6 +109,8 @@ def api_routers() -> list[APIRouter]:
             access,
             oauth,
             vault,
+            vault_kv_routes,
+            vault_token_routes,
             lease_routes,
             alert_routes,
             incident_routes,
@@ -166,6 +171,7 @@ def create_app(settings: Settings, *, services: Services | None = None) -> FastA
     # Innermost first: the seal gate answers before any body is read or checked.
     app.add_middleware(JsonGate)
     app.add_middleware(SealGate, services=svc)
+    app.add_middleware(VaultGate)  # before the JSON gate: a body's type, Vault headers
     return app
 
 

@@ -47,11 +47,13 @@ def bearer_token(request: Request) -> str | None:
 
 
 def credential_from(authorization: str | None, vault_token: str | None) -> str | None:
-    """The presented credential: ``Authorization: Bearer`` (another scheme presents
-    nothing), else Vault clients' ``X-Vault-Token``."""
+    """The presented credential: ``Authorization: Bearer``, else Vault clients'
+    ``X-Vault-Token`` (another scheme, such as a proxy's ``Basic``, presents nothing and
+    does not hide the Vault header)."""
     if authorization:
         scheme, _, value = authorization.partition(" ")
-        return value.strip() if scheme.lower() == "bearer" else None
+        if scheme.lower() == "bearer":
+            return value.strip()
     return vault_token
 
 

@@ -4,7 +4,8 @@ FastAPI's route matching and parameter solving cost several times what an audite
 itself costs. This pure ASGI layer answers exactly that route (no ``:verb`` suffix) with
 the same authentication, authorisation, audit, reply and problem documents as the
 FastAPI route, which stays declared for the OpenAPI document and for everything else.
-The seal gate is applied here as well.
+The seal gate is applied here as well. Vault's KV v2 read, ``GET /v1/secret/data/{path}``,
+is served here the same way, in Vault's shapes (``routes.vault_kv``).
 """
 
 from __future__ import annotations
@@ -16,10 +17,12 @@ from urllib.parse import parse_qs
 import orjson
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from keysafe.access.models import RequestContext
 from keysafe.bounds import MAX_VERSION
 from keysafe.errors import (
     InvalidInput,
     KeysafeError,
+    NotFound,
     NotInitialized,
     RateLimited,
     Sealed,
@@ -29,8 +32,10 @@ from keysafe.errors import (
 from keysafe.server import deps
 from keysafe.server.clientaddr import client_host
 from keysafe.server.monitoring import FAST_READ_ROUTE, RequestMonitor, RequestNote
-from keysafe.server.problems import PROBLEM_JSON, rate_limit_headers
+from keysafe.server.problems import PROBLEM_JSON, rate_limit_headers, vault_error
+from keysafe.server.routes.vault_kv_shapes import gone_version, read_data
 from keysafe.server.services import Services
+from keysafe.server.vaultreply import envelope_doc
 
 log = logging.getLogger("keysafe.server")
 
@@ -38,6 +43,9 @@ _PREFIX = "/api/v1/secrets/"
 # Values are secrets: no cache may keep them (as ``routes.sys.json_response``).
 _JSON = [(b"content-type", b"application/json"), (b"cache-control", b"no-store")]
 _PROBLEM = [(b"content-type", PROBLEM_JSON.encode())]
+_VAULT_PREFIX = "/v1/secret/data/"
+_VAULT_JSON = [(b"content-type", b"application/json")]
+_VAULT_GATED = frozenset((b"x-vault-namespace", b"x-vault-wrap-ttl", b"x-vault-wrap-format"))
 
 
 class HotReadPath:
@@ -66,6 +74,13 @@ class HotReadPath:
                 if not declared:
                     await self._monitored_read(scope, send, url_path, token, rid)
                     return
+            elif url_path.startswith(_VAULT_PREFIX) and not _vault_headers(scope):
+                # Vault's KV v2 read, the same way (a namespace or wrapping header goes
+                # to the router, which refuses it).
+                token, rid, declared = _headers(scope)
+                if not declared:
+                    await self._monitored_read(scope, send, url_path, token, rid)
+                    return
                 # A GET that declares a body: the body limit and the router judge it.
         await self.app(scope, receive, send)
 
@@ -77,7 +92,8 @@ class HotReadPath:
             await self._read(scope, send, url_path, token, rid, None)
             return
         note = RequestNote()
-        note.route, note.secret = FAST_READ_ROUTE, url_path[len(_PREFIX) :]
+        prefix = _VAULT_PREFIX if url_path.startswith(_VAULT_PREFIX) else _PREFIX
+        note.route, note.secret = FAST_READ_ROUTE, url_path[len(prefix) :]
         start = time.perf_counter()
         status = 500  # an exception before the answer started is a 500 to the client
         try:
@@ -96,6 +112,7 @@ class HotReadPath:
     ) -> int:
         """Answer the read; returns the status sent."""
         svc = self.services
+        vault = url_path.startswith(_VAULT_PREFIX)
         try:
             if svc.barrier.sealed:
                 if svc.system.seal_config() is None:
@@ -105,10 +122,17 @@ class HotReadPath:
                 raise Sealed("the vault is sealed; unseal it with `keysafe operator unseal`")
             source = client_host(scope)
             ctx = await deps.authenticate(svc, token, source, rid, url_path, note)
-            version = _version(scope.get("query_string", b""))
-            value = await svc.secrets.read(ctx, url_path[len(_PREFIX) :], version)
-            status, headers, body = 200, _JSON, orjson.dumps(value.as_document())
+            version = _version(scope.get("query_string", b""), zero_is_latest=vault)
+            if vault:
+                status, headers, body = await _vault_read(svc, ctx, url_path, version, rid)
+            else:
+                value = await svc.secrets.read(ctx, url_path[len(_PREFIX) :], version)
+                status, headers, body = 200, _JSON, orjson.dumps(value.as_document())
         except KeysafeError as exc:
+            if vault:
+                status, body = vault_error(exc)
+                await _send(send, status, _VAULT_JSON, body)
+                return status
             headers = _PROBLEM
             if isinstance(exc, RateLimited):
                 limits = rate_limit_headers(exc).items()
@@ -165,7 +189,26 @@ def _headers(scope: Scope) -> tuple[str | None, str, bool]:
     return token, deps.request_id_from(wanted[b"x-request-id"]), declared
 
 
-def _version(query: bytes) -> int | None:
+async def _vault_read(
+    svc: Services, ctx: RequestContext, url_path: str, version: int | None, rid: str
+) -> tuple[int, list[tuple[bytes, bytes]], bytes]:
+    """``GET /v1/secret/data/<path>`` as ``routes.vault_kv.kv_read`` answers it."""
+    path = url_path[len(_VAULT_PREFIX) :]
+    try:
+        value = await svc.secrets.read(ctx, path, version)
+    except NotFound:
+        gone = await gone_version(svc.secrets, ctx, path, version or 0)
+        doc: dict[str, object] = {"errors": []} if gone is None else {"errors": [], "data": gone}
+        return 404, _VAULT_JSON, orjson.dumps(doc)
+    return 200, _JSON, orjson.dumps(envelope_doc(rid, read_data(value)))
+
+
+def _vault_headers(scope: Scope) -> bool:
+    """Whether the request carries a header the Vault gate judges."""
+    return any(name in _VAULT_GATED for name, _ in scope["headers"])
+
+
+def _version(query: bytes, *, zero_is_latest: bool = False) -> int | None:
     if not query:
         return None
     params = parse_qs(query.decode("latin-1"))
@@ -178,6 +221,8 @@ def _version(query: bytes) -> int | None:
     if not (text.isascii() and text.lstrip("+-").isdigit()) or len(text) > 20:
         raise InvalidInput("version: must be a positive integer")
     version = int(text)
+    if zero_is_latest and version == 0:
+        return None  # Vault's "latest"
     if not 1 <= version <= MAX_VERSION:
         raise InvalidInput(f"version: must be between 1 and {MAX_VERSION}")
     return version

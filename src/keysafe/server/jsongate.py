@@ -5,8 +5,8 @@ through lone UTF-16 surrogates, ``NaN``/``1e999``, integers of any size and nest
 until a ``RecursionError``: each then failed deep inside a route as a 500. This layer
 checks every JSON body once against ``keysafe.bounds`` before any route sees it, so that
 every route, present or future, answers such input with a 400 in its own error shape.
-Bodies that are not JSON at all are left to the route, which reports them as it always
-has (OAuth, for one, answers in RFC 6749's shape).
+Bodies that are not JSON at all get one clear 400 here too, except on the OAuth routes,
+which report them in RFC 6749's shape.
 """
 
 from __future__ import annotations
@@ -19,6 +19,9 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from keysafe.bounds import loads_bounded
 from keysafe.errors import InvalidInput, ValueTooLarge
 from keysafe.server import problems
+
+# Routes that report a body's syntax errors themselves (OAuth answers in RFC 6749's shape).
+_OWN_SYNTAX_ERRORS = ("/api/v1/oauth/",)
 
 
 class JsonGate:
@@ -50,7 +53,7 @@ class JsonGate:
             return
         body = b"".join(chunks)
         if body.strip():
-            error = _check(body)
+            error = _check(body, strict=not scope["path"].startswith(_OWN_SYNTAX_ERRORS))
             if error is not None:
                 await _refuse(scope, send, error)
                 return
@@ -66,8 +69,9 @@ def _json_typed(scope: Scope) -> bool:
     return True
 
 
-def _check(body: bytes) -> InvalidInput | None:
-    """The reason to refuse ``body``, or None to let it through."""
+def _check(body: bytes, *, strict: bool = True) -> InvalidInput | None:
+    """The reason to refuse ``body``, or None to let it through (plain syntax errors
+    too unless ``strict``)."""
     try:
         loads_bounded(body)
     except InvalidInput as error:
@@ -80,6 +84,8 @@ def _check(body: bytes) -> InvalidInput | None:
         except RecursionError:
             return InvalidInput("invalid JSON: nested too deeply")
         except ValueError:
+            if strict:
+                return InvalidInput(f"the request body is not valid JSON ({error.detail})")
             return None
         return InvalidInput(
             f"{error.detail} (strings must be valid Unicode, numbers finite, nesting at"

@@ -11,11 +11,13 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 
 from keysafe.errors import (
+    CasMismatch,
     InvalidInput,
     KeysafeError,
     NotFound,
     RateLimited,
     ServerError,
+    Unauthenticated,
     ValueTooLarge,
 )
 
@@ -35,17 +37,37 @@ def rate_limit_headers(error: RateLimited) -> dict[str, str]:
     return headers
 
 
+class UnknownRoute(NotFound):
+    """No route matched (Vault answers it with an empty ``errors`` list)."""
+
+
+def vault_error(error: KeysafeError) -> tuple[int, bytes]:
+    """(status, body) of ``error`` as Vault answers it: a missing or bad token is 403
+    ``permission denied`` (hvac's ``is_authenticated`` relies on it), a stale ``cas``
+    400, an unknown route 404 with no messages."""
+    status = error.status
+    messages = [error.detail]
+    if isinstance(error, Unauthenticated):
+        status, messages = 403, ["permission denied"]
+    elif isinstance(error, CasMismatch):
+        status = 400
+    elif isinstance(error, UnknownRoute):
+        messages = []
+    return status, orjson.dumps({"errors": messages})
+
+
 def raw_reply(path: str, error: KeysafeError) -> tuple[int, list[tuple[bytes, bytes]], bytes]:
     """(status, headers, body) of ``error`` for pure ASGI layers that answer before the
     router: Vault's ``{"errors"}`` on ``/v1``, a problem document elsewhere."""
+    status = error.status
     if path.startswith("/v1/"):
-        body, ctype = orjson.dumps({"errors": [error.detail]}), b"application/json"
+        (status, body), ctype = vault_error(error), b"application/json"
     else:
         body, ctype = orjson.dumps(error.to_problem(instance=path)), PROBLEM_JSON.encode()
     headers = [(b"content-type", ctype), (b"content-length", b"%d" % len(body))]
     if isinstance(error, RateLimited):
         headers += [(k.lower().encode(), v.encode()) for k, v in rate_limit_headers(error).items()]
-    return error.status, headers, body
+    return status, headers, body
 
 
 def problem_response(
@@ -54,10 +76,8 @@ def problem_response(
     headers = rate_limit_headers(error) if isinstance(error, RateLimited) else {}
     headers.update(extra_headers or {})
     if request.url.path.startswith("/v1/"):
-        body = orjson.dumps({"errors": [error.detail]})
-        return Response(
-            body, status_code=error.status, media_type="application/json", headers=headers
-        )
+        status, body = vault_error(error)
+        return Response(body, status_code=status, media_type="application/json", headers=headers)
     body = orjson.dumps(error.to_problem(instance=request.url.path))
     return Response(body, status_code=error.status, media_type=PROBLEM_JSON, headers=headers)
 
@@ -78,7 +98,7 @@ def install(app: FastAPI) -> None:
     async def on_http_error(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, StarletteHTTPException)
         if exc.status_code == 404:
-            return problem_response(request, NotFound(f"no route {request.url.path}"))
+            return problem_response(request, UnknownRoute(f"no route {request.url.path}"))
         if exc.status_code == 413:
             return problem_response(request, ValueTooLarge("the request body is too large"))
         error = KeysafeError(str(exc.detail))

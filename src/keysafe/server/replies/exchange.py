@@ -1,5 +1,5 @@
 """Replies of OAuth (token, introspection, JWKS, signing keys), leak reports, the
-scanner's known digests and Vault's KV metadata."""
+scanner's known digests (Vault's replies: ``keysafe.server.replies.vault``)."""
 
 from __future__ import annotations
 
@@ -67,22 +67,3 @@ class KnownDigests(BaseModel):
     algorithm: str
     key: str = Field(description="the one-time HMAC key, base64")
     secrets: list[KnownDigest]
-
-
-class KvMetadataData(BaseModel):
-    """A secret's metadata, or with ``?list=true`` the keys under a folder."""
-
-    path: str | None = None
-    description: str | None = None
-    owner: str | None = None
-    tags: Any = None
-    expires_at: str | None = None
-    max_versions: int | None = None
-    current_version: int | None = None
-    created_at: str | None = None
-    updated_at: str | None = None
-    keys: list[str] | None = Field(None, description="?list=true only")
-
-
-class KvMetadata(BaseModel):
-    data: KvMetadataData

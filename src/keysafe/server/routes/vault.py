@@ -1,8 +1,9 @@
-"""``/v1``: the Vault-compatible subset, so clients such as ``hvac`` work unchanged.
+"""``/v1``: Vault's HTTP API for what keysafe does, so that Vault clients (the vault
+CLI, Vault Agent, External Secrets Operator, hvac, node-vault) work unchanged.
 
-KV v2 is mounted at ``secret/``. A KV v2 value is a JSON object; keysafe stores it as
-one secret whose value is the object's JSON text (a plain keysafe value reads back as
-``{"value": "..."}``).
+This module: ``sys/`` and AppRole login. KV v2 (``secret/``) is in ``vault_kv``, token
+auth in ``vault_token``; anything else answers 404 ``{"errors": []}`` as Vault answers
+an unknown path.
 """
 
 from __future__ import annotations
@@ -16,72 +17,15 @@ from pydantic import BaseModel, Field
 from starlette.responses import Response
 
 from keysafe import __version__
-from keysafe.errors import InvalidInput
+from keysafe.errors import InvalidInput, Unauthenticated
 from keysafe.server import deps
 from keysafe.server.health import health_checks
-from keysafe.server.params import VersionQuery
-from keysafe.server.replies.exchange import KvMetadata
+from keysafe.server.replies.vault import InitStatus, Leader, Mounts, TokenAuthReply, UiMount
 from keysafe.server.routes.oauth import exchange_key
 from keysafe.server.routes.sys import json_response
-from keysafe.timefmt import iso_us
+from keysafe.server.vaultreply import envelope, not_found
 
 router = APIRouter(prefix="/v1", tags=["vault-compatible"])
-
-
-class KvWrite(BaseModel):
-    data: dict[str, Any]
-    options: dict[str, Any] = {}
-
-
-class KvVersion(BaseModel):
-    created_time: str | None
-    version: int
-    deletion_time: str
-    destroyed: bool
-
-
-class KvVersionMetadata(KvVersion):
-    custom_metadata: dict[str, str] | None
-
-
-class KvData(BaseModel):
-    data: dict[str, Any]
-    metadata: KvVersionMetadata
-
-
-class KvReadReply(BaseModel):
-    """Vault's KV v2 read answer."""
-
-    data: KvData
-
-
-class KvWriteReply(BaseModel):
-    data: KvVersion
-
-
-class TokenInfo(BaseModel):
-    accessor: str
-    id: str
-    policies: list[str]
-    expire_time: str | None
-    renewable: bool
-
-
-class LookupSelfReply(BaseModel):
-    data: TokenInfo
-
-
-class LoginAuth(BaseModel):
-    client_token: str
-    accessor: str
-    policies: list[str]
-    token_policies: list[str]
-    lease_duration: int
-    renewable: bool
-
-
-class LoginReply(BaseModel):
-    auth: LoginAuth
 
 
 class VaultSealStatus(BaseModel):
@@ -93,14 +37,6 @@ class VaultSealStatus(BaseModel):
     n: int | None
     progress: int
     version: str
-
-
-def _as_object(value: str) -> dict[str, Any]:
-    try:
-        doc = orjson.loads(value)
-    except orjson.JSONDecodeError:
-        return {"value": value}
-    return doc if isinstance(doc, dict) else {"value": value}
 
 
 class VaultHealth(BaseModel):
@@ -198,28 +134,14 @@ async def seal_status(request: Request) -> Response:
             "t": status["threshold"],
             "n": status["shares"],
             "progress": status["progress"],
+            "nonce": "",
             "version": f"keysafe-{__version__}",
-        }
-    )
-
-
-@router.get(
-    "/auth/token/lookup-self",
-    dependencies=[Depends(deps.authenticated)],
-    responses={200: {"model": LookupSelfReply}},
-)
-async def lookup_self(request: Request) -> Response:
-    ctx = await deps.context(request)
-    p = ctx.principal
-    return json_response(
-        {
-            "data": {
-                "accessor": p.token_id,
-                "id": p.token_id,
-                "policies": ["root"] if p.is_root else list(p.policies) or [f"{p.mode}:{p.prefix}"],
-                "expire_time": iso_us(p.expires_at),
-                "renewable": False,
-            }
+            "build_date": "",
+            "migration": False,
+            "recovery_seal": False,
+            "storage_type": "keysafe",
+            "cluster_name": "keysafe",
+            "cluster_id": "",
         }
     )
 
@@ -232,129 +154,109 @@ class AppRoleLogin(BaseModel):
 @router.post(
     "/auth/approle/login",
     dependencies=[Depends(deps.anonymous_route("approle"))],
-    responses={200: {"model": LoginReply}},
+    responses={200: {"model": TokenAuthReply}},
+)
+@router.put(
+    "/auth/approle/login",
+    include_in_schema=False,
+    dependencies=[Depends(deps.anonymous_route("approle"))],
 )
 async def approle_login(request: Request, body: AppRoleLogin) -> Response:
     """AppRole-style login for Vault clients: ``role_id`` is an API key's id and
     ``secret_id`` the key itself; the reply's ``client_token`` is a short-lived access
     token (as from ``/api/v1/oauth/token``), so the long-lived key never travels twice."""
-    ctx, reply = await exchange_key(
-        request,
-        body.secret_id,
-        body.role_id,
-        900,
-        operation="auth:approle",
-        fields=("secret_id", "role_id"),
-    )
-    return json_response(
-        {
-            "auth": {
-                "client_token": reply["access_token"],
-                "accessor": "",
-                "policies": list(ctx.principal.policies),
-                "token_policies": list(ctx.principal.policies),
-                "lease_duration": reply["expires_in"],
-                "renewable": False,
-            }
-        }
-    )
-
-
-@router.get(
-    "/secret/data/{path:path}",
-    dependencies=[Depends(deps.authenticated)],
-    responses={200: {"model": KvReadReply}},
-)
-async def kv_read(request: Request, path: str, version: VersionQuery = None) -> Response:
-    ctx = await deps.context(request)
-    value = await deps.services(request).secrets.read(ctx, path, version)
-    meta = value.metadata
-    return json_response(
-        {
-            "data": {
-                "data": _as_object(value.value),
-                "metadata": {
-                    "created_time": meta["updated_at"],
-                    "version": value.version,
-                    "deletion_time": "",
-                    "destroyed": False,
-                    "custom_metadata": meta["tags"] or None,
-                },
-            }
-        }
-    )
-
-
-@router.post(
-    "/secret/data/{path:path}",
-    operation_id="vault_kv_write",
-    dependencies=[Depends(deps.authenticated)],
-    responses={200: {"model": KvWriteReply}},
-)
-@router.put(
-    "/secret/data/{path:path}",
-    operation_id="vault_kv_write_put",
-    include_in_schema=False,
-    dependencies=[Depends(deps.authenticated)],
-)
-async def kv_write(request: Request, path: str, body: KvWrite) -> Response:
-    ctx = await deps.context(request)
-    cas = body.options.get("cas")
-    if cas is not None and not isinstance(cas, int):
-        raise InvalidInput("options.cas must be an integer")
-    text = orjson.dumps(body.data, option=orjson.OPT_SORT_KEYS).decode()
-    result = await deps.services(request).secrets.write(ctx, path, text, cas)
-    return json_response(
-        {
-            "data": {
-                "created_time": result.created_at,
-                "version": result.version,
-                "deletion_time": "",
-                "destroyed": False,
-            }
-        }
-    )
-
-
-@router.delete(
-    "/secret/data/{path:path}", status_code=204, dependencies=[Depends(deps.authenticated)]
-)
-async def kv_delete(request: Request, path: str) -> Response:
-    ctx = await deps.context(request)
-    await deps.services(request).secrets.delete(ctx, path, None)
-    return Response(status_code=204)
-
-
-@router.get(
-    "/secret/metadata/{path:path}",
-    operation_id="vault_kv_metadata",
-    dependencies=[Depends(deps.authenticated)],
-    responses={200: {"model": KvMetadata}},
-)
-@router.api_route(
-    "/secret/metadata/{path:path}",
-    methods=["LIST"],
-    operation_id="vault_kv_list",
-    include_in_schema=False,
-    dependencies=[Depends(deps.authenticated)],
-)
-async def kv_list(request: Request, path: str = "") -> Response:
-    """``LIST`` (or ``GET ?list=true``): the keys directly under a folder."""
-    ctx = await deps.context(request)
-    svc = deps.services(request).secrets
-    if request.method == "GET" and request.query_params.get("list") != "true":
-        meta = await svc.metadata(ctx, path)
-        return json_response({"data": meta})
-    prefix = path.strip("/") + "/" if path.strip("/") else ""
-    items = await svc.list_paths(ctx, prefix, recursive=True)
-    keys: list[str] = []
-    for item in items:
-        rest = item["path"][len(prefix) :]
-        key = rest.split("/", 1)[0] + ("/" if "/" in rest else "")
-        if key not in keys:
-            keys.append(key)
-    if not keys:
-        return Response(
-            orjson.dumps({"errors": []}), status_code=404, media_type="application/json"
+    try:
+        ctx, reply = await exchange_key(
+            request,
+            body.secret_id,
+            body.role_id,
+            900,
+            operation="auth:approle",
+            fields=("secret_id", "role_id"),
         )
-    return json_response({"data": {"keys": keys}})
+    except Unauthenticated as exc:
+        # Vault answers a failed login 400 (a bad token elsewhere is 403); audited above.
+        raise InvalidInput(exc.detail) from None
+    policies = list(ctx.principal.policies)
+    auth = {
+        "client_token": reply["access_token"],
+        "accessor": "",
+        "policies": policies,
+        "token_policies": policies,
+        "identity_policies": None,
+        "metadata": {"role_name": body.role_id},
+        "lease_duration": reply["expires_in"],
+        "renewable": False,
+        "entity_id": "",
+        "token_type": "service",
+        "orphan": True,
+        "num_uses": 0,
+    }
+    return envelope(request, None, auth=auth)
+
+
+# -- mounts: one KV v2 engine at secret/ ---------------------------------------------
+
+_KV_MOUNT = {
+    "type": "kv",
+    "description": "keysafe secrets (KV version 2)",
+    "accessor": "kv_keysafe",
+    "config": {"default_lease_ttl": 0, "max_lease_ttl": 0, "force_no_cache": False},
+    "options": {"version": "2"},
+    "local": False,
+    "seal_wrap": False,
+    "external_entropy_access": False,
+    "plugin_version": "",
+    "running_plugin_version": "",
+    "uuid": "",
+}
+
+
+@router.get(
+    "/sys/mounts",
+    dependencies=[Depends(deps.needs("sys:mounts"))],
+    responses={200: {"model": Mounts}},
+)
+async def mounts(request: Request) -> Response:
+    """The mount table: KV v2 at ``secret/`` (Vault lists mounts at the top level and
+    under ``data``). Needs ``admin`` on ``sys/mounts``, as Vault needs a policy on it;
+    any token may ask ``sys/internal/ui/mounts``."""
+    await deps.needs_context(request, "sys:mounts")
+    table = {"secret/": _KV_MOUNT}
+    reply = envelope(request, table)
+    doc = {**orjson.loads(reply.body), **table}
+    return json_response(doc)
+
+
+@router.get(
+    "/sys/internal/ui/mounts/{path:path}",
+    dependencies=[Depends(deps.authenticated)],
+    responses={200: {"model": UiMount}},
+)
+async def ui_mount(request: Request, path: str) -> Response:
+    """The vault CLI's KV version check (``vault kv get`` asks before reading)."""
+    if path.strip("/").split("/", 1)[0] != "secret":
+        return not_found()
+    return envelope(request, {**_KV_MOUNT, "path": "secret/"})
+
+
+@router.get("/sys/init", responses={200: {"model": InitStatus}})
+async def init_status(request: Request) -> Response:
+    status = deps.services(request).system.status()
+    return json_response({"initialized": bool(status["initialized"])})
+
+
+@router.get("/sys/leader", responses={200: {"model": Leader}})
+async def leader(request: Request) -> Response:
+    """Every keysafe node is active: no HA leader election to report."""
+    return json_response(
+        {
+            "ha_enabled": False,
+            "is_self": True,
+            "active_time": "0001-01-01T00:00:00Z",
+            "leader_address": "",
+            "leader_cluster_address": "",
+            "performance_standby": False,
+            "performance_standby_last_remote_wal": 0,
+        }
+    )
