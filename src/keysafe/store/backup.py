@@ -26,7 +26,7 @@ from keysafe.store.backup_format import (
 from keysafe.store.engine import storage_errors
 from keysafe.timefmt import iso_us
 
-__all__ = ["Snapshot", "schema_revision", "stream_backup"]
+__all__ = ["Snapshot", "chunked", "schema_revision", "stream_backup"]
 
 
 def schema_revision(conn: Connection) -> str | None:
@@ -96,7 +96,8 @@ class Snapshot:
         for table in backup_tables():
             columns = [str(c.name) for c in table.columns]
             count = self.header.tables[table.name]
-            yield orjson.dumps({"table": str(table.name), "columns": columns, "rows": count}) + b"\n", False
+            intro = {"table": str(table.name), "columns": columns, "rows": count}
+            yield orjson.dumps(intro) + b"\n", False
             codec = RowCodec(table, columns)
             query = select(table).order_by(*table.primary_key.columns)
             seen = 0
@@ -109,18 +110,23 @@ class Snapshot:
                 raise RuntimeError(f"{table.name}: counted {count} rows, read {seen}")
 
 
-def stream_backup(engine: Engine, chunk_bytes: int = 256 * 1024) -> Iterator[bytes]:
-    """The whole backup file in chunks of about ``chunk_bytes``. The first chunk is
-    produced as soon as the snapshot is open, so errors opening it come first."""
-    with Snapshot(engine) as snap:
-        buf: list[bytes] = []
-        size = 0
-        first = True
-        for line in snap.lines():
-            buf.append(line)
-            size += len(line)
-            if first or size >= chunk_bytes:
-                yield b"".join(buf)
-                buf, size, first = [], 0, False
-        if buf:
+def chunked(lines: Iterator[bytes], chunk_bytes: int = 256 * 1024) -> Iterator[bytes]:
+    """``lines`` joined into chunks of about ``chunk_bytes`` (the first line, the
+    header, on its own so that a reader can show it at once)."""
+    buf: list[bytes] = []
+    size = 0
+    first = True
+    for line in lines:
+        buf.append(line)
+        size += len(line)
+        if first or size >= chunk_bytes:
             yield b"".join(buf)
+            buf, size, first = [], 0, False
+    if buf:
+        yield b"".join(buf)
+
+
+def stream_backup(engine: Engine) -> Iterator[bytes]:
+    """The whole backup file in chunks, from a snapshot opened on the first ``next``."""
+    with Snapshot(engine) as snap:
+        yield from chunked(snap.lines())

@@ -24,13 +24,13 @@ __all__ = ["restore"]
 
 
 def restore(
-    engine: Engine, fh: IO[bytes], on_rows: Callable[[int], None] | None = None
+    engine: Engine, fh: IO[bytes], progress: Callable[[int, int], None] | None = None
 ) -> Header:
     """Load the backup in ``fh`` (seekable) into the empty store behind ``engine``.
 
     Raises CorruptBackup (an IntegrityError) for a bad file, Conflict when the store is
     not empty or its schema is at another revision, StorageUnavailable when the
-    database fails. ``on_rows(n)`` is told of each batch written (progress)."""
+    database fails. ``progress(n, total)`` is told of each batch of n rows written."""
     header = check_file(fh)
     fh.seek(0)
     known = known_revisions()
@@ -56,8 +56,8 @@ def restore(
         for part in tables:
             for batch in part.batches:
                 conn.execute(part.table.insert(), batch)
-                if on_rows is not None:
-                    on_rows(len(batch))
+                if progress is not None:
+                    progress(len(batch), header.total_rows)
         _advance_sequences(conn)
     upgrade(engine)
     return header
