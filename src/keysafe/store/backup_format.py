@@ -142,7 +142,11 @@ def check_file(fh: IO[bytes]) -> Header:
                 footer = doc
                 continue
         if header is None:
-            header = parse_header(_parse(line))
+            try:
+                first = orjson.loads(line)
+            except orjson.JSONDecodeError:
+                first = None
+            header = parse_header(first)
         digest.update(line)
     if header is None:
         raise CorruptBackup("not a keysafe backup: the file is empty")
@@ -173,6 +177,7 @@ class TableRows:
     """One table's rows, decoded, in batches of at most ROWS_PER_BATCH."""
 
     table: Table
+    columns: list[str]
     batches: Iterator[list[dict[str, Any]]]
 
 
@@ -184,7 +189,10 @@ def read_tables(fh: IO[bytes]) -> tuple[Header, Iterator[TableRows]]:
     first = next(lines, None)
     if first is None:
         raise CorruptBackup("not a keysafe backup: the file is empty")
-    header = parse_header(_parse(first))
+    try:
+        header = parse_header(orjson.loads(first))
+    except orjson.JSONDecodeError:
+        raise CorruptBackup("not a keysafe backup (no keysafe_backup header)") from None
     digest = hashlib.sha256(first)
     known = {t.name: t for t in backup_tables()}
 
@@ -206,7 +214,7 @@ def read_tables(fh: IO[bytes]) -> tuple[Header, Iterator[TableRows]]:
                 count = int(doc["rows"])
             except (KeyError, TypeError, ValueError) as exc:
                 raise CorruptBackup(f"backup file is corrupt: table {table.name}") from exc
-            yield TableRows(table, _batches(lines, digest, codec, count))
+            yield TableRows(table, codec.columns, _batches(lines, digest, codec, count))
         raise CorruptBackup("backup file is truncated (no end marker and checksum)")
 
     return header, tables()

@@ -12,7 +12,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import IO
 
-from sqlalchemy import Connection, Engine, Integer, select, text
+from sqlalchemy import Connection, Engine, Integer, column, select, text
+from sqlalchemy import table as table_clause
 
 from keysafe.errors import Conflict
 from keysafe.store.backup import schema_revision
@@ -54,8 +55,13 @@ def restore(
         _refuse_non_empty(conn)
         _, tables = read_tables(fh)
         for part in tables:
+            # Only the file's columns, and no client-side defaults: a backup made before
+            # a column existed is loaded at its own revision, then migrated.
+            target = table_clause(
+                part.table.name, *(column(c, part.table.c[c].type) for c in part.columns)
+            )
             for batch in part.batches:
-                conn.execute(part.table.insert(), batch)
+                conn.execute(target.insert(), batch)
                 if progress is not None:
                     progress(len(batch), header.total_rows)
         _advance_sequences(conn)
@@ -64,9 +70,9 @@ def restore(
 
 
 def _refuse_non_empty(conn: Connection) -> None:
-    used = [
-        t.name for t in backup_tables() if conn.execute(select(1).select_from(t).limit(1)).first()
-    ]
+    # Tables a later revision adds do not exist yet when an older backup is loaded.
+    present = [t for t in backup_tables() if conn.dialect.has_table(conn, t.name)]
+    used = [t.name for t in present if conn.execute(select(1).select_from(t).limit(1)).first()]
     if used:
         shown = ", ".join(used[:5]) + (" ..." if len(used) > 5 else "")
         raise Conflict(
