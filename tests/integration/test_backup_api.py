@@ -95,7 +95,8 @@ async def test_only_root_or_admin_on_sys_backup_may_take_one(
         for e in await _events(api, vault)
         if e["operation"] == "sys:backup" and e["outcome"] != "ok"
     ]
-    assert denied and denied[-1]["path"] == "sys/backup"
+    assert denied
+    assert denied[-1]["path"] == "sys/backup"
 
     # An explicit grant on sys/backup is enough; the file is whole and audited.
     admin = _bearer((await _key(api, vault, "backup-bot"))["key"])

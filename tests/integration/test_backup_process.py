@@ -141,11 +141,16 @@ def test_backup_under_writers_restores_into_the_other_engine(tmp_path: Path) -> 
         assert not list(tmp_path.glob(".vault.backup.*")), "the temp file was left"
         before = [(p, v) for t, p, v in writers.acked if t < started]
         during = [a for a in writers.acked if started <= a[0] <= ended]
-        assert before and during, "writers must run before and while the backup is taken"
+        assert before, "writers must run before the backup is taken"
+        assert during, "writers must run while the backup is taken"
 
         # The restore runs in process here (its CLI: the test below), into PostgreSQL.
-        with backup_file.open("rb") as fh:
-            header = restore(make_engine(dst_url), fh)
+        target_engine = make_engine(dst_url)
+        try:
+            with backup_file.open("rb") as fh:
+                header = restore(target_engine, fh)
+        finally:
+            target_engine.dispose()
         assert header.engine == source
         asyncio.run(_check_restored(tmp_path, dst_url, shares, root, before))
 
@@ -191,7 +196,8 @@ def test_bad_files_and_non_empty_targets_are_refused_with_nothing_written(
     got = cli("operator", "restore", str(bad), "--database-url", f"sqlite:///{target}")
     assert got.returncode == 8, (got.returncode, got.stderr)
     lines = got.stderr.strip().splitlines()
-    assert len(lines) == 1 and "truncated" in lines[0], got.stderr
+    assert len(lines) == 1, got.stderr
+    assert "truncated" in lines[0], got.stderr
     assert _tables(target) == []  # not even the schema
 
     # A store with anything in it is refused and keeps what it had (other bad files and
@@ -199,7 +205,8 @@ def test_bad_files_and_non_empty_targets_are_refused_with_nothing_written(
     rows = _row_counts(tmp_path / "src" / "keysafe.db")
     full = cli("operator", "restore", str(good), "--database-url", src_url)
     assert full.returncode == 4, full.stderr
-    assert "not empty" in full.stderr and len(full.stderr.strip().splitlines()) == 1
+    assert "not empty" in full.stderr
+    assert len(full.stderr.strip().splitlines()) == 1
     assert _row_counts(tmp_path / "src" / "keysafe.db") == rows
 
     fresh = tmp_path / "fresh.db"

@@ -30,17 +30,31 @@ def source(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Engine]:
         conn.execute(
             insert(secrets),
             [
-                {"id": i, "path": f"p/{i}", "current_version": 1, "max_versions": 10,
-                 "created_at": i, "updated_at": i}
+                {
+                    "id": i,
+                    "path": f"p/{i}",
+                    "current_version": 1,
+                    "max_versions": 10,
+                    "created_at": i,
+                    "updated_at": i,
+                }
                 for i in ids
             ],
         )
         conn.execute(
             insert(secret_versions),
             [
-                {"secret_id": i, "version": 1, "format": 1, "kek_version": 1,
-                 "wrapped_dek": b"d", "ciphertext": bytes([i % 256]) * 40, "created_at": i,
-                 "created_by": "t", "destroyed": False}
+                {
+                    "secret_id": i,
+                    "version": 1,
+                    "format": 1,
+                    "kek_version": 1,
+                    "wrapped_dek": b"d",
+                    "ciphertext": bytes([i % 256]) * 40,
+                    "created_at": i,
+                    "created_by": "t",
+                    "destroyed": False,
+                }
                 for i in ids
             ],
         )
@@ -111,9 +125,7 @@ def test_bad_files_are_refused_before_anything_is_written(
         assert not conn.dialect.has_table(conn, "alembic_version")
 
 
-def test_a_non_empty_target_is_refused_and_keeps_its_rows(
-    source: Engine, backup: bytes
-) -> None:
+def test_a_non_empty_target_is_refused_and_keeps_its_rows(source: Engine, backup: bytes) -> None:
     before = _rows(source)
     with pytest.raises(Conflict, match="not empty"):
         restore(source, io.BytesIO(backup))
@@ -136,7 +148,8 @@ def test_a_target_at_another_revision_or_a_newer_backup_is_refused(
     body = newer[: newer.rindex(b'{"end"')]
     rows = sum(1 for line in body.splitlines() if line.startswith(b"["))
     footer = b'{"end":true,"rows":%d,"sha256":"%s"}\n' % (
-        rows, hashlib.sha256(body).hexdigest().encode()
+        rows,
+        hashlib.sha256(body).hexdigest().encode(),
     )
     with pytest.raises(Conflict, match="newer"):
         restore(_target(tmp_path, "n.db"), io.BytesIO(body + footer))
@@ -160,8 +173,9 @@ def test_an_old_backup_restores_into_a_new_database_and_is_migrated(
     restore(target, io.BytesIO(data))
     with target.connect() as conn:
         assert conn.execute(select(sys_state.c.value)).scalar() == b"s"
-        assert conn.exec_driver_sql("SELECT version_num FROM alembic_version").scalar() == (
-            known_revisions()[-1]
+        assert (
+            conn.exec_driver_sql("SELECT version_num FROM alembic_version").scalar()
+            == (known_revisions()[-1])
         )
 
 
@@ -185,8 +199,11 @@ def _old_style_backup(engine: Engine, present: set[str]) -> bytes:
             codec = RowCodec(t, cols)
             body.extend(codec.encode(r).rstrip(b"\n") for r in rows)
     header = {
-        "keysafe_backup": 1, "schema_revision": known_revisions()[0],
-        "created": "", "engine": "sqlite", "tables": counts,
+        "keysafe_backup": 1,
+        "schema_revision": known_revisions()[0],
+        "created": "",
+        "engine": "sqlite",
+        "tables": counts,
     }
     lines = [orjson.dumps(header), *body]
     text = b"".join(line + b"\n" for line in lines)
