@@ -86,7 +86,8 @@ class RowCodec:
                 values[i] = base64.b64encode(values[i]).decode("ascii")
         return orjson.dumps(values) + b"\n"
 
-    def decode(self, values: list[Any]) -> dict[str, Any]:
+    def decode(self, values: list[Any]) -> tuple[Any, ...]:
+        """One row's values, in ``columns`` order, as the driver takes them."""
         if len(values) != len(self.columns):
             raise CorruptBackup("backup file is corrupt: a row has the wrong number of values")
         for i in self._binary:
@@ -95,7 +96,7 @@ class RowCodec:
                     values[i] = base64.b64decode(values[i], validate=True)
                 except (binascii.Error, TypeError, ValueError) as exc:
                     raise CorruptBackup("backup file is corrupt: bad binary value") from exc
-        return dict(zip(self.columns, values, strict=True))
+        return tuple(values)
 
 
 def checksummed(lines: Iterable[tuple[bytes, bool]]) -> Iterator[bytes]:
@@ -178,7 +179,7 @@ class TableRows:
 
     table: Table
     columns: list[str]
-    batches: Iterator[list[dict[str, Any]]]
+    batches: Iterator[list[tuple[Any, ...]]]
 
 
 def read_tables(fh: IO[bytes]) -> tuple[Header, Iterator[TableRows]]:
@@ -222,8 +223,8 @@ def read_tables(fh: IO[bytes]) -> tuple[Header, Iterator[TableRows]]:
 
 def _batches(
     lines: Iterator[bytes], digest: Any, codec: RowCodec, count: int
-) -> Iterator[list[dict[str, Any]]]:
-    batch: list[dict[str, Any]] = []
+) -> Iterator[list[tuple[Any, ...]]]:
+    batch: list[tuple[Any, ...]] = []
     for _ in range(count):
         line = next(lines, None)
         if line is None:

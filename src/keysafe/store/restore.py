@@ -12,8 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import IO
 
-from sqlalchemy import Connection, Engine, Integer, column, select, text
-from sqlalchemy import table as table_clause
+from sqlalchemy import Connection, Engine, Integer, select, text
 
 from keysafe.errors import Conflict
 from keysafe.store.backup import schema_revision
@@ -56,17 +55,24 @@ def restore(
         _, tables = read_tables(fh)
         for part in tables:
             # Only the file's columns, and no client-side defaults: a backup made before
-            # a column existed is loaded at its own revision, then migrated.
-            target = table_clause(
-                part.table.name, *(column(c, part.table.c[c].type) for c in part.columns)
-            )
+            # a column existed is loaded at its own revision, then migrated. Rows go to
+            # the driver as they are (bytes, ints, text, bools), skipping per-row work.
+            sql = _insert_sql(conn, part.table.name, part.columns)
             for batch in part.batches:
-                conn.execute(target.insert(), batch)
+                conn.exec_driver_sql(sql, batch)
                 if progress is not None:
                     progress(len(batch), header.total_rows)
         _advance_sequences(conn)
     upgrade(engine)
     return header
+
+
+def _insert_sql(conn: Connection, table: str, columns: list[str]) -> str:
+    quote = conn.dialect.identifier_preparer.quote
+    mark = "?" if conn.dialect.paramstyle == "qmark" else "%s"
+    names = ", ".join(quote(c) for c in columns)
+    marks = ", ".join([mark] * len(columns))
+    return f"INSERT INTO {quote(table)} ({names}) VALUES ({marks})"  # noqa: S608 - quoted names
 
 
 def _refuse_non_empty(conn: Connection) -> None:
