@@ -205,6 +205,7 @@ def run(
                     "backup_rss_growth_mib": round(
                         child["rss_peak_mib"] - child["rss_before_mib"], 1
                     ),
+                    "backup_peak_rss_mib": round(child["rss_peak_mib"], 1),
                 }
             )
     return rows
@@ -213,14 +214,15 @@ def run(
 def _table(rows: list[dict[str, Any]]) -> str:
     head = (
         "| engine | secrets | backup s | per 10k | bare read s | backup / bare read "
-        "| restore s | per 10k | file MiB | backup RSS growth MiB |"
+        "| restore s | per 10k | file MiB | backup peak RSS MiB (growth) |"
     )
     lines = [head, "|" + " --- |" * 10]
     for r in rows:
         lines.append(
             f"| {r['engine']} | {r['secrets']:,} | {r['backup_s']} | {r['backup_s_per_10k']} "
             f"| {r['raw_read_s']} | {r['backup_vs_raw_read']}x | {r['restore_s']} "
-            f"| {r['restore_s_per_10k']} | {r['file_mib']} | {r['backup_rss_growth_mib']} |"
+            f"| {r['restore_s_per_10k']} | {r['file_mib']} "
+            f"| {r['backup_peak_rss_mib']} (+{r['backup_rss_growth_mib']}) |"
         )
     return "\n".join(lines)
 
