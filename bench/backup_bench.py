@@ -111,8 +111,6 @@ def _fill(url: str, home: Path, count: int) -> None:
 
 def _child_backup(url: str, out: Path) -> dict[str, Any]:
     """Runs in the child: the backup to ``out``, then the bare read of the same rows."""
-    import resource
-
     from sqlalchemy import text
 
     from keysafe.store.backup import stream_backup
@@ -120,13 +118,13 @@ def _child_backup(url: str, out: Path) -> dict[str, Any]:
     from keysafe.store.engine import make_engine
 
     engine = make_engine(url)
-    rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    rss_before = _peak_rss_kib()
     started = time.perf_counter()
     with out.open("wb") as fh:
         for chunk in stream_backup(engine):
             fh.write(chunk)
     backup_s = time.perf_counter() - started
-    rss_after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    rss_after = _peak_rss_kib()
     started = time.perf_counter()
     rows = 0
     with engine.connect() as conn:
@@ -145,6 +143,15 @@ def _child_backup(url: str, out: Path) -> dict[str, Any]:
         "rss_before_mib": rss_before / 1024,
         "rss_peak_mib": rss_after / 1024,
     }
+
+
+def _peak_rss_kib() -> int:
+    """This process's peak resident set (VmHWM). Not ru_maxrss: Linux carries that over
+    from the parent through fork and exec, so a child would report the filler's peak."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1])
+    return 0
 
 
 def _backup_in_child(url: str, out: Path) -> dict[str, Any]:
