@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Annotated
 import orjson
 import typer
 
+from keysafe.cli import backup_cmd
 from keysafe.cli.context import state
 from keysafe.cli.output import data, message, print_json, table
 from keysafe.errors import InvalidInput, ServerError
@@ -19,6 +20,8 @@ if TYPE_CHECKING:
     from keysafe.client import SealStatus
 
 app = typer.Typer(help="Initialise, unseal, seal and re-key the vault.", no_args_is_help=True)
+app.command("backup")(backup_cmd.backup)
+app.command("restore")(backup_cmd.restore)
 JsonOpt = Annotated[bool, typer.Option("--json", help="Stable JSON output for programs.")]
 
 

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import hmac
 import ssl
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import Any, TypeVar
@@ -380,6 +381,30 @@ class Client:
         return RewrapProgress.from_json(
             self._json("POST", f"{API}/sys/rewrap", json={"batch": batch})
         )
+
+    @contextlib.contextmanager
+    def backup_stream(self, read_timeout: float = 120.0) -> Iterator[Iterator[bytes]]:
+        """The server's backup file as chunks of bytes (needs the root token or
+        ``admin`` on ``sys/backup``), from the current address only. A stream cut short
+        raises ConnectionFailed; the file's own checksum finds anything else."""
+        addr = self.addr
+        timeout = httpx.Timeout(self._http.timeout.connect, read=read_timeout)
+
+        def chunks(resp: httpx.Response) -> Iterator[bytes]:
+            try:
+                yield from resp.iter_bytes()
+            except httpx.TransportError as exc:
+                why = _why(addr, exc)
+                raise ConnectionFailed(f"backup stream from {addr} broke: {why}") from exc
+
+        try:
+            with self._http.stream("GET", f"{addr}{API}/sys/backup", timeout=timeout) as resp:
+                if resp.status_code >= 400:
+                    resp.read()
+                    raise _error_from_response(resp)
+                yield chunks(resp)
+        except httpx.TransportError as exc:
+            raise ConnectionFailed(_why(addr, exc)) from exc
 
     # -- audit -------------------------------------------------------------------------
 

@@ -88,6 +88,7 @@ def api_routers() -> list[APIRouter]:
     """Every router the application mounts (the route table tests walk)."""
     from keysafe.server.routes import access, audit, docs, leaks, oauth, secrets, sys, tokens, vault
     from keysafe.server.routes import alerts as alert_routes
+    from keysafe.server.routes import backup as backup_routes
     from keysafe.server.routes import incidents as incident_routes
     from keysafe.server.routes import leases as lease_routes
     from keysafe.server.routes import report as report_routes
@@ -119,6 +120,7 @@ def api_routers() -> list[APIRouter]:
             usage_routes,
             rotation_routes,
             transit_routes,
+            backup_routes,
             docs,
         )
     ]

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Final
+from typing import TYPE_CHECKING, Final
 
 from sqlalchemy import Connection, Engine
+
+if TYPE_CHECKING:
+    from alembic.config import Config
 
 MIGRATIONS_DIR = Path(__file__).with_name("migrations")
 
@@ -15,8 +18,8 @@ MIGRATIONS_DIR = Path(__file__).with_name("migrations")
 MIGRATION_LOCK_ID: Final = 0x6B65_7973_6166_6531
 
 
-def upgrade(engine: Engine) -> None:
-    """Bring the schema to the newest revision (idempotent).
+def upgrade(engine: Engine, revision: str = "head") -> None:
+    """Bring the schema to the newest revision, or to ``revision`` (idempotent).
 
     Several nodes may start at the same moment on an empty database: the migrations run
     in one transaction that first takes a lock, so the others wait for it, then find the
@@ -26,16 +29,30 @@ def upgrade(engine: Engine) -> None:
     ``BEGIN IMMEDIATE`` (``write_txn``), which already holds the database's write lock.
     """
     from alembic import command
-    from alembic.config import Config
 
     from keysafe.store.engine import write_txn
 
-    cfg = Config()
-    cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
+    cfg = alembic_config()
     with write_txn(engine) as conn:
         lock_for_migrations(conn)
         cfg.attributes["connection"] = conn
-        command.upgrade(cfg, "head")
+        command.upgrade(cfg, revision)
+
+
+def alembic_config() -> Config:
+    from alembic.config import Config
+
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
+    return cfg
+
+
+def known_revisions() -> list[str]:
+    """Every revision the shipped migrations know, oldest first."""
+    from alembic.script import ScriptDirectory
+
+    script = ScriptDirectory.from_config(alembic_config())
+    return [rev.revision for rev in reversed(list(script.walk_revisions()))]
 
 
 def lock_for_migrations(conn: Connection) -> None:
