@@ -138,7 +138,6 @@ async def seal_status(request: Request) -> Response:
             "version": f"keysafe-{__version__}",
             "build_date": "",
             "migration": False,
-            "recovery_seal": False,
             "storage_type": "keysafe",
             "cluster_name": "keysafe",
             "cluster_id": "",
