@@ -52,6 +52,8 @@ _OPEN_WHILE_SEALED = frozenset(
     }
 )
 _OPEN_PREFIX_WHILE_SEALED = "/api/v1/docs/assets/"
+# The console shows its own "sealed" page (and serves its files) while sealed.
+_CONSOLE_PREFIX = "/ui"
 
 
 class SealGate:
@@ -60,6 +62,7 @@ class SealGate:
     def __init__(self, app: ASGIApp, services: Services) -> None:
         self.app = app
         self.services = services
+        self.console = services.settings.ui
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if (
@@ -67,6 +70,7 @@ class SealGate:
             and self.services.barrier.sealed
             and scope["path"] not in _OPEN_WHILE_SEALED
             and not scope["path"].startswith(_OPEN_PREFIX_WHILE_SEALED)
+            and not (self.console and scope["path"].startswith(_CONSOLE_PREFIX))
         ):
             initialized = self.services.system.seal_config() is not None
             error = (
@@ -162,6 +166,10 @@ def create_app(settings: Settings, *, services: Services | None = None) -> FastA
     # Innermost first: the seal gate answers before any body is read or checked.
     app.add_middleware(JsonGate)
     app.add_middleware(SealGate, services=svc)
+    if settings.ui:
+        from keysafe.web import install_console
+
+        install_console(app)  # outermost: its headers reach sealed answers too
     return app
 
 

@@ -1,0 +1,172 @@
+"""Signing in and out of the console.
+
+A person signs in with name, password and TOTP (or recovery) code through the same
+login service as ``POST /api/v1/auth/login``: the same ``ks_sess_`` session, idle and
+absolute limits, name lockout and per-address throttle. An operator may paste a token
+instead; it is checked like a bearer token and kept only in the HttpOnly cookie (never
+in the page or the browser's storage). Signing out revokes a person's session on the
+server.
+"""
+
+from __future__ import annotations
+
+import anyio.to_thread
+from fastapi import APIRouter, Request
+from starlette.responses import Response
+
+from keysafe.access.login import Attempt, LoginFailed
+from keysafe.errors import Forbidden, KeysafeError, Unauthenticated
+from keysafe.server import deps
+from keysafe.server.monitoring import note_of
+from keysafe.web.caller import act, common, renderer, sealed_page, show
+from keysafe.web.render import redirect
+from keysafe.web.security import (
+    CSRF_FIELD,
+    LOGIN_CSRF_COOKIE,
+    SESSION_COOKIE,
+    UI_PREFIX,
+    check_origin,
+    new_login_csrf,
+    read_form,
+    same_token,
+)
+
+router = APIRouter(prefix=UI_PREFIX, include_in_schema=False)
+
+_LOGIN_FORM_BYTES = 8 * 1024
+
+
+def _set_cookie(response: Response, name: str, value: str, max_age: int | None) -> None:
+    response.set_cookie(
+        name,
+        value,
+        max_age=max_age,
+        path=UI_PREFIX,
+        secure=True,
+        httponly=True,
+        samesite="strict",
+    )
+
+
+def _login_page(request: Request, status: int = 200, error: str = "") -> Response:
+    svc = deps.services(request)
+    token = new_login_csrf()
+    response = renderer(request).page(
+        "login.html", status, **{**common(svc, None), "csrf": token}, title="Sign in", error=error
+    )
+    _set_cookie(response, LOGIN_CSRF_COOKIE, token, None)
+    return response
+
+
+@router.get("")
+async def root(request: Request) -> Response:
+    return redirect(f"{UI_PREFIX}/")
+
+
+@router.get("/")
+async def home(request: Request) -> Response:
+    async def page(_: object) -> Response:
+        return redirect(f"{UI_PREFIX}/secrets")
+
+    return await show(request, page)
+
+
+@router.get("/login")
+async def login_form(request: Request) -> Response:
+    if deps.services(request).barrier.sealed:
+        return sealed_page(request)
+    return _login_page(request)
+
+
+async def _anonymous_form(request: Request) -> dict[str, str]:
+    """The form of a pre-sign-in POST after the origin, double-submit and per-address
+    checks (raises Forbidden, RateLimited)."""
+    check_origin(request)
+    await deps.anonymous_route("login")(request)
+    deps.services(request).throttle.check(deps.source(request))
+    form = await read_form(request, _LOGIN_FORM_BYTES)
+    if not same_token(request.cookies.get(LOGIN_CSRF_COOKIE, ""), form.get(CSRF_FIELD)):
+        raise Forbidden("the form's CSRF token is missing or wrong; reload the page")
+    return form
+
+
+def _signed_in(token: str, max_age: int | None) -> Response:
+    response = redirect(f"{UI_PREFIX}/secrets")
+    _set_cookie(response, SESSION_COOKIE, token, max_age)
+    response.delete_cookie(LOGIN_CSRF_COOKIE, path=UI_PREFIX, secure=True, httponly=True)
+    return response
+
+
+@router.post("/login")
+async def login(request: Request) -> Response:
+    svc = deps.services(request)
+    if svc.barrier.sealed:
+        return sealed_page(request)
+    src = deps.source(request)
+    try:
+        form = await _anonymous_form(request)
+        attempt = Attempt(src, deps.request_id(request))
+        result = await anyio.to_thread.run_sync(
+            svc.users.login.login,
+            form.get("name", "")[:256],
+            form.get("password", "")[:1024],
+            form.get("code") or None,
+            attempt,
+        )
+    except LoginFailed as exc:
+        if svc.throttle.failed(src):
+            await deps.record(
+                svc,
+                rid=deps.request_id(request),
+                actor="anonymous",
+                src=src,
+                operation="auth:throttle",
+                path="auth:login",
+                detail=f"source blocked for {svc.throttle.cooldown:.0f} s",
+            )
+        return _login_page(request, exc.status, exc.detail)
+    except KeysafeError as exc:
+        return _login_page(request, exc.status, exc.detail)
+    return _signed_in(result.token, svc.settings.session_max_hours * 3600)
+
+
+@router.post("/login/token")
+async def login_with_token(request: Request) -> Response:
+    """An operator's token: checked like a bearer token, then held by the cookie only
+    for this browser session."""
+    svc = deps.services(request)
+    if svc.barrier.sealed:
+        return sealed_page(request)
+    try:
+        form = await _anonymous_form(request)
+        token = form.get("token", "").strip()[:4096]
+        await deps.authenticate(
+            svc,
+            token or None,
+            deps.source(request),
+            deps.request_id(request),
+            request.url.path,
+            note_of(request.scope),
+        )
+    except Unauthenticated as exc:
+        return _login_page(request, exc.status, "that token is not valid")
+    except KeysafeError as exc:
+        return _login_page(request, exc.status, exc.detail)
+    return _signed_in(token, None)
+
+
+@router.post("/logout")
+async def logout(request: Request) -> Response:
+    svc = deps.services(request)
+
+    async def action(caller: object, form: dict[str, str]) -> Response:
+        token = request.cookies.get(SESSION_COOKIE, "")
+        if token.startswith("ks_sess_"):
+            session = await anyio.to_thread.run_sync(svc.users.sessions.lookup, token)
+            attempt = Attempt(deps.source(request), deps.request_id(request))
+            await anyio.to_thread.run_sync(svc.users.login.logout, session, attempt)
+        response = redirect(f"{UI_PREFIX}/login")
+        response.delete_cookie(SESSION_COOKIE, path=UI_PREFIX, secure=True, httponly=True)
+        return response
+
+    return await act(request, action)
