@@ -5,8 +5,8 @@ inline script or style), ``frame-ancestors 'none'``, ``Referrer-Policy: no-refer
 ``Cache-Control: no-store`` (pages may show a value), set by one ASGI layer so that error
 pages and redirects get them too.
 
-CSRF, two layers on every POST: the browser's ``Origin`` (or ``Sec-Fetch-Site``) must
-be this site, and the form must carry a token. Signed in, the token is bound to the
+CSRF, two layers on every POST: the browser's ``Sec-Fetch-Site`` and ``Origin`` must
+not name another site, and the form must carry a token. Signed in, the token is bound to the
 session (a keyed hash of the credential, so every worker process can check it without
 shared state); before sign-in it is a random value also held in a cookie (double
 submit). Tokens are compared in constant time.
@@ -89,17 +89,17 @@ def same_token(expected: str, given: str | None) -> bool:
 
 
 def check_origin(request: Request) -> None:
-    """Refuse a POST another site started: its ``Origin`` must be ours; without one,
-    ``Sec-Fetch-Site`` must not say cross-site. Raises Forbidden."""
-    origin = request.headers.get("origin")
-    if origin is not None:
-        ours = f"{request.url.scheme}://{request.headers.get('host', '')}"
-        if origin != ours:
-            raise Forbidden("cross-site request refused")
-        return
+    """Refuse a POST another site started: ``Sec-Fetch-Site`` must say same-origin, and
+    an ``Origin`` must be ours (browsers send ``null`` under ``no-referrer``: then the
+    CSRF token alone decides). Raises Forbidden."""
     site = request.headers.get("sec-fetch-site")
     if site is not None and site not in ("same-origin", "none"):
         raise Forbidden("cross-site request refused")
+    origin = request.headers.get("origin")
+    if origin is not None and origin != "null":
+        ours = f"{request.url.scheme}://{request.headers.get('host', '')}"
+        if origin != ours:
+            raise Forbidden("cross-site request refused")
 
 
 async def read_form(request: Request, max_bytes: int) -> dict[str, str]:
