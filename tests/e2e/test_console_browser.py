@@ -24,7 +24,6 @@ from keysafe.cli.profile import read_profile
 
 if TYPE_CHECKING:
     from playwright.sync_api import Browser, BrowserContext, Page
-
     from tests.e2e.conftest import Vault
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
@@ -229,7 +228,8 @@ def test_person_signs_in_with_totp_and_works_on_a_secret(
     with other.expect_navigation() as stale:
         other.click("#save")
     response = stale.value
-    assert response is not None and response.status == 409
+    assert response is not None
+    assert response.status == 409
     assert "someone saved a newer version" in other.locator(".error").inner_text()
     assert other.locator("#edit-value").input_value() == "stale-value"  # nothing lost
     assert _value(api, SECRET) == (2, "second-value-2")
@@ -244,7 +244,8 @@ def test_person_signs_in_with_totp_and_works_on_a_secret(
     page.fill("#confirm-2", "wrong")
     with page.expect_navigation() as refused:
         page.click("button:text-is('Destroy version 2')")
-    assert refused.value is not None and refused.value.status == 400
+    assert refused.value is not None
+    assert refused.value.status == 400
     page.goto(f"{vault.addr}/ui/secret?path={SECRET}")
     page.click("tr:has(td:text-is('2')) summary")
     page.fill("#confirm-2", SECRET)
@@ -258,11 +259,12 @@ def test_person_signs_in_with_totp_and_works_on_a_secret(
     _shot(page, tmp_path, "policy")
     page.fill("#policy-text", BRAM_POLICY + "\n[[rule]]\npath = \n")
     # The live check (the server's parser) names the line before saving.
-    page.locator("#policy-live", has_text="Line 5").wait_for()
+    page.locator("#policy-live", has_text="Line 6").wait_for()
     with page.expect_navigation() as bad:
         page.click("text=Save policy")
-    assert bad.value is not None and bad.value.status == 400
-    assert page.locator("#policy-error").inner_text().startswith("Line 5:")
+    assert bad.value is not None
+    assert bad.value.status == 400
+    assert page.locator("#policy-error").inner_text().startswith("Line 6:")
     assert _ok(api.get("/api/v1/policies/ui-bram"))["text"] == BRAM_POLICY  # unchanged
     page.goto(f"{vault.addr}/ui/policy?name=ui-bram")
     page.fill("#check-path", "uiapp/dev/X")
@@ -270,7 +272,8 @@ def test_person_signs_in_with_totp_and_works_on_a_secret(
     with page.expect_navigation():
         page.click("#check")
     result = page.locator("#check-result").inner_text()
-    assert "Allowed" in result and "policy ui-bram, rule 1 (line 2)" in result
+    assert "Allowed" in result
+    assert "Deciding rule: policy ui-bram, rule 1 (line 1)" in result
 
     # Audit viewer with a filter, and the chain verified.
     page.goto(f"{vault.addr}/ui/audit?actor=user:cora&operation=secret:read")
@@ -281,7 +284,8 @@ def test_person_signs_in_with_totp_and_works_on_a_secret(
     assert page.locator("#verify-result").inner_text().startswith("Intact")
 
     assert watch.violations == []
-    assert watch.csp and all(c and "script-src 'self'" in c for c in watch.csp)
+    assert watch.csp
+    assert all(c and "script-src 'self'" in c for c in watch.csp)
     assert page.evaluate("document.querySelectorAll('script:not([src]), [style]').length") == 0
 
 
