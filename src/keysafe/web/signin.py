@@ -157,7 +157,14 @@ async def login_with_token(request: Request) -> Response:
 
 @router.post("/logout")
 async def logout(request: Request) -> Response:
+    """Revoke a person's session on the server, then forget the cookie. A cookie that
+    no longer authenticates is simply forgotten."""
     svc = deps.services(request)
+
+    def signed_out() -> Response:
+        response = redirect(f"{UI_PREFIX}/login")
+        response.delete_cookie(SESSION_COOKIE, path=UI_PREFIX, secure=True, httponly=True)
+        return response
 
     async def action(caller: object, form: dict[str, str]) -> Response:
         token = request.cookies.get(SESSION_COOKIE, "")
@@ -165,8 +172,7 @@ async def logout(request: Request) -> Response:
             session = await anyio.to_thread.run_sync(svc.users.sessions.lookup, token)
             attempt = Attempt(deps.source(request), deps.request_id(request))
             await anyio.to_thread.run_sync(svc.users.login.logout, session, attempt)
-        response = redirect(f"{UI_PREFIX}/login")
-        response.delete_cookie(SESSION_COOKIE, path=UI_PREFIX, secure=True, httponly=True)
-        return response
+        return signed_out()
 
-    return await act(request, action)
+    response = await act(request, action)
+    return signed_out() if response.status_code == Unauthenticated.status else response
