@@ -109,6 +109,31 @@ async def test_csrf_origin_and_bad_forms_are_refused(
     assert any(e.event.operation == "secret:read" and e.event.path == "app/KEY" for e in events)
 
 
+async def test_folder_pages_list_children_with_their_metadata(
+    vault: Vault, browser: httpx.AsyncClient
+) -> None:
+    for i in range(60):
+        await vault.svc.secrets.write(vault.root, f"team/big/K{i:02d}", "v")
+    await vault.svc.secrets.write(vault.root, "team/TOP", "v")
+    await vault.svc.secrets.set_metadata(
+        vault.root, "team/TOP", {"owner": "ops", "tags": {"env": "dev"}}
+    )
+    await _sign_in(browser, vault.root_token)
+    team = (await browser.get("/ui/secrets", params={"folder": "team"})).text
+    assert "big/</a>" in team
+    assert "60 secrets" in team
+    assert "env=dev" in team
+    assert "ops" in team
+    first = (await browser.get("/ui/secrets", params={"folder": "team/big/"})).text
+    second = (await browser.get("/ui/secrets", params={"folder": "team/big/", "page": "2"})).text
+    assert "K00" in first
+    assert "K59" not in first
+    assert "K59" in second
+    assert "K00" not in second
+    bad = await browser.get("/ui/secrets", params={"folder": "team//x"})
+    assert bad.status_code == 400
+
+
 async def test_sign_in_with_a_wrong_token_is_refused_and_audited(
     vault: Vault, browser: httpx.AsyncClient
 ) -> None:

@@ -8,6 +8,7 @@ never in a page before that); every answer is ``no-store``.
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 from urllib.parse import quote
 
@@ -16,9 +17,10 @@ from fastapi import APIRouter, Request
 from starlette.responses import Response
 
 from keysafe.bounds import MAX_VERSION
-from keysafe.errors import CasMismatch, Forbidden, InvalidInput
+from keysafe.errors import CasMismatch, Forbidden, InvalidInput, NotFound
 from keysafe.secrets.paths import folder_prefix
 from keysafe.server import deps
+from keysafe.server.services import Services
 from keysafe.web.caller import Caller, act, common, may, renderer, show
 from keysafe.web.render import redirect
 from keysafe.web.security import UI_PREFIX
@@ -62,12 +64,37 @@ def _entries(prefix: str, items: list[dict[str, Any]]) -> list[dict[str, Any]]:
         if sep:
             folders[head] = folders.get(head, 0) + 1
         else:
-            leaves.append({**item, "name": rest, "kind": "secret"})
+            leaves.append(
+                {
+                    **item,
+                    "name": rest,
+                    "kind": "secret",
+                    "owner": "",
+                    "tags": {},
+                    "expires_at": None,
+                }
+            )
     found: list[dict[str, Any]] = [
         {"name": name + "/", "path": prefix + name + "/", "count": count, "kind": "folder"}
         for name, count in sorted(folders.items())
     ]
     return found + leaves
+
+
+async def _with_metadata(caller: Caller, svc: Services, entries: list[dict[str, Any]]) -> None:
+    """Owner and tags of the page's secrets (each read like ``GET ...:metadata``, so
+    audited and decided by the caller's policies; a refused one shows none)."""
+
+    async def one(entry: dict[str, Any]) -> None:
+        try:
+            meta = await svc.secrets.metadata(caller.ctx, entry["path"])
+        except (Forbidden, NotFound):
+            return
+        entry["owner"] = meta["owner"]
+        entry["tags"] = meta["tags"]
+        entry["expires_at"] = meta["expires_at"]
+
+    await asyncio.gather(*(one(e) for e in entries if e["kind"] == "secret"))
 
 
 @router.get("/secrets")
@@ -85,6 +112,7 @@ async def folder(request: Request, folder: str = "", page: int = 1) -> Response:
         pages = max(1, -(-len(entries) // PAGE_SIZE))
         current = min(max(1, page), pages)
         shown = entries[(current - 1) * PAGE_SIZE : current * PAGE_SIZE]
+        await _with_metadata(caller, svc, shown)
         return renderer(request).page(
             "folder.html",
             status,
