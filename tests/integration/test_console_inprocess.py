@@ -134,6 +134,36 @@ async def test_folder_pages_list_children_with_their_metadata(
     assert bad.status_code == 400
 
 
+async def test_a_rule_asking_for_a_recent_second_factor_offers_the_step_up(
+    vault: Vault, browser: httpx.AsyncClient
+) -> None:
+    root = {"Authorization": f"Bearer {vault.root_token}"}
+    policy = '[[rule]]\npath = "mfa/*"\ncapabilities = ["list"]\nmfa_within_minutes = 15\n'
+    await vault.svc.secrets.write(vault.root, "mfa/KEY", "v")
+    for url, body in (
+        ("/api/v1/policies/ui-mfa", {"text": policy}),
+        ("/api/v1/roles/ui-mfa", {"policies": ["ui-mfa"]}),
+    ):
+        assert (await browser.put(url, json=body, headers=root)).status_code == 200
+    person = {"name": "dana", "password": "console step-up passphrase"}
+    made = await browser.post("/api/v1/users", json={**person, "roles": ["ui-mfa"]}, headers=root)
+    assert made.status_code == 200
+    login = await browser.post("/api/v1/auth/login", json=person)
+    session = {"Cookie": f"ks_console={login.json()['token']}"}
+    page = await browser.get("/ui/secret", params={"path": "mfa/KEY"}, headers=session)
+    assert page.status_code == 403
+    assert 'action="/ui/mfa"' in page.text
+    assert 'name="back" value="/ui/secret?path=mfa%2FKEY"' in page.text
+    # dana has no TOTP enrolled: the step-up says so, in one line.
+    proof = await browser.post(
+        "/ui/mfa",
+        data={"csrf": _csrf(page.text), "code": "123456", "back": "https://evil.example/"},
+        headers={**SAME_SITE, **session},
+    )
+    assert proof.status_code == 400
+    assert "no second factor enrolled" in proof.text
+
+
 async def test_sign_in_with_a_wrong_token_is_refused_and_audited(
     vault: Vault, browser: httpx.AsyncClient
 ) -> None:

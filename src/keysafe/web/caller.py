@@ -9,6 +9,7 @@ audit records the same way.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
@@ -17,7 +18,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from keysafe.access.models import RequestContext
-from keysafe.errors import Forbidden, KeysafeError, Unauthenticated
+from keysafe.errors import Forbidden, KeysafeError, MfaRequired, ServerError, Unauthenticated
 from keysafe.server import deps
 from keysafe.server.monitoring import note_of
 from keysafe.server.services import Services
@@ -26,11 +27,14 @@ from keysafe.web.security import (
     CSRF_FIELD,
     CSRF_HEADER,
     SESSION_COOKIE,
+    UI_PREFIX,
     check_origin,
     read_form,
     same_token,
     session_csrf,
 )
+
+log = logging.getLogger("keysafe.server")
 
 # Room for a secret value (JSON-free, but URL-encoding may triple it) and a few fields.
 _FORM_MARGIN = 16 * 1024
@@ -114,14 +118,27 @@ def sealed_page(request: Request) -> Response:
 
 
 def error_page(request: Request, caller: Caller | None, error: KeysafeError) -> Response:
+    """The error as a page with its status; a person refused for want of a recent second
+    factor gets the step-up form."""
     svc = deps.services(request)
+    back = request.url.path if request.method == "GET" else f"{UI_PREFIX}/secrets"
+    if request.method == "GET" and request.url.query:
+        back += "?" + request.url.query
     return renderer(request).page(
         "error.html",
         error.status,
         **common(svc, caller),
         title=error.title,
         message=error.detail,
+        step_up=isinstance(error, MfaRequired) and caller is not None and caller.person,
+        back=back,
     )
+
+
+def unexpected(request: Request, caller: Caller | None) -> Response:
+    """A bug: logged with its traceback, answered as a page without internals."""
+    log.exception("unexpected error on %s %s", request.method, request.url.path)
+    return error_page(request, caller, ServerError("internal error; see the server log"))
 
 
 async def show(request: Request, page: Page) -> Response:
@@ -139,6 +156,8 @@ async def show(request: Request, page: Page) -> Response:
         return await page(caller)
     except KeysafeError as exc:
         return error_page(request, caller, exc)
+    except Exception:
+        return unexpected(request, caller)
 
 
 async def act(request: Request, action: Action) -> Response:
@@ -166,3 +185,5 @@ async def act(request: Request, action: Action) -> Response:
         return await action(caller, form)
     except KeysafeError as exc:
         return error_page(request, caller, exc)
+    except Exception:
+        return unexpected(request, caller)

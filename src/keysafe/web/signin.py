@@ -15,10 +15,10 @@ from fastapi import APIRouter, Request
 from starlette.responses import Response
 
 from keysafe.access.login import Attempt, LoginFailed
-from keysafe.errors import Forbidden, KeysafeError, Unauthenticated
+from keysafe.errors import Forbidden, InvalidInput, KeysafeError, Unauthenticated
 from keysafe.server import deps
 from keysafe.server.monitoring import note_of
-from keysafe.web.caller import act, common, renderer, sealed_page, show
+from keysafe.web.caller import Caller, act, common, renderer, sealed_page, show
 from keysafe.web.render import redirect
 from keysafe.web.security import (
     CSRF_FIELD,
@@ -90,6 +90,22 @@ async def _anonymous_form(request: Request) -> dict[str, str]:
     return form
 
 
+async def _throttled(request: Request, operation: str) -> None:
+    """Count a failed proof against the source address (audited when it blocks)."""
+    svc = deps.services(request)
+    src = deps.source(request)
+    if svc.throttle.failed(src):
+        await deps.record(
+            svc,
+            rid=deps.request_id(request),
+            actor="anonymous",
+            src=src,
+            operation="auth:throttle",
+            path=operation,
+            detail=f"source blocked for {svc.throttle.cooldown:.0f} s",
+        )
+
+
 def _signed_in(token: str, max_age: int | None) -> Response:
     response = redirect(f"{UI_PREFIX}/secrets")
     _set_cookie(response, SESSION_COOKIE, token, max_age)
@@ -114,16 +130,7 @@ async def login(request: Request) -> Response:
             attempt,
         )
     except LoginFailed as exc:
-        if svc.throttle.failed(src):
-            await deps.record(
-                svc,
-                rid=deps.request_id(request),
-                actor="anonymous",
-                src=src,
-                operation="auth:throttle",
-                path="auth:login",
-                detail=f"source blocked for {svc.throttle.cooldown:.0f} s",
-            )
+        await _throttled(request, "auth:login")
         return _login_page(request, exc.status, exc.detail)
     except KeysafeError as exc:
         return _login_page(request, exc.status, exc.detail)
@@ -153,6 +160,38 @@ async def login_with_token(request: Request) -> Response:
     except KeysafeError as exc:
         return _login_page(request, exc.status, exc.detail)
     return _signed_in(token, None)
+
+
+def _safe_back(back: str) -> str:
+    """Only a console page of this site (no other host, no scheme)."""
+    if back.startswith(UI_PREFIX + "/") and "//" not in back and "\\" not in back:
+        return back
+    return f"{UI_PREFIX}/secrets"
+
+
+@router.post("/mfa")
+async def step_up(request: Request) -> Response:
+    """Prove the second factor again in this session (like ``POST /api/v1/auth/mfa``),
+    for rules that ask for a recent one; counted like a failed login when wrong."""
+    svc = deps.services(request)
+
+    async def action(caller: Caller, form: dict[str, str]) -> Response:
+        token = request.cookies.get(SESSION_COOKIE, "")
+        if not caller.person:
+            raise InvalidInput("only a person's session proves a second factor")
+        session = await anyio.to_thread.run_sync(svc.users.sessions.lookup, token)
+        svc.throttle.check(caller.ctx.source)
+        attempt = Attempt(caller.ctx.source, caller.ctx.request_id)
+        try:
+            await anyio.to_thread.run_sync(
+                svc.users.login.step_up, session, form.get("code", "")[:64], attempt
+            )
+        except LoginFailed:
+            await _throttled(request, "auth:mfa")
+            raise
+        return redirect(_safe_back(form.get("back", "")))
+
+    return await act(request, action)
 
 
 @router.post("/logout")
