@@ -3,7 +3,8 @@ the session's real ``keysafe up`` (HTTPS, two workers).
 
 Two people: ``cora`` (TOTP enrolled; writes under ``uiapp/``, edits policies, reads
 audit) and ``bram`` (read and list on ``uiapp/dev/*`` only, password only).
-Screenshots of each page land in the test's temporary folder.
+Screenshots of each page land in ``KEYSAFE_TEST_ARTIFACTS`` when set (CI keeps them),
+else in the test's temporary folder.
 """
 
 from __future__ import annotations
@@ -139,7 +140,10 @@ class Watch:
 
 
 def _shot(page: Page, folder: Path, name: str) -> None:
-    page.screenshot(path=str(folder / f"{name}.png"), full_page=True)
+    kept = os.environ.get("KEYSAFE_TEST_ARTIFACTS")
+    where = Path(kept) / "console" if kept else folder
+    where.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(where / f"{name}.png"), full_page=True)
 
 
 def _sign_in(page: Page, addr: str, name: str, code: str = "") -> None:

@@ -196,3 +196,20 @@ async def test_the_console_can_be_turned_off(vault: Vault) -> None:
     async with _client(vault, ui=False) as client:
         assert (await client.get("/ui/login")).status_code == 404
         assert (await client.get("/ui/")).status_code == 404
+
+
+async def test_audit_viewer_filters_and_verifies(vault: Vault, browser: httpx.AsyncClient) -> None:
+    await vault.svc.secrets.write(vault.root, "aud/KEY", "v")
+    csrf = await _sign_in(browser, vault.root_token)
+    page = await browser.get("/ui/audit", params={"operation": "secret:write", "path": "aud/"})
+    assert page.status_code == 200
+    assert "aud/KEY" in page.text
+    assert "auth:token" not in page.text
+    later = await browser.get("/ui/audit", params={"path": "aud/", "since": "9999-01-01"})
+    assert "aud/KEY" not in later.text
+    bad = await browser.get("/ui/audit", params={"since": "yesterday"})
+    assert bad.status_code == 400
+    assert "since must be an ISO 8601" in bad.text
+    verified = await browser.post("/ui/audit/verify", data={"csrf": csrf}, headers=SAME_SITE)
+    assert verified.status_code == 200
+    assert "Intact:" in verified.text

@@ -21,7 +21,7 @@ from keysafe.access.policy_parse import parse_policy
 from keysafe.audit.models import OUTCOME_OK
 from keysafe.errors import InvalidInput, NotFound
 from keysafe.server import deps
-from keysafe.timefmt import iso_us
+from keysafe.timefmt import iso_us, parse_iso_us
 from keysafe.web.caller import Caller, act, common, may_admin, renderer, show
 from keysafe.web.render import redirect
 from keysafe.web.security import UI_PREFIX
@@ -182,6 +182,21 @@ def _matches(event: dict[str, Any], filters: dict[str, str]) -> bool:
     return all(not want or want in str(event.get(field, "")) for field, want in filters.items())
 
 
+def _instant(text: str, what: str) -> int | None:
+    """An ISO 8601 time (``2026-12-08`` or ``2026-12-08T10:00:00Z``) in microseconds."""
+    if not text.strip():
+        return None
+    try:
+        return parse_iso_us(text.strip()[:64])
+    except ValueError as exc:
+        raise InvalidInput(f"{what} must be an ISO 8601 date or time") from exc
+
+
+def _within(ts: int, window: tuple[int | None, int | None]) -> bool:
+    since, until = window
+    return (since is None or ts >= since) and (until is None or ts <= until)
+
+
 @router.get("/audit")
 async def audit(
     request: Request,
@@ -189,15 +204,19 @@ async def audit(
     path: str = "",
     operation: str = "",
     outcome: str = "",
+    since: str = "",
+    until: str = "",
     after: int = 0,
 ) -> Response:
-    """Events oldest first from ``after``, filtered (substring match per field)."""
+    """Events oldest first from ``after``, filtered (substring match per field, and a
+    time window ``since``..``until`` in ISO 8601)."""
     svc = deps.services(request)
 
     async def build(caller: Caller) -> Response:
         ctx = await deps.needs_context(request, "audit:read")
         filters = {"actor": actor, "path": path, "operation": operation, "outcome": outcome}
         filters = {k: v[:128] for k, v in filters.items()}
+        window = (_instant(since, "since"), _instant(until, "until"))
         start = max(0, after)
         rows = await anyio.to_thread.run_sync(lambda: svc.audit.events(start, AUDIT_SCAN))
         shown: list[dict[str, Any]] = []
@@ -206,7 +225,7 @@ async def audit(
             cursor = row.seq
             doc = row.as_json()
             doc["time"] = iso_us(doc["ts"])
-            if _matches(doc, filters):
+            if _matches(doc, filters) and _within(doc["ts"], window):
                 shown.append(doc)
                 if len(shown) >= AUDIT_PAGE:
                     break
@@ -227,6 +246,8 @@ async def audit(
             title="Audit",
             events=shown,
             filters=filters,
+            since=since[:64],
+            until=until[:64],
             next_after=cursor if more else None,
             can_verify=may_admin(svc, caller, "audit:verify"),
             verified=None,
@@ -261,6 +282,8 @@ async def verify(request: Request) -> Response:
             title="Audit",
             events=[],
             filters={"actor": "", "path": "", "operation": "", "outcome": ""},
+            since="",
+            until="",
             next_after=None,
             can_verify=True,
             verified=verified,
