@@ -98,6 +98,8 @@ class Settings(BaseSettings):
     rate_limit_per_source: str = ""
     # GET /metrics without a credential (default: read-audit on sys/metrics needed).
     metrics_public: bool = False
+    # The web console at /ui (keysafe.web); false turns it off (404).
+    ui: bool = True
     # Per-key/identity usage (hourly buckets, kept this many days; a secret's usage is
     # read from its audit trail) and request metrics; both on unless turned off
     # (benchmarks measure their cost that way).

@@ -50,6 +50,8 @@ def up(
         "use `keysafe server` with unseal shares for real secrets"
     )
     message(f"  TLS CA:     {tls.ca_cert}")
+    if settings.ui:
+        message(f"  console:    {addr}/ui/")
     message(f"  profile:    {profile_file} (0600): `keysafe ...` in any shell now uses this vault")
     if embedded.root_token:
         message("  new vault initialised; its root token was saved to the profile")

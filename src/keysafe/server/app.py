@@ -55,6 +55,8 @@ _OPEN_WHILE_SEALED = frozenset(
     }
 )
 _OPEN_PREFIX_WHILE_SEALED = "/api/v1/docs/assets/"
+# The console shows its own "sealed" page (and serves its files) while sealed.
+_CONSOLE_PREFIX = "/ui"
 
 
 class SealGate:
@@ -63,6 +65,7 @@ class SealGate:
     def __init__(self, app: ASGIApp, services: Services) -> None:
         self.app = app
         self.services = services
+        self.console = services.settings.ui
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if (
@@ -70,6 +73,7 @@ class SealGate:
             and self.services.barrier.sealed
             and scope["path"] not in _OPEN_WHILE_SEALED
             and not scope["path"].startswith(_OPEN_PREFIX_WHILE_SEALED)
+            and not (self.console and scope["path"].startswith(_CONSOLE_PREFIX))
         ):
             initialized = self.services.system.seal_config() is not None
             error = (
@@ -174,6 +178,10 @@ def create_app(settings: Settings, *, services: Services | None = None) -> FastA
     app.add_middleware(JsonGate)
     app.add_middleware(SealGate, services=svc)
     app.add_middleware(VaultGate)  # before the JSON gate: a body's type, Vault headers
+    if settings.ui:
+        from keysafe.web import install_console
+
+        install_console(app)  # outermost: its headers reach sealed answers too
     return app
 
 
