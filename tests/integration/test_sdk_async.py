@@ -132,9 +132,9 @@ def test_stdlib_transport_speaks_the_same_api(server: ServerProc) -> None:
             ks.get(f"{base}/MISSING")
         with pytest.raises(errors.Unauthenticated):
             ks.exchange_token("ks_key_not_a_real_key")
-    with Client(server.base_url, token, None, http="stdlib") as untrusted:  # no CA given
-        with pytest.raises(errors.ConnectionFailed, match="KEYSAFE_CACERT"):
-            untrusted.get(f"{base}/K")
+    untrusted = Client(server.base_url, token, None, http="stdlib")  # no CA given
+    with untrusted, pytest.raises(errors.ConnectionFailed, match="KEYSAFE_CACERT"):
+        untrusted.get(f"{base}/K")
 
 
 def test_async_client_has_every_method_of_client() -> None:
