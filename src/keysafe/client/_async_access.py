@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from keysafe.client._async_core import AsyncCore
+from keysafe.client._durations import Duration, as_text
 from keysafe.client._wire import API, segment
 
 
@@ -62,7 +63,7 @@ class AsyncAccess(AsyncCore):
         *,
         policies: Sequence[str] | None = None,
         cidrs: Sequence[str] = (),
-        expires_in: str | None = None,
+        expires_in: Duration | None = None,
         rate_limit: str | None = None,
         description: str = "",
     ) -> dict[str, Any]:
@@ -71,16 +72,17 @@ class AsyncAccess(AsyncCore):
             "service": service,
             "policies": list(policies) if policies is not None else None,
             "cidrs": list(cidrs),
-            "expires_in": expires_in,
+            "expires_in": as_text(expires_in) if expires_in is not None else None,
             "rate_limit": rate_limit,
             "description": description,
         }
         return await self._json("POST", f"{API}/keys", json=body)
 
     async def list_keys(
-        self, *, service: str | None = None, unused_for: str | None = None
+        self, *, service: str | None = None, unused_for: Duration | None = None
     ) -> list[dict[str, Any]]:
-        params = {k: v for k, v in (("service", service), ("unused_for", unused_for)) if v}
+        unused = as_text(unused_for) if unused_for is not None else None
+        params = {k: v for k, v in (("service", service), ("unused_for", unused)) if v}
         doc = await self._json("GET", f"{API}/keys", params=params)
         return list(doc.get("keys", []))
 
@@ -97,8 +99,9 @@ class AsyncAccess(AsyncCore):
         params = {"kind": kind, "id": subject, "days": days}
         return await self._json("GET", f"{API}/usage", params=params)
 
-    async def roll_key(self, key_id: str, grace: str = "24h") -> dict[str, Any]:
-        return await self._json("POST", f"{API}/keys/{segment(key_id)}:roll", json={"grace": grace})
+    async def roll_key(self, key_id: str, grace: Duration = "24h") -> dict[str, Any]:
+        body = {"grace": as_text(grace)}
+        return await self._json("POST", f"{API}/keys/{segment(key_id)}:roll", json=body)
 
     async def revoke_key(self, key_id: str) -> None:
         await self._request("DELETE", f"{API}/keys/{segment(key_id)}")

@@ -8,6 +8,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from keysafe.client._async_core import AsyncCore
+from keysafe.client._durations import Duration, as_text, seconds
 from keysafe.client._paths import check_path
 from keysafe.client._wire import API, role_path, segment
 
@@ -15,19 +16,21 @@ from keysafe.client._wire import API, role_path, segment
 class AsyncOps(AsyncCore):
     # -- temporary database credentials -----------------------------------------------
 
-    async def creds(self, name: str, ttl: int | None = None) -> dict[str, Any]:
+    async def creds(self, name: str, ttl: Duration | None = None) -> dict[str, Any]:
         """A new database login for role ``name`` (needs read on ``creds/<name>``):
         ``{username, password, lease_id, expires_at, max_expires_at, ttl, warnings}``.
         The password is shown this once; revoke the lease when done."""
-        return await self._json("POST", f"{API}/creds/{role_path(name)}", json={"ttl": ttl})
+        return await self._json(
+            "POST", f"{API}/creds/{role_path(name)}", json={"ttl": _opt_seconds(ttl)}
+        )
 
     async def revoke_lease(self, lease_id: str) -> dict[str, Any]:
         """Drop the lease's login now; an already ended lease answers ``already: true``."""
         return await self._json("DELETE", f"{API}/leases/{segment(lease_id)}")
 
-    async def renew_lease(self, lease_id: str, increment: int | None = None) -> dict[str, Any]:
+    async def renew_lease(self, lease_id: str, increment: Duration | None = None) -> dict[str, Any]:
         """Extend a lease (seconds from now), capped at its maximum (``capped``)."""
-        body = {"increment": increment}
+        body = {"increment": _opt_seconds(increment)}
         return await self._json("POST", f"{API}/leases/{segment(lease_id)}/renew", json=body)
 
     async def list_leases(self, prefix: str = "", state: str | None = None) -> list[dict[str, Any]]:
@@ -53,10 +56,12 @@ class AsyncOps(AsyncCore):
     # -- alerts (anomaly detection) ----------------------------------------------------
 
     async def list_alerts(
-        self, since: str | None = None, status: str | None = None
+        self, since: Duration | None = None, status: str | None = None
     ) -> list[dict[str, Any]]:
         """Alerts whose last finding is after ``since`` (``24h`` or an RFC 3339 time)."""
-        params = {k: v for k, v in (("since", since), ("status", status)) if v}
+        # A str may be an RFC 3339 time as well as a duration: sent as it is.
+        after = since if isinstance(since, str) or since is None else as_text(since)
+        params = {k: v for k, v in (("since", after), ("status", status)) if v}
         doc = await self._json("GET", f"{API}/alerts", params=params)
         return list(doc.get("alerts", []))
 
@@ -94,8 +99,8 @@ class AsyncOps(AsyncCore):
         path: str,
         rotator: str,
         *,
-        every_seconds: int,
-        grace_seconds: int = 0,
+        every_seconds: Duration,
+        grace_seconds: Duration = 0,
         options: dict[str, str] | None = None,
         approve_targets: bool = False,
     ) -> dict[str, Any]:
@@ -104,8 +109,8 @@ class AsyncOps(AsyncCore):
         body: dict[str, Any] = {
             "rotator": rotator,
             "options": dict(options or {}),
-            "every_seconds": every_seconds,
-            "grace_seconds": grace_seconds,
+            "every_seconds": seconds(every_seconds),
+            "grace_seconds": seconds(grace_seconds, allow_zero=True),
         }
         if approve_targets:
             body["approve_targets"] = True
@@ -150,3 +155,7 @@ class AsyncOps(AsyncCore):
     async def remove_rotation_target(self, target_id: str) -> None:
         """Withdraw the approval of a network target."""
         await self._request("DELETE", f"{API}/rotation/targets/{segment(target_id)}")
+
+
+def _opt_seconds(value: Duration | None) -> int | None:
+    return None if value is None else seconds(value)

@@ -8,6 +8,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from keysafe.client._async_core import AsyncCore
+from keysafe.client._durations import Duration, seconds
 from keysafe.client._models import (
     IssuedToken,
     Secret,
@@ -145,7 +146,7 @@ class AsyncSecrets(AsyncCore):
         self,
         prefix: str = "",
         mode: str = "read",
-        ttl_seconds: int | None = None,
+        ttl_seconds: Duration | None = None,
         description: str = "",
         *,
         policies: list[str] | None = None,
@@ -157,7 +158,7 @@ class AsyncSecrets(AsyncCore):
         if policies:
             body["policies"] = list(policies)
         if ttl_seconds is not None:
-            body["ttl_seconds"] = ttl_seconds
+            body["ttl_seconds"] = seconds(ttl_seconds)
         doc = await self._json("POST", f"{API}/tokens", json=body)
         return IssuedToken.from_json(doc)
 
@@ -172,7 +173,7 @@ class AsyncSecrets(AsyncCore):
         doc = await self._json("GET", f"{API}/tokens/self")
         return TokenInfo.from_json({"id": "", **doc})
 
-    async def exchange_token(self, api_key: str, expires_in: int = 900) -> dict[str, Any]:
+    async def exchange_token(self, api_key: str, expires_in: Duration = 900) -> dict[str, Any]:
         """Trade an API key for a signed short-lived access token (OAuth 2.0 client
         credentials): ``{"access_token", "token_type", "expires_in"}``. Other services
         verify it offline against ``/.well-known/jwks.json``. Raises Unauthenticated
@@ -183,7 +184,7 @@ class AsyncSecrets(AsyncCore):
             data={
                 "grant_type": "client_credentials",
                 "client_secret": api_key,
-                "expires_in": str(expires_in),
+                "expires_in": str(seconds(expires_in)),
             },
             headers={"Authorization": ""},  # the key in the form is the only credential
         )

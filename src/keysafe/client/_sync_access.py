@@ -8,6 +8,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from keysafe.client._durations import Duration, as_text
 from keysafe.client._sync_core import SyncCore
 from keysafe.client._wire import API, segment
 
@@ -63,7 +64,7 @@ class SyncAccess(SyncCore):
         *,
         policies: Sequence[str] | None = None,
         cidrs: Sequence[str] = (),
-        expires_in: str | None = None,
+        expires_in: Duration | None = None,
         rate_limit: str | None = None,
         description: str = "",
     ) -> dict[str, Any]:
@@ -72,16 +73,17 @@ class SyncAccess(SyncCore):
             "service": service,
             "policies": list(policies) if policies is not None else None,
             "cidrs": list(cidrs),
-            "expires_in": expires_in,
+            "expires_in": as_text(expires_in) if expires_in is not None else None,
             "rate_limit": rate_limit,
             "description": description,
         }
         return self._json("POST", f"{API}/keys", json=body)
 
     def list_keys(
-        self, *, service: str | None = None, unused_for: str | None = None
+        self, *, service: str | None = None, unused_for: Duration | None = None
     ) -> list[dict[str, Any]]:
-        params = {k: v for k, v in (("service", service), ("unused_for", unused_for)) if v}
+        unused = as_text(unused_for) if unused_for is not None else None
+        params = {k: v for k, v in (("service", service), ("unused_for", unused)) if v}
         doc = self._json("GET", f"{API}/keys", params=params)
         return list(doc.get("keys", []))
 
@@ -98,8 +100,9 @@ class SyncAccess(SyncCore):
         params = {"kind": kind, "id": subject, "days": days}
         return self._json("GET", f"{API}/usage", params=params)
 
-    def roll_key(self, key_id: str, grace: str = "24h") -> dict[str, Any]:
-        return self._json("POST", f"{API}/keys/{segment(key_id)}:roll", json={"grace": grace})
+    def roll_key(self, key_id: str, grace: Duration = "24h") -> dict[str, Any]:
+        body = {"grace": as_text(grace)}
+        return self._json("POST", f"{API}/keys/{segment(key_id)}:roll", json=body)
 
     def revoke_key(self, key_id: str) -> None:
         self._request("DELETE", f"{API}/keys/{segment(key_id)}")

@@ -8,6 +8,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from keysafe.client._durations import Duration, as_text, seconds
 from keysafe.client._paths import check_path
 from keysafe.client._sync_core import SyncCore
 from keysafe.client._wire import API, role_path, segment
@@ -16,19 +17,19 @@ from keysafe.client._wire import API, role_path, segment
 class SyncOps(SyncCore):
     # -- temporary database credentials -----------------------------------------------
 
-    def creds(self, name: str, ttl: int | None = None) -> dict[str, Any]:
+    def creds(self, name: str, ttl: Duration | None = None) -> dict[str, Any]:
         """A new database login for role ``name`` (needs read on ``creds/<name>``):
         ``{username, password, lease_id, expires_at, max_expires_at, ttl, warnings}``.
         The password is shown this once; revoke the lease when done."""
-        return self._json("POST", f"{API}/creds/{role_path(name)}", json={"ttl": ttl})
+        return self._json("POST", f"{API}/creds/{role_path(name)}", json={"ttl": _opt_seconds(ttl)})
 
     def revoke_lease(self, lease_id: str) -> dict[str, Any]:
         """Drop the lease's login now; an already ended lease answers ``already: true``."""
         return self._json("DELETE", f"{API}/leases/{segment(lease_id)}")
 
-    def renew_lease(self, lease_id: str, increment: int | None = None) -> dict[str, Any]:
+    def renew_lease(self, lease_id: str, increment: Duration | None = None) -> dict[str, Any]:
         """Extend a lease (seconds from now), capped at its maximum (``capped``)."""
-        body = {"increment": increment}
+        body = {"increment": _opt_seconds(increment)}
         return self._json("POST", f"{API}/leases/{segment(lease_id)}/renew", json=body)
 
     def list_leases(self, prefix: str = "", state: str | None = None) -> list[dict[str, Any]]:
@@ -54,10 +55,12 @@ class SyncOps(SyncCore):
     # -- alerts (anomaly detection) ----------------------------------------------------
 
     def list_alerts(
-        self, since: str | None = None, status: str | None = None
+        self, since: Duration | None = None, status: str | None = None
     ) -> list[dict[str, Any]]:
         """Alerts whose last finding is after ``since`` (``24h`` or an RFC 3339 time)."""
-        params = {k: v for k, v in (("since", since), ("status", status)) if v}
+        # A str may be an RFC 3339 time as well as a duration: sent as it is.
+        after = since if isinstance(since, str) or since is None else as_text(since)
+        params = {k: v for k, v in (("since", after), ("status", status)) if v}
         doc = self._json("GET", f"{API}/alerts", params=params)
         return list(doc.get("alerts", []))
 
@@ -95,8 +98,8 @@ class SyncOps(SyncCore):
         path: str,
         rotator: str,
         *,
-        every_seconds: int,
-        grace_seconds: int = 0,
+        every_seconds: Duration,
+        grace_seconds: Duration = 0,
         options: dict[str, str] | None = None,
         approve_targets: bool = False,
     ) -> dict[str, Any]:
@@ -105,8 +108,8 @@ class SyncOps(SyncCore):
         body: dict[str, Any] = {
             "rotator": rotator,
             "options": dict(options or {}),
-            "every_seconds": every_seconds,
-            "grace_seconds": grace_seconds,
+            "every_seconds": seconds(every_seconds),
+            "grace_seconds": seconds(grace_seconds, allow_zero=True),
         }
         if approve_targets:
             body["approve_targets"] = True
@@ -151,3 +154,7 @@ class SyncOps(SyncCore):
     def remove_rotation_target(self, target_id: str) -> None:
         """Withdraw the approval of a network target."""
         self._request("DELETE", f"{API}/rotation/targets/{segment(target_id)}")
+
+
+def _opt_seconds(value: Duration | None) -> int | None:
+    return None if value is None else seconds(value)

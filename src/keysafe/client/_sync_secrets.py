@@ -8,6 +8,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from keysafe.client._durations import Duration, seconds
 from keysafe.client._models import (
     IssuedToken,
     Secret,
@@ -146,7 +147,7 @@ class SyncSecrets(SyncCore):
         self,
         prefix: str = "",
         mode: str = "read",
-        ttl_seconds: int | None = None,
+        ttl_seconds: Duration | None = None,
         description: str = "",
         *,
         policies: list[str] | None = None,
@@ -158,7 +159,7 @@ class SyncSecrets(SyncCore):
         if policies:
             body["policies"] = list(policies)
         if ttl_seconds is not None:
-            body["ttl_seconds"] = ttl_seconds
+            body["ttl_seconds"] = seconds(ttl_seconds)
         doc = self._json("POST", f"{API}/tokens", json=body)
         return IssuedToken.from_json(doc)
 
@@ -173,7 +174,7 @@ class SyncSecrets(SyncCore):
         doc = self._json("GET", f"{API}/tokens/self")
         return TokenInfo.from_json({"id": "", **doc})
 
-    def exchange_token(self, api_key: str, expires_in: int = 900) -> dict[str, Any]:
+    def exchange_token(self, api_key: str, expires_in: Duration = 900) -> dict[str, Any]:
         """Trade an API key for a signed short-lived access token (OAuth 2.0 client
         credentials): ``{"access_token", "token_type", "expires_in"}``. Other services
         verify it offline against ``/.well-known/jwks.json``. Raises Unauthenticated
@@ -184,7 +185,7 @@ class SyncSecrets(SyncCore):
             data={
                 "grant_type": "client_credentials",
                 "client_secret": api_key,
-                "expires_in": str(expires_in),
+                "expires_in": str(seconds(expires_in)),
             },
             headers={"Authorization": ""},  # the key in the form is the only credential
         )
