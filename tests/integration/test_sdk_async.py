@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import inspect
 import secrets
+import typing
 from collections.abc import Iterator
 
 import pytest
@@ -152,3 +153,31 @@ def test_async_client_has_every_method_of_client() -> None:
         assert inspect.signature(method).parameters.keys() == (
             inspect.signature(aio[name]).parameters.keys()  # type: ignore[arg-type]
         ), name
+
+
+async def test_typed_replies_carry_their_fields(server: ServerProc) -> None:
+    from keysafe.client import types
+
+    async with aclient(server) as ks:
+        await ks.write_policy(
+            f"p{secrets.token_hex(3)}", '[[rule]]\npath = "a/*"\ncapabilities = ["read"]\n'
+        )
+        service = await ks.create_service(f"svc{secrets.token_hex(3)}", [])
+        key = await ks.create_key(service["name"], expires_in="90d")
+        checks: list[tuple[object, type]] = [
+            ((await ks.list_policies())[0], types.PolicyWritten),
+            (service, types.ServiceRecord),
+            (key, types.KeyIssued),
+            (await ks.show_key(key["id"]), types.KeyRecord),
+            (await ks.whoami(), types.WhoAmI),
+            (await ks.rotation_targets(), list),
+        ]
+    for doc, shape in checks:
+        if shape is list:
+            assert isinstance(doc, list)
+            continue
+        assert isinstance(doc, dict)
+        hints = typing.get_type_hints(shape, include_extras=True)
+        required = {k for k, v in hints.items() if typing.get_origin(v) is not typing.NotRequired}
+        missing = required - set(doc)
+        assert missing == set(), (shape.__name__, missing)

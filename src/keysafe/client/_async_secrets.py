@@ -5,7 +5,7 @@ The methods of the async client; see that file for what each one does."""
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 from keysafe.client._async_core import AsyncCore
 from keysafe.client._durations import Duration, seconds
@@ -20,6 +20,9 @@ from keysafe.client._models import (
 from keysafe.client._paths import check_path
 from keysafe.client._wire import API, flag, secret_url, segment
 from keysafe.errors import Unauthenticated
+
+if TYPE_CHECKING:
+    from keysafe.client.types import AccessToken
 
 
 class AsyncSecrets(AsyncCore):
@@ -173,7 +176,7 @@ class AsyncSecrets(AsyncCore):
         doc = await self._json("GET", f"{API}/tokens/self")
         return TokenInfo.from_json({"id": "", **doc})
 
-    async def exchange_token(self, api_key: str, expires_in: Duration = 900) -> dict[str, Any]:
+    async def exchange_token(self, api_key: str, expires_in: Duration = 900) -> AccessToken:
         """Trade an API key for a signed short-lived access token (OAuth 2.0 client
         credentials): ``{"access_token", "token_type", "expires_in"}``. Other services
         verify it offline against ``/.well-known/jwks.json``. Raises Unauthenticated
@@ -197,4 +200,4 @@ class AsyncSecrets(AsyncCore):
                 doc.get("error_description") or doc.get("error") if isinstance(doc, dict) else None
             )
             raise Unauthenticated(f"token exchange refused: {why or f'HTTP {reply.status}'}")
-        return doc
+        return cast("AccessToken", doc)

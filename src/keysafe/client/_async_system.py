@@ -5,11 +5,22 @@ The methods of the async client; see that file for what each one does."""
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 from keysafe.client._async_core import AsyncCore
 from keysafe.client._models import AuditReport, Health, InitResult, RewrapProgress, SealStatus
 from keysafe.client._wire import API, error_from_reply, segment
+
+if TYPE_CHECKING:
+    from keysafe.client.types import (
+        AuditEventRecord,
+        IncidentDetail,
+        IncidentRecord,
+        IncidentSummary,
+        KnownDigests,
+        LeakResult,
+        Member,
+    )
 
 
 class AsyncSystem(AsyncCore):
@@ -51,13 +62,13 @@ class AsyncSystem(AsyncCore):
     async def seal(self) -> SealStatus:
         return SealStatus.from_json(await self._json("POST", f"{API}/sys/seal"))
 
-    async def members(self) -> list[dict[str, Any]]:
+    async def members(self) -> list[Member]:
         """The cluster's nodes as the server lists them (``GET /api/v1/sys/members``):
         ``id``, ``address``, ``version``, ``pid``, ``sealed``, ``status`` (``up`` or
         ``down``), ``started_at`` and ``heartbeat_at`` (unix microseconds)."""
         doc = await self._json("GET", f"{API}/sys/members")
         found = doc["members"]
-        return [dict(m) for m in found]
+        return list(found)
 
     async def rotate_key(self) -> int:
         """Start a new keyring version; returns its number. ``rewrap`` moves old data."""
@@ -78,7 +89,7 @@ class AsyncSystem(AsyncCore):
             await self._json("POST", f"{API}/audit/verify", params={"source": source})
         )
 
-    async def audit_events(self, after: int = 0, limit: int = 100) -> list[dict[str, Any]]:
+    async def audit_events(self, after: int = 0, limit: int = 100) -> list[AuditEventRecord]:
         params = {"after": str(after), "limit": str(limit)}
         doc = await self._json("GET", f"{API}/audit/events", params=params)
         return list(doc.get("events", []))
@@ -96,7 +107,7 @@ class AsyncSystem(AsyncCore):
 
     # -- leaks -------------------------------------------------------------------------
 
-    async def report_leaks(self, credentials: Sequence[tuple[str, str]]) -> list[dict[str, Any]]:
+    async def report_leaks(self, credentials: Sequence[tuple[str, str]]) -> list[LeakResult]:
         """Report ``(credential, location)`` pairs seen in the wild; live ones are revoked.
 
         Needs no token: the report carries the credentials themselves.
@@ -105,9 +116,12 @@ class AsyncSystem(AsyncCore):
         doc = await self._json("POST", f"{API}/leaks", json=body)
         return list(doc.get("results", []))
 
-    async def known_digests(self, prefix: str = "") -> dict[str, Any]:
+    async def known_digests(self, prefix: str = "") -> KnownDigests:
         """One-time-keyed digests of the stored values this token may read."""
-        return await self._json("POST", f"{API}/scan/known-digests", json={"prefix": prefix})
+        return cast(
+            "KnownDigests",
+            await self._json("POST", f"{API}/scan/known-digests", json={"prefix": prefix}),
+        )
 
     # -- incidents and the compliance report --------------------------------------------
 
@@ -136,17 +150,22 @@ class AsyncSystem(AsyncCore):
         }
         return await self._json("POST", f"{API}/incidents", json=body)
 
-    async def list_incidents(self, status: str | None = None) -> list[dict[str, Any]]:
+    async def list_incidents(self, status: str | None = None) -> list[IncidentSummary]:
         params = {"status": status} if status else None
         doc = await self._json("GET", f"{API}/incidents", params=params)
         return list(doc["incidents"])
 
-    async def show_incident(self, incident_id: str) -> dict[str, Any]:
+    async def show_incident(self, incident_id: str) -> IncidentDetail:
         """The incident, its steps and its timeline."""
-        return await self._json("GET", f"{API}/incidents/{segment(incident_id)}")
+        return cast(
+            "IncidentDetail", await self._json("GET", f"{API}/incidents/{segment(incident_id)}")
+        )
 
-    async def close_incident(self, incident_id: str) -> dict[str, Any]:
-        return await self._json("POST", f"{API}/incidents/{segment(incident_id)}/close")
+    async def close_incident(self, incident_id: str) -> IncidentRecord:
+        return cast(
+            "IncidentRecord",
+            await self._json("POST", f"{API}/incidents/{segment(incident_id)}/close"),
+        )
 
     async def incident_report(self, incident_id: str, fmt: str = "md") -> str:
         """The incident report as Markdown (``md``) or JSON text (``json``)."""

@@ -6,46 +6,74 @@ The async client's are generated from this file: ``python scripts/gen_async_clie
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 from keysafe.client._durations import Duration, as_text, seconds
 from keysafe.client._paths import check_path
 from keysafe.client._sync_core import SyncCore
 from keysafe.client._wire import API, role_path, segment
 
+if TYPE_CHECKING:
+    from keysafe.client.types import (
+        AlertRecord,
+        CredsRole,
+        DeadLetter,
+        HookRecord,
+        IssuedLogin,
+        LeaseRecord,
+        LeaseRenewed,
+        LeaseRevoked,
+        PrefixRevoked,
+        RotationPolicyDetail,
+        RotationPolicyStatus,
+        RotationRun,
+        RotationTarget,
+    )
+
 
 class SyncOps(SyncCore):
     # -- temporary database credentials -----------------------------------------------
 
-    def creds(self, name: str, ttl: Duration | None = None) -> dict[str, Any]:
+    def creds(self, name: str, ttl: Duration | None = None) -> IssuedLogin:
         """A new database login for role ``name`` (needs read on ``creds/<name>``):
         ``{username, password, lease_id, expires_at, max_expires_at, ttl, warnings}``.
         The password is shown this once; revoke the lease when done."""
-        return self._json("POST", f"{API}/creds/{role_path(name)}", json={"ttl": _opt_seconds(ttl)})
+        return cast(
+            "IssuedLogin",
+            self._json("POST", f"{API}/creds/{role_path(name)}", json={"ttl": _opt_seconds(ttl)}),
+        )
 
-    def revoke_lease(self, lease_id: str) -> dict[str, Any]:
+    def revoke_lease(self, lease_id: str) -> LeaseRevoked:
         """Drop the lease's login now; an already ended lease answers ``already: true``."""
-        return self._json("DELETE", f"{API}/leases/{segment(lease_id)}")
+        return cast("LeaseRevoked", self._json("DELETE", f"{API}/leases/{segment(lease_id)}"))
 
-    def renew_lease(self, lease_id: str, increment: Duration | None = None) -> dict[str, Any]:
+    def renew_lease(self, lease_id: str, increment: Duration | None = None) -> LeaseRenewed:
         """Extend a lease (seconds from now), capped at its maximum (``capped``)."""
         body = {"increment": _opt_seconds(increment)}
-        return self._json("POST", f"{API}/leases/{segment(lease_id)}/renew", json=body)
+        return cast(
+            "LeaseRenewed", self._json("POST", f"{API}/leases/{segment(lease_id)}/renew", json=body)
+        )
 
-    def list_leases(self, prefix: str = "", state: str | None = None) -> list[dict[str, Any]]:
+    def list_leases(self, prefix: str = "", state: str | None = None) -> list[LeaseRecord]:
         params = {k: v for k, v in (("prefix", prefix), ("state", state)) if v}
         doc = self._json("GET", f"{API}/leases", params=params)
         return list(doc.get("leases", []))
 
-    def revoke_lease_prefix(self, prefix: str) -> dict[str, Any]:
+    def revoke_lease_prefix(self, prefix: str) -> PrefixRevoked:
         """Revoke every live lease of the roles under ``prefix`` (incident response)."""
-        return self._json("POST", f"{API}/leases/revoke-prefix", json={"prefix": prefix})
+        return cast(
+            "PrefixRevoked",
+            self._json("POST", f"{API}/leases/revoke-prefix", json={"prefix": prefix}),
+        )
 
-    def write_creds_role(self, name: str, config: Mapping[str, Any]) -> dict[str, Any]:
+    def write_creds_role(self, name: str, config: Mapping[str, Any]) -> CredsRole:
         """Create or replace a role: ``connection_secret``, ``grants``, ``ttl``, ``max_ttl``."""
-        return self._json("PUT", f"{API}/creds/roles/{role_path(name)}", json=dict(config))
+        return cast(
+            "CredsRole",
+            self._json("PUT", f"{API}/creds/roles/{role_path(name)}", json=dict(config)),
+        )
 
-    def list_creds_roles(self) -> list[dict[str, Any]]:
+    def list_creds_roles(self) -> list[CredsRole]:
         doc = self._json("GET", f"{API}/creds/roles")
         return list(doc.get("roles", []))
 
@@ -56,7 +84,7 @@ class SyncOps(SyncCore):
 
     def list_alerts(
         self, since: Duration | None = None, status: str | None = None
-    ) -> list[dict[str, Any]]:
+    ) -> list[AlertRecord]:
         """Alerts whose last finding is after ``since`` (``24h`` or an RFC 3339 time)."""
         # A str may be an RFC 3339 time as well as a duration: sent as it is.
         after = since if isinstance(since, str) or since is None else as_text(since)
@@ -64,8 +92,8 @@ class SyncOps(SyncCore):
         doc = self._json("GET", f"{API}/alerts", params=params)
         return list(doc.get("alerts", []))
 
-    def ack_alert(self, alert_id: str) -> dict[str, Any]:
-        return self._json("POST", f"{API}/alerts/{segment(alert_id)}/ack")
+    def ack_alert(self, alert_id: str) -> AlertRecord:
+        return cast("AlertRecord", self._json("POST", f"{API}/alerts/{segment(alert_id)}/ack"))
 
     def add_alert_hook(
         self,
@@ -74,19 +102,19 @@ class SyncOps(SyncCore):
         secret: str | None = None,
         email: str | None = None,
         description: str = "",
-    ) -> dict[str, Any]:
+    ) -> HookRecord:
         """A signed webhook (``url`` and its signing ``secret``) or an e-mail address."""
         body = {"url": url, "secret": secret, "email": email, "description": description}
-        return self._json("POST", f"{API}/alerts/hooks", json=body)
+        return cast("HookRecord", self._json("POST", f"{API}/alerts/hooks", json=body))
 
-    def list_alert_hooks(self) -> list[dict[str, Any]]:
+    def list_alert_hooks(self) -> list[HookRecord]:
         doc = self._json("GET", f"{API}/alerts/hooks")
         return list(doc.get("hooks", []))
 
     def remove_alert_hook(self, hook_id: str) -> None:
         self._request("DELETE", f"{API}/alerts/hooks/{segment(hook_id)}")
 
-    def alert_dead_letters(self) -> list[dict[str, Any]]:
+    def alert_dead_letters(self) -> list[DeadLetter]:
         doc = self._json("GET", f"{API}/alerts/dead-letters")
         return list(doc.get("dead_letters", []))
 
@@ -102,7 +130,7 @@ class SyncOps(SyncCore):
         grace_seconds: Duration = 0,
         options: dict[str, str] | None = None,
         approve_targets: bool = False,
-    ) -> dict[str, Any]:
+    ) -> RotationPolicyDetail:
         """Create or replace the rotation policy of ``path`` (``approve_targets``: an
         admin of ``sys/rotation`` approves its network targets at once)."""
         body: dict[str, Any] = {
@@ -113,12 +141,17 @@ class SyncOps(SyncCore):
         }
         if approve_targets:
             body["approve_targets"] = True
-        return self._json("PUT", f"{API}/rotation/policies/{check_path(path)}", json=body)
+        return cast(
+            "RotationPolicyDetail",
+            self._json("PUT", f"{API}/rotation/policies/{check_path(path)}", json=body),
+        )
 
-    def rotation_policy(self, path: str) -> dict[str, Any]:
-        return self._json("GET", f"{API}/rotation/policies/{check_path(path)}")
+    def rotation_policy(self, path: str) -> RotationPolicyDetail:
+        return cast(
+            "RotationPolicyDetail", self._json("GET", f"{API}/rotation/policies/{check_path(path)}")
+        )
 
-    def rotation_status(self, prefix: str = "") -> list[dict[str, Any]]:
+    def rotation_status(self, prefix: str = "") -> list[RotationPolicyStatus]:
         """Every policy under ``prefix``: next due, last run, outcome, error."""
         doc = self._json("GET", f"{API}/rotation/policies", params={"prefix": prefix})
         return list(doc.get("policies", []))
@@ -126,11 +159,11 @@ class SyncOps(SyncCore):
     def delete_rotation_policy(self, path: str) -> None:
         self._request("DELETE", f"{API}/rotation/policies/{check_path(path)}")
 
-    def rotate(self, path: str) -> dict[str, Any]:
+    def rotate(self, path: str) -> RotationRun:
         """Rotate ``path`` now; raises Conflict (one is running) or RotationFailed."""
-        return self._json("POST", f"{API}/rotation/rotate/{check_path(path)}")
+        return cast("RotationRun", self._json("POST", f"{API}/rotation/rotate/{check_path(path)}"))
 
-    def rotation_targets(self) -> list[dict[str, Any]]:
+    def rotation_targets(self) -> list[RotationTarget]:
         """The network targets an admin approved for rotators (needs ``admin`` on
         ``sys/rotation``)."""
         doc = self._json("GET", f"{API}/rotation/targets")
@@ -144,11 +177,14 @@ class SyncOps(SyncCore):
         port: int | None = None,
         database: str = "",
         roles: list[str] | None = None,
-    ) -> dict[str, Any]:
+    ) -> RotationTarget:
         """Approve a network target for rotators (or replace its roles)."""
         body = {"kind": kind, "host": host, "port": port, "database": database}
-        return self._json(
-            "POST", f"{API}/rotation/targets", json={**body, "roles": list(roles or [])}
+        return cast(
+            "RotationTarget",
+            self._json(
+                "POST", f"{API}/rotation/targets", json={**body, "roles": list(roles or [])}
+            ),
         )
 
     def remove_rotation_target(self, target_id: str) -> None:

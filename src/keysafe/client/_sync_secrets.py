@@ -6,7 +6,7 @@ The async client's are generated from this file: ``python scripts/gen_async_clie
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 from keysafe.client._durations import Duration, seconds
 from keysafe.client._models import (
@@ -21,6 +21,9 @@ from keysafe.client._paths import check_path
 from keysafe.client._sync_core import SyncCore
 from keysafe.client._wire import API, flag, secret_url, segment
 from keysafe.errors import Unauthenticated
+
+if TYPE_CHECKING:
+    from keysafe.client.types import AccessToken
 
 
 class SyncSecrets(SyncCore):
@@ -174,7 +177,7 @@ class SyncSecrets(SyncCore):
         doc = self._json("GET", f"{API}/tokens/self")
         return TokenInfo.from_json({"id": "", **doc})
 
-    def exchange_token(self, api_key: str, expires_in: Duration = 900) -> dict[str, Any]:
+    def exchange_token(self, api_key: str, expires_in: Duration = 900) -> AccessToken:
         """Trade an API key for a signed short-lived access token (OAuth 2.0 client
         credentials): ``{"access_token", "token_type", "expires_in"}``. Other services
         verify it offline against ``/.well-known/jwks.json``. Raises Unauthenticated
@@ -198,4 +201,4 @@ class SyncSecrets(SyncCore):
                 doc.get("error_description") or doc.get("error") if isinstance(doc, dict) else None
             )
             raise Unauthenticated(f"token exchange refused: {why or f'HTTP {reply.status}'}")
-        return doc
+        return cast("AccessToken", doc)

@@ -6,11 +6,22 @@ The async client's are generated from this file: ``python scripts/gen_async_clie
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 from keysafe.client._models import AuditReport, Health, InitResult, RewrapProgress, SealStatus
 from keysafe.client._sync_core import SyncCore
 from keysafe.client._wire import API, error_from_reply, segment
+
+if TYPE_CHECKING:
+    from keysafe.client.types import (
+        AuditEventRecord,
+        IncidentDetail,
+        IncidentRecord,
+        IncidentSummary,
+        KnownDigests,
+        LeakResult,
+        Member,
+    )
 
 
 class SyncSystem(SyncCore):
@@ -52,13 +63,13 @@ class SyncSystem(SyncCore):
     def seal(self) -> SealStatus:
         return SealStatus.from_json(self._json("POST", f"{API}/sys/seal"))
 
-    def members(self) -> list[dict[str, Any]]:
+    def members(self) -> list[Member]:
         """The cluster's nodes as the server lists them (``GET /api/v1/sys/members``):
         ``id``, ``address``, ``version``, ``pid``, ``sealed``, ``status`` (``up`` or
         ``down``), ``started_at`` and ``heartbeat_at`` (unix microseconds)."""
         doc = self._json("GET", f"{API}/sys/members")
         found = doc["members"]
-        return [dict(m) for m in found]
+        return list(found)
 
     def rotate_key(self) -> int:
         """Start a new keyring version; returns its number. ``rewrap`` moves old data."""
@@ -79,7 +90,7 @@ class SyncSystem(SyncCore):
             self._json("POST", f"{API}/audit/verify", params={"source": source})
         )
 
-    def audit_events(self, after: int = 0, limit: int = 100) -> list[dict[str, Any]]:
+    def audit_events(self, after: int = 0, limit: int = 100) -> list[AuditEventRecord]:
         params = {"after": str(after), "limit": str(limit)}
         doc = self._json("GET", f"{API}/audit/events", params=params)
         return list(doc.get("events", []))
@@ -97,7 +108,7 @@ class SyncSystem(SyncCore):
 
     # -- leaks -------------------------------------------------------------------------
 
-    def report_leaks(self, credentials: Sequence[tuple[str, str]]) -> list[dict[str, Any]]:
+    def report_leaks(self, credentials: Sequence[tuple[str, str]]) -> list[LeakResult]:
         """Report ``(credential, location)`` pairs seen in the wild; live ones are revoked.
 
         Needs no token: the report carries the credentials themselves.
@@ -106,9 +117,11 @@ class SyncSystem(SyncCore):
         doc = self._json("POST", f"{API}/leaks", json=body)
         return list(doc.get("results", []))
 
-    def known_digests(self, prefix: str = "") -> dict[str, Any]:
+    def known_digests(self, prefix: str = "") -> KnownDigests:
         """One-time-keyed digests of the stored values this token may read."""
-        return self._json("POST", f"{API}/scan/known-digests", json={"prefix": prefix})
+        return cast(
+            "KnownDigests", self._json("POST", f"{API}/scan/known-digests", json={"prefix": prefix})
+        )
 
     # -- incidents and the compliance report --------------------------------------------
 
@@ -137,17 +150,19 @@ class SyncSystem(SyncCore):
         }
         return self._json("POST", f"{API}/incidents", json=body)
 
-    def list_incidents(self, status: str | None = None) -> list[dict[str, Any]]:
+    def list_incidents(self, status: str | None = None) -> list[IncidentSummary]:
         params = {"status": status} if status else None
         doc = self._json("GET", f"{API}/incidents", params=params)
         return list(doc["incidents"])
 
-    def show_incident(self, incident_id: str) -> dict[str, Any]:
+    def show_incident(self, incident_id: str) -> IncidentDetail:
         """The incident, its steps and its timeline."""
-        return self._json("GET", f"{API}/incidents/{segment(incident_id)}")
+        return cast("IncidentDetail", self._json("GET", f"{API}/incidents/{segment(incident_id)}"))
 
-    def close_incident(self, incident_id: str) -> dict[str, Any]:
-        return self._json("POST", f"{API}/incidents/{segment(incident_id)}/close")
+    def close_incident(self, incident_id: str) -> IncidentRecord:
+        return cast(
+            "IncidentRecord", self._json("POST", f"{API}/incidents/{segment(incident_id)}/close")
+        )
 
     def incident_report(self, incident_id: str, fmt: str = "md") -> str:
         """The incident report as Markdown (``md``) or JSON text (``json``)."""
