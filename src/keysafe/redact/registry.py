@@ -14,7 +14,6 @@ parent's key from ``KEYSAFE_REDACT``.
 from __future__ import annotations
 
 import hashlib
-import hmac
 import os
 import threading
 from collections.abc import Iterable, Mapping
@@ -30,8 +29,13 @@ DIGEST_SIZE = 16
 class Known:
     path: str
     length: int
-    # True when the value has characters a tokenizer splits on: found by sliding windows.
-    spaced: bool
+    # For a value with delimiters inside ("a b", "k=v"): the keyed digest and length of
+    # its first token, where a search for it starts. None for one-token values.
+    head: tuple[int, bytes] | None = None
+
+    @property
+    def spaced(self) -> bool:
+        return self.head is not None
 
 
 class Registry:
@@ -41,8 +45,9 @@ class Registry:
         self.key = key if key is not None else os.urandom(16)
         self._lock = threading.Lock()
         self._known: dict[bytes, Known] = {}
-        self.lengths: frozenset[int] = frozenset()
-        self.spaced_lengths: frozenset[int] = frozenset()
+        self.lengths: frozenset[int] = frozenset()  # of one-token values
+        self.head_lengths: frozenset[int] = frozenset()
+        self._heads: dict[bytes, frozenset[int]] = {}  # head digest -> value lengths
 
     def digest(self, text: str) -> bytes:
         return hashlib.blake2b(text.encode(), key=self.key, digest_size=DIGEST_SIZE).digest()
@@ -51,36 +56,45 @@ class Registry:
         """Record ``value`` (read from ``path``); values under MIN_LENGTH are ignored."""
         if len(value) < MIN_LENGTH:
             return
-        from keysafe.redact.tokens import has_separator
+        from keysafe.redact.tokens import first_token
 
-        self.add(self.digest(value), Known(path, len(value), has_separator(value)))
+        head = first_token(value)
+        known = Known(path, len(value), None if head == value else (len(head), self.digest(head)))
+        self.add(self.digest(value), known)
 
     def add(self, digest: bytes, known: Known) -> None:
         with self._lock:
             self._known[digest] = known
-            self.lengths = self.lengths | {known.length}
-            if known.spaced:
-                self.spaced_lengths = self.spaced_lengths | {known.length}
+            if known.head is None:
+                self.lengths = self.lengths | {known.length}
+                return
+            head_length, head_digest = known.head
+            self.head_lengths = self.head_lengths | {head_length}
+            self._heads[head_digest] = self._heads.get(head_digest, frozenset()) | {known.length}
 
     def lookup(self, text: str) -> Known | None:
         """The record of ``text`` when it is a remembered value."""
-        if len(text) not in self.lengths:
-            return None
         return self._known.get(self.digest(text))
+
+    def spaced_lengths(self, head: str) -> frozenset[int]:
+        """Lengths of the remembered multi-token values that begin with token ``head``."""
+        return self._heads.get(self.digest(head), frozenset())
 
     def __len__(self) -> int:
         return len(self._known)
 
     def export(self) -> str:
-        """The registry as ``KEYSAFE_REDACT`` text: key, then length/flag/digest/path."""
+        """The registry as ``KEYSAFE_REDACT`` text: the key, then one row per value
+        (``length:head:digest:path``, head ``-`` or ``<length>.<digest>``)."""
         with self._lock:
             items = list(self._known.items())
-        rows = [f"{k.length}:{int(k.spaced)}:{d.hex()}:{k.path}" for d, k in items]
+        rows = [f"{k.length}:{_head_text(k)}:{d.hex()}:{k.path}" for d, k in items]
         return ";".join([f"{_FORMAT}:{self.key.hex()}", *rows])
 
     @classmethod
     def from_env(cls, text: str) -> Registry | None:
-        """The registry a parent exported, or None when ``text`` is not one."""
+        """The registry a parent exported, or None when ``text`` is not one; malformed
+        rows are skipped."""
         head, _, rest = text.partition(";")
         fmt, _, key_hex = head.partition(":")
         if fmt != _FORMAT:
@@ -95,13 +109,30 @@ class Registry:
                 continue
             try:
                 digest = bytes.fromhex(parts[2])
+                known = Known(parts[3], int(parts[0]), _parse_head(parts[1]))
             except ValueError:
                 continue
-            registry.add(digest, Known(parts[3], int(parts[0]), parts[1] == "1"))
+            registry.add(digest, known)
         return registry
 
 
+def _head_text(known: Known) -> str:
+    if known.head is None:
+        return "-"
+    return f"{known.head[0]}.{known.head[1].hex()}"
+
+
+def _parse_head(text: str) -> tuple[int, bytes] | None:
+    if text == "-":
+        return None
+    length, _, digest = text.partition(".")
+    if not length.isdigit():
+        raise ValueError(text)
+    return int(length), bytes.fromhex(digest)
+
+
 _lock = threading.Lock()
+
 _process: Registry | None = None
 
 
@@ -128,5 +159,6 @@ def remember_all(items: Iterable[tuple[str, str]]) -> Registry:
     return registry
 
 
-def constant_time_equal(a: bytes, b: bytes) -> bool:
-    return hmac.compare_digest(a, b)
+def child_env() -> dict[str, str]:
+    """The variable that hands this process's digests to a child (``keysafe run``)."""
+    return {ENV_VAR: process_registry().export()}
