@@ -59,9 +59,11 @@ def test_the_env_var_carries_digests_never_values() -> None:
     registry.remember("payments/dev/DB_PASSWORD", PASSWORD)
     registry.remember("payments/dev/PHRASE", "correct horse: battery")
     text = registry.export()
-    assert PASSWORD not in text and "horse" not in text
+    assert PASSWORD not in text
+    assert "horse" not in text
     child = Registry.from_env(text)
-    assert child is not None and len(child) == 2
+    assert child is not None
+    assert len(child) == 2
     found = Redactor(child, rules=False).redact(f"x {PASSWORD} correct horse: battery")
     assert found == "x [REDACTED:payments/dev/DB_PASSWORD] [REDACTED:payments/dev/PHRASE]"
 
@@ -77,7 +79,8 @@ def test_malformed_rows_are_skipped() -> None:
     good.remember("a/B", PASSWORD)
     text = good.export() + ";x:0:zz:p;16:0:nothex:q"
     child = Registry.from_env(text)
-    assert child is not None and len(child) == 1
+    assert child is not None
+    assert len(child) == 1
 
 
 def test_logging_filter_rewrites_message_args_and_traceback(redactor: Redactor) -> None:
@@ -132,5 +135,6 @@ def test_the_sdk_registers_what_it_reads(monkeypatch: pytest.MonkeyPatch) -> Non
     with Client("https://vault.test", "tok", transport=httpx.MockTransport(handler)) as ks:
         assert ks.get("svc/dev/TOKEN") == value
     known = process_registry().lookup(value)
-    assert known is not None and known.path == "svc/dev/TOKEN"
+    assert known is not None
+    assert known.path == "svc/dev/TOKEN"
     assert Redactor(rules=False).redact(f"token {value}") == "token [REDACTED:svc/dev/TOKEN]"
