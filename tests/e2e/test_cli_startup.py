@@ -22,14 +22,10 @@ FOLDER = "e2e/startup"
 
 COMMANDS: list[tuple[tuple[str, ...], str]] = [
     (("--help",), ""),
-    (("secret", "--help"), ""),
     (("secret", "get", f"{FOLDER}/DB_PASSWORD"), ""),
-    (("secret", "get", "--json", f"{FOLDER}/DB_PASSWORD"), ""),
     (("secret", "set", f"{FOLDER}/WRITTEN"), "new-value\n"),
     (("secret", "list", "e2e/"), ""),
-    (("secret", "list", "--json", "e2e/"), ""),
     (("run", "--path", FOLDER, "--", "true"), ""),
-    (("export", "--path", FOLDER), ""),
     (("export", "--path", FOLDER, "--format", "json"), ""),
 ]
 
