@@ -23,6 +23,10 @@ ENV_VAR = "KEYSAFE_REDACT"
 _FORMAT = "ksr1"  # the env var's format version: only ever add new ones
 MIN_LENGTH = 4  # shorter values ("1", "true") would redact ordinary words
 DIGEST_SIZE = 16
+# Bounds: a long-running service reads rotated values for ever; and Linux refuses to
+# start a program when one environment string exceeds 128 KiB.
+MAX_ENTRIES = 10_000
+MAX_EXPORT = 100 * 1024
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,7 +68,10 @@ class Registry:
 
     def add(self, digest: bytes, known: Known) -> None:
         with self._lock:
+            self._known.pop(digest, None)  # re-inserted last: the newest is kept longest
             self._known[digest] = known
+            while len(self._known) > MAX_ENTRIES:
+                del self._known[next(iter(self._known))]
             if known.head is None:
                 self.lengths = self.lengths | {known.length}
                 return
@@ -88,8 +95,16 @@ class Registry:
         (``length:head:digest:path``, head ``-`` or ``<length>.<digest>``)."""
         with self._lock:
             items = list(self._known.items())
-        rows = [f"{k.length}:{_head_text(k)}:{d.hex()}:{k.path}" for d, k in items]
-        return ";".join([f"{_FORMAT}:{self.key.hex()}", *rows])
+        head = f"{_FORMAT}:{self.key.hex()}"
+        rows: list[str] = []
+        size = len(head)
+        for digest, known in reversed(items):  # the newest first, up to MAX_EXPORT
+            row = f"{known.length}:{_head_text(known)}:{digest.hex()}:{known.path}"
+            size += len(row) + 1
+            if size > MAX_EXPORT:
+                break
+            rows.append(row)
+        return ";".join([head, *reversed(rows)])
 
     @classmethod
     def from_env(cls, text: str) -> Registry | None:

@@ -138,3 +138,21 @@ def test_the_sdk_registers_what_it_reads(monkeypatch: pytest.MonkeyPatch) -> Non
     assert known is not None
     assert known.path == "svc/dev/TOKEN"
     assert Redactor(rules=False).redact(f"token {value}") == "token [REDACTED:svc/dev/TOKEN]"
+
+
+def test_the_registry_and_its_export_are_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
+    from keysafe.redact import registry as module
+
+    monkeypatch.setattr(module, "MAX_ENTRIES", 50)
+    monkeypatch.setattr(module, "MAX_EXPORT", 2000)
+    reg = Registry()
+    for i in range(120):
+        reg.remember(f"svc/SECRET_{i}", f"value-number-{i:04d}")
+    assert len(reg) == 50
+    assert reg.lookup("value-number-0119") is not None  # the newest stay
+    assert reg.lookup("value-number-0000") is None
+    text = reg.export()
+    assert len(text) <= 2000
+    child = Registry.from_env(text)
+    assert child is not None
+    assert child.lookup("value-number-0119") is not None
