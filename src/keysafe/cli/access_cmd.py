@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -204,7 +205,7 @@ def key_list(
     table(None, ["id", "prefix", "policies", "expires", "state", "last used"], rows)
 
 
-def key_state(record: dict[str, Any]) -> str:
+def key_state(record: Mapping[str, Any]) -> str:
     """One word for a key record: revoked, suspended, rolled or live."""
     if record["revoked"]:
         return "revoked"

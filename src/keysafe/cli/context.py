@@ -36,7 +36,8 @@ class State:
         from keysafe.client import Client
 
         conn = self.connection()
-        return Client(addr=conn.addr, token=conn.token, cacert=conn.cacert)
+        # http.client rather than httpx: importing httpx would double a command's start-up.
+        return Client(addr=conn.addr, token=conn.token, cacert=conn.cacert, http="stdlib")
 
     def connection(self) -> Connection:
         """The server address, token and CA this invocation uses (see the module doc)."""

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -73,7 +74,7 @@ def read_findings(path: Path) -> list[dict[str, Any]]:
     return findings
 
 
-def _steps_table(steps: list[dict[str, Any]]) -> None:
+def _steps_table(steps: Sequence[Mapping[str, Any]]) -> None:
     table(
         None,
         ["time", "phase", "action", "target", "outcome", "detail"],

@@ -3,6 +3,7 @@ temporary database logins and their leases."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Annotated, Any
 
 import typer
@@ -75,7 +76,7 @@ def creds_get(
         )
 
 
-def _env_lines(issued: dict[str, Any]) -> str:
+def _env_lines(issued: Mapping[str, Any]) -> str:
     """``export NAME='value'`` lines a shell can eval, so child programs (psql, libpq,
     psycopg) see them: where to connect and the new login, never the admin's."""
     from keysafe.cli.formats import to_shell
@@ -210,10 +211,10 @@ def lease_revoke(
         raise InvalidInput("give either a LEASE_ID or --prefix")
     with state(ctx).client() as client:
         if prefix is not None:
-            result = client.revoke_lease_prefix(prefix)
+            result: dict[str, Any] = dict(client.revoke_lease_prefix(prefix))
         else:
             assert lease_id is not None
-            result = client.revoke_lease(lease_id)
+            result = dict(client.revoke_lease(lease_id))
     if as_json:
         print_json(result)
     elif prefix is not None:

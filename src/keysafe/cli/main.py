@@ -2,7 +2,9 @@
 
 Start-up time matters (``keysafe secret get`` runs inside scripts): a plain
 ``secret get`` is answered by :mod:`keysafe.cli.fastget` without importing typer or
-httpx; everything else goes through the Typer app in :mod:`keysafe.cli.app`.
+httpx; everything else goes through the Typer app in :mod:`keysafe.cli.app`, built only
+for the command group named on the command line, with typer's pydantic coercion
+replaced for plain parameters (:mod:`keysafe.cli.coercion`).
 """
 
 from __future__ import annotations
@@ -26,16 +28,24 @@ def run(argv: Sequence[str] | None = None) -> int:
 
 
 def _run_app(args: list[str]) -> int:
+    # httpx's package imports its own command-line tool (click, rich, pygments: ~100 ms)
+    # unless that module is unavailable; this process never runs httpx's CLI.
+    if "httpx" not in sys.modules:
+        sys.modules.setdefault("httpx._main", None)  # type: ignore[arg-type]
     import typer
 
     # typer vendors click; this is the "no subcommand given" case, which shows the help.
     from typer._click.exceptions import NoArgsIsHelpError
     from typer.main import get_command
 
+    from keysafe.cli import coercion
     from keysafe.cli.app import app
+    from keysafe.cli.lazy import only_command
 
+    coercion.install()
     try:
-        result = get_command(app).main(args=args, prog_name="keysafe", standalone_mode=False)
+        command = get_command(only_command(app, args))
+        result = command.main(args=args, prog_name="keysafe", standalone_mode=False)
     except NoArgsIsHelpError as exc:
         sys.stderr.write(exc.format_message() + "\n")  # the help text, not an error line
         return 2

@@ -3,6 +3,7 @@ add|list|remove`` and ``keysafe rotate PATH``."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Annotated, Any
 
 import typer
@@ -133,7 +134,7 @@ def set_(
         f"{path}: rotated by {rotator} every {_human(every_s)} (grace {_human(grace_s)}); "
         f"next due {doc['next_due']}"
     )
-    first = doc.get("first_run")
+    first: Any = doc.get("first_run")
     if first:
         message(f"{path} did not exist: created its first value (version {first['new_version']})")
 
@@ -181,7 +182,7 @@ def show(ctx: typer.Context, path: PathArg, as_json: JsonOpt = False) -> None:
     _print_policy(doc)
 
 
-def _print_policy(doc: dict[str, Any]) -> None:
+def _print_policy(doc: Mapping[str, Any]) -> None:
     message(
         f"{doc['path']}: {doc['rotator']} every {_human(doc['every_seconds'])}, "
         f"grace {_human(doc['grace_seconds'])}, next due {doc['next_due']}"

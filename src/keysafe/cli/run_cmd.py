@@ -106,6 +106,7 @@ def run(
     from keysafe.cli.env_safety import inherited_env
     from keysafe.cli.envmap import fetch_env
     from keysafe.cli.output import error_line, message
+    from keysafe.redact.registry import child_env
 
     if not restart_on_change and (signal_name, poll, stop_timeout) != (None, None, None):
         raise InvalidInput(
@@ -137,7 +138,8 @@ def run(
                     warn=message,
                     allow_empty=allow_empty,
                 )
-            code = run_child(command, {**base, **secrets})
+            # The values' digests (never the values) for keysafe.redact in the child.
+            code = run_child(command, {**base, **secrets, **child_env()})
     except ChildStartError as exc:
         message(error_line(exc.detail))
         raise typer.Exit(exc.exit_code) from None
@@ -172,6 +174,7 @@ def _run_watched(
     from keysafe.cli.envmap import fetch_env
     from keysafe.cli.output import message
     from keysafe.cli.watch import WatchOptions, folder_versions, parse_signal, run_watched
+    from keysafe.redact.registry import child_env
 
     opts = WatchOptions(
         poll=parse_duration(poll),
@@ -184,15 +187,18 @@ def _run_watched(
             command,
             base_env,
             versions=lambda: folder_versions(client, path),
-            fetch_env=lambda: fetch_env(
-                client,
-                path,
-                prefixed=prefix,
-                allowed=allow_env,
-                strict=strict,
-                warn=message,
-                allow_empty=allow_empty,
-            ),
+            fetch_env=lambda: {
+                **fetch_env(
+                    client,
+                    path,
+                    prefixed=prefix,
+                    allowed=allow_env,
+                    strict=strict,
+                    warn=message,
+                    allow_empty=allow_empty,
+                ),
+                **child_env(),  # digests for keysafe.redact in the child
+            },
             opts=opts,
             say=message,
         )

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from keysafe.cli.output import cell, data, table
 
 
-def show_key_usage(record: dict[str, Any], usage: dict[str, Any]) -> None:
+def show_key_usage(record: Mapping[str, Any], usage: Mapping[str, Any]) -> None:
     """The key's record, then its requests per day, sources and paths read."""
     state = "revoked" if record.get("revoked") else "live"
     if state == "live" and record.get("suspended"):

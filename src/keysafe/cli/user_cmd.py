@@ -11,6 +11,7 @@ root token ``keysafe up`` saved) is kept beside it and put back by ``keysafe log
 from __future__ import annotations
 
 import sys
+from collections.abc import Mapping
 from typing import Annotated, Any
 
 import typer
@@ -210,7 +211,7 @@ def user_list(ctx: typer.Context, as_json: JsonOpt = False) -> None:
     table(None, ["name", "roles", "mfa", "state", "last login"], [_row(u) for u in people])
 
 
-def _row(user: dict[str, Any]) -> tuple[Any, ...]:
+def _row(user: Mapping[str, Any]) -> tuple[Any, ...]:
     status = "disabled" if user["disabled"] else "locked" if user["locked_until"] else "active"
     return (
         user["name"],

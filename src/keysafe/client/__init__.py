@@ -7,6 +7,9 @@
     with Client() as ks:                      # KEYSAFE_ADDR/TOKEN/CACERT, else the profile
         password = ks.get("payments/dev/DB_PASSWORD")
 
+    async with AsyncClient() as ks:           # the same methods, awaited
+        password = await ks.get("payments/dev/DB_PASSWORD")
+
 Errors are the classes of ``keysafe.errors`` (NotFound, Forbidden, ConnectionFailed...).
 Importing this package pulls in nothing server-side.
 
@@ -20,6 +23,7 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from keysafe.client._async_client import AsyncClient
     from keysafe.client._client import Client
     from keysafe.client._models import (
         AuditReport,
@@ -37,6 +41,7 @@ if TYPE_CHECKING:
     )
 
 __all__ = [
+    "AsyncClient",
     "AuditReport",
     "Client",
     "Health",
@@ -53,7 +58,10 @@ __all__ = [
 ]
 
 # Where each public name lives; a static table, not dynamic dispatch.
-_HOMES = dict.fromkeys(__all__, "keysafe.client._models") | {"Client": "keysafe.client._client"}
+_HOMES = dict.fromkeys(__all__, "keysafe.client._models") | {
+    "Client": "keysafe.client._client",
+    "AsyncClient": "keysafe.client._async_client",
+}
 
 
 def __getattr__(name: str) -> Any:

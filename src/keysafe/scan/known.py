@@ -15,6 +15,7 @@ from __future__ import annotations
 import base64
 import hmac
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from keysafe.scan.models import Match
@@ -50,7 +51,7 @@ class KnownDigests:
     lengths: frozenset[int]
 
     @classmethod
-    def from_reply(cls, doc: dict[str, object], min_length: int = MIN_LENGTH) -> KnownDigests:
+    def from_reply(cls, doc: Mapping[str, object], min_length: int = MIN_LENGTH) -> KnownDigests:
         """Build from ``POST /api/v1/scan/known-digests``; raises ValueError if malformed."""
         if doc.get("algorithm") != "hmac-sha256":
             raise ValueError(f"unsupported digest algorithm {doc.get('algorithm')!r}")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import keysafe.client
 
 EXPECTED = {
+    "AsyncClient",
     "AuditReport",
     "Client",
     "Health",
