@@ -13,8 +13,10 @@ __all__ = [
     "AccessToken",
     "AlertList",
     "AlertRecord",
+    "AuditChainReport",
     "AuditEventList",
     "AuditEventRecord",
+    "AuditPlace",
     "AuditVerifyReply",
     "ComplianceCharts",
     "ComplianceKey",
@@ -47,8 +49,6 @@ __all__ = [
     "KeyRecord",
     "KnownDigest",
     "KnownDigests",
-    "KvMetadata",
-    "KvMetadataData",
     "LeakReportReply",
     "LeakResult",
     "LeaseList",
@@ -294,25 +294,6 @@ class KnownDigests(TypedDict):
     secrets: list[KnownDigest]
 
 
-class KvMetadataData(TypedDict):
-    """A secret's metadata, or with ``?list=true`` the keys under a folder."""
-
-    path: NotRequired[str | None]
-    description: NotRequired[str | None]
-    owner: NotRequired[str | None]
-    tags: NotRequired[Any]
-    expires_at: NotRequired[str | None]
-    max_versions: NotRequired[int | None]
-    current_version: NotRequired[int | None]
-    created_at: NotRequired[str | None]
-    updated_at: NotRequired[str | None]
-    keys: NotRequired[list[str] | None]
-
-
-class KvMetadata(TypedDict):
-    data: KvMetadataData
-
-
 class IncidentItem(TypedDict):
     """One leaked thing: its id or path, never its value."""
 
@@ -541,11 +522,30 @@ class PrefixRevoked(TypedDict):
     failed: int
 
 
+class AuditPlace(TypedDict):
+    seq: int
+    ts: NotRequired[int | None]
+
+
+class AuditChainReport(TypedDict):
+    chain: str
+    node: str
+    events: int
+    ok: bool
+    first: NotRequired[AuditPlace | None]
+    last: NotRequired[AuditPlace | None]
+    first_bad: NotRequired[int | None]
+    bad_seq: NotRequired[int | None]
+    reason: NotRequired[str | None]
+
+
 class AuditVerifyReply(TypedDict):
     ok: bool
     events: int
     first_bad: NotRequired[int | None]
     reason: NotRequired[str | None]
+    chain: NotRequired[str | None]
+    chains: NotRequired[list[AuditChainReport]]
 
 
 class AuditEventRecord(TypedDict):
@@ -561,6 +561,8 @@ class AuditEventRecord(TypedDict):
     node: str
     prev_hash: str
     hash: str
+    chain: NotRequired[str | None]
+    chain_seq: NotRequired[int | None]
 
 
 class AuditEventList(TypedDict):
