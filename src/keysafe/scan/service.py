@@ -19,13 +19,13 @@ from keysafe.scan.sources import (
     Chunk,
     FileItem,
     Problems,
-    Readable,
     collect_files,
     iter_archive,
     iter_text_chunks,
     member_chunks,
     read_file_chunks,
 )
+from keysafe.scan.textcodec import Readable
 
 PARALLEL_BYTES = 8 * 1024 * 1024
 PARALLEL_COMMITS = 400

@@ -12,12 +12,13 @@ import subprocess
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING
+
+from keysafe.scan.textcodec import SNIFF, Prefixed, Readable, Transcoded, utf16_codec
 
 if TYPE_CHECKING:
     import pathspec
 
-SNIFF = 8192
 CHUNK = 4 * 1024 * 1024
 MAX_MEMBER = 64 * 1024 * 1024
 PEM_SPAN = 256 * 1024  # longest key block kept whole across chunk cuts
@@ -127,45 +128,6 @@ def looks_binary(head: bytes) -> bool:
     return len(head) - len(head.translate(None, _CONTROL)) > len(head) // 10
 
 
-def utf16_codec(head: bytes) -> str | None:
-    """``utf-16`` for text with a UTF-16 byte order mark, ``utf-16-le``/``-be`` for
-    mostly-ASCII UTF-16 without one (every other byte NUL), else None."""
-    if head[:2] in (b"\xff\xfe", b"\xfe\xff"):
-        return "utf-16"
-    sample = head[: SNIFF & ~1]
-    if len(sample) < 8:
-        return None
-    odd, even = sample[1::2], sample[0::2]
-    if odd.count(0) > len(odd) * 0.9 and even.count(0) < len(even) * 0.1:
-        return "utf-16-le"
-    if even.count(0) > len(even) * 0.9 and odd.count(0) < len(odd) * 0.1:
-        return "utf-16-be"
-    return None
-
-
-class _Transcoded:
-    """A UTF-16 stream read as UTF-8 bytes, so the chunker sees one encoding."""
-
-    def __init__(self, stream: Readable, codec: str) -> None:
-        import codecs
-
-        self._stream = stream
-        self._decoder = codecs.getincrementaldecoder(codec)("replace")
-        self._pending = b""
-
-    def read(self, size: int = -1) -> bytes:
-        while size < 0 or len(self._pending) < size:
-            data = self._stream.read(CHUNK if size < 0 else max(size, 2))
-            text = self._decoder.decode(data, final=not data)
-            self._pending += text.encode("utf-8", "replace")
-            if not data:
-                break
-        if size < 0:
-            size = len(self._pending)
-        out, self._pending = self._pending[:size], self._pending[size:]
-        return out
-
-
 @dataclass(frozen=True, slots=True)
 class Chunk:
     """A decoded piece of a stream, and where it sits in the whole.
@@ -179,12 +141,6 @@ class Chunk:
     line_offset: int = 0
     column_offset: int = 0
     stop: int | None = None
-
-
-class Readable(Protocol):
-    """What the chunker reads from: a binary file, a pipe, a transcoder."""
-
-    def read(self, size: int = -1, /) -> bytes: ...
 
 
 def iter_text_chunks(
@@ -207,7 +163,7 @@ def iter_text_chunks(
             codec = utf16_codec(data)
             if codec is not None:
                 yield from iter_text_chunks(
-                    _Transcoded(_Prefixed(data, stream), codec), chunk, overlap
+                    Transcoded(Prefixed(data, stream), codec), chunk, overlap
                 )
                 return
             if looks_binary(data):
@@ -232,21 +188,6 @@ def iter_text_chunks(
         newlines = head.count(b"\n")
         column = len(text) - text.rfind("\n") - 1 if newlines else column + len(text)
         lines_before += newlines
-
-
-class _Prefixed:
-    """``head`` (already read) followed by the rest of ``stream``."""
-
-    def __init__(self, head: bytes, stream: Readable) -> None:
-        self._head = head
-        self._stream = stream
-
-    def read(self, size: int = -1) -> bytes:
-        if self._head:
-            out = self._head if size < 0 else self._head[:size]
-            self._head = self._head[len(out) :]
-            return out
-        return self._stream.read(size)
 
 
 def _cut(data: bytes, overlap: int, chunk: int) -> int:

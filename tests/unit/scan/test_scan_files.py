@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from scan_fakes import Fakes
 
-from keysafe.scan import sources
+from keysafe.scan import textcodec
 from keysafe.scan.engine import Engine
 from keysafe.scan.rules import builtin_rules
 from keysafe.scan.service import ScanOptions, ScanService
@@ -69,11 +69,11 @@ def test_utf16_large_file_keeps_line_numbers(tmp_path: Path) -> None:
 
 
 def test_utf16_detection_table() -> None:
-    assert sources.utf16_codec(b"\xff\xfeh\x00") == "utf-16"
-    assert sources.utf16_codec("hello world".encode("utf-16-le")) == "utf-16-le"
-    assert sources.utf16_codec("hello world".encode("utf-16-be")) == "utf-16-be"
-    assert sources.utf16_codec(b"hello world") is None
-    assert sources.utf16_codec(b"\x00" * 64) is None
+    assert textcodec.utf16_codec(b"\xff\xfeh\x00") == "utf-16"
+    assert textcodec.utf16_codec("hello world".encode("utf-16-le")) == "utf-16-le"
+    assert textcodec.utf16_codec("hello world".encode("utf-16-be")) == "utf-16-be"
+    assert textcodec.utf16_codec(b"hello world") is None
+    assert textcodec.utf16_codec(b"\x00" * 64) is None
 
 
 def git(repo: Path, *args: str) -> None:
