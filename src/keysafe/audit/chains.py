@@ -45,6 +45,11 @@ _checkpoint_log = logging.getLogger("keysafe.audit.checkpoint")
 
 # PostgreSQL: the trail's order numbers come from a sequence (migration 0018).
 _NEXTVAL_SQL = "SELECT nextval('audit_events_seq') FROM generate_series(1, %s)"
+_LOCK_HEAD_PG = (
+    "SELECT seq, hash, mac,"
+    " ARRAY(SELECT nextval('audit_events_seq') FROM generate_series(1, %s))"
+    " FROM audit_chains WHERE chain = %s FOR UPDATE"
+)
 _INSERT_EVENT_SQL = (
     "INSERT INTO audit_events (seq, ts, request_id, actor, source, operation, path, outcome,"
     " detail, prev_hash, hash, node, chain, chain_seq)"
@@ -185,7 +190,7 @@ class ChainAppender:
             events = [e if e.node else replace(e, node=self._node) for e in events]
         name = self.chain_name()
         opened = b""
-        head = self._lock_head(cur, name)
+        head, gseqs = self._lock_head(cur, name, len(events))
         broken = self._head_problem(key, name, head)
         if broken:
             # Appending re-signs the head, which would bless a cut. Start a new chain and
@@ -196,7 +201,8 @@ class ChainAppender:
             head = None
         if head is None:
             head, opened = self._open(cur, key, name)
-        gseqs = self._next_seqs(cur, len(events))
+        if gseqs is None or len(gseqs) != len(events):
+            gseqs = self._next_seqs(cur, len(events))
         chained = chain(key, head.seq, head.hash, events, name, gseqs)
         p = self._p
         cur.executemany(_INSERT_EVENT_SQL.replace("?", p), [_row(c) for c in chained])
@@ -214,12 +220,18 @@ class ChainAppender:
             out.lines = data
         return out
 
-    def _lock_head(self, cur: Any, name: str) -> Head | None:
-        p = self._p
-        lock = " FOR UPDATE" if self._postgres else ""
-        cur.execute(f"SELECT seq, hash, mac FROM audit_chains WHERE chain = {p}{lock}", (name,))  # noqa: S608
+    def _lock_head(self, cur: Any, name: str, n: int) -> tuple[Head | None, list[int] | None]:
+        """The chain's head, locked; on PostgreSQL with ``n`` order numbers taken in the
+        same round trip (a number left unused is only a gap)."""
+        if self._postgres:
+            cur.execute(_LOCK_HEAD_PG, (n, name))
+        else:
+            cur.execute("SELECT seq, hash, mac FROM audit_chains WHERE chain = ?", (name,))
         row = cur.fetchone()
-        return None if row is None else Head(int(row[0]), bytes(row[1]), bytes(row[2]))
+        if row is None:
+            return None, None
+        gseqs = sorted(int(g) for g in row[3]) if self._postgres else None
+        return Head(int(row[0]), bytes(row[1]), bytes(row[2])), gseqs
 
     def _head_problem(self, key: bytes, name: str, head: Head | None) -> str:
         state = self._states.get(name)
@@ -242,8 +254,9 @@ class ChainAppender:
         if self._postgres:
             cur.execute(_NEXTVAL_SQL, (n,))
             return sorted(int(r[0]) for r in cur.fetchall())
-        cur.execute("SELECT COALESCE(MAX(seq), 0) FROM audit_events")
-        top = int(cur.fetchone()[0])
+        # A bare MAX: SQLite answers it from the end of the key (COALESCE would scan).
+        cur.execute("SELECT MAX(seq) FROM audit_events")
+        top = int(cur.fetchone()[0] or 0)
         return list(range(top + 1, top + n + 1))
 
     def _open(self, cur: Any, key: bytes, name: str) -> tuple[Head, bytes]:

@@ -126,14 +126,11 @@ def link(
     the chain; a writer chain (``chain`` set) also covers its name and ``gseq``, the
     event's place in the whole trail. The root chain keeps the original form.
     """
-    mac = hmac.new(key, digestmod=hashlib.sha256)
+    # One message, one C call (hmac.digest): the same MAC as feeding it in pieces.
+    body = seq.to_bytes(8, "big") + prev_hash + event.canonical()
     if chain:
-        _chain_name(mac, chain)
-        mac.update(gseq.to_bytes(8, "big"))
-    mac.update(seq.to_bytes(8, "big"))
-    mac.update(prev_hash)
-    mac.update(event.canonical())
-    return mac.digest()
+        body = _chain_prefix(chain) + gseq.to_bytes(8, "big") + body
+    return hmac.digest(key, body, "sha256")
 
 
 def chain(
@@ -163,12 +160,14 @@ _HEAD_LABEL = b"keysafe:audit:head:v1"
 _CHECKPOINT_LABEL = b"keysafe:audit:checkpoint:v1"
 
 
+def _chain_prefix(chain: str) -> bytes:
+    name = chain.encode()
+    return _CHAIN_LABEL + len(name).to_bytes(2, "big") + name
+
+
 def _chain_name(mac: Any, chain: str) -> None:
     if chain:
-        name = chain.encode()
-        mac.update(_CHAIN_LABEL)
-        mac.update(len(name).to_bytes(2, "big"))
-        mac.update(name)
+        mac.update(_chain_prefix(chain))
 
 
 def head_mac(key: bytes, seq: int, head_hash: bytes, chain: str = "") -> bytes:
