@@ -103,3 +103,12 @@ def _advance_sequences(conn: Connection) -> None:
             ),
             {"t": table.name, "c": column.name},
         )
+    # The audit trail's order numbers come from a sequence of their own (one per
+    # database, shared by every node's chains), not from a serial column.
+    conn.execute(
+        text(
+            "SELECT setval('audit_events_seq',"
+            " COALESCE((SELECT MAX(seq) FROM audit_events), 0) + 1, false)"
+            " WHERE to_regclass('audit_events_seq') IS NOT NULL"
+        )
+    )
