@@ -6,6 +6,7 @@
 
 Sections (each a function in SECTIONS returning rows of the table; add more there):
 
+- ``propagation``, ``health-hung``, ``backup``: see bench/cluster_sections.py.
 - ``audited-reads``: audited secret reads per second (root token, HTTPS, keep-alive) on
   3 ``keysafe server`` processes vs 1 on the same PostgreSQL database (target >= 0.95:
   nodes must not wait on one another to audit), and 1 PostgreSQL node vs 1 SQLite node
@@ -46,6 +47,8 @@ from server_proc import (  # noqa: E402
     ssl_context,
 )
 
+import cluster_sections  # noqa: E402
+
 RESULTS = ROOT / "bench" / "results"
 SECRETS = 200
 
@@ -69,6 +72,7 @@ class Options:
     duration: float
     clients: int
     rounds: int
+    quick: bool = False
 
 
 # -- load ----------------------------------------------------------------------------------
@@ -190,8 +194,19 @@ def _verdict(ok: bool) -> str:
     return "met" if ok else "NOT met"
 
 
+def _more(name: str) -> Callable[[Options, Path], Section]:
+    """A section of bench/cluster_sections.py as a Section of this table."""
+
+    def section(opts: Options, tmp: Path) -> Section:
+        rows, data = cluster_sections.SECTIONS[name](opts.quick, tmp)
+        return Section([Row(*row) for row in rows], data)
+
+    return section
+
+
 SECTIONS: dict[str, Callable[[Options, Path], Section]] = {
     "audited-reads": audited_reads,
+    **{name: _more(name) for name in cluster_sections.SECTIONS},
 }
 
 
@@ -220,6 +235,7 @@ def main(argv: list[str] | None = None) -> int:
         duration=args.duration or (3.0 if args.quick else 10.0),
         clients=args.clients,
         rounds=args.rounds or (1 if args.quick else 2),
+        quick=args.quick,
     )
     rows: list[Row] = []
     data: dict[str, Any] = {}
