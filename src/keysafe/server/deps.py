@@ -221,8 +221,9 @@ async def authenticate(
             key = token
             principal = await svc.blocking.run(lambda: svc.keys.verify(key, src))
         elif token is not None and token.startswith("ks_sess_"):
-            # A person's session (may read the database: off the event loop).
-            principal = await anyio.to_thread.run_sync(svc.users.sessions.verify, token, src)
+            # A person's session: bounded like the others (a hung database gives 503).
+            session = token
+            principal = await svc.blocking.run(lambda: svc.users.sessions.verify(session, src))
         elif token is not None and token.count(".") == 2:
             # A short-lived access token from the client-credentials exchange (reads the
             # revocation list and, on a cache miss, its key: bounded like the others).
