@@ -114,7 +114,14 @@ def _written(version: int, created: str | None, tags: dict[str, str] | None = No
     }
 
 
-@router.patch("/data/{path:path}", dependencies=_AUTH, responses={200: {"model": KvWritten}})
+@router.patch(
+    "/data/{path:path}",
+    dependencies=_AUTH,
+    responses={
+        200: {"model": KvWritten},
+        415: {"description": f"the body is not sent as {MERGE_PATCH}"},
+    },
+)
 async def kv_patch(request: Request, path: str, body: KvWrite) -> Response:
     """``vault kv patch``: a JSON merge patch (RFC 7386) of the latest version, written
     as a new version only if nobody wrote in between (check-and-set)."""
