@@ -18,6 +18,7 @@ from keysafe.cli import (
     incident_cmd,
     lease_cmd,
     operator_cmd,
+    project_cmd,
     rotation_cmd,
     run_cmd,
     scan_cmd,
@@ -109,3 +110,4 @@ scan_cmd.register(app)
 rotation_cmd.register(app)
 user_cmd.register(app)
 incident_cmd.register(app)
+project_cmd.register(app)

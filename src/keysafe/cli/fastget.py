@@ -86,12 +86,14 @@ def run(args: GetArgs) -> int:
     # Imported here so that parse() stays free for every other command.
     import time
 
+    from keysafe.cli.project import project_addr, secret_path
     from keysafe.client._config import resolve
     from keysafe.client._failover import all_failed, backoff, may_move_on_503, split_addrs
     from keysafe.client._paths import check_path
 
-    check_path(args.path)
-    conn = resolve(args.addr, None, args.cacert)
+    # Inside a project (.keysafe.toml) a bare NAME is <prefix>/<env>/NAME.
+    args.path = check_path(secret_path(args.path))
+    conn = resolve(args.addr or project_addr(args.addr), None, args.cacert)
     if conn.addr is None:
         raise ConnectionFailed("no keysafe server configured: run `keysafe up` or set KEYSAFE_ADDR")
     addrs = split_addrs(conn.addr)

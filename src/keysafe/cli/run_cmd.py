@@ -12,8 +12,19 @@ from keysafe.cli.context import state
 from keysafe.errors import InvalidInput
 
 PathsOpt = Annotated[
-    list[str],
-    typer.Option("--path", "-p", help="Folder whose secrets to inject (repeatable)."),
+    list[str] | None,
+    typer.Option(
+        "--path",
+        "-p",
+        help="Folder whose secrets to inject (repeatable) [the project's <path>/<env> "
+        "from .keysafe.toml].",
+    ),
+]
+EnvOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--env", "-e", help="Project environment to read (<path>/<env>) [.keysafe.toml's env]."
+    ),
 ]
 PrefixOpt = Annotated[
     bool,
@@ -57,7 +68,8 @@ def register(app: typer.Typer) -> None:
 def run(
     ctx: typer.Context,
     command: Annotated[list[str], typer.Argument(help="The program and its arguments.")],
-    path: PathsOpt,
+    path: PathsOpt = None,
+    env: EnvOpt = None,
     prefix: PrefixOpt = False,
     allow_env: AllowEnvOpt = None,
     strict: StrictOpt = False,
@@ -111,6 +123,7 @@ def run(
         raise InvalidInput(
             "--signal, --poll and --stop-timeout only apply with --restart-on-change"
         )
+    path = folders(path, env)
     base = inherited_env(os.environ, _passed_credentials(ctx) if pass_token else None)
     try:
         if restart_on_change:
@@ -142,6 +155,23 @@ def run(
         message(error_line(exc.detail))
         raise typer.Exit(exc.exit_code) from None
     raise typer.Exit(code)
+
+
+def folders(paths: list[str] | None, env: str | None) -> list[str]:
+    """The --path folders, else the project's ``<prefix>/<env>``; raises InvalidInput."""
+    from keysafe.cli.project import PROJECT_FILE, find_project
+
+    if paths:
+        if env is not None:
+            raise InvalidInput("give --path or --env, not both (--env picks the project's folder)")
+        return paths
+    proj = find_project()
+    if proj is None:
+        raise InvalidInput(
+            f"--path is required outside a project (no {PROJECT_FILE} here or above; "
+            "`keysafe init` makes one)"
+        )
+    return [proj.folder(env)]
 
 
 def _passed_credentials(ctx: typer.Context) -> dict[str, str]:
@@ -200,7 +230,8 @@ def _run_watched(
 
 def export(
     ctx: typer.Context,
-    path: PathsOpt,
+    path: PathsOpt = None,
+    env: EnvOpt = None,
     fmt: Annotated[str, typer.Option("--format", "-f", help="dotenv, json or shell.")] = "dotenv",
     prefix: PrefixOpt = False,
     allow_env: AllowEnvOpt = None,
@@ -215,13 +246,14 @@ def export(
 
     if fmt not in RENDERERS:
         raise InvalidInput(f"unknown format {fmt!r}: use one of {', '.join(FORMATS)}")
+    path = folders(path, env)
     with state(ctx).client() as client:
         # The same names as for run are refused: `eval "$(keysafe export -f shell)"` or a
         # dotenv loader would set them in a shell or program just the same.
-        env = fetch_env(
+        values = fetch_env(
             client, path, prefixed=prefix, allowed=allow_env or (), strict=strict, warn=message
         )
-    text = RENDERERS[fmt](env)
+    text = RENDERERS[fmt](values)
     if output is None:
         data(text, newline=False)
         return

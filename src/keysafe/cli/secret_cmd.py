@@ -16,8 +16,25 @@ app = typer.Typer(help="Read, write and manage secrets.", no_args_is_help=True)
 metadata_app = typer.Typer(help="Show or change a secret's metadata.", no_args_is_help=True)
 app.add_typer(metadata_app, name="metadata")
 
-PathArg = Annotated[str, typer.Argument(help="Secret path, e.g. payments/dev/DB_PASSWORD.")]
+PathArg = Annotated[
+    str,
+    typer.Argument(
+        help="Secret path, e.g. payments/dev/DB_PASSWORD; inside a project a bare NAME "
+        "is <path>/<env>/NAME."
+    ),
+]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Stable JSON output for programs.")]
+EnvOpt = Annotated[
+    str | None,
+    typer.Option("--env", "-e", help="Project environment for a bare NAME [.keysafe.toml's env]."),
+]
+
+
+def full_path(path: str, env: str | None = None) -> str:
+    """A bare NAME inside a project as ``<prefix>/<env>/NAME``; full paths unchanged."""
+    from keysafe.cli.project import secret_path
+
+    return secret_path(path, env)
 
 
 @app.command("set")
@@ -32,13 +49,15 @@ def set_(
         int | None,
         typer.Option("--cas", help="Write only if the current version is N (0: must not exist)."),
     ] = None,
-    extra: Annotated[list[str] | None, typer.Argument(hidden=True)] = None,
+    env: EnvOpt = None,
+    extra: Annotated[list[str] | None, typer.Argument(hidden=True, metavar="")] = None,
 ) -> None:
     """Write a new version. The value comes from stdin, --file or a hidden prompt."""
     from keysafe.cli.values import ARGV_REFUSAL, read_value
 
     if extra:
         raise InvalidInput(ARGV_REFUSAL)  # never echo what was passed: it may be the value
+    path = full_path(path, env)
     value = read_value(file)
     with state(ctx).client() as client:
         version = client.put_secret(path, value, cas=cas)
@@ -62,8 +81,10 @@ def get(
             "rotation's unproven value; needs the rotate capability).",
         ),
     ] = None,
+    env: EnvOpt = None,
 ) -> None:
     """Print the value (exactly, then a newline unless --no-newline)."""
+    path = full_path(path, env)
     if label is not None:
         if version is not None:
             raise InvalidInput("give --version or --label, not both")
@@ -115,6 +136,7 @@ def list_(
 @app.command("history")
 def history(ctx: typer.Context, path: PathArg, as_json: JsonOpt = False) -> None:
     """The versions of a secret and their state."""
+    path = full_path(path)
     with state(ctx).client() as client:
         hist = client.history(path)
     if as_json:
@@ -135,6 +157,7 @@ def rollback(
     version: Annotated[int, typer.Option("--version", "-v", help="The version to restore.")],
 ) -> None:
     """Make an earlier version current again (written as a new version)."""
+    path = full_path(path)
     with state(ctx).client() as client:
         new = client.rollback(path, version)
     message(f"{path}: version {version} restored as version {new}")
@@ -147,6 +170,7 @@ def delete(
     version: Annotated[int | None, typer.Option("--version", "-v")] = None,
 ) -> None:
     """Soft-delete the latest (or the given) version; undelete brings it back."""
+    path = full_path(path)
     with state(ctx).client() as client:
         client.delete(path, version)
     message(f"{path}: {'version ' + str(version) if version else 'latest version'} deleted")
@@ -159,6 +183,7 @@ def undelete(
     version: Annotated[list[int] | None, typer.Option("--version", "-v")] = None,
 ) -> None:
     """Restore soft-deleted versions (the latest when no --version)."""
+    path = full_path(path)
     with state(ctx).client() as client:
         client.undelete(path, version or None)
     message(f"{path}: restored")
@@ -172,6 +197,7 @@ def destroy(
     yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
 ) -> None:
     """Wipe versions for good (metadata stays). Cannot be undone."""
+    path = full_path(path)
     import sys
 
     if not yes:
@@ -188,6 +214,7 @@ def destroy(
 @metadata_app.command("show")
 def metadata_show(ctx: typer.Context, path: PathArg, as_json: JsonOpt = False) -> None:
     """Description, owner, tags, expiry and version limits of a secret."""
+    path = full_path(path)
     with state(ctx).client() as client:
         meta = client.metadata(path)
     if as_json:
@@ -213,6 +240,7 @@ def metadata_set(
     as_json: JsonOpt = False,
 ) -> None:
     """Change the given fields; tags are merged into the existing ones."""
+    path = full_path(path)
     from keysafe.cli.durations import parse_date
 
     expires_at = parse_date(expires) if expires else None
