@@ -268,3 +268,12 @@ def metadata_set(
         print_json(asdict(meta))
     else:
         message(f"{path}: metadata updated")
+
+
+def _register_more() -> None:
+    from keysafe.cli import secret_edit_cmd
+
+    secret_edit_cmd.register(app)
+
+
+_register_more()
