@@ -123,7 +123,10 @@ def _edit_text(text: str, name: str) -> str:
     argv = shlex.split(editor)
     if not argv or shutil.which(argv[0]) is None:
         raise InvalidInput(f"editor {argv[0] if argv else editor!r} not found: set $EDITOR")
-    base = "/dev/shm" if os.path.isdir("/dev/shm") and os.access("/dev/shm", os.W_OK) else None
+    # In memory where possible, so the value never reaches a disk; mkdtemp makes a fresh
+    # 0700 folder with an unguessable name, which is what makes a shared /dev/shm safe.
+    shm = "/dev/shm"  # noqa: S108
+    base = shm if os.path.isdir(shm) and os.access(shm, os.W_OK) else None
     folder = tempfile.mkdtemp(prefix="keysafe-edit-", dir=base)  # mode 0700
     file = Path(folder) / f"{name}.txt"
     try:
