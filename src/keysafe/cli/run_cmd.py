@@ -20,6 +20,10 @@ PathsOpt = Annotated[
         "from .keysafe.toml].",
     ),
 ]
+RawOpt = Annotated[
+    bool,
+    typer.Option("--raw", help="Pass ${...} references as stored instead of expanding them."),
+]
 EnvOpt = Annotated[
     str | None,
     typer.Option(
@@ -60,9 +64,14 @@ def register(app: typer.Typer) -> None:
         "--restart-on-change, COMMAND is restarted (or sent --signal) after its secrets "
         "change, for example after a rotation.",
     )(run)
-    app.command("export", help="Print the secrets of --path folders as dotenv, json or shell.")(
-        export
-    )
+    app.command(
+        "export",
+        help="Print the secrets of --path folders (or the project's) for another program: "
+        "dotenv, json, shell (export lines), docker (an env-file for docker run "
+        "--env-file), k8s (a v1 Secret manifest for kubectl apply -f -, with --name) or "
+        "github (::add-mask:: lines, values appended to $GITHUB_ENV). ${...} references "
+        "are expanded unless --raw.",
+    )(export)
 
 
 def run(
@@ -70,6 +79,7 @@ def run(
     command: Annotated[list[str], typer.Argument(help="The program and its arguments.")],
     path: PathsOpt = None,
     env: EnvOpt = None,
+    raw: RawOpt = False,
     prefix: PrefixOpt = False,
     allow_env: AllowEnvOpt = None,
     strict: StrictOpt = False,
@@ -134,7 +144,7 @@ def run(
                 path,
                 prefix,
                 allow_env or [],
-                (strict, allow_empty),
+                (strict, allow_empty, raw),
                 signal_name,
                 poll or "5s",
                 stop_timeout or "10s",
@@ -149,6 +159,7 @@ def run(
                     strict=strict,
                     warn=message,
                     allow_empty=allow_empty,
+                    raw=raw,
                 )
             code = run_child(command, {**base, **secrets})
     except ChildStartError as exc:
@@ -193,7 +204,7 @@ def _run_watched(
     path: list[str],
     prefix: bool,
     allow_env: list[str],
-    checks: tuple[bool, bool],
+    checks: tuple[bool, bool, bool],
     signal_name: str | None,
     poll: str,
     stop_timeout: str,
@@ -208,7 +219,7 @@ def _run_watched(
         stop_timeout=parse_duration(stop_timeout),
         signal=parse_signal(signal_name) if signal_name is not None else None,
     )
-    strict, allow_empty = checks
+    strict, allow_empty, raw = checks
     with state(ctx).client() as client:
         return run_watched(
             command,
@@ -222,6 +233,7 @@ def _run_watched(
                 strict=strict,
                 warn=message,
                 allow_empty=allow_empty,
+                raw=raw,
             ),
             opts=opts,
             say=message,
@@ -232,31 +244,105 @@ def export(
     ctx: typer.Context,
     path: PathsOpt = None,
     env: EnvOpt = None,
-    fmt: Annotated[str, typer.Option("--format", "-f", help="dotenv, json or shell.")] = "dotenv",
+    raw: RawOpt = False,
+    fmt: Annotated[
+        str,
+        typer.Option(
+            "--format", "-f", help="dotenv, json, shell, docker, k8s or github (see above)."
+        ),
+    ] = "dotenv",
+    name: Annotated[
+        str | None, typer.Option("--name", help="--format k8s: the Secret's name.")
+    ] = None,
+    namespace: Annotated[
+        str | None, typer.Option("--namespace", help="--format k8s: the Secret's namespace.")
+    ] = None,
     prefix: PrefixOpt = False,
     allow_env: AllowEnvOpt = None,
     strict: StrictOpt = False,
     output: Annotated[
-        Path | None, typer.Option("--output", "-o", help="Write to FILE (mode 0600).")
+        Path | None,
+        typer.Option(
+            "--output", "-o", help="Write to FILE (mode 0600; --format github appends to it)."
+        ),
     ] = None,
 ) -> None:
     from keysafe.cli.envmap import fetch_env
-    from keysafe.cli.formats import FORMATS, RENDERERS
+    from keysafe.cli.formats import RENDERERS
     from keysafe.cli.output import data, message
 
-    if fmt not in RENDERERS:
-        raise InvalidInput(f"unknown format {fmt!r}: use one of {', '.join(FORMATS)}")
+    formats = (*RENDERERS, "docker", "k8s", "github")
+    if fmt not in formats:
+        raise InvalidInput(f"unknown format {fmt!r}: use one of {', '.join(formats)}")
+    if fmt == "k8s":
+        from keysafe.cli.delivery import check_k8s_name
+
+        check_k8s_name(name)
+    elif name is not None or namespace is not None:
+        raise InvalidInput("--name and --namespace only apply to --format k8s")
+    github_file = _github_target(output) if fmt == "github" else None
     path = folders(path, env)
+    sources: dict[str, tuple[str, int]] = {}
     with state(ctx).client() as client:
         # The same names as for run are refused: `eval "$(keysafe export -f shell)"` or a
         # dotenv loader would set them in a shell or program just the same.
         values = fetch_env(
-            client, path, prefixed=prefix, allowed=allow_env or (), strict=strict, warn=message
+            client,
+            path,
+            prefixed=prefix,
+            allowed=allow_env or (),
+            strict=strict,
+            warn=message,
+            raw=raw,
+            sources=sources,
         )
-    text = RENDERERS[fmt](values)
+    if github_file is not None:
+        from keysafe.cli.delivery import github_env, github_masks
+
+        data(github_masks(values), newline=False)  # masks first, then the values
+        fd = os.open(github_file, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        with os.fdopen(fd, "a", encoding="utf-8") as fh:
+            fh.write(github_env(values))
+        message(f"{len(values)} secrets masked and added to {github_file}")
+        return
+    text = _render(fmt, values, sources, name or "", namespace)
     if output is None:
         data(text, newline=False)
         return
     fd = os.open(output, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w", encoding="utf-8") as fh:
         fh.write(text)
+
+
+def _github_target(output: Path | None) -> Path:
+    """Where ``--format github`` appends: --output, else $GITHUB_ENV; never stdout (the
+    values would land in the job's log)."""
+    if output is not None:
+        return output
+    target = os.environ.get("GITHUB_ENV")
+    if not target:
+        raise InvalidInput(
+            "--format github appends to $GITHUB_ENV, which is not set (not in GitHub "
+            "Actions?); pass --output FILE"
+        )
+    return Path(target)
+
+
+def _render(
+    fmt: str,
+    values: dict[str, str],
+    sources: dict[str, tuple[str, int]],
+    name: str,
+    namespace: str | None,
+) -> str:
+    from keysafe.cli.formats import RENDERERS
+
+    if fmt == "k8s":
+        from keysafe.cli.delivery import to_k8s
+
+        return to_k8s(values, sources, name=name, namespace=namespace)
+    if fmt == "docker":
+        from keysafe.cli.delivery import to_docker
+
+        return to_docker(values)
+    return RENDERERS[fmt](values)

@@ -82,8 +82,16 @@ def get(
         ),
     ] = None,
     env: EnvOpt = None,
+    raw: Annotated[
+        bool, typer.Option("--raw", help="Print ${...} references as stored, unexpanded.")
+    ] = False,
 ) -> None:
-    """Print the value (exactly, then a newline unless --no-newline)."""
+    """Print the value (exactly, then a newline unless --no-newline).
+
+    ${OTHER} and ${folder/NAME} references in the value are expanded with your own
+    token (a reference you may not read is an error) unless --raw."""
+    from keysafe.cli.refs import expand, has_refs
+
     path = full_path(path, env)
     if label is not None:
         if version is not None:
@@ -97,17 +105,20 @@ def get(
         return
     with state(ctx).client() as client:
         secret = client.get_secret(path, version)
+        value = secret.value
+        if not raw and has_refs(value):
+            value = expand(secret.path, value, client.get)
     if as_json:
         print_json(
             {
                 "path": secret.path,
                 "version": secret.version,
-                "value": secret.value,
+                "value": value,
                 "metadata": secret.metadata,
             }
         )
     else:
-        data(secret.value, newline=not no_newline)
+        data(value, newline=not no_newline)
 
 
 @app.command("list")
