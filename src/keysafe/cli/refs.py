@@ -59,9 +59,7 @@ def _expand(
             loop = " -> ".join((*chain[chain.index(ref) :], ref))
             raise InvalidInput(f"reference cycle: {loop}")
         if len(chain) > MAX_DEPTH:
-            raise InvalidInput(
-                f"references nested deeper than {MAX_DEPTH}: {' -> '.join(chain)}"
-            )
+            raise InvalidInput(f"references nested deeper than {MAX_DEPTH}: {' -> '.join(chain)}")
         if ref not in cache:
             try:
                 raw = fetch(ref)

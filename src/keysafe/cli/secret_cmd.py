@@ -124,23 +124,38 @@ def get(
 @app.command("list")
 def list_(
     ctx: typer.Context,
-    prefix: Annotated[str, typer.Argument(help="Folder prefix, e.g. payments/.")] = "",
+    prefix: Annotated[
+        str, typer.Argument(help="Folder, e.g. payments or payments/dev [everything].")
+    ] = "",
     recursive: Annotated[bool, typer.Option(help="Include sub-folders.")] = True,
+    active: Annotated[
+        bool, typer.Option("--active", help="Leave out deleted and destroyed secrets.")
+    ] = False,
     as_json: JsonOpt = False,
 ) -> None:
-    """List paths and versions under PREFIX (never values)."""
+    """List paths, versions and states under a folder (never values).
+
+    A folder is matched whole: `secret list pay` lists pay/..., not payments/..."""
+    folder = prefix.strip("/") + "/" if prefix.strip("/") else ""
     with state(ctx).client() as client:
-        entries = client.list_secrets(prefix, recursive=recursive, values=False)
+        entries = client.list_secrets(folder, recursive=recursive, values=False)
+    if active:
+        entries = [e for e in entries if e.state == "active"]
     if as_json:
         print_json(
-            [{"path": e.path, "version": e.version, "updated_at": e.updated_at} for e in entries]
+            [
+                {"path": e.path, "version": e.version, "state": e.state, "updated_at": e.updated_at}
+                for e in entries
+            ]
         )
         return
     if not entries:
-        message(f"no secrets under {prefix or '/'}")
+        message(f"no secrets under {folder or '/'}")
         return
     table(
-        None, ["PATH", "VERSION", "UPDATED"], [(e.path, e.version, e.updated_at) for e in entries]
+        None,
+        ["PATH", "VERSION", "STATE", "UPDATED"],
+        [(e.path, e.version, e.state, e.updated_at) for e in entries],
     )
 
 
