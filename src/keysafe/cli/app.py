@@ -50,7 +50,9 @@ app = typer.Typer(
     help="keysafe: a self-hosted secrets manager.",
     epilog=EXIT_CODES_HELP,
     no_args_is_help=True,
-    add_completion=False,
+    # --install-completion / --show-completion for bash, zsh and fish; secret paths
+    # are completed from the server (keysafe.cli.complete).
+    add_completion=True,
     pretty_exceptions_enable=False,
     rich_markup_mode=None,
     context_settings={"help_option_names": ["-h", "--help"]},

@@ -33,9 +33,12 @@ def _run_app(args: list[str]) -> int:
     from typer.main import get_command
 
     from keysafe.cli.app import app
+    from keysafe.cli.helpfmt import plain_metavars
 
+    command = get_command(app)
+    plain_metavars(command)  # usage lines without Python types
     try:
-        result = get_command(app).main(args=args, prog_name="keysafe", standalone_mode=False)
+        result = command.main(args=args, prog_name="keysafe", standalone_mode=False)
     except NoArgsIsHelpError as exc:
         sys.stderr.write(exc.format_message() + "\n")  # the help text, not an error line
         return 2

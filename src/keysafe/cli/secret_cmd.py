@@ -16,11 +16,19 @@ app = typer.Typer(help="Read, write and manage secrets.", no_args_is_help=True)
 metadata_app = typer.Typer(help="Show or change a secret's metadata.", no_args_is_help=True)
 app.add_typer(metadata_app, name="metadata")
 
+
+def _complete_path(incomplete: str) -> list[str]:
+    from keysafe.cli.complete import secret_paths
+
+    return secret_paths(incomplete)
+
+
 PathArg = Annotated[
     str,
     typer.Argument(
         help="Secret path, e.g. payments/dev/DB_PASSWORD; inside a project a bare NAME "
-        "is <path>/<env>/NAME."
+        "is <path>/<env>/NAME.",
+        autocompletion=_complete_path,
     ),
 ]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Stable JSON output for programs.")]
@@ -50,7 +58,7 @@ def set_(
         typer.Option("--cas", help="Write only if the current version is N (0: must not exist)."),
     ] = None,
     env: EnvOpt = None,
-    extra: Annotated[list[str] | None, typer.Argument(hidden=True, metavar="")] = None,
+    extra: Annotated[list[str] | None, typer.Argument(hidden=True)] = None,
 ) -> None:
     """Write a new version. The value comes from stdin, --file or a hidden prompt."""
     from keysafe.cli.values import ARGV_REFUSAL, read_value
