@@ -99,5 +99,5 @@ def test_help_shows_no_python_types() -> None:
         shown = subprocess.run(
             [*KEYSAFE, *args, "--help"], capture_output=True, text=True, timeout=60
         ).stdout
-        assert not re.search(r"<(str|int|path|list\[\w+\]|int range)>", shown), shown
+        assert not re.search(r"<(str|int|float|list\[\w+\]|int range)>", shown), shown
         assert "[extra]" not in shown

@@ -13,8 +13,57 @@ from typing import Any
 _PLAIN = {"int": "N", "float": "NUMBER", "str": "TEXT", "path": "PATH", "bool": "BOOL"}
 
 
-def plain_metavars(command: Any) -> None:
-    """Set a plain metavar on each option and argument of ``command`` and its subcommands."""
+# Descriptions for options that several commands share and that were left without one;
+# a command's own help= always wins.
+_OPTION_HELP = {
+    "--description": "Free text shown in listings.",
+    "--owner": "Team or person responsible for the secret.",
+    "--max-versions": "Versions kept; older ones are removed [server default].",
+    "--port": "TCP port to listen on.",
+    "--workers": "Worker processes.",
+    "--shares": "Unseal shares to create.",
+    "--threshold": "Shares needed to unseal.",
+    "--batch": "Secrets re-encrypted per transaction.",
+    "--limit": "At most this many rows.",
+    "--service": "Only the keys of this service.",
+    "--length": "Length of a generated value (random rotator).",
+    "--alphabet": "Characters of a generated value (random rotator).",
+    "--role": "Database role whose password is rotated (postgres rotator).",
+    "--version": "The version to act on (the latest when not given).",
+}
+_COMMAND_HELP = {
+    "list": "List them (never secret values).",
+    "show": "Show one in detail.",
+    "enable": "Allow again what disable stopped.",
+}
+
+
+def _fill_help(command: Any, group: str) -> None:
+    """Describe what was left undescribed: arguments by their name, shared options from
+    the table above, ``list``/``show`` commands generically."""
+    if not getattr(command, "help", None) and not getattr(command, "short_help", None):
+        name = getattr(command, "name", "")
+        generic = _COMMAND_HELP.get(name) or f"{name.capitalize()} one."
+        command.help = generic
+    for param in getattr(command, "params", ()):
+        if getattr(param, "help", None) or getattr(param, "hidden", False):
+            continue
+        if param.param_type_name == "argument":
+            if param.name.endswith("_id"):
+                param.help = f"The {param.name[:-3].replace('_', ' ')} id."
+            elif param.name == "name":
+                param.help = f"Name of the {group}." if group else "The name."
+        else:
+            for opt in param.opts:
+                if opt in _OPTION_HELP:
+                    param.help = _OPTION_HELP[opt]
+                    break
+
+
+def plain_metavars(command: Any, group: str = "") -> None:
+    """Set a plain metavar on each option and argument of ``command`` and its subcommands,
+    and describe those left without a description."""
+    _fill_help(command, group)
     for param in getattr(command, "params", ()):
         if getattr(param, "metavar", None) is not None or getattr(param, "is_flag", False):
             continue
@@ -28,8 +77,9 @@ def plain_metavars(command: Any) -> None:
         label = _label(param)
         if label is not None:
             param.metavar = label
-    for sub in getattr(command, "commands", {}).values():
-        plain_metavars(sub)
+    for name, sub in getattr(command, "commands", {}).items():
+        # `user delete NAME`: the group names what NAME is.
+        plain_metavars(sub, name if getattr(sub, "commands", None) else group)
 
 
 def _no_type(ctx: Any = None) -> None:
