@@ -191,6 +191,10 @@ def load_settings(config_file: Path | None = None, **overrides: Any) -> Settings
         except tomllib.TOMLDecodeError as exc:
             raise InvalidInput(f"config file {config_file} is not valid TOML: {exc}") from exc
         file_values = {k.lower().removeprefix("keysafe_"): v for k, v in raw.items()}
+        # A misspelt key silently ignored would leave a setting at its default.
+        unknown = sorted(set(file_values) - set(Settings.model_fields))
+        if unknown:
+            raise InvalidInput(f"config file {config_file}: unknown key {unknown[0]!r}")
         for secret in ("pkcs11_pin", "transit_token"):
             if secret in file_values:
                 raise InvalidInput(

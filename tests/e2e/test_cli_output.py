@@ -35,7 +35,7 @@ def test_piped_tables_are_plain_and_never_cut(vault: Vault) -> None:
     assert listed.returncode == 0, listed.stderr
     assert not BOX & set(listed.stdout)
     rows = _rows(listed.stdout)
-    assert rows[0] == ["PATH", "VERSION", "UPDATED"]
+    assert rows[0] == ["PATH", "VERSION", "STATE", "UPDATED"]
     assert [r[0] for r in rows[1:]] == [LONG]
 
     tokens = vault.run("token", "list", env={"COLUMNS": "80"})

@@ -42,7 +42,10 @@ def vaults(engine: Engine, tmp_path: Path) -> Iterator[Callable[..., Vault]]:
 async def api(
     vaults: Callable[..., Vault],
 ) -> AsyncIterator[tuple[httpx.AsyncClient, Vault]]:
-    vault = vaults(alert_actions={"new_network": "suspend", "off_hours": "require-mfa"})
+    vault = vaults(
+        alert_actions={"new_network": "suspend", "off_hours": "require-mfa"},
+        smtp_host="127.0.0.1",  # e-mail hooks need one; nothing is sent in these tests
+    )
     app = with_fast_paths(create_app(vault.svc.settings, services=vault.svc))
     transport = httpx.ASGITransport(app=app, client=("127.0.0.1", 5000))
     headers = {"Authorization": f"Bearer {vault.root_token}"}
@@ -51,6 +54,18 @@ async def api(
 
 
 pytestmark = pytest.mark.anyio
+
+
+async def test_an_email_hook_needs_an_smtp_server(vaults: Callable[..., Vault]) -> None:
+    vault = vaults()
+    app = with_fast_paths(create_app(vault.svc.settings, services=vault.svc))
+    transport = httpx.ASGITransport(app=app, client=("127.0.0.1", 5000))
+    headers = {"Authorization": f"Bearer {vault.root_token}"}
+    async with httpx.AsyncClient(transport=transport, base_url="http://t", headers=headers) as c:
+        refused = await c.post("/api/v1/alerts/hooks", json={"email": "sec@example.org"})
+        assert refused.status_code == 400, refused.text
+        assert "SMTP" in refused.json()["detail"]
+        assert (await c.get("/api/v1/alerts/hooks")).json()["hooks"] == []
 
 
 async def test_hooks_crud(api: tuple[httpx.AsyncClient, Vault]) -> None:

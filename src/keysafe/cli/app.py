@@ -18,6 +18,7 @@ from keysafe.cli import (
     incident_cmd,
     lease_cmd,
     operator_cmd,
+    project_cmd,
     rotation_cmd,
     run_cmd,
     scan_cmd,
@@ -49,7 +50,9 @@ app = typer.Typer(
     help="keysafe: a self-hosted secrets manager.",
     epilog=EXIT_CODES_HELP,
     no_args_is_help=True,
-    add_completion=False,
+    # --install-completion / --show-completion for bash, zsh and fish; secret paths
+    # are completed from the server (keysafe.cli.complete).
+    add_completion=True,
     pretty_exceptions_enable=False,
     rich_markup_mode=None,
     context_settings={"help_option_names": ["-h", "--help"]},
@@ -109,3 +112,4 @@ scan_cmd.register(app)
 rotation_cmd.register(app)
 user_cmd.register(app)
 incident_cmd.register(app)
+project_cmd.register(app)

@@ -51,6 +51,10 @@ class State:
             token = settings.token.get_secret_value() if settings.token else None
             cacert = cacert or settings.cacert
             home = settings.home  # whose profile fills what is still missing
+        from keysafe.cli.project import project_addr
+
+        # A repository's .keysafe.toml names its server only when nothing above does.
+        addr = addr or project_addr(addr, home)
         return resolve(addr, token, cacert, home=home)
 
 

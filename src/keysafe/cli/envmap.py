@@ -52,15 +52,17 @@ def build_env(
     allowed: Collection[str],
     strict: bool = True,
     warn: Callable[[str], None] | None = None,
+    origins: dict[str, str] | None = None,
 ) -> dict[str, str]:
     """Variables from ``(folder, [(path, value), ...])`` pairs. Raises InvalidInput on a
     clash, and on a name secrets may not set unless it is in ``allowed``.
 
     A secret whose name cannot be a variable (``my-key.v2``) is an error when ``strict``;
     otherwise it is left out and ``warn`` is told its path, so one odd name does not stop
-    a whole folder from being used."""
+    a whole folder from being used. ``origins``, when given, receives each variable's
+    secret path."""
     env: dict[str, str] = {}
-    origin: dict[str, str] = {}
+    origin: dict[str, str] = {} if origins is None else origins
     for folder, secrets in folders:
         for path, value in secrets:
             try:
@@ -92,16 +94,24 @@ def fetch_env(
     strict: bool = True,
     warn: Callable[[str], None] | None = None,
     allow_empty: bool = True,
+    raw: bool = False,
+    sources: dict[str, tuple[str, int]] | None = None,
 ) -> dict[str, str]:
     """Read every secret directly under each folder (one request per folder), as
     :func:`build_env` checks them. Unless ``allow_empty``, a folder holding no secret
     raises NotFound: a mistyped ``--path`` must not quietly run a program without its
-    secrets."""
+    secrets.
+
+    References (``${OTHER}``, ``${a/b/C}``, see :mod:`keysafe.cli.refs`) are expanded
+    with the same client unless ``raw``. ``sources``, when given, receives each
+    variable's (secret path, version)."""
     if not folders:
         raise InvalidInput("at least one --path is required")
     fetched: list[tuple[str, list[tuple[str, str]]]] = []
-    for raw in folders:
-        folder = check_folder(raw)
+    versions: dict[str, int] = {}
+    listed: dict[str, str] = {}
+    for given in folders:
+        folder = check_folder(given)
         entries = client.list_secrets(folder + "/", recursive=False, values=True)
         # Direct children only, even if a server ignored recursive=false.
         pairs = [
@@ -109,10 +119,28 @@ def fetch_env(
             for e in entries
             if e.value is not None and e.path.rsplit("/", 1)[0] == folder
         ]
+        versions.update((e.path, e.version) for e in entries)
+        listed.update(pairs)
         if not pairs and not allow_empty:
             raise NotFound(
                 f"--path {folder} holds no secret (mistyped?); pass --allow-empty to "
                 "accept an empty folder"
             )
         fetched.append((folder, sorted(pairs)))
-    return build_env(fetched, prefixed=prefixed, allowed=allowed, strict=strict, warn=warn)
+    if not raw:
+        from keysafe.cli.refs import expand, has_refs
+
+        def read(path: str) -> str:
+            return listed[path] if path in listed else client.get_secret(path).value
+
+        fetched = [
+            (folder, [(p, expand(p, v, read) if has_refs(v) else v) for p, v in pairs])
+            for folder, pairs in fetched
+        ]
+    origins: dict[str, str] = {}
+    env = build_env(
+        fetched, prefixed=prefixed, allowed=allowed, strict=strict, warn=warn, origins=origins
+    )
+    if sources is not None:
+        sources.update((name, (path, versions[path])) for name, path in origins.items())
+    return env

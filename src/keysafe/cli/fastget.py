@@ -21,6 +21,8 @@ from keysafe.errors import ConnectionFailed, ServerError, error_from_problem
 if TYPE_CHECKING:
     from http.client import HTTPConnection
 
+    from keysafe.client._config import Connection
+
 
 @dataclass
 class GetArgs:
@@ -86,12 +88,14 @@ def run(args: GetArgs) -> int:
     # Imported here so that parse() stays free for every other command.
     import time
 
+    from keysafe.cli.project import project_addr, secret_path
     from keysafe.client._config import resolve
     from keysafe.client._failover import all_failed, backoff, may_move_on_503, split_addrs
     from keysafe.client._paths import check_path
 
-    check_path(args.path)
-    conn = resolve(args.addr, None, args.cacert)
+    # Inside a project (.keysafe.toml) a bare NAME is <prefix>/<env>/NAME.
+    args.path = check_path(secret_path(args.path))
+    conn = resolve(args.addr or project_addr(args.addr), None, args.cacert)
     if conn.addr is None:
         raise ConnectionFailed("no keysafe server configured: run `keysafe up` or set KEYSAFE_ADDR")
     addrs = split_addrs(conn.addr)
@@ -124,8 +128,28 @@ def run(args: GetArgs) -> int:
         raise error_from_problem(doc if isinstance(doc, dict) else {}, status)
     if not isinstance(doc, dict) or not isinstance(doc.get("value"), str):
         raise ServerError(f"unexpected reply from {addr}")
+    from keysafe.cli.refs import expand, has_refs
+
+    if has_refs(doc["value"]):
+        # ${...} references, read from the same server with the same token.
+        doc["value"] = expand(args.path, doc["value"], lambda ref: _value(addr, ref, headers, conn))
     _print(doc, args)
     return 0
+
+
+def _value(addr: str, path: str, headers: dict[str, str], conn: Connection) -> str:
+    from keysafe.client._paths import check_path
+
+    status, body = _get(addr, f"/api/v1/secrets/{check_path(path)}", headers, conn.cacert)
+    try:
+        doc = json.loads(body) if body else {}
+    except ValueError:
+        doc = None
+    if status >= 400:
+        raise error_from_problem(doc if isinstance(doc, dict) else {}, status)
+    if not isinstance(doc, dict) or not isinstance(doc.get("value"), str):
+        raise ServerError(f"unexpected reply from {addr}")
+    return str(doc["value"])
 
 
 def _get(addr: str, target: str, headers: dict[str, str], cacert: Path | None) -> tuple[int, bytes]:

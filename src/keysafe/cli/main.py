@@ -40,11 +40,13 @@ def _run_app(args: list[str]) -> int:
 
     from keysafe.cli import coercion
     from keysafe.cli.app import app
+    from keysafe.cli.helpfmt import plain_metavars
     from keysafe.cli.lazy import only_command
 
     coercion.install()
+    command = get_command(only_command(app, args))
+    plain_metavars(command)  # usage lines without Python types
     try:
-        command = get_command(only_command(app, args))
         result = command.main(args=args, prog_name="keysafe", standalone_mode=False)
     except NoArgsIsHelpError as exc:
         sys.stderr.write(exc.format_message() + "\n")  # the help text, not an error line

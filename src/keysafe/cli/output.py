@@ -24,6 +24,21 @@ def error_line(detail: str) -> str:
     return f"keysafe: {flat}"
 
 
+def confirm(yes: bool, question: str) -> None:
+    """Ask ``question`` on a terminal before a destructive step; without one, ``--yes``
+    is required (a script must say so). Raises InvalidInput, or typer.Exit(1) on "no"."""
+    if yes:
+        return
+    from keysafe.errors import InvalidInput
+
+    if not sys.stdin.isatty():
+        raise InvalidInput("this cannot be undone and there is no terminal to ask: pass --yes")
+    import typer
+
+    if not typer.confirm(question, err=True):
+        raise typer.Exit(1)
+
+
 def data(text: str, *, newline: bool = True) -> None:
     sys.stdout.write(text + ("\n" if newline else ""))
     sys.stdout.flush()

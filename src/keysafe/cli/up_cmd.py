@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import contextlib
-from typing import Annotated
+from pathlib import Path
+from typing import IO, Annotated
 
 import typer
 
@@ -34,12 +35,13 @@ def up(
     from keysafe.server.runner import prepare_embedded, run_server
 
     settings = state(ctx).settings()
+    addr = f"https://{HOST}:{port}"
+    lock = _claim_home(settings.home, addr)  # held open until this process ends
     _check_port_free(port)
     embedded = prepare_embedded(settings)
     tls = ensure_local_tls(settings.home / "tls")
     profile_file = settings.home / PROFILE_NAME
     previous = read_profile(profile_file)
-    addr = f"https://{HOST}:{port}"
     # The root token exists only in the first init's reply: keep it from then on.
     token = embedded.root_token or previous.get("token")
     write_profile(profile_file, {"addr": addr, "token": token, "cacert": str(tls.ca_cert)})
@@ -70,6 +72,35 @@ def up(
             unseal_key_file=embedded.unseal_key_file,
         )
     message("keysafe stopped.")
+    lock.close()
+
+
+def _claim_home(home: Path, addr: str) -> IO[str]:
+    """Take ``home/up.lock`` (an flock, released by the kernel when the process ends, even
+    killed); a second ``keysafe up`` on the same home would rewrite its profile and fight
+    over its database, so it stops here naming the one that runs (Conflict, exit 4)."""
+    import fcntl
+    import os
+
+    from keysafe.errors import Conflict
+
+    home.mkdir(mode=0o700, parents=True, exist_ok=True)
+    fh = open(home / "up.lock", "a+", encoding="utf-8")  # noqa: SIM115 - held for the run
+    try:
+        fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        fh.seek(0)
+        running = fh.read().strip() or "another process"
+        fh.close()
+        raise Conflict(
+            f"keysafe up is already running on {home}: {running}; stop it first or use "
+            "another KEYSAFE_HOME"
+        ) from None
+    fh.seek(0)
+    fh.truncate()
+    fh.write(f"pid {os.getpid()} at {addr}\n")
+    fh.flush()
+    return fh
 
 
 def _check_port_free(port: int) -> None:

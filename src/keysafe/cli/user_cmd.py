@@ -17,12 +17,15 @@ from typing import Annotated, Any
 import typer
 
 from keysafe.cli.context import state
-from keysafe.cli.output import cell, data, message, print_json, table
+from keysafe.cli.output import cell, confirm, data, message, print_json, table
 from keysafe.errors import InvalidInput
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="Stable JSON output for programs.")]
 PasswordStdin = Annotated[
     bool, typer.Option("--password-stdin", help="Read the password from the first line of stdin.")
+]
+YesOpt = Annotated[
+    bool, typer.Option("--yes", "-y", help="Do not ask (needed when not on a terminal).")
 ]
 CodeOpt = Annotated[
     str | None,
@@ -149,11 +152,35 @@ def logout(ctx: typer.Context) -> None:
 
 
 @mfa_app.command("enroll")
-def mfa_enroll(ctx: typer.Context, password_stdin: PasswordStdin = False) -> None:
+def mfa_enroll(
+    ctx: typer.Context,
+    password_stdin: PasswordStdin = False,
+    code: Annotated[
+        str | None,
+        typer.Option(
+            "--code",
+            help="Confirm an enrolment begun earlier with this TOTP code (for scripts: run "
+            "`mfa enroll --begin` first, compute the code from its URI, then this).",
+        ),
+    ] = None,
+    begin: Annotated[
+        bool,
+        typer.Option("--begin", help="Only start: print the URI and QR code, confirm later."),
+    ] = False,
+) -> None:
     """Enrol a TOTP authenticator: prints its otpauth URI and a QR code, asks for a code
     to confirm, then prints recovery codes ONCE (keep them offline)."""
     from keysafe.access.totp import qr_text
 
+    if code is not None:
+        if begin:
+            raise InvalidInput("give --begin or --code, not both")
+        with state(ctx).client() as client:
+            codes = client.confirm_totp(code.strip())
+        message("Second factor enrolled. Recovery codes, each works once (shown only now):")
+        for item in codes:
+            data(item)
+        return
     password = _password(password_stdin)
     with state(ctx).client() as client:
         begun = client.begin_totp(password)
@@ -161,6 +188,9 @@ def mfa_enroll(ctx: typer.Context, password_stdin: PasswordStdin = False) -> Non
         data(qr_text(uri, ansi=sys.stdout.isatty()), newline=False)
         data(uri)
         message("Scan the QR code (or add the URI) in an authenticator app.")
+        if begin:
+            message("Then confirm with: keysafe mfa enroll --code CODE")
+            return
         code = _code(None, "Code from the app", optional=False)
         assert code is not None
         codes = client.confirm_totp(code)
@@ -273,8 +303,11 @@ def user_enable(ctx: typer.Context, name: Annotated[str, typer.Argument(metavar=
 
 
 @user_app.command("delete")
-def user_delete(ctx: typer.Context, name: Annotated[str, typer.Argument(metavar="NAME")]) -> None:
-    """Delete NAME with their sessions and recovery codes."""
+def user_delete(
+    ctx: typer.Context, name: Annotated[str, typer.Argument(metavar="NAME")], yes: YesOpt = False
+) -> None:
+    """Delete NAME with their sessions and recovery codes. Asks first unless --yes."""
+    confirm(yes, f"Delete user {name} and end their sessions?")
     with state(ctx).client() as client:
         client.delete_user(name)
     message(f"user {name} deleted")
@@ -282,9 +315,11 @@ def user_delete(ctx: typer.Context, name: Annotated[str, typer.Argument(metavar=
 
 @user_app.command("reset-mfa")
 def user_reset_mfa(
-    ctx: typer.Context, name: Annotated[str, typer.Argument(metavar="NAME")]
+    ctx: typer.Context, name: Annotated[str, typer.Argument(metavar="NAME")], yes: YesOpt = False
 ) -> None:
-    """Remove NAME's TOTP and recovery codes (lost device); they enrol again."""
+    """Remove NAME's TOTP and recovery codes (lost device); they enrol again. Asks first
+    unless --yes."""
+    confirm(yes, f"Remove the second factor of {name}?")
     with state(ctx).client() as client:
         client.reset_user_mfa(name)
     message(f"second factor of {name} removed")
@@ -346,8 +381,11 @@ def role_list(ctx: typer.Context, as_json: JsonOpt = False) -> None:
 
 
 @role_app.command("delete")
-def role_delete(ctx: typer.Context, name: Annotated[str, typer.Argument(metavar="NAME")]) -> None:
+def role_delete(
+    ctx: typer.Context, name: Annotated[str, typer.Argument(metavar="NAME")], yes: YesOpt = False
+) -> None:
     """Delete a role nobody holds."""
+    confirm(yes, f"Delete role {name}?")
     with state(ctx).client() as client:
         client.delete_role(name)
     message(f"role {name} deleted")

@@ -96,8 +96,31 @@ def _same(a: str, b: str) -> bool:
     return bool(mine) and mine <= _addr_set(b)
 
 
+def same_server(a: str, b: str) -> bool:
+    """True when every address in ``a`` is one of ``b``'s, ``localhost`` and
+    ``127.0.0.1`` (and ``[::1]``) counting as one host: the same ``keysafe up``."""
+    return _same(a, b)
+
+
+# Loopback spellings of one host (RFC 6761: localhost is always the loopback host).
+_LOOPBACK = {"localhost": "127.0.0.1", "[::1]": "127.0.0.1"}
+
+
 def _addr_set(addrs: str) -> set[str]:
-    return {p.strip().rstrip("/").lower() for p in addrs.split(",") if p.strip()}
+    return {_key(p) for p in addrs.split(",") if p.strip()}
+
+
+def _key(addr: str) -> str:
+    from urllib.parse import urlsplit
+
+    addr = addr.strip().rstrip("/").lower()
+    url = urlsplit(addr if "://" in addr else "https://" + addr)
+    host, sep, port = url.netloc.rpartition(":")
+    if not sep or not port.isdigit():
+        host, port = url.netloc, ""
+    host = _LOOPBACK.get(host, host)
+    port = port or ("443" if url.scheme == "https" else "80")
+    return f"{url.scheme}://{host}:{port}{url.path}"
 
 
 def normalise_addr(addr: str) -> str:

@@ -41,6 +41,7 @@ class SecretEntry:
     version: int
     updated_at: str | None = None
     value: str | None = field(default=None, repr=False)
+    state: str = "active"  # of the current version: active, deleted or destroyed
 
     @classmethod
     def from_json(cls, doc: dict[str, Any]) -> SecretEntry:
@@ -49,6 +50,7 @@ class SecretEntry:
             version=int(doc["version"]),
             updated_at=_opt_str(doc.get("updated_at")),
             value=_opt_str(doc.get("value")),
+            state=str(doc.get("state") or "active"),
         )
 
 

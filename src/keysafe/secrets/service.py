@@ -292,6 +292,11 @@ class SecretsService:
                 "path": row.path,
                 "version": row.current_version,
                 "updated_at": iso_us(row.updated_at),
+                "state": "destroyed"
+                if row.destroyed
+                else "deleted"
+                if row.deleted_at is not None
+                else "active",
             }
             if values:
                 if row.version is None or row.destroyed or row.deleted_at is not None:

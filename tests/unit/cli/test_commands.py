@@ -77,7 +77,7 @@ def test_list_never_asks_for_values(
     serve(handler)
     assert main.run(["secret", "list", "a/", "--json"]) == 0
     assert json.loads(capsys.readouterr().out) == [
-        {"path": "a/B", "version": 2, "updated_at": None}
+        {"path": "a/B", "version": 2, "state": "active", "updated_at": None}
     ]
 
 

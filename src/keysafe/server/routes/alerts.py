@@ -85,6 +85,11 @@ async def add_hook(request: Request, body: HookBody) -> Response:
             return svc.alerts.hooks.add_webhook(conn, url, secret, body.description, actor)
 
     elif body.email is not None and body.url is None:
+        if not svc.settings.smtp_host:
+            # Accepting it would queue alerts that can never be delivered.
+            raise InvalidInput(
+                "e-mail alert hooks need an SMTP server: set KEYSAFE_SMTP_HOST on the server"
+            )
         email = body.email
 
         def change(conn: Connection) -> dict[str, Any]:

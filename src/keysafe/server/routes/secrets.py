@@ -81,6 +81,9 @@ class ListedSecret(BaseModel):
     path: str
     version: int
     updated_at: str | None
+    state: str = Field(
+        "active", description="the current version's state: active, deleted or destroyed"
+    )
     value: str | None = Field(None, description="only with values=true")
 
 
