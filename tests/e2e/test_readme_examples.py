@@ -62,6 +62,11 @@ def run_lines(vault: Vault, cwd: Path, lines: list[str]) -> None:
 def workdir(tmp_path: Path) -> Path:
     (tmp_path / "key.txt").write_text("readme-api-key")
     (tmp_path / "app.py").write_text("import os\nassert os.environ['DB_PASSWORD']\n")
+    # `keysafe scan --git .` reads a repository's history: one commit of the app.
+    git = ["git", "-c", "user.name=readme", "-c", "user.email=readme@example.com"]
+    subprocess.run([*git, "init", "-q"], cwd=tmp_path, check=True)
+    subprocess.run([*git, "add", "app.py"], cwd=tmp_path, check=True)
+    subprocess.run([*git, "commit", "-qm", "app"], cwd=tmp_path, check=True)
     return tmp_path
 
 

@@ -47,6 +47,8 @@ def test_audit_verify_json_is_stable(
         "events": 3,
         "first_bad": None,
         "reason": None,
+        "chain": None,
+        "chains": [],
     }
 
 
