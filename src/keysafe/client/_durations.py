@@ -34,9 +34,9 @@ def seconds(value: Duration, *, allow_zero: bool = False) -> int:
     return total
 
 
-def as_text(value: Duration) -> str:
+def as_text(value: Duration, *, allow_zero: bool = False) -> str:
     """``value`` as the text the server's duration fields read (``"<n>s"``)."""
-    return f"{seconds(value)}s"
+    return f"{seconds(value, allow_zero=allow_zero)}s"
 
 
 def _parse(text: str) -> int:

@@ -66,3 +66,18 @@ def test_methods_send_the_same_body_for_each_form(monkeypatch: pytest.MonkeyPatc
     assert keys == ["7776000s"] * 3
     assert graces == ["7776000s"] * 3
     assert every == [(7_776_000, 3600)] * 3
+
+
+def test_a_key_rolls_with_no_grace(monkeypatch: pytest.MonkeyPatch) -> None:
+    # `keysafe key roll ID --grace 0s`: the old key dies at once (after a leak).
+    monkeypatch.delenv("KEYSAFE_ADDR", raising=False)
+    bodies: list[dict[str, object]] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        bodies.append(json.loads(request.content))
+        return httpx.Response(200, json={"id": "k", "version": 1})
+
+    with Client("https://vault.test", "tok", transport=httpx.MockTransport(handler)) as ks:
+        for form in (0, "0s", timedelta(0)):
+            ks.roll_key("k", grace=form)
+    assert [b["grace"] for b in bodies] == ["0s"] * 3
