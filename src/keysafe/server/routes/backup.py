@@ -116,9 +116,10 @@ class _BackupStream(StreamingResponse):
 @router.get(
     "/backup",
     dependencies=[Depends(deps.needs("sys:backup"))],
+    response_class=StreamingResponse,  # the file alone is documented, not a JSON body
     responses={
         200: {
-            "content": {MEDIA_TYPE: {}},
+            "content": {MEDIA_TYPE: {"schema": {"type": "string", "format": "binary"}}},
             "description": "The backup file (JSON lines; see keysafe.store.backup_format)",
         },
         409: {"description": "A backup is already running on this node"},
