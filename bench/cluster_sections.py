@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from coherence_kit import KINDS, Pair, prepare, propagation, two_servers
+from coherence_kit import KINDS, prepare, propagation, two_servers, unseal_again
 from pgfreeze import Frozen
 from server_proc import init_vault, running
 
@@ -45,18 +45,6 @@ def _p99(values: list[float]) -> float:
     return ordered[min(len(ordered) - 1, round(0.99 * (len(ordered) - 1)))]
 
 
-def _unseal_again(pair: Pair) -> None:
-    with pair.a.client() as c:
-        assert c.post("/api/v1/sys/unseal", json={"key": pair.a.vault.unseal_key}).is_success
-    for server in (pair.a, pair.b):
-        with server.client() as c:
-            deadline = time.monotonic() + 10
-            while c.get("/api/v1/sys/health").status_code != 200:
-                if time.monotonic() > deadline:
-                    raise RuntimeError("the vault did not unseal again")
-                time.sleep(0.05)
-
-
 def propagation_section(rounds: int, tmp: Path) -> tuple[Rows, dict[str, Any]]:
     rows: Rows = []
     data: dict[str, dict[str, list[float]]] = {}
@@ -69,7 +57,7 @@ def propagation_section(rounds: int, tmp: Path) -> tuple[Rows, dict[str, Any]]:
                 for _ in range(count):
                     delays.append(propagation(pair, prepare(pair, kind)) * 1000)
                     if kind == "seal":
-                        _unseal_again(pair)
+                        unseal_again(pair)
                 per_kind[kind] = delays
                 p99 = _p99(delays)
                 rows.append(

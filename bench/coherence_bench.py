@@ -24,13 +24,12 @@ import json
 import platform
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT / "tests" / "integration"), str(ROOT / "tests")]
 
-from coherence_kit import KINDS, Pair, prepare, propagation, two_servers  # noqa: E402
+from coherence_kit import KINDS, prepare, propagation, two_servers, unseal_again  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results"
 TARGET_P99_MS = 100.0
@@ -44,19 +43,6 @@ CARRIERS = (
 def pct(values: list[float], q: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
-
-
-def _unseal(pair: Pair) -> None:
-    """Unseal the first process again; the second follows from its key file."""
-    with pair.a.client() as c:
-        assert c.post("/api/v1/sys/unseal", json={"key": pair.a.vault.unseal_key}).is_success
-    for server in (pair.a, pair.b):
-        with server.client() as c:
-            deadline = time.monotonic() + 10
-            while c.get("/api/v1/sys/health").status_code != 200:
-                if time.monotonic() > deadline:
-                    raise RuntimeError("the vault did not unseal again")
-                time.sleep(0.05)
 
 
 def measure(
@@ -76,7 +62,7 @@ def measure(
                 for _ in range(seal_rounds if kind == "seal" else rounds):
                     delays.append(propagation(pair, prepare(pair, kind)) * 1000)
                     if kind == "seal":
-                        _unseal(pair)
+                        unseal_again(pair)
                 per_kind[kind] = delays
                 print(f"  {name:8} {kind:10} n={len(delays)}", file=sys.stderr)
             data[name] = per_kind

@@ -159,3 +159,16 @@ def propagation(pair: Pair, change: Change, limit: float = 2.0) -> float:
                 return elapsed
             if elapsed > limit:
                 raise AssertionError(f"still {status} on b {elapsed:.2f}s after the change")
+
+
+def unseal_again(pair: Pair) -> None:
+    """After a ``seal`` change: unseal the first process; the second follows."""
+    with pair.a.client() as c:
+        assert c.post("/api/v1/sys/unseal", json={"key": pair.a.vault.unseal_key}).is_success
+    for server in (pair.a, pair.b):
+        with server.client() as c:
+            deadline = time.monotonic() + 10
+            while c.get("/api/v1/sys/health").status_code != 200:
+                if time.monotonic() > deadline:
+                    raise RuntimeError("the vault did not unseal again")
+                time.sleep(0.05)

@@ -197,6 +197,22 @@ async def record(
     )
 
 
+async def failed_proof(svc: Services, request: Request, operation: str) -> None:
+    """Count a failed proof (password, TOTP) against the source address; audited when
+    the address gets blocked. The API's and the console's sign-in share it."""
+    src = source(request)
+    if svc.throttle.failed(src):
+        await record(
+            svc,
+            rid=request_id(request),
+            actor="anonymous",
+            src=src,
+            operation="auth:throttle",
+            path=operation,
+            detail=f"source blocked for {svc.throttle.cooldown:.0f} s",
+        )
+
+
 async def authenticate(
     svc: Services,
     token: str | None,

@@ -11,16 +11,12 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING
 
-import orjson
-from sqlalchemy.dialects import postgresql, sqlite
-
 from keysafe.audit.service import anchor_chain
 from keysafe.crypto import rootkey
 from keysafe.crypto.envelope import DecryptionFailed
 from keysafe.crypto.keyring import Keyring
-from keysafe.errors import AlreadyInitialized, InvalidInput, UnsealSourceFailed
+from keysafe.errors import InvalidInput, UnsealSourceFailed
 from keysafe.store.engine import read_conn, write_txn
-from keysafe.store.tables import sys_state
 
 if TYPE_CHECKING:
     from keysafe.system.service import InitResult, SystemService
@@ -40,15 +36,7 @@ def initialize(
     config = {"mode": system.source.kind, "shares": shares, "threshold": threshold}
     config["recovery"] = True
     with write_txn(system._engine) as conn:
-        dialect_insert = postgresql.insert if system._postgres else sqlite.insert
-        claimed = conn.execute(
-            dialect_insert(sys_state)
-            .values(key="seal_config", value=orjson.dumps(config))
-            .on_conflict_do_nothing(index_elements=["key"])
-            .returning(sys_state.c.key)
-        ).first()
-        if claimed is None:
-            raise AlreadyInitialized("the vault is already initialised")
+        system._claim(conn, config)
         system._put(conn, "keyring", keyring.seal_with(root_key))
         system._put(conn, "root_wrapped", wrapped)
         system._put(conn, "sealed", b"1")

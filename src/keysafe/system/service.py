@@ -98,6 +98,19 @@ class SystemService:
         row = conn.execute(query).first()
         return None if row is None else bytes(row.value)
 
+    def _claim(self, conn: Connection, config: dict[str, Any]) -> None:
+        """Write the seal configuration if there is none: of two concurrent inits
+        (PostgreSQL) exactly one wins; the other gets AlreadyInitialized."""
+        dialect_insert = postgresql.insert if self._postgres else sqlite.insert
+        claimed = conn.execute(
+            dialect_insert(sys_state)
+            .values(key="seal_config", value=orjson.dumps(config))
+            .on_conflict_do_nothing(index_elements=["key"])
+            .returning(sys_state.c.key)
+        ).first()
+        if claimed is None:
+            raise AlreadyInitialized("the vault is already initialised")
+
     def _put(self, conn: Connection, key: str, value: bytes) -> None:
         dialect_insert = (
             postgresql.insert if self._engine.dialect.name == "postgresql" else sqlite.insert
@@ -146,16 +159,7 @@ class SystemService:
             else:
                 texts = [rootkey.encode_unseal_key(root_key)]
                 config = {"mode": MODE_KEY, "shares": 1, "threshold": 1}
-            # Insert-if-absent: of two concurrent inits (PostgreSQL) exactly one wins.
-            dialect_insert = postgresql.insert if self._postgres else sqlite.insert
-            claimed = conn.execute(
-                dialect_insert(sys_state)
-                .values(key="seal_config", value=orjson.dumps(config))
-                .on_conflict_do_nothing(index_elements=["key"])
-                .returning(sys_state.c.key)
-            ).first()
-            if claimed is None:
-                raise AlreadyInitialized("the vault is already initialised")
+            self._claim(conn, config)
             self._put(conn, "keyring", keyring.seal_with(root_key))
             self._put(conn, "sealed", b"1")
             issued = self._tokens.mint_root(conn, keyring.token_hmac_key)

@@ -90,22 +90,6 @@ async def _anonymous_form(request: Request) -> dict[str, str]:
     return form
 
 
-async def _throttled(request: Request, operation: str) -> None:
-    """Count a failed proof against the source address (audited when it blocks)."""
-    svc = deps.services(request)
-    src = deps.source(request)
-    if svc.throttle.failed(src):
-        await deps.record(
-            svc,
-            rid=deps.request_id(request),
-            actor="anonymous",
-            src=src,
-            operation="auth:throttle",
-            path=operation,
-            detail=f"source blocked for {svc.throttle.cooldown:.0f} s",
-        )
-
-
 def _signed_in(token: str, max_age: int | None) -> Response:
     response = redirect(f"{UI_PREFIX}/secrets")
     _set_cookie(response, SESSION_COOKIE, token, max_age)
@@ -130,7 +114,7 @@ async def login(request: Request) -> Response:
             attempt,
         )
     except LoginFailed as exc:
-        await _throttled(request, "auth:login")
+        await deps.failed_proof(deps.services(request), request, "auth:login")
         return _login_page(request, exc.status, exc.detail)
     except KeysafeError as exc:
         return _login_page(request, exc.status, exc.detail)
@@ -187,7 +171,7 @@ async def step_up(request: Request) -> Response:
                 svc.users.login.step_up, session, form.get("code", "")[:64], attempt
             )
         except LoginFailed:
-            await _throttled(request, "auth:mfa")
+            await deps.failed_proof(deps.services(request), request, "auth:mfa")
             raise
         return redirect(_safe_back(form.get("back", "")))
 

@@ -76,21 +76,6 @@ def _attempt(request: Request) -> Attempt:
     return Attempt(deps.source(request), deps.request_id(request))
 
 
-async def _throttled_failure(svc: Services, request: Request, operation: str) -> None:
-    """Count a failed proof against the source address (audited when it blocks)."""
-    src = deps.source(request)
-    if svc.throttle.failed(src):
-        await deps.record(
-            svc,
-            rid=deps.request_id(request),
-            actor="anonymous",
-            src=src,
-            operation="auth:throttle",
-            path=operation,
-            detail=f"source blocked for {svc.throttle.cooldown:.0f} s",
-        )
-
-
 async def _session(request: Request) -> tuple[Services, SessionRecord]:
     """The caller's own session; InvalidInput for any other kind of credential."""
     await deps.context(request)
@@ -126,7 +111,7 @@ async def login(request: Request, body: LoginBody) -> Response:
             svc.users.login.login, body.name, body.password, body.code, _attempt(request)
         )
     except LoginFailed:
-        await _throttled_failure(svc, request, "auth:login")
+        await deps.failed_proof(svc, request, "auth:login")
         raise
     return json_response(
         {"token": result.token, "name": result.name, "mfa": result.mfa, "session": result.session}
@@ -147,7 +132,7 @@ async def step_up(request: Request, body: CodeBody) -> Response:
             svc.users.login.step_up, session, body.code, _attempt(request)
         )
     except LoginFailed:
-        await _throttled_failure(svc, request, "auth:mfa")
+        await deps.failed_proof(svc, request, "auth:mfa")
         raise
     return json_response({"mfa": True})
 
@@ -166,7 +151,7 @@ async def begin_totp(request: Request, body: PasswordBody) -> Response:
             svc.users.login.begin_totp, session, body.password, _attempt(request)
         )
     except LoginFailed:
-        await _throttled_failure(svc, request, "auth:totp-enrol")
+        await deps.failed_proof(svc, request, "auth:totp-enrol")
         raise
     return json_response(doc)
 
