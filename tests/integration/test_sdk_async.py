@@ -143,11 +143,14 @@ def test_async_client_has_every_method_of_client() -> None:
         return {n: getattr(cls, n) for n in dir(cls) if not n.startswith("_")}
 
     sync, aio = public(Client), public(AsyncClient)
-    missing = set(sync) - set(aio) - {"close"}  # AsyncClient.aclose, like httpx
+    # AsyncClient.aclose, like httpx; a backup streams to a file from the blocking
+    # client only (`keysafe operator backup`), not worth an async twin.
+    sync_only = {"close", "backup_stream"}
+    missing = set(sync) - set(aio) - sync_only
     assert missing == set()
     assert "aclose" in aio
     for name, method in sync.items():
-        if name in {"close", "addr", "addrs", "invalidate"}:
+        if name in {"addr", "addrs", "invalidate"} | sync_only:
             continue
         assert inspect.iscoroutinefunction(aio[name]), name
         assert inspect.signature(method).parameters.keys() == (

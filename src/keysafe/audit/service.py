@@ -310,16 +310,23 @@ class AuditLog:
             log.error("audit event could not be written: %s", exc)
             raise AuditUnavailable(_REFUSED) from exc
 
-    def _after_commit(self, appended: Appended) -> None:
-        """The events are stored: note it, and only now copy them to the file."""
+    def _after_commit(self, appended: Appended, *, refuse: bool = False) -> None:
+        """The events are stored: note it, and only now copy them to the file.
+
+        When the file write fails, health reports the sink and the next appends are
+        refused for a while (see FileSink). ``refuse`` (the group commit of events
+        recorded before answering) also raises, so those requests fail closed: a read
+        never answers with a value whose audit line was not written. A change made in
+        its own transaction has committed already and stands."""
         self._chains.committed(appended.chain, appended.chained[-1].chain_seq)
-        if appended.lines:
-            # Committed already: the operation stands; health reports the sink and the
-            # next appends are refused for a while (see FileSink).
-            with contextlib.suppress(OSError):
-                self._write_tracked(appended.lines)
         if appended.checkpoint is not None:
             log_checkpoint(appended.checkpoint)
+        if appended.lines:
+            try:
+                self._write_tracked(appended.lines)
+            except OSError:
+                if refuse:
+                    raise
 
     def _write_tracked(self, data: bytes) -> None:
         assert self._sink is not None
@@ -368,7 +375,7 @@ class AuditLog:
         finally:
             with contextlib.suppress(Exception):
                 cur.close()
-        self._after_commit(appended)
+        self._after_commit(appended, refuse=True)
 
     # -- reading and verifying -----------------------------------------------------------
 
