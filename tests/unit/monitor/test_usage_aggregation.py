@@ -115,7 +115,7 @@ def _event(seq: int, ts: int, actor: str, source: str, op: str, path: str, outco
     return {
         "seq": seq, "ts": ts, "request_id": f"r{seq}", "actor": actor, "source": source,
         "operation": op, "path": path, "outcome": outcome, "detail": "",
-        "prev_hash": bytes(32), "hash": bytes(32),
+        "prev_hash": bytes(32), "hash": bytes(32), "chain": "test", "chain_seq": seq,
     }  # fmt: skip
 
 
