@@ -197,6 +197,28 @@ async def record(
     )
 
 
+async def record_as(
+    svc: Services,
+    ctx: RequestContext,
+    operation: str,
+    *,
+    outcome: str,
+    path: str = "",
+    detail: str = "",
+) -> None:
+    """``record`` for an event of the request's own caller (its id, source, token)."""
+    await record(
+        svc,
+        rid=ctx.request_id,
+        actor=ctx.principal.token_id,
+        src=ctx.source,
+        operation=operation,
+        path=path,
+        outcome=outcome,
+        detail=detail,
+    )
+
+
 async def failed_proof(svc: Services, request: Request, operation: str) -> None:
     """Count a failed proof (password, TOTP) against the source address; audited when
     the address gets blocked. The API's and the console's sign-in share it."""

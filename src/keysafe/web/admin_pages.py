@@ -230,12 +230,10 @@ async def audit(
                 if len(shown) >= AUDIT_PAGE:
                     break
         more = len(shown) >= AUDIT_PAGE or len(rows) >= AUDIT_SCAN
-        await deps.record(
+        await deps.record_as(
             svc,
-            rid=ctx.request_id,
-            actor=ctx.principal.token_id,
-            src=ctx.source,
-            operation="audit:events",
+            ctx,
+            "audit:events",
             path="sys/audit",
             outcome=OUTCOME_OK,
             detail=f"console after={start}",
@@ -264,12 +262,10 @@ async def verify(request: Request) -> Response:
         ctx = await deps.needs_context(request, "audit:verify")
         result = await anyio.to_thread.run_sync(svc.audit.verify)
         outcome = "intact" if result.ok else f"broken at event {result.first_bad}"
-        await deps.record(
+        await deps.record_as(
             svc,
-            rid=ctx.request_id,
-            actor=ctx.principal.token_id,
-            src=ctx.source,
-            operation="audit:verify",
+            ctx,
+            "audit:verify",
             path="sys/audit",
             outcome=OUTCOME_OK,
             detail=f"source=db: {outcome}",

@@ -66,12 +66,10 @@ async def events(
 
 
 async def _audit_read(svc: Services, ctx: RequestContext, operation: str, detail: str) -> None:
-    await deps.record(
+    await deps.record_as(
         svc,
-        rid=ctx.request_id,
-        actor=ctx.principal.token_id,
-        src=ctx.source,
-        operation=operation,
+        ctx,
+        operation,
         path="sys/audit",
         outcome=OUTCOME_OK,
         detail=detail,

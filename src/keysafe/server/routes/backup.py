@@ -145,12 +145,10 @@ async def backup(request: Request) -> StreamingResponse:
         if isinstance(first, BaseException):
             raise first
         assert isinstance(first, Header)
-        await deps.record(
+        await deps.record_as(
             svc,
-            rid=ctx.request_id,
-            actor=ctx.principal.token_id,
-            src=ctx.source,
-            operation="sys:backup",
+            ctx,
+            "sys:backup",
             path="sys/backup",
             outcome=OUTCOME_OK,
             detail=f"{first.total_rows} rows, schema revision {first.schema_revision}",

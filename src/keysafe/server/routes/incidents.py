@@ -187,12 +187,10 @@ async def close_incident(request: Request, incident_id: str) -> Response:
 
 
 async def _audit_read(request: Request, ctx: RequestContext, operation: str, path: str) -> None:
-    await deps.record(
+    await deps.record_as(
         deps.services(request),
-        rid=ctx.request_id,
-        actor=ctx.principal.token_id,
-        src=ctx.source,
-        operation=operation,
+        ctx,
+        operation,
         path=path,
         outcome=OUTCOME_OK,
     )

@@ -15,6 +15,7 @@ from pydantic import BaseModel, Field
 from starlette.responses import Response
 
 from keysafe.access.models import Deny, denial
+from keysafe.audit.models import OUTCOME_DENIED
 from keysafe.errors import InvalidInput
 from keysafe.rotation import lease_models as m
 from keysafe.rotation.dynamic import MAX_GRANTS
@@ -87,12 +88,11 @@ async def write_role(request: Request, name: str, body: RoleBody) -> Response:
     ):
         decision = svc.authorizer.decide(ctx.principal, "read", path, ctx.source)
         if isinstance(decision, Deny):
-            await deps.record(
+            await deps.record_as(
                 svc,
-                rid=ctx.request_id,
-                actor=ctx.principal.token_id,
-                src=ctx.source,
-                operation="creds:role-write",
+                ctx,
+                "creds:role-write",
+                outcome=OUTCOME_DENIED,
                 path=name,
                 detail=f"{what}: {decision.reason}",
             )
@@ -194,12 +194,10 @@ async def list_leases(
     rows = await anyio.to_thread.run_sync(
         lambda: svc.leases.list_leases(prefix, state, max(1, min(limit, 10000)))
     )
-    await deps.record(
+    await deps.record_as(
         svc,
-        rid=ctx.request_id,
-        actor=ctx.principal.token_id,
-        src=ctx.source,
-        operation="lease:list",
+        ctx,
+        "lease:list",
         path=m.CREDS_PREFIX + prefix,
         outcome="ok",
         detail=f"{len(rows)} leases",

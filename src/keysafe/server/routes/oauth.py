@@ -203,12 +203,10 @@ async def rotate_signing_key(request: Request) -> Response:
     svc = deps.services(request)
     kid = await anyio.to_thread.run_sync(svc.system.rotate_signing_key)
     ctx = await deps.context(request)
-    await deps.record(
+    await deps.record_as(
         svc,
-        rid=ctx.request_id,
-        actor=ctx.principal.token_id,
-        src=ctx.source,
-        operation="sys:rotate-signing-key",
+        ctx,
+        "sys:rotate-signing-key",
         outcome="ok",
         detail=kid,
     )

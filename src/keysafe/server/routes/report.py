@@ -53,12 +53,10 @@ async def compliance_report(
             svc.clock.now_us(), unused_days=unused_days, expiring_days=expiring_days
         )
     )
-    await deps.record(
+    await deps.record_as(
         svc,
-        rid=ctx.request_id,
-        actor=ctx.principal.token_id,
-        src=ctx.source,
-        operation="report:read",
+        ctx,
+        "report:read",
         outcome=OUTCOME_OK,
         detail=f"compliance report ({format})",
     )

@@ -196,12 +196,10 @@ async def unseal(request: Request, body: UnsealRequest) -> Response:
 
 async def _audit_sys(request: Request, operation: str, detail: str = "") -> None:
     ctx = await deps.needs_context(request, operation)
-    await deps.record(
+    await deps.record_as(
         deps.services(request),
-        rid=ctx.request_id,
-        actor=ctx.principal.token_id,
-        src=ctx.source,
-        operation=operation,
+        ctx,
+        operation,
         outcome=OUTCOME_OK,
         detail=detail,
     )
@@ -304,12 +302,10 @@ async def unseal_migrate(request: Request, body: UnsealMigrateRequest) -> Respon
         lambda: migrate(svc.system, body.to, body.shares, body.new_shares, body.new_threshold)
     )
     mode = str(svc.system.status()["unseal_mode"])
-    await deps.record(
+    await deps.record_as(
         svc,
-        rid=ctx.request_id,
-        actor=ctx.principal.token_id,
-        src=ctx.source,
-        operation="sys:unseal-migrate",
+        ctx,
+        "sys:unseal-migrate",
         outcome=OUTCOME_OK,
         detail=f"now {mode}",
     )

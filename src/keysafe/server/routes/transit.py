@@ -79,12 +79,10 @@ def _path(name: str) -> str:
 
 async def _audit(request: Request, operation: str, path: str, detail: str = "") -> None:
     ctx = await deps.context(request)
-    await deps.record(
+    await deps.record_as(
         deps.services(request),
-        rid=ctx.request_id,
-        actor=ctx.principal.token_id,
-        src=ctx.source,
-        operation=operation,
+        ctx,
+        operation,
         path=path,
         outcome=OUTCOME_OK,
         detail=detail,

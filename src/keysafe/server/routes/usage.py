@@ -36,12 +36,10 @@ async def _audited_usage(request: Request, kind: str, subject: str, days: int) -
     svc = deps.services(request)
     doc = await anyio.to_thread.run_sync(svc.usage.usage, kind, subject, days)
     ctx = await deps.context(request)
-    await deps.record(
+    await deps.record_as(
         svc,
-        rid=ctx.request_id,
-        actor=ctx.principal.token_id,
-        src=ctx.source,
-        operation="usage:read",
+        ctx,
+        "usage:read",
         path=f"{kind}:{subject}",
         outcome=OUTCOME_OK,
     )

@@ -261,12 +261,10 @@ async def revoke_self(request: Request) -> Response:
 
 
 async def _record(request: Request, ctx: RequestContext, operation: str, outcome: str) -> None:
-    await deps.record(
+    await deps.record_as(
         deps.services(request),
-        rid=ctx.request_id,
-        actor=ctx.principal.token_id,
-        src=ctx.source,
-        operation=operation,
+        ctx,
+        operation,
         outcome=outcome,
     )
 
